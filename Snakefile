@@ -1,0 +1,19 @@
+# daedyn workflow: datasets -> spectra -> (theory, training) -> aggregation -> figures.
+# Run `./run.sh pipeline` (see README.md); any snakemake option may follow.
+from snakemake.utils import min_version
+
+min_version("9.27")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/spectrum.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

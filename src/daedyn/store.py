@@ -1,0 +1,154 @@
+"""The project's only netCDF writer and reader.
+
+Every result file goes through :func:`write_dataset`, which adds the CF / ACDD
+global attributes and the provenance of :mod:`daedyn.provenance`, chooses an
+explicit encoding (zlib, no fill value on coordinates) and writes atomically:
+to a temporary file in the same folder, then ``os.replace``. A job killed
+mid-write therefore never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+# HDF5 file locking fails on many shared cluster filesystems; must be set before netCDF4 loads.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from daedyn import __version__, provenance  # noqa: E402
+
+ENGINE = "netcdf4"
+CONVENTIONS = "CF-1.11 ACDD-1.3"
+REFERENCES = (
+    "Pretorius, Kroon & Kamper, Learning Dynamics of Linear Denoising Autoencoders, "
+    "ICML 2018, arXiv:1806.05413"
+)
+
+
+class ResultFileError(OSError):
+    """A result file is missing, truncated or not a netCDF file daedyn can read."""
+
+
+def _check_attr(key: str, value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (str, int, float, np.integer, np.floating)):
+        return value
+    if isinstance(value, (list, tuple, dict)):
+        return provenance.canonical_json(value)
+    raise TypeError(f"attribute {key!r} has type {type(value).__name__}; use str, int or float")
+
+
+def _clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _check_attr(k, v) for k, v in attrs.items() if v is not None}
+
+
+def write_dataset(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    title: str,
+    summary: str,
+    provenance_attrs: Mapping[str, Any],
+    encoding: Mapping[str, Mapping[str, Any]] | None = None,
+    complevel: int = 4,
+) -> Path:
+    """Write `ds` to `path` atomically with CF attributes and provenance.
+
+    `encoding` overrides the default per-variable encoding (zlib level
+    `complevel`, NaN fill for float data, none for coordinates), e.g. to store
+    pixels as uint8 with a ``scale_factor``. Attribute values must be str,
+    numbers or JSON-able containers; anything else raises TypeError before a
+    byte is written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    finished = provenance.now()
+    ds = ds.copy()
+    ds.attrs = _clean_attrs({
+        "Conventions": CONVENTIONS,
+        "title": title,
+        "summary": summary,
+        "institution": "daedyn",
+        "source": f"daedyn {__version__}",
+        "references": REFERENCES,
+        "keywords": "denoising autoencoder, learning dynamics, linear networks, weight decay",
+        "creator_name": "daedyn pipeline",
+        "product_version": __version__,
+        "comment": "Mean convention Sigma = X^T X / N; noise eps is a variance; one epoch = one full-batch step.",
+        "date_created": finished,
+        **ds.attrs,
+        **provenance_attrs,
+        "time_finished": finished,
+    })
+    history = f"{finished} daedyn {__version__}: rule {ds.attrs.get('snakemake_rule') or 'n/a'}"
+    ds.attrs["history"] = f"{history}\n{ds.attrs['history']}" if "history" in ds.attrs else history
+    for name, var in ds.variables.items():
+        var.attrs = _clean_attrs(var.attrs)
+
+    enc: dict[str, dict[str, Any]] = {}
+    for name, var in ds.variables.items():
+        e: dict[str, Any] = {}
+        if name in ds.coords:
+            e["_FillValue"] = None
+        elif var.dtype.kind in "iub":
+            e["_FillValue"] = None
+        if var.ndim > 0 and var.dtype.kind in "fiub" and name not in ds.dims:
+            e.update(zlib=True, complevel=complevel)
+        if var.dtype.kind == "U":
+            e.pop("zlib", None)
+        enc[name] = e
+    for name, extra in (encoding or {}).items():
+        enc.setdefault(name, {}).update(extra)
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results should be readable like any file
+    try:
+        with warnings.catch_warnings():
+            # packed uint8 pixels have no missing values, so no fill value is needed
+            warnings.filterwarnings("ignore", message="saving variable .* without any _FillValue")
+            ds.to_netcdf(tmp, engine=ENGINE, encoding=enc)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def open_dataset(path: str | os.PathLike, *, needed_by: str = "", load: bool = True, **kwargs) -> xr.Dataset:
+    """Open a result file, with an error that names the file (and the rule that needs it).
+
+    With ``load=True`` (default) the data are read into memory and the file is
+    closed at once; ``load=False`` keeps it open lazily (for block-wise reads
+    of large datasets) and the caller must close it.
+    """
+    path = Path(path)
+    who = f" (needed by {needed_by})" if needed_by else ""
+    if not path.exists():
+        raise ResultFileError(f"result file {path} does not exist{who}; rerun the step that makes it")
+    try:
+        ds = xr.open_dataset(path, engine=ENGINE, **kwargs)
+        if load:
+            with ds:
+                ds = ds.load()
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise ResultFileError(
+            f"cannot read {path}{who}: {err}. The file is corrupt or truncated; delete it and rerun "
+            f"the workflow so that it is rebuilt."
+        ) from err
+    return ds
+
+
+def config_of(ds: xr.Dataset) -> dict[str, Any]:
+    """The job config stored in a result file's provenance."""
+    return json.loads(ds.attrs["config_json"])

@@ -1,0 +1,94 @@
+# Shared definitions: config validation, wildcard constraints, input and params functions.
+# No rules here (rules live in the other .smk files).
+import os
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+# The package's own sources are declared as inputs, so that editing a module reruns
+# exactly the rules that import it (imports are invisible to Snakemake otherwise).
+REPO = Path(workflow.basedir)
+PKG = REPO / "src" / "daedyn"
+LOCK = str(REPO / "requirements.lock")
+CORE_MODULES = ["__init__", "provenance", "store", "jobs/__init__"]
+
+
+def package_sources(*modules):
+    """Source files of daedyn modules a rule uses, plus the core every job imports."""
+    return [str(PKG / f"{m}.py") for m in CORE_MODULES + list(modules)]
+
+
+def config_error(key, message):
+    raise WorkflowError(f"Invalid config: {key}: {message}")
+
+
+DATASETS = config["datasets"]
+for _i, _entry in enumerate(config["spectra"]):
+    if _entry["dataset"] not in DATASETS:
+        config_error(
+            f"spectra[{_i}].dataset",
+            f"unknown dataset {_entry['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+for _name, _ds in DATASETS.items():
+    if _ds["source"] != "synthetic" and _ds.get("synthetic"):
+        config_error(
+            f"datasets.{_name}.synthetic",
+            f"only allowed with source: synthetic (source is {_ds['source']!r})",
+        )
+    _syn = _ds.get("synthetic")
+    if _ds["source"] == "synthetic":
+        if _syn is None:
+            config_error(f"datasets.{_name}.synthetic", "required with source: synthetic")
+        if _syn["spectrum"] == "list" and len(_syn.get("values", [])) != _syn["dim"]:
+            config_error(
+                f"datasets.{_name}.synthetic.values",
+                f"spectrum: list needs exactly dim={_syn['dim']} values",
+            )
+        if _syn["exact"] and _syn["n_samples"] < _syn["dim"]:
+            config_error(
+                f"datasets.{_name}.synthetic.n_samples",
+                f"exact synthetic data need n_samples >= dim ({_syn['n_samples']} < {_syn['dim']})",
+            )
+
+
+wildcard_constraints:
+    dataset="[a-z][a-z0-9_]*",
+    n=r"\d+",
+
+
+def data_access():
+    """Where raw files are looked for; DAEDYN_DATA_MIRROR overrides data.mirror."""
+    mirror = os.environ.get("DAEDYN_DATA_MIRROR") or config["data"]["mirror"]
+    return {
+        "mirror": str(Path(mirror).resolve()) if mirror else None,
+        "cache": "resources/torchvision",
+        "download": config["data"]["download"],
+    }
+
+
+def dataset_params(wildcards):
+    entry = DATASETS[wildcards.dataset]
+    spec = {"source": entry["source"], "split": entry["split"]}
+    if entry["source"] == "synthetic":
+        spec["synthetic"] = entry["synthetic"]
+    return {"dataset": spec, "access": data_access()}
+
+
+def spectrum_params(wildcards):
+    return {
+        "dataset": wildcards.dataset,
+        "n_samples": int(wildcards.n),
+        "center": DATASETS[wildcards.dataset]["center"],
+    }
+
+
+def spectrum_path(dataset, n_samples):
+    return f"results/spectra/{dataset}_n{n_samples}.nc"
+
+
+SPECTRA = sorted({spectrum_path(s["dataset"], s["n_samples"]) for s in config["spectra"]})
+ALL_TARGETS = SPECTRA

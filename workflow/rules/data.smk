@@ -1,0 +1,20 @@
+# Dataset stage: raw files (mirror, system folder or torchvision download) -> results/data/{dataset}.nc
+
+
+rule dataset:
+    input:
+        code=package_sources("data", "jobs/dataset"),
+        lock=LOCK,
+    output:
+        "results/data/{dataset}.nc",
+    params:
+        spec=dataset_params,
+    log:
+        "logs/data/{dataset}.log",
+    benchmark:
+        "benchmarks/runs/data/{dataset}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/dataset.py"

@@ -1,0 +1,21 @@
+# Spectrum stage: Sigma = X^T X / N of the first N samples, eigendecomposed (descending).
+
+
+rule spectrum:
+    input:
+        dataset="results/data/{dataset}.nc",
+        code=package_sources("spectrum", "jobs/spectrum"),
+        lock=LOCK,
+    output:
+        "results/spectra/{dataset}_n{n}.nc",
+    params:
+        spec=spectrum_params,
+    log:
+        "logs/spectra/{dataset}_n{n}.log",
+    benchmark:
+        "benchmarks/runs/spectra/{dataset}_n{n}.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/spectrum.py"
