@@ -1,11 +1,15 @@
 # daedyn workflow: datasets -> spectra -> (theory, training) -> aggregation -> figures.
 # Run `./run.sh pipeline` (see README.md); any snakemake option may follow.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.27")
 
 
-configfile: "config.yaml"
+# The repository's config.yaml, also when the run is relocated with --directory;
+# --configfile FILE replaces it.
+configfile: Path(workflow.basedir) / "config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -6,7 +6,6 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 # The package's own sources are declared as inputs, so that editing a module reruns
@@ -42,7 +41,9 @@ for _name, _ds in DATASETS.items():
     _syn = _ds.get("synthetic")
     if _ds["source"] == "synthetic":
         if _syn is None:
-            config_error(f"datasets.{_name}.synthetic", "required with source: synthetic")
+            config_error(
+                f"datasets.{_name}.synthetic", "required with source: synthetic"
+            )
         if _syn["spectrum"] == "list" and len(_syn.get("values", [])) != _syn["dim"]:
             config_error(
                 f"datasets.{_name}.synthetic.values",
@@ -90,5 +91,7 @@ def spectrum_path(dataset, n_samples):
     return f"results/spectra/{dataset}_n{n_samples}.nc"
 
 
-SPECTRA = sorted({spectrum_path(s["dataset"], s["n_samples"]) for s in config["spectra"]})
+SPECTRA = sorted(
+    {spectrum_path(s["dataset"], s["n_samples"]) for s in config["spectra"]}
+)
 ALL_TARGETS = SPECTRA

@@ -7,14 +7,16 @@ rule dataset:
         lock=LOCK,
     output:
         "results/data/{dataset}.nc",
-    params:
-        spec=dataset_params,
     log:
         "logs/data/{dataset}.log",
     benchmark:
         "benchmarks/runs/data/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        spec=dataset_params,
     script:
         "../scripts/dataset.py"

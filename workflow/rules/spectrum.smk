@@ -8,14 +8,16 @@ rule spectrum:
         lock=LOCK,
     output:
         "results/spectra/{dataset}_n{n}.nc",
-    params:
-        spec=spectrum_params,
     log:
         "logs/spectra/{dataset}_n{n}.log",
     benchmark:
         "benchmarks/runs/spectra/{dataset}_n{n}.tsv"
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        spec=spectrum_params,
     script:
         "../scripts/spectrum.py"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# daedyn's two entry points. Both first create the Python environment (.venv, pip,
+# pinned by requirements.lock) when it is missing or older than pyproject.toml/requirements.lock.
+#   ./run.sh pipeline [snakemake options]   run the workflow (default targets of config.yaml)
+#   ./run.sh test [pytest options]          run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+python=${DAEDYN_PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      python=$candidate
+      break
+    fi
+  done
+fi
+[ -n "$python" ] || { echo "run.sh: Python 3.11 is required (set DAEDYN_PYTHON to its path)" >&2; exit 2; }
+
+stamp=.venv/.daedyn-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+  echo "run.sh: creating the environment in .venv (first time: a few minutes)" >&2
+  "$python" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[test]"
+  touch "$stamp"
+fi
+
+command=${1:-}
+shift || true
+case "$command" in
+  pipeline)
+    # the local profile, unless a profile is named (a workflow profile would override --profile)
+    profile=(--workflow-profile workflow/profiles/default)
+    for arg in "$@"; do
+      case "$arg" in --profile* | --workflow-profile*) profile=() ;; esac
+    done
+    exec .venv/bin/snakemake "${profile[@]}" "$@" ;;
+  test) exec .venv/bin/python -m pytest "$@" ;;
+  *) echo "usage: ./run.sh pipeline [snakemake options] | ./run.sh test [pytest options]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,42 @@
+"""Shared fixtures: paths, a Snakemake runner for temporary working directories, data fixtures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = Path(os.environ.get("DAEDYN_TEST_MNIST", REPO.parent / "shared" / "datasets" / "mnist"))
+
+
+def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in `workdir` with `config` (merged over config.yaml)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--workflow-profile", "none"]
+    if config is not None:
+        cfg = workdir / "test-config.yaml"
+        cfg.write_text(yaml.safe_dump(config))
+        cmd += ["--configfile", str(cfg)]
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=workdir,
+                          env={**os.environ, **(env or {})}, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST raw files not found in {SHARED_MNIST} (set DAEDYN_TEST_MNIST)")
+    return SHARED_MNIST
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())

@@ -1,0 +1,102 @@
+"""The netCDF store: provenance round-trip, CF attributes, atomic writes, clear read errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from daedyn import provenance, store
+
+
+def small_dataset():
+    return xr.Dataset(
+        {"u": (("epoch", "mode"), np.arange(6.0).reshape(3, 2), {"long_name": "mode strength", "units": "1"})},
+        coords={"epoch": [0, 10, 20], "mode": [0, 1], "lr": ("lr", [0.01])},
+    )
+
+
+def test_provenance_round_trips(tmp_path):
+    inputs = tmp_path / "in.bin"
+    inputs.write_bytes(b"abc")
+    config = {"lr": 0.01, "eps": [0.5, 1.0], "name": "fig5"}
+    attrs = provenance.collect(config, rule="train", wildcards={"seed": "3"}, inputs=[inputs], seed=3,
+                               device="cpu")
+    path = store.write_dataset(small_dataset(), tmp_path / "r.nc", title="t", summary="s",
+                               provenance_attrs=attrs)
+    back = store.open_dataset(path)
+    for key in ("daedyn_version", "git_commit", "git_dirty", "config_sha256", "package_versions",
+                "hostname", "device", "seed", "time_started", "time_finished", "snakemake_rule"):
+        assert key in back.attrs, key
+    assert store.config_of(back) == config
+    assert back.attrs["config_sha256"] == provenance.sha256_text(provenance.canonical_json(config))
+    assert json.loads(back.attrs["input_sha256"]) == {
+        str(inputs): "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}  # sha256("abc")
+    assert back.attrs["seed"] == 3
+    assert json.loads(back.attrs["snakemake_wildcards"]) == {"seed": "3"}
+    assert json.loads(back.attrs["package_versions"])["xarray"] == xr.__version__
+    assert back.attrs["Conventions"].startswith("CF-")
+    for key in ("title", "history", "source", "references", "date_created"):
+        assert back.attrs[key]
+    assert back.attrs["git_dirty"] in (0, 1)
+    assert "_FillValue" not in back["lr"].encoding  # no fill value on coordinates
+    xr.testing.assert_identical(back["u"].reset_coords(drop=True), small_dataset()["u"].reset_coords(drop=True))
+    report = provenance.describe(back.attrs)
+    assert back.attrs["config_sha256"] in report and "git commit" in report
+
+
+def test_same_config_same_hash_regardless_of_key_order():
+    a = provenance.collect({"a": 1, "b": [1, 2]})
+    b = provenance.collect({"b": [1, 2], "a": 1})
+    assert a["config_sha256"] == b["config_sha256"]
+    assert a["config_sha256"] != provenance.collect({"a": 2, "b": [1, 2]})["config_sha256"]
+
+
+def test_bad_attribute_type_fails_before_writing(tmp_path):
+    ds = small_dataset()
+    ds.attrs["bad"] = object()
+    with pytest.raises(TypeError, match="'bad'"):
+        store.write_dataset(ds, tmp_path / "r.nc", title="t", summary="s", provenance_attrs={})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_booleans_and_dicts_become_netcdf_safe(tmp_path):
+    path = store.write_dataset(small_dataset(), tmp_path / "r.nc", title="t", summary="s",
+                               provenance_attrs={"flag": True, "info": {"k": 1}})
+    back = store.open_dataset(path)
+    assert back.attrs["flag"] == 1 and json.loads(back.attrs["info"]) == {"k": 1}
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    target = tmp_path / "r.nc"
+
+    def crash(self, path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"CDF partial")
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_dataset(small_dataset(), target, title="t", summary="s", provenance_attrs={})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_is_atomic_and_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "r.nc"
+    store.write_dataset(small_dataset(), target, title="old", summary="s", provenance_attrs={})
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        store.write_dataset(small_dataset(), target, title="new", summary="s", provenance_attrs={})
+    assert store.open_dataset(target).attrs["title"] == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.nc"]
+
+
+def test_corrupt_file_error_names_file_and_rule(tmp_path):
+    bad = tmp_path / "broken.nc"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    with pytest.raises(store.ResultFileError, match=r"broken\.nc \(needed by spectrum\).*delete it and rerun"):
+        store.open_dataset(bad, needed_by="spectrum")
+    with pytest.raises(store.ResultFileError, match="does not exist"):
+        store.open_dataset(tmp_path / "missing.nc")
