@@ -100,3 +100,15 @@ def test_corrupt_file_error_names_file_and_rule(tmp_path):
         store.open_dataset(bad, needed_by="spectrum")
     with pytest.raises(store.ResultFileError, match="does not exist"):
         store.open_dataset(tmp_path / "missing.nc")
+
+
+def test_provenance_command(tmp_path, capsys):
+    from daedyn.__main__ import main
+
+    attrs = provenance.collect({"lr": 0.5}, rule="train", seed=7)
+    path = store.write_dataset(small_dataset(), tmp_path / "r.nc", title="run", summary="s", provenance_attrs=attrs)
+    assert main(["provenance", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert attrs["config_sha256"] in out and "seed: 7" in out and '"lr": 0.5' in out
+    assert main(["provenance", str(tmp_path / "nope.nc")]) == 1
+    assert "does not exist" in capsys.readouterr().err
