@@ -15,6 +15,7 @@ configfile: Path(workflow.basedir) / "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/spectrum.smk"
+include: "workflow/rules/scalar.smk"
 
 
 rule all:

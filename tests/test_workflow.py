@@ -30,6 +30,8 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     for entry in config["spectra"]:
         assert f"results/spectra/{entry['dataset']}_n{entry['n_samples']}.nc" in proc.stdout
     assert "results/spectra/mnist_n50000.nc" in proc.stdout
+    assert jobs["scalar_figure_data"] == jobs["scalar_figure_plot"] == 4
+    assert jobs["theory_claims"] == 1
 
 
 def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
@@ -56,6 +58,20 @@ def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
     mnist = store.open_dataset(tmp_path / "results/data/mnist.nc")
     assert mnist["x"].encoding["dtype"] == np.uint8  # stored compactly
     assert mnist.attrs["raw_checksums"]
+
+    # Figs. 1-4: non-empty images from netCDF files with the expected dimensions
+    expected_dims = {"fig1": {"eps", "trial", "epoch"}, "fig2": {"lam", "eps", "epoch"},
+                     "fig3": {"eps", "epoch", "lr_rule"}, "fig4": {"model", "trial", "epoch"}}
+    for fig, dims in expected_dims.items():
+        ds = store.open_dataset(tmp_path / f"results/scalar/{fig}.nc")
+        assert dims <= set(ds.dims), (fig, dict(ds.sizes))
+        assert ds.sizes["epoch"] > 1
+        png = (tmp_path / f"results/figures/{fig}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 20_000
+        assert (tmp_path / f"results/figures/{fig}.pdf").read_bytes().startswith(b"%PDF")
+    claims = (tmp_path / "results/claims/theory.csv").read_text().splitlines()
+    assert claims[0].startswith("claim,") and len(claims) > 10
+    assert "theory claims" in (tmp_path / "logs/claims/theory.log").read_text()
 
     again = run_snakemake(tmp_path, config, "-n", env=env)
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -113,7 +113,7 @@ def collect(
     rule: str = "",
     wildcards: Mapping[str, Any] | None = None,
     inputs: Iterable[str | os.PathLike] = (),
-    seed: int | None = None,
+    seed: int | str | None = None,
     device: str | None = None,
     started: str | None = None,
 ) -> dict[str, Any]:

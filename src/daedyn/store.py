@@ -9,12 +9,13 @@ mid-write therefore never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 # HDF5 file locking fails on many shared cluster filesystems; must be set before netCDF4 loads.
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
@@ -108,21 +109,35 @@ def write_dataset(
     for name, extra in (encoding or {}).items():
         enc.setdefault(name, {}).update(extra)
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results should be readable like any file
-    try:
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             # packed uint8 pixels have no missing values, so no fill value is needed
             warnings.filterwarnings("ignore", message="saving variable .* without any _FillValue")
             ds.to_netcdf(tmp, engine=ENGINE, encoding=enc)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed to `path`, on failure removed.
+
+    Used for every result file (netCDF, CSV, figures), so that an interrupted
+    job never leaves a file that looks complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results should be readable like any file
+    try:
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def open_dataset(path: str | os.PathLike, *, needed_by: str = "", load: bool = True, **kwargs) -> xr.Dataset:

@@ -59,6 +59,7 @@ for _name, _ds in DATASETS.items():
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
     n=r"\d+",
+    figure="fig[1-4]",
 
 
 def data_access():
@@ -94,4 +95,18 @@ def spectrum_path(dataset, n_samples):
 SPECTRA = sorted(
     {spectrum_path(s["dataset"], s["n_samples"]) for s in config["spectra"]}
 )
-ALL_TARGETS = SPECTRA
+
+SCALAR_FIGURES = sorted(config["scalar_figures"])
+
+
+def scalar_figure_params(wildcards):
+    return config["scalar_figures"][wildcards.figure]
+
+
+SCALAR_TARGETS = [
+    f"results/figures/{fig}.{ext}" for fig in SCALAR_FIGURES for ext in ("png", "pdf")
+]
+if len(SCALAR_FIGURES) == 4:
+    SCALAR_TARGETS.append("results/claims/theory.csv")
+
+ALL_TARGETS = SPECTRA + SCALAR_TARGETS

@@ -1,0 +1,92 @@
+"""Tests for daedyn.claims on the paper's Fig. 1–4 datasets (and deliberately broken ones)."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from daedyn import claims, scalar
+
+REQUIRED = {"1", "2", "3", "5", "6", "7", "8", "9 (theory)", "10", "11", "12", "13 (scalar)",
+            "17", "19"}
+
+
+@pytest.fixture(scope="module")
+def figs():
+    return {k: getattr(scalar, f"{k}_data")(**scalar.FIGURE_DEFAULTS[k])
+            for k in ("fig1", "fig2", "fig3", "fig4")}
+
+
+@pytest.fixture(scope="module")
+def rows(figs):
+    return claims.theory_claims(**figs)
+
+
+def _by_id(rows):
+    return {r["claim"]: r for r in rows}
+
+
+def test_rows_have_columns_and_valid_verdicts(rows):
+    assert rows
+    for r in rows:
+        assert tuple(r) == claims.COLUMNS
+        assert r["verdict"] in claims.VERDICTS
+        assert r["statement"] and r["measured"] and r["expected"]
+    assert REQUIRED <= set(_by_id(rows))
+    assert len({r["claim"] for r in rows}) == len(rows)
+
+
+def test_default_verdicts(rows):
+    """With the paper's parameters the exact identities hold; the Fig. 3 reading does not."""
+    v = {k: r["verdict"] for k, r in _by_id(rows).items()}
+    for k in ("1", "5", "6", "7", "8", "9 (theory)", "10", "11", "12", "13 (scalar)", "17", "19"):
+        assert v[k] == "confirmed", (k, _by_id(rows)[k])
+    assert v["11 (paper's Fig. 3)"] == "refuted"
+    assert v["2"] != "refuted" and v["3"] != "refuted"
+
+
+def test_measured_numbers_are_computed(rows, figs):
+    r6 = _by_id(rows)["6"]["measured"]
+    t = float(figs["fig2"]["t_half_dae"].sel(lam=1.0, eps=1.0))
+    assert f"{t:.1f}" in r6
+    r11 = _by_id(rows)["11"]["measured"]
+    peak = float(figs["fig3"]["u_diff"].sel(lr_rule="notebook", eps=1.0).max())
+    assert f"{peak:.4f}" in r11
+
+
+def test_perturbed_fig2_plateau_is_refuted(figs):
+    bad = figs["fig2"].copy(deep=True)
+    bad["u_star_wdae"][1, 3] += 0.01
+    r = _by_id(claims.theory_claims(figs["fig1"], bad, figs["fig3"], figs["fig4"]))
+    assert r["5"]["verdict"] == "refuted"
+    # a uniformly rescaled (still flat) WDAE curve is caught through the curve ends as well
+    bad2 = figs["fig2"].copy(deep=True)
+    bad2["u_wdae"][:] = bad2["u_wdae"] * 1.02
+    r2 = _by_id(claims.theory_claims(figs["fig1"], bad2, figs["fig3"], figs["fig4"]))
+    assert r2["5"]["verdict"] == "refuted" and r2["6"]["verdict"] != "confirmed"
+
+
+def test_broken_fig3_and_fig4_change_verdicts(figs):
+    bad3 = figs["fig3"].copy(deep=True)
+    bad3["u_diff"].loc[dict(lr_rule="optimal")] = bad3["u_diff"].sel(lr_rule="notebook").values
+    r = _by_id(claims.theory_claims(figs["fig1"], figs["fig2"], bad3, figs["fig4"]))
+    assert r["11"]["verdict"] != "confirmed"
+    assert r["11 (paper's Fig. 3)"]["verdict"] != "refuted"
+    bad4 = figs["fig4"].copy(deep=True)
+    bad4["norm_long"].loc[dict(model="WDAE")] = bad4["norm_long"].sel(model="WDAE").values * 1.01
+    r4 = _by_id(claims.theory_claims(figs["fig1"], figs["fig2"], figs["fig3"], bad4))
+    assert r4["12"]["verdict"] == "refuted"
+
+
+def test_csv_and_format(rows, tmp_path):
+    p = claims.write_claims_csv(rows, tmp_path / "out" / "claims.csv")
+    with open(p, newline="", encoding="utf-8") as fh:
+        back = list(csv.DictReader(fh))
+    assert [r["claim"] for r in back] == [r["claim"] for r in rows]
+    assert back[0].keys() == set(claims.COLUMNS)
+    assert back[4]["measured"] == rows[4]["measured"]
+    text = claims.format_claims(rows)
+    for r in rows:
+        assert f"claim {r['claim']}:" in text
+    n = {v: sum(r["verdict"] == v for r in rows) for v in claims.VERDICTS}
+    assert f"{n['confirmed']} confirmed" in text

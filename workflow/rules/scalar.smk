@@ -1,0 +1,69 @@
+# Scalar-network figures (paper Figs. 1-4): theory + simulation -> netCDF -> figure; claims table.
+
+
+rule scalar_figure_data:
+    input:
+        code=package_sources("theory", "scalar", "jobs/scalar"),
+        lock=LOCK,
+    output:
+        "results/scalar/{figure}.nc",
+    log:
+        "logs/scalar/{figure}.log",
+    benchmark:
+        "benchmarks/runs/scalar/{figure}.tsv"
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        figure="{figure}",
+        spec=scalar_figure_params,
+    script:
+        "../scripts/scalar_figure_data.py"
+
+
+rule scalar_figure_plot:
+    input:
+        data="results/scalar/{figure}.nc",
+        code=package_sources(
+            "figures/__init__", "figures/style", "figures/scalar", "jobs/scalar"
+        ),
+    output:
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../report/scalar_figure.rst",
+            category="Scalar network (Figs. 1-4)",
+            labels={"figure": "{figure}"},
+        ),
+        pdf="results/figures/{figure}.pdf",
+    log:
+        "logs/figures/{figure}.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        figure="{figure}",
+    script:
+        "../scripts/scalar_figure_plot.py"
+
+
+rule theory_claims:
+    input:
+        **{fig: f"results/scalar/{fig}.nc" for fig in SCALAR_FIGURES},
+        code=package_sources("theory", "scalar", "claims", "jobs/scalar"),
+    output:
+        report(
+            "results/claims/theory.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/claims/theory.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        figures=SCALAR_FIGURES,
+    script:
+        "../scripts/theory_claims.py"
