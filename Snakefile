@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/scalar.smk"
+include: "workflow/rules/linear.smk"
 
 
 rule all:

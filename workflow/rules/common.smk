@@ -55,11 +55,31 @@ for _name, _ds in DATASETS.items():
                 f"exact synthetic data need n_samples >= dim ({_syn['n_samples']} < {_syn['dim']})",
             )
 
+for _name, _exp in config["linear_experiments"].items():
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"linear_experiments.{_name}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    if max(_exp["modes"]) >= _exp["hidden"]:
+        config_error(
+            f"linear_experiments.{_name}.modes",
+            f"mode {max(_exp['modes'])} cannot be learned with hidden={_exp['hidden']} units",
+        )
+    if _exp["engine"] != "sampled" and _exp["batch_size"] is not None:
+        config_error(
+            f"linear_experiments.{_name}.batch_size",
+            "only used by engine: sampled (the other engines are full batch)",
+        )
+
 
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
     n=r"\d+",
     figure="fig[1-4]",
+    experiment="|".join(config["linear_experiments"]) or "(?!)",
+    run="[a-z][a-z0-9_]*",
+    seed=r"\d+",
 
 
 def data_access():
@@ -109,4 +129,86 @@ SCALAR_TARGETS = [
 if len(SCALAR_FIGURES) == 4:
     SCALAR_TARGETS.append("results/claims/theory.csv")
 
-ALL_TARGETS = SPECTRA + SCALAR_TARGETS
+LINEAR = {
+    name: exp for name, exp in config["linear_experiments"].items() if exp["enabled"]
+}
+
+
+def linear_spectrum(wildcards):
+    exp = config["linear_experiments"][wildcards.experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def linear_train_inputs(wildcards):
+    """The spectrum always; the dataset too for the engines that pass over the data."""
+    exp = config["linear_experiments"][wildcards.experiment]
+    inputs = {"spectrum": linear_spectrum(wildcards)}
+    if exp["engine"] != "exact":
+        inputs["dataset"] = f"results/data/{exp['dataset']}.nc"
+    return inputs
+
+
+def linear_train_params(wildcards):
+    exp = config["linear_experiments"][wildcards.experiment]
+    keys = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std")
+    keys += ("engine", "batch_size", "dtype", "device")
+    return {
+        "experiment": wildcards.experiment,
+        "run": wildcards.run,
+        "seed": int(wildcards.seed),
+        **{k: exp[k] for k in keys},
+        **exp["runs"][wildcards.run],
+    }
+
+
+def linear_gpus(wildcards):
+    """A GPU is requested only when a run asks for CUDA explicitly (auto takes what the node has)."""
+    return int(config["linear_experiments"][wildcards.experiment]["device"] == "cuda")
+
+
+def linear_runs(wildcards):
+    exp = config["linear_experiments"][wildcards.experiment]
+    return [
+        f"results/runs/{wildcards.experiment}/{run}/seed{seed}.nc"
+        for run in exp["runs"]
+        for seed in exp["seeds"]
+    ]
+
+
+def linear_aggregate_params(wildcards):
+    exp = config["linear_experiments"][wildcards.experiment]
+    return {
+        "experiment": wildcards.experiment,
+        "runs": list(exp["runs"]),
+        "seeds": exp["seeds"],
+        "modes": exp["modes"],
+    }
+
+
+def linear_figure_params(wildcards):
+    exp = config["linear_experiments"][wildcards.experiment]
+    return {"experiment": wildcards.experiment, "modes": exp["modes"]}
+
+
+def linear_resources(wildcards, attempt):
+    """Memory from the problem size: the data (data-pass engines) plus d x d spectra, with headroom."""
+    exp = config["linear_experiments"][wildcards.experiment]
+    source = DATASETS[exp["dataset"]]
+    d = {
+        "cifar10": 3072,
+        "digits": 64,
+        "synthetic": source.get("synthetic", {}).get("dim"),
+    }.get(source["source"], 784)
+    data_mb = 0 if exp["engine"] == "exact" else exp["n_samples"] * d * 8 / 2**20
+    return int((1000 + 3 * data_mb + 3 * d * d * 8 / 2**20) * attempt)
+
+
+SPECTRA = sorted(
+    set(SPECTRA)
+    | {spectrum_path(e["dataset"], e["n_samples"]) for e in LINEAR.values()}
+)
+LINEAR_TARGETS = [
+    f"results/{name}/{out}" for name in LINEAR for out in ("combined.nc", "metrics.csv")
+] + [f"results/figures/{name}.{ext}" for name in LINEAR for ext in ("png", "pdf")]
+
+ALL_TARGETS = SPECTRA + SCALAR_TARGETS + LINEAR_TARGETS

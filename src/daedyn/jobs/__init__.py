@@ -43,7 +43,7 @@ def logged(job: JobInfo) -> Iterator[None]:
     for h in handlers:
         h.setFormatter(fmt)
         root.addHandler(h)
-    root.setLevel(logging.INFO)
+    logging.getLogger("daedyn").setLevel(logging.INFO)  # our INFO; other libraries stay at WARNING
     start = time.perf_counter()
     log.info("rule %s %s started (pid %d)", job.rule or "-", dict(job.wildcards), os.getpid())
     try:
