@@ -22,7 +22,7 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = 
            "--workflow-profile", "none"]
     if config is not None:
         cfg = workdir / "test-config.yaml"
-        cfg.write_text(yaml.safe_dump(config))
+        cfg.write_text(yaml.safe_dump(config, sort_keys=False))
         cmd += ["--configfile", str(cfg)]
     proc = subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=workdir,
                           env={**os.environ, **(env or {})}, timeout=900)
