@@ -1,5 +1,6 @@
 # Shared definitions: config validation, wildcard constraints, input and params functions.
 # No rules here (rules live in the other .smk files).
+import json
 import os
 from pathlib import Path
 
@@ -10,7 +11,9 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 # The package's own sources are declared as inputs, so that editing a module reruns
 # exactly the rules that import it (imports are invisible to Snakemake otherwise).
-REPO = Path(workflow.basedir)
+# Relative to the working directory, so that moving a checkout together with its results
+# does not make every job look changed.
+REPO = Path(os.path.relpath(workflow.basedir))
 PKG = REPO / "src" / "daedyn"
 LOCK = str(REPO / "requirements.lock")
 CORE_MODULES = ["__init__", "provenance", "store", "jobs/__init__"]
@@ -19,6 +22,11 @@ CORE_MODULES = ["__init__", "provenance", "store", "jobs/__init__"]
 def package_sources(*modules):
     """Source files of daedyn modules a rule uses, plus the core every job imports."""
     return [str(PKG / f"{m}.py") for m in CORE_MODULES + list(modules)]
+
+
+def canonical(params):
+    """Params with sorted keys: reordering keys in a config file must not rerun jobs."""
+    return json.loads(json.dumps(params, sort_keys=True))
 
 
 def config_error(key, message):
@@ -97,15 +105,17 @@ def dataset_params(wildcards):
     spec = {"source": entry["source"], "split": entry["split"]}
     if entry["source"] == "synthetic":
         spec["synthetic"] = entry["synthetic"]
-    return {"dataset": spec, "access": data_access()}
+    return canonical({"dataset": spec, "access": data_access()})
 
 
 def spectrum_params(wildcards):
-    return {
-        "dataset": wildcards.dataset,
-        "n_samples": int(wildcards.n),
-        "center": DATASETS[wildcards.dataset]["center"],
-    }
+    return canonical(
+        {
+            "dataset": wildcards.dataset,
+            "n_samples": int(wildcards.n),
+            "center": DATASETS[wildcards.dataset]["center"],
+        }
+    )
 
 
 def spectrum_path(dataset, n_samples):
@@ -120,7 +130,7 @@ SCALAR_FIGURES = sorted(config["scalar_figures"])
 
 
 def scalar_figure_params(wildcards):
-    return config["scalar_figures"][wildcards.figure]
+    return canonical(config["scalar_figures"][wildcards.figure])
 
 
 SCALAR_TARGETS = [
@@ -152,13 +162,15 @@ def linear_train_params(wildcards):
     exp = config["linear_experiments"][wildcards.experiment]
     keys = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std")
     keys += ("engine", "batch_size", "dtype", "device")
-    return {
-        "experiment": wildcards.experiment,
-        "run": wildcards.run,
-        "seed": int(wildcards.seed),
-        **{k: exp[k] for k in keys},
-        **exp["runs"][wildcards.run],
-    }
+    return canonical(
+        {
+            "experiment": wildcards.experiment,
+            "run": wildcards.run,
+            "seed": int(wildcards.seed),
+            **{k: exp[k] for k in keys},
+            **exp["runs"][wildcards.run],
+        }
+    )
 
 
 def linear_gpus(wildcards):
@@ -177,17 +189,19 @@ def linear_runs(wildcards):
 
 def linear_aggregate_params(wildcards):
     exp = config["linear_experiments"][wildcards.experiment]
-    return {
-        "experiment": wildcards.experiment,
-        "runs": list(exp["runs"]),
-        "seeds": exp["seeds"],
-        "modes": exp["modes"],
-    }
+    return canonical(
+        {
+            "experiment": wildcards.experiment,
+            "runs": list(exp["runs"]),
+            "seeds": exp["seeds"],
+            "modes": exp["modes"],
+        }
+    )
 
 
 def linear_figure_params(wildcards):
     exp = config["linear_experiments"][wildcards.experiment]
-    return {"experiment": wildcards.experiment, "modes": exp["modes"]}
+    return canonical({"experiment": wildcards.experiment, "modes": exp["modes"]})
 
 
 def linear_resources(wildcards, attempt):

@@ -1,0 +1,116 @@
+"""Incremental reruns: Snakemake plans exactly the jobs a config or code change affects."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+CONFIG = {
+    "data": {"download": False},
+    "datasets": {"synthetic": {"source": "synthetic",
+                               "synthetic": {"n_samples": 128, "dim": 8, "spectrum": "exponential",
+                                             "scale": 3.0, "decay": 0.6}}},
+    "spectra": [],
+    "linear_experiments": {"tiny": {"dataset": "synthetic", "n_samples": 128, "hidden": 16, "lr": 0.05,
+                                    "epochs": 60, "log_every": 10, "modes": [0, 1], "device": "cpu",
+                                    "runs": {"a": {"eps": 0.0}, "b": {"eps": 0.5}}}},
+}
+TARGETS = ["results/figures/tiny.png", "results/spectra/synthetic_n128.nc"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the workflow and package sources (so edits don't touch the repository) and a finished run."""
+    root = tmp_path_factory.mktemp("reruns")
+    repo = root / "repo"
+    repo.mkdir()
+    for name in ("Snakefile", "config.yaml", "requirements.lock", "environment.yml"):
+        shutil.copy(REPO / name, repo / name)
+    for name in ("workflow", "src"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    work = root / "work"
+    work.mkdir()
+    write_config(work, CONFIG)
+    snakemake(repo, work, "-c2", *TARGETS)
+    return repo, work
+
+
+def write_config(work, config):
+    (work / "c.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def snakemake(repo, work, *args):
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(work),
+                           "--workflow-profile", "none", "--configfile", str(work / "c.yaml"), *args],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def planned(repo, work) -> dict[tuple[str, str], str]:
+    """(rule, wildcards) -> reason of every job a dry run would execute."""
+    out = snakemake(repo, work, "-n", *TARGETS)
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        reason = re.search(r"reason: (.*)", block)
+        wildcards = re.search(r"wildcards: (.*)", block)
+        jobs[(head[1], wildcards[1] if wildcards else "")] = reason[1] if reason else ""
+    return jobs
+
+
+def edit(path):
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def test_nothing_to_do_after_a_complete_run(project):
+    repo, work = project
+    assert planned(repo, work) == {}
+    assert "Nothing to be done" in snakemake(repo, work, "-n", *TARGETS)
+
+
+def test_changing_one_runs_hyperparameter_reruns_that_run_and_its_dependents(project):
+    repo, work = project
+    changed = yaml.safe_load(yaml.safe_dump(CONFIG))
+    changed["linear_experiments"]["tiny"]["runs"]["b"]["eps"] = 0.25
+    write_config(work, changed)
+    try:
+        jobs = planned(repo, work)
+    finally:
+        write_config(work, CONFIG)
+    assert set(jobs) == {("linear_train", "experiment=tiny, run=b, seed=0"),
+                         ("linear_aggregate", "experiment=tiny"), ("linear_figure", "experiment=tiny")}
+    assert "Params have changed" in jobs[("linear_train", "experiment=tiny, run=b, seed=0")]
+
+
+@pytest.mark.parametrize("module, rules", [
+    ("figures/linear.py", {"linear_figure"}),
+    ("theory.py", {"linear_aggregate", "linear_figure"}),
+    ("linear.py", {"linear_train", "linear_aggregate", "linear_figure"}),
+    ("spectrum.py", {"spectrum", "linear_train", "linear_aggregate", "linear_figure"}),
+])
+def test_editing_a_module_reruns_exactly_the_rules_that_use_it(project, module, rules):
+    repo, work = project
+    path = repo / "src" / "daedyn" / module
+    original = path.read_text()
+    edit(path)
+    try:
+        jobs = planned(repo, work)
+    finally:
+        path.write_text(original)
+        # restore the old mtime ordering: the outputs must be newer than the restored file again
+        snakemake(repo, work, "--touch", "-c1", *TARGETS)
+    assert {rule for rule, _ in jobs} == rules
+    direct = {rule for (rule, _), reason in jobs.items() if "Updated input files" in reason and module in reason}
+    assert direct, jobs
