@@ -72,15 +72,21 @@ multithreaded BLAS waits for descheduled threads); ``progress`` shows a tqdm bar
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
 import math
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import xarray as xr
 
 __all__ = [
+    "Checkpoint",
     "DivergenceError",
     "Run",
     "init_weights",
@@ -94,6 +100,8 @@ __all__ = [
     "train_sampled",
 ]
 
+log = logging.getLogger(__name__)
+
 #: a loss above this multiple of the initial loss counts as divergence
 EXPLODE_FACTOR = 1e6
 
@@ -104,6 +112,55 @@ class DivergenceError(FloatingPointError):
 
 # ---------------------------------------------------------------------------------------
 # small helpers
+
+
+class Checkpoint:
+    """Resumable training state, written atomically every ``every`` epochs to ``path``.
+
+    The state holds the weights, the rows recorded so far, the step count and (sampled
+    engine) the noise generator, so a run killed at any moment and started again with the
+    same arguments resumes from the last checkpoint and ends with exactly the result of an
+    uninterrupted run (same device and thread count). A checkpoint written by a run with
+    other arguments (its ``fingerprint`` differs) is ignored.
+    """
+
+    def __init__(self, path, every: int, fingerprint: dict):
+        self.path = None if path is None else Path(path)
+        self.every = int(every)
+        self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
+
+    def load(self) -> dict | None:
+        if self.path is None or not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("checkpoint %s belongs to another run; starting afresh", self.path)
+            return None
+        log.warning("resuming from %s at epoch %d", self.path, state["epoch"])
+        return state
+
+    def due(self, epoch: int, start: int) -> bool:
+        return self.path is not None and self.every > 0 and epoch > start and epoch % self.every == 0
+
+    def save(self, epoch: int, row: int, tracker: "_Tracker", tensors: dict, generator=None) -> None:
+        state = {"fingerprint": self.fingerprint, "epoch": epoch, "row": row,
+                 "tensors": {k: v.detach().cpu().clone() for k, v in tensors.items()},
+                 "tracker": tracker.state(row)}
+        if generator is not None:
+            state["generator"] = generator.get_state()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)  # atomic: a kill mid-save keeps the previous checkpoint
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _fingerprint(engine: str, lam: np.ndarray, **kwargs) -> dict:
+    digest = hashlib.sha256(np.ascontiguousarray(lam, dtype=np.float64).tobytes()).hexdigest()
+    return {"engine": engine, "lam_sha256": digest, **kwargs}
 
 
 def stability_limit(lam, eps: float = 0.0, gamma: float = 0.0) -> float:
@@ -321,6 +378,16 @@ class _Tracker:
         with _num_threads(threads):
             self.sv[row] = torch.linalg.svdvals(R2 @ R1.T)
 
+    def state(self, rows: int) -> dict:
+        return {"u": self.u[:rows].cpu().clone(), "sv": self.sv[:rows].cpu().clone(),
+                "scalars": self.scalars[:rows].cpu().clone(),
+                "first_loss": float("nan") if self.first_loss is None else self.first_loss}
+
+    def restore(self, state: dict) -> None:
+        rows = state["u"].shape[0]
+        self.u[:rows], self.sv[:rows], self.scalars[:rows] = state["u"], state["sv"], state["scalars"]
+        self.first_loss = None if math.isnan(state["first_loss"]) else state["first_loss"]
+
     def _check(self, loss: float, epoch: int) -> None:
         if self.first_loss is None:
             self.first_loss = loss
@@ -435,7 +502,8 @@ def _spectrum_tensors(X, lam, V, dtype, device):
 def train_exact(lam, V, *, hidden: int, lr: float, epochs: int, eps: float = 0.0,
                 gamma: float = 0.0, init_std: float = 1e-4, seed: int = 0, dtype="float32",
                 device="auto", log_every: int = 10, W1=None, W2=None,
-                progress: bool = False, threads: int | None = None) -> Run:
+                progress: bool = False, threads: int | None = None, checkpoint=None,
+                checkpoint_every: int = 500) -> Run:
     """Full-batch GD on the marginalised loss E2, run in Σ's eigenbasis from (λ, V) alone.
 
     ``lam`` (d,) are Σ's eigenvalues (descending), ``V`` (d, d) its orthonormal eigenvectors as
@@ -443,11 +511,16 @@ def train_exact(lam, V, *, hidden: int, lr: float, epochs: int, eps: float = 0.0
     P = A₂ᵀA₂ and Q = A₁diag(λ+ε)A₁ᵀ and the products PA₁diag(λ+ε), A₂Q (see the module
     docstring). Same trajectory as
     :func:`train_datapass` on data with this Σ. Initial weights: :func:`init_weights`
-    (``seed``, ``init_std``) unless ``W1`` (H×d), ``W2`` (d×H) are given.
+    (``seed``, ``init_std``) unless ``W1`` (H×d), ``W2`` (d×H) are given. With a
+    ``checkpoint`` path the state is saved every ``checkpoint_every`` epochs and a run with
+    the same arguments resumes from it (:class:`Checkpoint`).
     """
     _check_common(hidden, lr, epochs, eps, gamma)
     device, dt = resolve_device(device), _resolve_dtype(dtype)
     lam_np, lam_t, V_t = _spectrum_tensors(None, lam, V, dt, device)
+    ckpt = Checkpoint(checkpoint, checkpoint_every, _fingerprint(
+        "exact", lam_np, hidden=hidden, lr=lr, eps=eps, gamma=gamma, init_std=init_std, seed=seed,
+        dtype=str(_resolve_dtype(dtype)), epochs=epochs, log_every=log_every, given=W1 is not None))
     d = lam_np.shape[0]
     if V_t.shape != (d, d):
         raise ValueError(f"V must be ({d}, {d}), got {tuple(V_t.shape)}")
@@ -468,9 +541,16 @@ def train_exact(lam, V, *, hidden: int, lr: float, epochs: int, eps: float = 0.0
         s = lam_t + eps                      # diag(λ+ε): the noisy-input correlation
         eta, c = float(lr), 1.0 - float(lr) * float(gamma)
         eta_lam = lam_t * eta
-        row = 0
+        row = start = 0
+        if (state := ckpt.load()) is not None:
+            start, row = state["epoch"], state["row"]
+            A1.copy_(state["tensors"]["A1"])
+            B2.copy_(state["tensors"]["B2"])
+            tracker.restore(state["tracker"])
         bar = _Progress(epochs, progress, "train_exact")
-        for t in range(epochs + 1):
+        for t in range(start, epochs + 1):
+            if ckpt.due(t, start):
+                ckpt.save(t, row, tracker, {"A1": A1, "B2": B2})
             torch.mul(A1, s, out=A1s)
             torch.mm(B2, B2.T, out=P)            # P = A2ᵀA2 = W2ᵀW2
             torch.mm(A1s, A1.T, out=Q)           # Q = A1 diag(λ+ε) A1ᵀ
@@ -487,6 +567,7 @@ def train_exact(lam, V, *, hidden: int, lr: float, epochs: int, eps: float = 0.0
             bar.update(t + 1)
         bar.close()
         W1_f, W2_f = A1 @ V_t.T, (B2 @ V_t.T).T
+    ckpt.remove()
     attrs = _attrs("exact", lam_np, hidden=hidden, lr=lr, eps=eps, gamma=gamma, init_std=init_std,
                    seed=seed, dtype=dt, device=device, log_every=log_every, n_steps=epochs,
                    given=given)
@@ -500,7 +581,8 @@ def _np(*ts):
 def train_datapass(X, *, hidden: int, lr: float, epochs: int, eps: float = 0.0, gamma: float = 0.0,
                    lam=None, V=None, init_std: float = 1e-4, seed: int = 0, dtype="float32",
                    device="auto", log_every: int = 10, W1=None, W2=None,
-                   progress: bool = False, threads: int | None = None) -> Run:
+                   progress: bool = False, threads: int | None = None, checkpoint=None,
+                   checkpoint_every: int = 500) -> Run:
     """Reference full-batch GD on E2 computed from a pass over the data (O(N·d·H) per step).
 
     With H = XW₁ᵀ (N×H) and E = X − HW₂ᵀ (N×d), the gradients are
@@ -517,6 +599,9 @@ def train_datapass(X, *, hidden: int, lr: float, epochs: int, eps: float = 0.0, 
     W1_0, W2_0 = _initial(d, hidden, init_std, seed, W1, W2, dt, device)
     epochs_log = log_epochs(epochs, log_every)
     tracker = _Tracker(lam_t, eps, gamma, hidden, len(epochs_log), lr)
+    ckpt = Checkpoint(checkpoint, checkpoint_every, _fingerprint(
+        "datapass", lam_np, n=n, hidden=hidden, lr=lr, eps=eps, gamma=gamma, init_std=init_std,
+        seed=seed, dtype=str(dt), epochs=epochs, log_every=log_every, given=given))
     eta = float(lr)
     with torch.no_grad(), _num_threads(threads):
         W1_, W2_ = W1_0.clone(), W2_0.clone()
@@ -524,9 +609,16 @@ def train_datapass(X, *, hidden: int, lr: float, epochs: int, eps: float = 0.0, 
         E = torch.empty(n, d, dtype=dt, device=device)
         EW2 = torch.empty_like(Hh)
         g1, g2 = torch.empty_like(W1_), torch.empty_like(W2_)
-        row = 0
+        row = start = 0
+        if (state := ckpt.load()) is not None:
+            start, row = state["epoch"], state["row"]
+            W1_.copy_(state["tensors"]["W1"])
+            W2_.copy_(state["tensors"]["W2"])
+            tracker.restore(state["tracker"])
         bar = _Progress(epochs, progress, "train_datapass")
-        for t in range(epochs + 1):
+        for t in range(start, epochs + 1):
+            if ckpt.due(t, start):
+                ckpt.save(t, row, tracker, {"W1": W1_, "W2": W2_})
             if row < len(epochs_log) and t == epochs_log[row]:
                 tracker.record(row, t, W1_ @ V_t, W2_.T @ V_t)
                 row += 1
@@ -549,6 +641,7 @@ def train_datapass(X, *, hidden: int, lr: float, epochs: int, eps: float = 0.0, 
             W2_.add_(g2, alpha=-eta)
             bar.update(t + 1)
         bar.close()
+    ckpt.remove()
     attrs = _attrs("datapass", lam_np, hidden=hidden, lr=lr, eps=eps, gamma=gamma,
                    init_std=init_std, seed=seed, dtype=dt, device=device, log_every=log_every,
                    n_steps=epochs, given=given, n_samples=int(n))
@@ -559,7 +652,7 @@ def train_sampled(X, *, hidden: int, lr: float, epochs: int, eps: float, gamma: 
                   batch_size: int | None = None, shuffle: bool = True, lam=None, V=None,
                   init_std: float = 1e-4, seed: int = 0, dtype="float32", device="auto",
                   log_every: int = 10, W1=None, W2=None, progress: bool = False,
-                  threads: int | None = None) -> Run:
+                  threads: int | None = None, checkpoint=None, checkpoint_every: int = 500) -> Run:
     """A real linear DAE: (minibatch) GD with fresh Gaussian input noise every step.
 
     For a batch x_1…x_B and noise n_b ~ N(0, εI) drawn anew each step, x̃ = x + n, the step
@@ -587,14 +680,26 @@ def train_sampled(X, *, hidden: int, lr: float, epochs: int, eps: float, gamma: 
     epochs_log = log_epochs(epochs, log_every)
     tracker = _Tracker(lam_t, eps, gamma, hidden, len(epochs_log), lr)
     gen = torch.Generator(device).manual_seed(noise_seed(seed))
+    ckpt = Checkpoint(checkpoint, checkpoint_every, _fingerprint(
+        "sampled", lam_np, n=n, hidden=hidden, lr=lr, eps=eps, gamma=gamma, init_std=init_std,
+        seed=seed, dtype=str(dt), epochs=epochs, log_every=log_every, given=given, batch_size=B,
+        shuffle=bool(shuffle), device=str(device)))
     std, eta = math.sqrt(eps), float(lr)
     with torch.no_grad(), _num_threads(threads):
         W1_, W2_ = W1_0.clone(), W2_0.clone()
         noise = torch.empty(B, d, dtype=dt, device=device)
         g1, g2 = torch.empty_like(W1_), torch.empty_like(W2_)
-        row = 0
+        row = start = 0
+        if (state := ckpt.load()) is not None:
+            start, row = state["epoch"], state["row"]
+            W1_.copy_(state["tensors"]["W1"])
+            W2_.copy_(state["tensors"]["W2"])
+            tracker.restore(state["tracker"])
+            gen.set_state(state["generator"])
         bar = _Progress(epochs, progress, "train_sampled")
-        for epoch in range(epochs + 1):
+        for epoch in range(start, epochs + 1):
+            if ckpt.due(epoch, start):
+                ckpt.save(epoch, row, tracker, {"W1": W1_, "W2": W2_}, generator=gen)
             if row < len(epochs_log) and epoch == epochs_log[row]:
                 tracker.record(row, epoch, W1_ @ V_t, W2_.T @ V_t)
                 row += 1
@@ -623,6 +728,7 @@ def train_sampled(X, *, hidden: int, lr: float, epochs: int, eps: float, gamma: 
                 W2_.add_(g2, alpha=-eta)
             bar.update(epoch + 1)
         bar.close()
+    ckpt.remove()
     attrs = _attrs("sampled", lam_np, hidden=hidden, lr=lr, eps=eps, gamma=gamma, init_std=init_std,
                    seed=seed, dtype=dt, device=device, log_every=log_every,
                    n_steps=epochs * steps_per_epoch, given=given, n_samples=int(n),

@@ -161,6 +161,7 @@ def linear_train_inputs(wildcards):
 def linear_train_params(wildcards):
     exp = config["linear_experiments"][wildcards.experiment]
     keys = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std")
+    keys += ("checkpoint_every",)
     keys += ("engine", "batch_size", "dtype", "device")
     return canonical(
         {

@@ -29,7 +29,8 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         common = dict(hidden=params["hidden"], lr=params["lr"], epochs=params["epochs"], eps=params["eps"],
                       gamma=params["gamma"], init_std=params["init_std"], seed=params["seed"],
                       dtype=params["dtype"], device=params["device"], log_every=params["log_every"],
-                      progress=True, threads=threads)
+                      progress=True, threads=threads, checkpoint=f"{output}.ckpt",
+                      checkpoint_every=params.get("checkpoint_every", 0))
         log.info("%s/%s seed %d: %s engine, eps=%g, gamma=%g, lr=%g, eta_max=%.4g", params["experiment"],
                  params["run"], params["seed"], params["engine"], params["eps"], params["gamma"], params["lr"],
                  linear.stability_limit(lam, params["eps"], params["gamma"]))

@@ -1,0 +1,137 @@
+"""Fault tolerance: checkpoints, resuming after a kill, corrupted inputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conftest import REPO, run_snakemake
+from daedyn import data, linear, provenance, store
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture
+def problem():
+    lam = data.spectrum_values("exponential", 8, scale=3.0, decay=0.6)
+    ds = data.synthetic(64, 8, lam, seed=5)
+    return data.matrix(ds), lam
+
+
+ENGINES = {
+    "exact": lambda x, lam, V, **kw: linear.train_exact(lam, V, **kw),
+    "datapass": lambda x, lam, V, **kw: linear.train_datapass(x, lam=lam, V=V, **kw),
+    "sampled": lambda x, lam, V, **kw: linear.train_sampled(x, lam=lam, V=V, batch_size=16, **kw),
+}
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_resumed_run_equals_uninterrupted_run(engine, problem, tmp_path, monkeypatch):
+    x, _ = problem
+    lam, V = linear.second_moment_spectrum(x)
+    kw = dict(hidden=6, lr=0.05, epochs=120, eps=0.3, gamma=0.05, seed=3, log_every=7, device="cpu",
+              dtype="float32", threads=1)
+    reference = ENGINES[engine](x, lam, V, **kw)
+
+    ckpt = tmp_path / "run.ckpt"
+    real_save = linear.Checkpoint.save
+
+    def save_then_die(self, epoch, *args, **kwargs):
+        real_save(self, epoch, *args, **kwargs)
+        if epoch == 60:
+            raise Killed  # the process dies right after the checkpoint of epoch 60
+
+    monkeypatch.setattr(linear.Checkpoint, "save", save_then_die)
+    with pytest.raises(Killed):
+        ENGINES[engine](x, lam, V, checkpoint=ckpt, checkpoint_every=20, **kw)
+    assert ckpt.exists()
+    monkeypatch.setattr(linear.Checkpoint, "save", real_save)
+    resumed = ENGINES[engine](x, lam, V, checkpoint=ckpt, checkpoint_every=20, **kw)
+    xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
+    np.testing.assert_array_equal(resumed.W1, reference.W1)
+    assert not ckpt.exists()  # removed once the run is complete
+
+
+def test_checkpoint_of_another_run_is_ignored(problem, tmp_path, caplog):
+    x, _ = problem
+    lam, V = linear.second_moment_spectrum(x)
+    ckpt = tmp_path / "run.ckpt"
+    kw = dict(hidden=6, lr=0.05, epochs=40, device="cpu", dtype="float64", log_every=10)
+    linear.Checkpoint(ckpt, 10, {"something": "else"}).save(
+        20, 2, linear._Tracker(linear._tensor(lam, linear.torch.float64, "cpu"), 0, 0, 6, 5, 0.05),
+        {"A1": linear.torch.zeros(6, 8), "B2": linear.torch.zeros(6, 8)})
+    run = linear.train_exact(lam, V, checkpoint=ckpt, **kw)
+    assert "belongs to another run" in caplog.text
+    xr.testing.assert_identical(run.trajectory, linear.train_exact(lam, V, **kw).trajectory)
+
+
+CONFIG = {
+    "data": {"download": False},
+    "datasets": {"synthetic": {"source": "synthetic",
+                               "synthetic": {"n_samples": 64, "dim": 24, "spectrum": "exponential",
+                                             "scale": 3.0, "decay": 0.8}}},
+    "spectra": [],
+    "linear_experiments": {"slow": {"dataset": "synthetic", "n_samples": 64, "hidden": 12, "lr": 0.05,
+                                    "epochs": 60000, "log_every": 2000, "checkpoint_every": 2000,
+                                    "modes": [0, 1], "device": "cpu", "dtype": "float64",
+                                    "runs": {"dae": {"eps": 0.5}}}},
+}
+TARGET = "results/runs/slow/dae/seed0.nc"
+
+
+def snakemake_cmd(workdir):
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--workflow-profile", "none", "--configfile", str(workdir / "test-config.yaml"), "-c1",
+            "--rerun-incomplete", TARGET]
+
+
+@pytest.mark.workflow
+def test_sigkilled_training_job_resumes_and_matches(tmp_path):
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    run_snakemake(reference_dir, CONFIG, "-c1", TARGET)
+
+    (killed_dir).mkdir()
+    run_snakemake(killed_dir, CONFIG, "-c1", "results/spectra/synthetic_n64.nc")  # inputs first
+    proc = subprocess.Popen(snakemake_cmd(killed_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    ckpt = killed_dir / f"{TARGET}.ckpt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert ckpt.exists(), "no checkpoint was written before the job ended"
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and the job, mid-training
+    proc.wait()
+    assert not (killed_dir / TARGET).exists()  # nothing that looks complete
+
+    # a SIGKILLed Snakemake leaves its lock behind; --unlock is the documented first step
+    run_snakemake(killed_dir, CONFIG, "--unlock", TARGET)
+    run_snakemake(killed_dir, CONFIG, "-c1", "--rerun-incomplete", TARGET)
+    assert "resuming from" in (killed_dir / "logs/runs/slow/dae/seed0.log").read_text()
+    a = store.open_dataset(reference_dir / TARGET)
+    b = store.open_dataset(killed_dir / TARGET)
+    a.attrs, b.attrs = ({k: v for k, v in ds.attrs.items() if k not in provenance.VOLATILE_ATTRS} for ds in (a, b))
+    xr.testing.assert_identical(a, b)
+    assert not ckpt.exists()
+
+
+@pytest.mark.workflow
+def test_corrupt_input_is_reported_with_file_and_rule(tmp_path):
+    config = {**CONFIG, "linear_experiments": {"slow": {**CONFIG["linear_experiments"]["slow"], "epochs": 10}}}
+    run_snakemake(tmp_path, config, "-c1", "results/spectra/synthetic_n64.nc")
+    spectrum_file = tmp_path / "results/spectra/synthetic_n64.nc"
+    spectrum_file.write_bytes(spectrum_file.read_bytes()[:300])  # truncated
+    proc = run_snakemake(tmp_path, config, "-c1", TARGET, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/runs/slow/dae/seed0.log").read_text()
+    assert "results/spectra/synthetic_n64.nc (needed by linear_train)" in log
+    assert "delete it and rerun" in log
+    assert not (tmp_path / TARGET).exists()
