@@ -100,5 +100,12 @@ def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
     syn = store.open_dataset(tmp_path / "results/fig5_synthetic/combined.nc")
     assert float(abs(syn["u_theory"] - syn["u"]).max()) < 0.05
 
+    # Snakemake's HTML report holds every figure with its caption and configuration
+    run_snakemake(tmp_path, config, "--report", "report.html", env=env)
+    report = (tmp_path / "report.html").read_text()
+    for name in ("fig1.png", "fig4.png", "fig5_mnist.png", "fig5_synthetic.png", "theory.csv", "metrics.csv"):
+        assert name in report, name
+    assert "Configuration of this experiment" in report and "hidden" in report
+
     again = run_snakemake(tmp_path, config, "-n", env=env)
     assert "Nothing to be done" in again.stdout + again.stderr
