@@ -109,3 +109,23 @@ def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
 
     again = run_snakemake(tmp_path, config, "-n", env=env)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_resources_are_sized_from_the_experiment(tmp_path):
+    config = {"spectra": [{"dataset": "mnist", "n_samples": 50000}, {"dataset": "cifar10", "n_samples": 30000}],
+              "linear_experiments": {"fig5_cifar10": {"enabled": True, "device": "cuda"}}}
+    out = run_snakemake(tmp_path, config, "-n").stdout
+    resources = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        wildcards = re.search(r"wildcards: (.*)", block)
+        res = re.search(r"resources: (.*)", block)
+        if head and wildcards and res:
+            resources[(head[1], wildcards[1])] = dict(kv.split("=", 1) for kv in res[1].split(", "))
+    cifar = resources[("spectrum", "dataset=cifar10, n=30000")]
+    mnist = resources[("spectrum", "dataset=mnist, n=50000")]
+    assert int(cifar["mem_mb"]) > int(mnist["mem_mb"])
+    train_cifar = resources[("linear_train", "experiment=fig5_cifar10, run=dae, seed=0")]
+    train_mnist = resources[("linear_train", "experiment=fig5_mnist, run=dae, seed=0")]
+    assert train_cifar["gpu"] == "1" and train_mnist["gpu"] == "0"  # GPUs only where CUDA is asked for
+    assert int(train_cifar["runtime"]) > int(train_mnist["runtime"])

@@ -205,17 +205,43 @@ def linear_figure_params(wildcards):
     return canonical({"experiment": wildcards.experiment, "modes": exp["modes"]})
 
 
-def linear_resources(wildcards, attempt):
-    """Memory from the problem size: the data (data-pass engines) plus d x d spectra, with headroom."""
+def dataset_shape(name):
+    """(number of training samples, input dimension) of a configured dataset, known without reading it."""
+    entry = DATASETS[name]
+    if entry["source"] == "synthetic":
+        return entry["synthetic"]["n_samples"], entry["synthetic"]["dim"]
+    return {"cifar10": (50000, 3072), "digits": (1797, 64)}.get(
+        entry["source"], (60000, 784)
+    )
+
+
+def dataset_mem_mb(wildcards, attempt):
+    """The float64 images twice over (decoded copy, encoded copy), with 1 GB headroom."""
+    n, d = dataset_shape(wildcards.dataset)
+    return int((1000 + 2 * n * d * 8 / 2**20) * attempt)
+
+
+def spectrum_mem_mb(wildcards, attempt):
+    """A few d x d float64 matrices (accumulator, eigenvectors, LAPACK work) plus one block."""
+    _, d = dataset_shape(wildcards.dataset)
+    return int((1000 + (4 * d * d + 4096 * d) * 8 / 2**20) * attempt)
+
+
+def linear_mem_mb(wildcards, attempt):
+    """Spectra (d x d) and weights, plus the data for the engines that pass over it."""
     exp = config["linear_experiments"][wildcards.experiment]
-    source = DATASETS[exp["dataset"]]
-    d = {
-        "cifar10": 3072,
-        "digits": 64,
-        "synthetic": source.get("synthetic", {}).get("dim"),
-    }.get(source["source"], 784)
-    data_mb = 0 if exp["engine"] == "exact" else exp["n_samples"] * d * 8 / 2**20
-    return int((1000 + 3 * data_mb + 3 * d * d * 8 / 2**20) * attempt)
+    _, d = dataset_shape(exp["dataset"])
+    data_mb = 0 if exp["engine"] == "exact" else 3 * exp["n_samples"] * d * 8 / 2**20
+    return int((1000 + data_mb + 3 * d * d * 8 / 2**20) * attempt)
+
+
+def linear_runtime(wildcards, attempt):
+    """Minutes, from the flops per epoch at a pessimistic 2 GFLOP/s on one CPU core."""
+    exp = config["linear_experiments"][wildcards.experiment]
+    _, d = dataset_shape(exp["dataset"])
+    h = exp["hidden"]
+    flops = 8 * d * h * h if exp["engine"] == "exact" else 6 * exp["n_samples"] * d * h
+    return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
 SPECTRA = sorted(

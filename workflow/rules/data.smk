@@ -14,7 +14,7 @@ rule dataset:
     conda:
         "../../environment.yml"
     resources:
-        mem_mb=4000,
+        mem_mb=dataset_mem_mb,
         runtime=30,
     params:
         spec=dataset_params,

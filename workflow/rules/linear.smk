@@ -16,8 +16,8 @@ rule linear_train:
         "../../environment.yml"
     threads: 2
     resources:
-        mem_mb=linear_resources,
-        runtime=120,
+        mem_mb=linear_mem_mb,
+        runtime=linear_runtime,
         gpu=linear_gpus,
     params:
         spec=linear_train_params,

@@ -15,7 +15,7 @@ rule spectrum:
     conda:
         "../../environment.yml"
     resources:
-        mem_mb=8000,
+        mem_mb=spectrum_mem_mb,
         runtime=60,
     params:
         spec=spectrum_params,
