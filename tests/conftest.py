@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,15 @@ def mnist_dir() -> Path:
 
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def dry_run_jobs(output: str) -> dict[tuple[str, str], dict[str, str]]:
+    """Jobs listed by `snakemake -n`: (rule, wildcards) -> {"reason": ..., "resources": ...}."""
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        fields = dict(re.findall(r"^\s+(reason|wildcards|resources): (.*)$", block, re.M))
+        jobs[(head[1], fields.pop("wildcards", ""))] = fields
+    return jobs

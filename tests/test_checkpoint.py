@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, dry_run_jobs, run_snakemake
 from daedyn import data, linear, provenance, store
 
 
@@ -135,3 +135,22 @@ def test_corrupt_input_is_reported_with_file_and_rule(tmp_path):
     assert "results/spectra/synthetic_n64.nc (needed by linear_train)" in log
     assert "delete it and rerun" in log
     assert not (tmp_path / TARGET).exists()
+
+
+@pytest.mark.workflow
+def test_after_a_failed_job_only_what_failed_or_is_missing_runs(tmp_path):
+    config = {**CONFIG, "linear_experiments": {"two": {
+        **CONFIG["linear_experiments"]["slow"], "epochs": 300, "log_every": 10,
+        "runs": {"good": {"gamma": 0.1}, "bad": {"gamma": 50.0}}}}}  # 1 - lr*gamma < -1: diverges
+    target = "results/figures/two.png"
+    proc = run_snakemake(tmp_path, config, "-c1", "--keep-going", target, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/runs/two/bad/seed0.log").read_text()
+    assert "diverged" in log and "eta_max" in log and "eta=0.05" in log
+    assert (tmp_path / "results/runs/two/good/seed0.nc").exists()
+    assert not (tmp_path / "results/runs/two/bad/seed0.nc").exists()
+
+    config["linear_experiments"]["two"]["runs"]["bad"]["gamma"] = 0.2  # the fix
+    jobs = dry_run_jobs(run_snakemake(tmp_path, config, "-n", target).stdout)
+    assert set(jobs) == {("linear_train", "experiment=two, run=bad, seed=0"),
+                         ("linear_aggregate", "experiment=two"), ("linear_figure", "experiment=two")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, dry_run_jobs
 
 pytestmark = pytest.mark.workflow
 
@@ -58,16 +57,7 @@ def snakemake(repo, work, *args):
 
 def planned(repo, work) -> dict[tuple[str, str], str]:
     """(rule, wildcards) -> reason of every job a dry run would execute."""
-    out = snakemake(repo, work, "-n", *TARGETS)
-    jobs = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        head = re.match(r"(?:local)?rule (\w+):", block)
-        if not head:
-            continue
-        reason = re.search(r"reason: (.*)", block)
-        wildcards = re.search(r"wildcards: (.*)", block)
-        jobs[(head[1], wildcards[1] if wildcards else "")] = reason[1] if reason else ""
-    return jobs
+    return {job: fields.get("reason", "") for job, fields in dry_run_jobs(snakemake(repo, work, "-n", *TARGETS)).items()}
 
 
 def edit(path):

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import REPO, load_yaml, run_snakemake
+from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
 from daedyn import data, store
 
 pytestmark = pytest.mark.workflow
@@ -115,13 +115,8 @@ def test_resources_are_sized_from_the_experiment(tmp_path):
     config = {"spectra": [{"dataset": "mnist", "n_samples": 50000}, {"dataset": "cifar10", "n_samples": 30000}],
               "linear_experiments": {"fig5_cifar10": {"enabled": True, "device": "cuda"}}}
     out = run_snakemake(tmp_path, config, "-n").stdout
-    resources = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        head = re.match(r"(?:local)?rule (\w+):", block)
-        wildcards = re.search(r"wildcards: (.*)", block)
-        res = re.search(r"resources: (.*)", block)
-        if head and wildcards and res:
-            resources[(head[1], wildcards[1])] = dict(kv.split("=", 1) for kv in res[1].split(", "))
+    resources = {job: dict(kv.split("=", 1) for kv in fields["resources"].split(", "))
+                 for job, fields in dry_run_jobs(out).items() if "resources" in fields}
     cifar = resources[("spectrum", "dataset=cifar10, n=30000")]
     mnist = resources[("spectrum", "dataset=mnist, n=50000")]
     assert int(cifar["mem_mb"]) > int(mnist["mem_mb"])
