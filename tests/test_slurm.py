@@ -92,45 +92,55 @@ def comparable(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def planned_resources(output: str) -> dict[str, list[dict[str, str]]]:
-    """rule -> the `resources:` of each of its jobs in a dry run's job list."""
-    planned: dict[str, list[dict[str, str]]] = {}
+def planned_jobs(output: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """First output file -> (rule, `resources:`) of each job in a dry run's job list."""
+    planned = {}
     for block in re.split(r"\n(?=\[[^\]]+\]\n)", output):
         rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        out = re.search(r"^\s+output: ([^,\n]+)", block, re.M)
         res = re.search(r"^\s+resources: (.*)$", block, re.M)
-        if rule and res:
-            planned.setdefault(rule[1], []).append(dict(kv.split("=", 1) for kv in res[1].split(", ")))
+        if rule and out and res:
+            planned[out[1]] = (rule[1], dict(kv.split("=", 1) for kv in res[1].split(", ")))
     return planned
 
 
+def minutes(time_limit: str) -> int:
+    """SLURM's [D-]HH:MM:SS as minutes."""
+    days, _, hms = time_limit.rpartition("-")
+    h, m, s = (int(x) for x in hms.split(":"))
+    return (int(days or 0) * 24 + h) * 60 + m + (s > 0)
+
+
 def test_slurm_profile_dry_run_plans_sbatch_resources(tmp_path):
-    """Paper-scale config with the SLURM profile: every cluster job gets a partition, memory and time."""
+    """Paper-scale config with the SLURM profile: every cluster job gets a partition and the memory,
+    time and GPUs its rule asks for (the profile's defaults must not replace them)."""
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
     assert "tasks" not in profile["default-resources"]  # would add --ntasks-per-gpu to GPU jobs
     partition = profile["default-resources"]["slurm_partition"]
     # device: cuda makes linear_train request a GPU (auto does not)
     cuda = {"linear_experiments": {"fig5_mnist": {"device": "cuda"}}}
-    proc = run_snakemake(tmp_path, cuda, "--profile", str(PROFILE), "-n")
+    proc = run_snakemake(tmp_path / "slurm", cuda, "--profile", str(PROFILE), "-n")
     assert f"Using profile {PROFILE}" in proc.stdout + proc.stderr
-    planned = planned_resources(proc.stdout)
-    assert len(planned["linear_train"]) == 3 and len(planned["spectrum"]) == 3 and len(planned["dataset"]) == 3
-    for rule, jobs in planned.items():
-        for res in jobs:
-            assert res["slurm_partition"] == partition, (rule, res)
-            assert "tasks" not in res and "slurm_account" not in res, (rule, res)
-            assert int(res["runtime"]) > 0 and int(res["mem_mb"]) > 0, (rule, res)
-    # MNIST (d = 784), exact engine: 1000 MB + 3 d x d float64 matrices, 2 h, one GPU
-    mnist_mb = int(1000 + 3 * 784 * 784 * 8 / 2**20)
-    assert all(r["mem_mb"] == str(mnist_mb) and r["runtime"] == "120" and r["gpu"] == "1"
-               for r in planned["linear_train"])
-    assert {r["mem_mb"] for r in planned["spectrum"]} == {"8000"}
-    assert {r["mem_mb"] for r in planned["dataset"]} == {"4000"}
-    # the rules' own resources, not the profile's defaults, reach sbatch
-    assert {r["runtime"] for r in planned["spectrum"]} == {"60"} and {r["runtime"] for r in planned["dataset"]} == {"30"}
+    slurm = planned_jobs(proc.stdout)
+    local = planned_jobs(run_snakemake(tmp_path / "local", cuda, "-n").stdout)
+    assert slurm.keys() == local.keys()
+    rules = [rule for rule, _ in slurm.values()]
+    assert {"dataset", "spectrum", "linear_train"} <= set(rules)
+    fig5 = yaml.safe_load((REPO / "config.yaml").read_text())["linear_experiments"]["fig5_mnist"]
+    fig5_runs = [out for out, (rule, _) in slurm.items() if rule == "linear_train" and "/fig5_mnist/" in out]
+    assert len(fig5_runs) == len(fig5["runs"]) * len(fig5.get("seeds", [0]))
+    for output, (rule, res) in slurm.items():
+        assert res["slurm_partition"] == partition, (output, res)
+        assert "tasks" not in res and "slurm_account" not in res, (output, res)
+        assert int(res["runtime"]) > 0 and int(res["mem_mb"]) > 0, (output, res)
+        for key, value in local[output][1].items():  # the rule's own values, not the profile's defaults
+            if key in ("mem_mb", "runtime", "gpu") and value.isdigit():
+                assert res[key] == value, (output, key, res, local[output][1])
+    assert all(slurm[out][1]["gpu"] == "1" for out in fig5_runs)
     # without device: cuda no GPU is requested
-    proc = run_snakemake(tmp_path, None, "--profile", str(PROFILE), "-n")
-    assert {r["gpu"] for r in planned_resources(proc.stdout)["linear_train"]} == {"0"}
+    proc = run_snakemake(tmp_path / "auto", None, "--profile", str(PROFILE), "-n")
+    assert {res["gpu"] for rule, res in planned_jobs(proc.stdout).values() if rule == "linear_train"} == {"0"}
 
 
 def test_linear_training_through_slurm_matches_local_run(tmp_path, slurm_cluster):
@@ -152,6 +162,10 @@ def test_linear_training_through_slurm_matches_local_run(tmp_path, slurm_cluster
            "-s", str(REPO / "Snakefile"), "--directory", str(cluster_dir), "--workflow-profile", "none",
            "--profile", str(PROFILE), "--configfile", str(cluster_dir / "test-config.yaml"),
            "--jobs", "4", COMBINED, *extra]  # options taking lists (--set-resources) go last
+    dry = subprocess.run(cmd + ["-n"], capture_output=True, text=True, cwd=cluster_dir, env=env, timeout=120)
+    assert dry.returncode == 0, dry.stderr[-4000:]
+    planned = planned_jobs(dry.stdout)
+    assert {planned[path][0] for path in CLUSTER_OUTPUTS} == set(CLUSTER_OUTPUTS.values())
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cluster_dir, env=env,
                           timeout=SLURM_TIMEOUT_S + 60)
     output = proc.stdout + proc.stderr
@@ -179,15 +193,16 @@ def test_linear_training_through_slurm_matches_local_run(tmp_path, slurm_cluster
         job = job_attrs(job_id)
         assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", job
         assert job["Partition"] == (slurm_cluster["partition"] or "debug")
+        # the rule's resources reached sbatch: runtime -> -t, mem_mb -> --mem, threads -> --cpus-per-task
+        res = planned[path][1]
+        assert minutes(job["TimeLimit"]) == int(res["runtime"]), (job["TimeLimit"], res)
+        assert job["MinMemoryNode"] == f"{res['mem_mb']}M", (job["MinMemoryNode"], res)
         if rule == "linear_train":
-            # rule resources -> sbatch: runtime=120 -> -t 2:00:00, mem_mb -> --mem, threads -> --cpus-per-task
-            assert job["TimeLimit"] == "02:00:00" and job["MinMemoryNode"] == "1000M" and job["NumCPUs"] == "2", job
+            assert job["NumCPUs"] == "2", job  # threads: 2
             if slurm_cluster["gpus"]:
-                assert job["JOB_GRES"] == "gpu:1", job  # a GPU was allocated (--gpus=1)
-            else:
-                assert job.get("JOB_GRES", "(null)") == "(null)", job
-        elif rule == "spectrum":
-            assert job["TimeLimit"] == "01:00:00" and job["MinMemoryNode"] == "8000M", job
+                assert res["gpu"] == "1" and job["JOB_GRES"] == "gpu:1", job  # a GPU was allocated (--gpus=1)
+        else:
+            assert job.get("JOB_GRES", "(null)") == "(null)", job
     assert store.open_dataset(cluster_dir / COMBINED).attrs["slurm_job_id"] == ""  # localrule: not submitted
 
     # the same config locally: identical results apart from volatile provenance

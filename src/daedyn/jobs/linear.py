@@ -14,7 +14,8 @@ from daedyn.jobs import JobInfo, logged
 log = logging.getLogger("daedyn")
 
 #: per-run provenance kept as coordinates along (run, seed) in the combined file
-RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "device", "hostname", "time_finished")
+RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "device", "hostname", "slurm_job_id",
+                  "time_finished")
 
 
 def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str | None, output: str,
