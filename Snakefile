@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/scalar.smk"
 include: "workflow/rules/linear.smk"
+include: "workflow/rules/nonlinear.smk"
 
 
 rule all:

@@ -24,17 +24,23 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     proc = run_snakemake(tmp_path, None, "-n")
     jobs = planned_jobs(proc.stdout)
     config = load_yaml(REPO / "config.yaml")
-    needed = {s["dataset"] for s in config["spectra"]}
-    assert jobs["dataset"] == len(needed)
-    assert jobs["spectrum"] == len(config["spectra"])
-    for entry in config["spectra"]:
-        assert f"results/spectra/{entry['dataset']}_n{entry['n_samples']}.nc" in proc.stdout
+    experiments = [e for kind in ("linear_experiments", "nonlinear_experiments")
+                   for e in config[kind].values() if e.get("enabled", True)]
+    spectra = {(s["dataset"], s["n_samples"]) for s in config["spectra"]}
+    spectra |= {(e["dataset"], e["n_samples"]) for e in experiments}
+    assert jobs["dataset"] == len({name for name, _ in spectra})
+    assert jobs["spectrum"] == len(spectra)
+    for name, n in spectra:
+        assert f"results/spectra/{name}_n{n}.nc" in proc.stdout
     assert "results/spectra/mnist_n50000.nc" in proc.stdout
     assert jobs["scalar_figure_data"] == jobs["scalar_figure_plot"] == 4
     assert jobs["theory_claims"] == 1
     enabled = {k: v for k, v in config["linear_experiments"].items() if v.get("enabled", True)}
     assert jobs["linear_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in enabled.values())
     assert jobs["linear_aggregate"] == jobs["linear_figure"] == len(enabled)
+    enabled = {k: v for k, v in config["nonlinear_experiments"].items() if v.get("enabled", True)}
+    assert jobs["nonlinear_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in enabled.values())
+    assert jobs["nonlinear_aggregate"] == jobs["nonlinear_figure"] == len(enabled)
 
 
 def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
@@ -96,6 +102,15 @@ def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
         assert len(metrics) == 1 + len(runs) * len(seeds) * n_modes
         png = (tmp_path / f"results/figures/{exp}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    # Fig. 6: nonlinear runs with the noise std and weight decay as coordinates, half-times, figure
+    for run, (std, wd) in {"ae": (0, 0), "wdae": (0, 0.0045), "dae": (2.0, 0)}.items():
+        ds = store.open_dataset(tmp_path / f"results/nonlinear/fig6_mnist/{run}/seed0.nc")
+        assert ds["noise_std"].item() == std and ds["weight_decay"].item() == wd
+    combined = store.open_dataset(tmp_path / "results/fig6_mnist/combined.nc")
+    assert combined["run"].values.tolist() == ["ae", "wdae", "dae"] and combined.sizes["mode"] == 4
+    halftimes = (tmp_path / "results/fig6_mnist/halftimes.csv").read_text().splitlines()
+    assert len(halftimes) == 1 + 3 * 4
+    assert (tmp_path / "results/figures/fig6_mnist.png").read_bytes().startswith(b"\x89PNG")
     # the per-mode theory follows full-batch training closely (float64 data pass)
     syn = store.open_dataset(tmp_path / "results/fig5_synthetic/combined.nc")
     assert float(abs(syn["u_theory"] - syn["u"]).max()) < 0.05
@@ -109,6 +124,9 @@ def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
 
     again = run_snakemake(tmp_path, config, "-n", env=env)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # where the raw files live is not a parameter: another mirror location reruns nothing
+    moved = run_snakemake(tmp_path, config, "-n", env={"DAEDYN_DATA_MIRROR": str(tmp_path / "elsewhere")})
+    assert "Nothing to be done" in moved.stdout + moved.stderr
 
 
 def test_resources_are_sized_from_the_experiment(tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,18 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("mnist", "fashion_mnist", "cifar10", "digits", "synthetic")
 MIRROR_ENV = "DAEDYN_DATA_MIRROR"
+DOWNLOAD_ENV = "DAEDYN_DATA_DOWNLOAD"
+CACHE = "resources/torchvision"
+
+
+def access_from_environment() -> dict:
+    """Data-access settings of a workflow job: mirror folder, download flag and cache folder.
+
+    The workflow exports them (from ``data.mirror``/``data.download`` unless the user set
+    the variables), so that where the files come from never counts as a changed parameter.
+    """
+    return {"mirror": os.environ.get(MIRROR_ENV) or None, "download": os.environ.get(DOWNLOAD_ENV) == "1",
+            "cache": CACHE}
 
 
 class DatasetUnavailable(FileNotFoundError):

@@ -80,24 +80,39 @@ for _name, _exp in config["linear_experiments"].items():
             "only used by engine: sampled (the other engines are full batch)",
         )
 
+for _name, _exp in config["nonlinear_experiments"].items():
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"nonlinear_experiments.{_name}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    if _name in config["linear_experiments"]:
+        config_error(
+            f"nonlinear_experiments.{_name}",
+            "the name is also a linear experiment; experiment names must be unique",
+        )
+
 
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
     n=r"\d+",
     figure="fig[1-4]",
     experiment="|".join(config["linear_experiments"]) or "(?!)",
+    nl_experiment="|".join(config["nonlinear_experiments"]) or "(?!)",
     run="[a-z][a-z0-9_]*",
     seed=r"\d+",
 
 
-def data_access():
-    """Where raw files are looked for; DAEDYN_DATA_MIRROR overrides data.mirror."""
-    mirror = os.environ.get("DAEDYN_DATA_MIRROR") or config["data"]["mirror"]
-    return {
-        "mirror": str(Path(mirror).resolve()) if mirror else None,
-        "cache": "resources/torchvision",
-        "download": config["data"]["download"],
-    }
+# Where raw files are found is not an experiment fact (every file is verified by checksum), so it
+# reaches the dataset jobs through the environment, not params: moving the mirror reruns nothing.
+# A DAEDYN_DATA_MIRROR set by the user wins over data.mirror.
+if config["data"]["mirror"]:
+    os.environ.setdefault(
+        "DAEDYN_DATA_MIRROR", str(Path(config["data"]["mirror"]).resolve())
+    )
+os.environ.setdefault(
+    "DAEDYN_DATA_DOWNLOAD", "1" if config["data"]["download"] else "0"
+)
 
 
 def dataset_params(wildcards):
@@ -105,7 +120,7 @@ def dataset_params(wildcards):
     spec = {"source": entry["source"], "split": entry["split"]}
     if entry["source"] == "synthetic":
         spec["synthetic"] = entry["synthetic"]
-    return canonical({"dataset": spec, "access": data_access()})
+    return canonical({"dataset": spec})
 
 
 def spectrum_params(wildcards):
@@ -252,4 +267,93 @@ LINEAR_TARGETS = [
     f"results/{name}/{out}" for name in LINEAR for out in ("combined.nc", "metrics.csv")
 ] + [f"results/figures/{name}.{ext}" for name in LINEAR for ext in ("png", "pdf")]
 
-ALL_TARGETS = SPECTRA + SCALAR_TARGETS + LINEAR_TARGETS
+NONLINEAR = {
+    name: exp for name, exp in config["nonlinear_experiments"].items() if exp["enabled"]
+}
+
+
+def nonlinear_spectrum(wildcards):
+    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def nonlinear_dataset(wildcards):
+    return f"results/data/{config['nonlinear_experiments'][wildcards.nl_experiment]['dataset']}.nc"
+
+
+def nonlinear_train_params(wildcards):
+    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    keys = ("dataset", "n_samples", "hidden", "activation", "lr", "epochs", "log_every")
+    keys += ("init_std", "batch_size", "dtype", "device", "k_modes")
+    return canonical(
+        {
+            "experiment": wildcards.nl_experiment,
+            "run": wildcards.run,
+            "seed": int(wildcards.seed),
+            "noise_std": 0.0,
+            "weight_decay": 0.0,
+            **{k: exp[k] for k in keys},
+            **exp["runs"][wildcards.run],
+        }
+    )
+
+
+def nonlinear_runs(wildcards):
+    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    return [
+        f"results/nonlinear/{wildcards.nl_experiment}/{run}/seed{seed}.nc"
+        for run in exp["runs"]
+        for seed in exp["seeds"]
+    ]
+
+
+def nonlinear_aggregate_params(wildcards):
+    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    return canonical(
+        {
+            "experiment": wildcards.nl_experiment,
+            "runs": list(exp["runs"]),
+            "seeds": exp["seeds"],
+        }
+    )
+
+
+def nonlinear_gpus(wildcards):
+    return int(
+        config["nonlinear_experiments"][wildcards.nl_experiment]["device"] == "cuda"
+    )
+
+
+def nonlinear_mem_mb(wildcards, attempt):
+    """The data (float32), the noisy copy, activations and outputs of one full batch."""
+    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    n = exp["batch_size"] or exp["n_samples"]
+    return int(
+        (
+            1500
+            + (exp["n_samples"] * d * 8 + n * (4 * d + 2 * exp["hidden"]) * 4) / 2**20
+        )
+        * attempt
+    )
+
+
+def nonlinear_runtime(wildcards, attempt):
+    """Minutes, from the flops per epoch (forward and backward) at 2 GFLOP/s on one CPU core."""
+    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    flops = 12 * exp["n_samples"] * d * exp["hidden"]
+    return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
+
+
+SPECTRA = sorted(
+    set(SPECTRA)
+    | {spectrum_path(e["dataset"], e["n_samples"]) for e in NONLINEAR.values()}
+)
+NONLINEAR_TARGETS = [
+    f"results/{name}/{out}"
+    for name in NONLINEAR
+    for out in ("combined.nc", "halftimes.csv")
+] + [f"results/figures/{name}.{ext}" for name in NONLINEAR for ext in ("png", "pdf")]
+
+ALL_TARGETS = SPECTRA + SCALAR_TARGETS + LINEAR_TARGETS + NONLINEAR_TARGETS

@@ -14,12 +14,12 @@ log = logging.getLogger("daedyn")
 def dataset_job(params: Mapping[str, Any], output: str, job: JobInfo = JobInfo()) -> None:
     """Build ``results/data/{dataset}.nc`` from one `datasets:` config entry.
 
-    `params` holds the dataset entry under ``dataset`` and the data-access
-    settings under ``access`` (mirror, cache, download).
+    `params` holds the dataset entry under ``dataset``; where raw files are
+    looked for comes from the environment (:func:`daedyn.data.access_from_environment`).
     """
     with logged(job):
         started = provenance.now()
-        spec, access = params["dataset"], params["access"]
+        spec, access = params["dataset"], data.access_from_environment()
         ds = data.build(spec, mirror=access.get("mirror"), cache=access.get("cache"),
                         download=access.get("download", False))
         log.info("%s: %d samples x %d features", spec["source"], ds.sizes["sample"], ds.sizes["feature"])

@@ -1,0 +1,10 @@
+"""Thin adapter: rule nonlinear_figure -> daedyn.jobs.nonlinear.figure_job."""
+from daedyn.jobs import JobInfo
+from daedyn.jobs.nonlinear import figure_job
+
+figure_job(
+    {"experiment": snakemake.params.experiment},
+    snakemake.input.combined,
+    [snakemake.output.png, snakemake.output.pdf],
+    JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),
+)

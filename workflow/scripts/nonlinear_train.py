@@ -1,0 +1,12 @@
+"""Thin adapter: rule nonlinear_train -> daedyn.jobs.nonlinear.train_job."""
+from daedyn.jobs import JobInfo
+from daedyn.jobs.nonlinear import train_job
+
+train_job(
+    dict(snakemake.params.spec),
+    snakemake.input.dataset,
+    snakemake.input.spectrum,
+    snakemake.output[0],
+    JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),
+    threads=snakemake.threads,
+)
