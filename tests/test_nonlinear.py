@@ -311,7 +311,7 @@ def test_half_times_of_known_curves():
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, data):
     """Tiny Fig. 6 experiment run through train_job → aggregate_job → figure_job."""
-    from daedyn import data as ddata, spectrum, store
+    from daedyn import spectrum, store
     from daedyn.jobs import nonlinear as jobs
 
     root = tmp_path_factory.mktemp("nl")
