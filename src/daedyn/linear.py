@@ -139,6 +139,18 @@ class Checkpoint:
         log.warning("resuming from %s at epoch %d", self.path, state["epoch"])
         return state
 
+    def resume(self, tracker: "_Tracker", tensors: dict, generator=None) -> tuple[int, int]:
+        """Restore `tensors` (in place), the tracker and the generator; return (epoch, rows recorded)."""
+        state = self.load()
+        if state is None:
+            return 0, 0
+        for name, tensor in tensors.items():
+            tensor.copy_(state["tensors"][name])
+        tracker.restore(state["tracker"])
+        if generator is not None:
+            generator.set_state(state["generator"])
+        return state["epoch"], state["row"]
+
     def due(self, epoch: int, start: int) -> bool:
         return self.path is not None and self.every > 0 and epoch > start and epoch % self.every == 0
 
@@ -541,12 +553,7 @@ def train_exact(lam, V, *, hidden: int, lr: float, epochs: int, eps: float = 0.0
         s = lam_t + eps                      # diag(λ+ε): the noisy-input correlation
         eta, c = float(lr), 1.0 - float(lr) * float(gamma)
         eta_lam = lam_t * eta
-        row = start = 0
-        if (state := ckpt.load()) is not None:
-            start, row = state["epoch"], state["row"]
-            A1.copy_(state["tensors"]["A1"])
-            B2.copy_(state["tensors"]["B2"])
-            tracker.restore(state["tracker"])
+        start, row = ckpt.resume(tracker, {"A1": A1, "B2": B2})
         bar = _Progress(epochs, progress, "train_exact")
         for t in range(start, epochs + 1):
             if ckpt.due(t, start):
@@ -609,12 +616,7 @@ def train_datapass(X, *, hidden: int, lr: float, epochs: int, eps: float = 0.0, 
         E = torch.empty(n, d, dtype=dt, device=device)
         EW2 = torch.empty_like(Hh)
         g1, g2 = torch.empty_like(W1_), torch.empty_like(W2_)
-        row = start = 0
-        if (state := ckpt.load()) is not None:
-            start, row = state["epoch"], state["row"]
-            W1_.copy_(state["tensors"]["W1"])
-            W2_.copy_(state["tensors"]["W2"])
-            tracker.restore(state["tracker"])
+        start, row = ckpt.resume(tracker, {"W1": W1_, "W2": W2_})
         bar = _Progress(epochs, progress, "train_datapass")
         for t in range(start, epochs + 1):
             if ckpt.due(t, start):
@@ -689,13 +691,7 @@ def train_sampled(X, *, hidden: int, lr: float, epochs: int, eps: float, gamma: 
         W1_, W2_ = W1_0.clone(), W2_0.clone()
         noise = torch.empty(B, d, dtype=dt, device=device)
         g1, g2 = torch.empty_like(W1_), torch.empty_like(W2_)
-        row = start = 0
-        if (state := ckpt.load()) is not None:
-            start, row = state["epoch"], state["row"]
-            W1_.copy_(state["tensors"]["W1"])
-            W2_.copy_(state["tensors"]["W2"])
-            tracker.restore(state["tracker"])
-            gen.set_state(state["generator"])
+        start, row = ckpt.resume(tracker, {"W1": W1_, "W2": W2_}, generator=gen)
         bar = _Progress(epochs, progress, "train_sampled")
         for epoch in range(start, epochs + 1):
             if ckpt.due(epoch, start):

@@ -14,17 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from daedyn.figures import style
+from daedyn.figures.style import model_of
 
-__all__ = ["model_of", "plot_fig5"]
-
-
-def model_of(eps: float, gamma: float) -> str:
-    """AE (no regulariser), WDAE (weight decay only), DAE (noise only) or DAE+WD."""
-    if eps == 0 and gamma == 0:
-        return "AE"
-    if eps == 0:
-        return "WDAE"
-    return "DAE" if gamma == 0 else "DAE+WD"
+__all__ = ["plot_fig5"]
 
 
 def _label(model: str, eps: float, gamma: float) -> str:

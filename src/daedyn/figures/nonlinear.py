@@ -16,19 +16,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from daedyn.figures import style
+from daedyn.figures.style import model_of
 
-__all__ = ["model_of", "run_label", "plot_fig6"]
+__all__ = ["run_label", "plot_fig6"]
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-
-def model_of(noise_std: float, weight_decay: float) -> str:
-    """AE (no regulariser), WDAE (weight decay only), DAE (noise only) or DAE+WD."""
-    if noise_std == 0 and weight_decay == 0:
-        return "AE"
-    if noise_std == 0:
-        return "WDAE"
-    return "DAE" if weight_decay == 0 else "DAE+WD"
 
 
 def run_label(noise_std: float, weight_decay: float, d: int | None = None) -> str:

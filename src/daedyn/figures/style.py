@@ -93,3 +93,12 @@ def _metadata(path):
     if path.suffix == ".png":
         return {"Software": "daedyn"}
     return None
+
+
+def model_of(noise: float, decay: float) -> str:
+    """AE (no regulariser), WDAE (weight decay only), DAE (input noise only) or DAE+WD."""
+    if noise == 0 and decay == 0:
+        return "AE"
+    if noise == 0:
+        return "WDAE"
+    return "DAE" if decay == 0 else "DAE+WD"

@@ -10,13 +10,14 @@ separate modules so that editing one reruns only that step's jobs.
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 
 log = logging.getLogger("daedyn")
@@ -57,3 +58,43 @@ def logged(job: JobInfo) -> Iterator[None]:
         for h in handlers:
             root.removeHandler(h)
             h.close()
+
+
+#: per-run provenance kept as coordinates along (run, seed) when runs are combined
+RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "device", "hostname", "slurm_job_id",
+                  "time_finished")
+
+
+def load_runs(paths: Sequence[str], needed_by: str) -> list:
+    """Run files without their final weights, each with its provenance as (run, seed) coordinates."""
+    import numpy as np
+
+    from daedyn import store
+
+    runs = []
+    for path in paths:
+        ds = store.open_dataset(path, needed_by=needed_by)
+        prov = {key: (("run", "seed"), np.array([[ds.attrs.get(key, "")]])) for key in RUN_PROVENANCE}
+        runs.append(ds.drop_vars(["w1", "w2"], errors="ignore").assign_coords(prov))
+    return runs
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str) -> None:
+    """A table of dict rows, written atomically."""
+    from daedyn import store
+
+    with store.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def save_figure(fig, outputs: Sequence[str]) -> None:
+    """Write a figure to each output path (png, pdf, ...) atomically, then close it."""
+    from daedyn import store
+    from daedyn.figures.style import save
+
+    for i, out in enumerate(outputs):
+        with store.atomic_path(out) as tmp:
+            save(fig, [tmp], close=i == len(outputs) - 1)
+        log.info("wrote %s", out)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, logged
+from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
-
-#: per-run provenance kept as coordinates along (run, seed) in the combined file
-RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "device", "hostname", "slurm_job_id",
-                  "time_finished")
 
 
 def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str | None, output: str,
@@ -74,12 +69,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
     with logged(job):
         started = provenance.now()
         who = job.rule or "linear_aggregate"
-        runs = []
-        for path in run_paths:
-            ds = store.open_dataset(path, needed_by=who)
-            prov = {key: (("run", "seed"), np.array([[ds.attrs.get(key, "")]])) for key in RUN_PROVENANCE}
-            runs.append(ds.drop_vars(["w1", "w2"]).assign_coords(prov))
-        combined = analysis.combine_runs(runs, params["runs"], params["seeds"])
+        combined = analysis.combine_runs(load_runs(run_paths, who), params["runs"], params["seeds"])
         spec = store.open_dataset(spectrum_path, needed_by=who)
         combined = analysis.add_theory(combined, spec["eigenvalue"].values, spec["eigenvector"].values)
         combined = combined.drop_vars(["w1_init", "w2_init"])  # used by the theory; kept in the run files
@@ -87,10 +77,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
         for row in rows:
             log.info("%(run)s seed %(seed)d mode %(mode)d: u*=%(u_star).3f, max |theory-actual| = "
                      "%(max_abs_err_theory).4f (paper's closed form %(max_abs_err_paper).4f)", row)
-        with store.atomic_path(metrics_out) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, metrics_out)
         store.write_dataset(
             combined, combined_out,
             title=f"daedyn linear experiment {params['experiment']}: runs and per-mode theory",
@@ -105,12 +92,7 @@ def figure_job(params: Mapping[str, Any], combined_path: str, outputs: Sequence[
                job: JobInfo = JobInfo()) -> None:
     """Draw Fig. 5 for one experiment from its combined file."""
     from daedyn.figures.linear import plot_fig5
-    from daedyn.figures.style import save
 
     with logged(job):
         combined = store.open_dataset(combined_path, needed_by=job.rule or "linear_figure")
-        fig = plot_fig5(combined, params["modes"], title=params["experiment"])
-        for i, out in enumerate(outputs):
-            with store.atomic_path(out) as tmp:
-                save(fig, [tmp], close=i == len(outputs) - 1)
-            log.info("wrote %s", out)
+        save_figure(plot_fig5(combined, params["modes"], title=params["experiment"]), outputs)

@@ -10,7 +10,6 @@ experiment.
 
 from __future__ import annotations
 
-import csv
 import logging
 from typing import Any, Mapping, Sequence
 
@@ -18,12 +17,9 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, logged
+from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
-
-#: per-run provenance kept as coordinates along (run, seed) in the combined file
-RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "device", "hostname", "time_finished")
 
 
 def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, output: str,
@@ -140,23 +136,15 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
     with logged(job):
         started = provenance.now()
         who = job.rule or "nonlinear_aggregate"
-        runs = []
-        for path in run_paths:
-            ds = store.open_dataset(path, needed_by=who)
-            prov = {key: (("run", "seed"), np.array([[ds.attrs.get(key, "")]])) for key in RUN_PROVENANCE}
-            runs.append(ds.drop_vars(["w1", "w2"]).assign_coords(prov))
         seeds = list(params["seeds"]) if "seeds" in params else [int(params["seed"])]
-        combined = analysis.combine_runs(runs, list(params["runs"]), seeds)
+        combined = analysis.combine_runs(load_runs(run_paths, who), list(params["runs"]), seeds)
         spec = store.open_dataset(spectrum_path, needed_by=who)
         combined = add_linear_theory(combined, int(spec.sizes["feature"]))
         rows = halftime_rows(combined)
         for row in rows:
             log.info("%(run)s seed %(seed)d mode %(mode)d: final %(final).3f (theory %(final_theory).3f), "
                      "t_half %(t_half)g (theory %(t_half_theory)g)", row)
-        with store.atomic_path(halftimes_csv_out) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, halftimes_csv_out)
         store.write_dataset(
             combined, combined_out,
             title=f"daedyn nonlinear experiment {params['experiment']}: runs and linear theory",
@@ -172,12 +160,7 @@ def figure_job(params: Mapping[str, Any], combined_path: str, outputs: Sequence[
                job: JobInfo = JobInfo()) -> None:
     """Draw Fig. 6 for one experiment from its combined file."""
     from daedyn.figures.nonlinear import plot_fig6
-    from daedyn.figures.style import save
 
     with logged(job):
         combined = store.open_dataset(combined_path, needed_by=job.rule or "nonlinear_figure")
-        fig = plot_fig6(combined, title=params["experiment"])
-        for i, out in enumerate(outputs):
-            with store.atomic_path(out) as tmp:
-                save(fig, [tmp], close=i == len(outputs) - 1)
-            log.info("wrote %s", out)
+        save_figure(plot_fig6(combined, title=params["experiment"]), outputs)

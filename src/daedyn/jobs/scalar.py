@@ -6,7 +6,7 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, logged
+from daedyn.jobs import JobInfo, logged, save_figure
 
 log = logging.getLogger("daedyn")
 
@@ -44,15 +44,10 @@ def _seed_rule(params: Mapping[str, Any]) -> str:
 def figure_plot_job(figure: str, dataset_path: str, outputs: Sequence[str], job: JobInfo = JobInfo()) -> None:
     """Draw one of Figs. 1–4 from its netCDF file (png and pdf, written atomically)."""
     from daedyn.figures import scalar as scalar_figures
-    from daedyn.figures.style import save
 
     with logged(job):
         ds = store.open_dataset(dataset_path, needed_by=job.rule or "plot")
-        fig = getattr(scalar_figures, f"plot_{figure}")(ds)
-        for i, out in enumerate(outputs):
-            with store.atomic_path(out) as tmp:
-                save(fig, [tmp], close=i == len(outputs) - 1)
-            log.info("wrote %s", out)
+        save_figure(getattr(scalar_figures, f"plot_{figure}")(ds), outputs)
 
 
 def claims_job(dataset_paths: Mapping[str, str], output: str, job: JobInfo = JobInfo()) -> str:
