@@ -27,7 +27,15 @@ def problem():
     return data.matrix(ds), lam
 
 
+def _nonlinear(x, lam, V, eps, gamma, **kw):
+    from daedyn import nonlinear
+
+    return nonlinear.train(x, lam=lam, V=V, noise_std=eps ** 0.5, weight_decay=gamma, activation="relu",
+                           k_modes=3, batch_size=16, **kw)
+
+
 ENGINES = {
+    "nonlinear": _nonlinear,
     "exact": lambda x, lam, V, **kw: linear.train_exact(lam, V, **kw),
     "datapass": lambda x, lam, V, **kw: linear.train_datapass(x, lam=lam, V=V, **kw),
     "sampled": lambda x, lam, V, **kw: linear.train_sampled(x, lam=lam, V=V, batch_size=16, **kw),
@@ -58,6 +66,7 @@ def test_resumed_run_equals_uninterrupted_run(engine, problem, tmp_path, monkeyp
     resumed = ENGINES[engine](x, lam, V, checkpoint=ckpt, checkpoint_every=20, **kw)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
     np.testing.assert_array_equal(resumed.W1, reference.W1)
+    np.testing.assert_array_equal(resumed.W2, reference.W2)
     assert not ckpt.exists()  # removed once the run is complete
 
 

@@ -139,27 +139,31 @@ class Checkpoint:
         log.warning("resuming from %s at epoch %d", self.path, state["epoch"])
         return state
 
-    def resume(self, tracker: "_Tracker", tensors: dict, generator=None) -> tuple[int, int]:
-        """Restore `tensors` (in place), the tracker and the generator; return (epoch, rows recorded)."""
+    def resume(self, tracker, tensors: dict, generators: dict | None = None) -> tuple[int, int]:
+        """Restore `tensors` (in place), the tracker and the generators; return (epoch, rows recorded).
+
+        The tracker needs ``state(rows)`` and ``restore(state)``; (0, 0) means a fresh start.
+        """
         state = self.load()
         if state is None:
             return 0, 0
-        for name, tensor in tensors.items():
-            tensor.copy_(state["tensors"][name])
+        with torch.no_grad():
+            for name, tensor in tensors.items():
+                tensor.copy_(state["tensors"][name])
         tracker.restore(state["tracker"])
-        if generator is not None:
-            generator.set_state(state["generator"])
+        for name, generator in (generators or {}).items():
+            generator.set_state(state["generators"][name])
         return state["epoch"], state["row"]
 
     def due(self, epoch: int, start: int) -> bool:
         return self.path is not None and self.every > 0 and epoch > start and epoch % self.every == 0
 
-    def save(self, epoch: int, row: int, tracker: "_Tracker", tensors: dict, generator=None) -> None:
+    def save(self, epoch: int, row: int, tracker, tensors: dict, generators: dict | None = None) -> None:
+        """Save weights `tensors`, the first `row` records of `tracker` and the random `generators`."""
         state = {"fingerprint": self.fingerprint, "epoch": epoch, "row": row,
                  "tensors": {k: v.detach().cpu().clone() for k, v in tensors.items()},
-                 "tracker": tracker.state(row)}
-        if generator is not None:
-            state["generator"] = generator.get_state()
+                 "tracker": tracker.state(row),
+                 "generators": {k: g.get_state() for k, g in (generators or {}).items()}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         torch.save(state, tmp)
@@ -691,11 +695,11 @@ def train_sampled(X, *, hidden: int, lr: float, epochs: int, eps: float, gamma: 
         W1_, W2_ = W1_0.clone(), W2_0.clone()
         noise = torch.empty(B, d, dtype=dt, device=device)
         g1, g2 = torch.empty_like(W1_), torch.empty_like(W2_)
-        start, row = ckpt.resume(tracker, {"W1": W1_, "W2": W2_}, generator=gen)
+        start, row = ckpt.resume(tracker, {"W1": W1_, "W2": W2_}, {"noise": gen})
         bar = _Progress(epochs, progress, "train_sampled")
         for epoch in range(start, epochs + 1):
             if ckpt.due(epoch, start):
-                ckpt.save(epoch, row, tracker, {"W1": W1_, "W2": W2_}, generator=gen)
+                ckpt.save(epoch, row, tracker, {"W1": W1_, "W2": W2_}, {"noise": gen})
             if row < len(epochs_log) and epoch == epochs_log[row]:
                 tracker.record(row, epoch, W1_ @ V_t, W2_.T @ V_t)
                 row += 1

@@ -70,7 +70,8 @@ import torch.nn.functional as F
 import xarray as xr
 
 from daedyn import theory
-from daedyn.linear import (EXPLODE_FACTOR, DivergenceError, Run, _initial, _num_threads, _Progress,
+from daedyn.linear import (EXPLODE_FACTOR, Checkpoint, DivergenceError, Run, _fingerprint, _initial, _num_threads,
+                           _Progress,
                            _resolve_dtype, _tensor, log_epochs, noise_seed, resolve_device,
                            second_moment_spectrum)
 
@@ -170,6 +171,17 @@ class _Tracker:
         self.scalars = torch.empty(n_log, 4, **kw)            # loss, loss_clean, norm_w1, norm_w2
         self.first_loss = None
 
+    def state(self, rows: int) -> dict:
+        return {"mapping": self.mapping[:rows].cpu().clone(), "mapping_noisy": self.mapping_noisy[:rows].cpu().clone(),
+                "scalars": self.scalars[:rows].cpu().clone(),
+                "first_loss": float("nan") if self.first_loss is None else self.first_loss}
+
+    def restore(self, state: dict) -> None:
+        rows = state["mapping"].shape[0]
+        self.mapping[:rows], self.mapping_noisy[:rows] = state["mapping"], state["mapping_noisy"]
+        self.scalars[:rows] = state["scalars"]
+        self.first_loss = None if math.isnan(state["first_loss"]) else state["first_loss"]
+
     def _mapping(self, xhat, out):
         torch.sum((xhat @ self.Vk).double() * self.XV, dim=0, out=out)
         out.mul_(self.scale)
@@ -232,7 +244,7 @@ def train(X, *, hidden: int, activation: str = "relu", lr: float, epochs: int, n
           weight_decay: float = 0.0, batch_size: int | None = None, shuffle: bool = True,
           init_std: float = 1e-3, seed: int = 0, dtype="float32", device="auto", lam=None, V=None,
           k_modes: int = 4, log_every: int = 10, W1=None, W2=None, progress: bool = False,
-          threads: int | None = None) -> NonlinearRun:
+          threads: int | None = None, checkpoint=None, checkpoint_every: int = 100) -> NonlinearRun:
     """Train x̂ = W₂φ(W₁x̃) by SGD on the mean MSE with sampled Gaussian input noise (Fig. 6).
 
     ``X`` (N×d) are the clean inputs (also the targets). ``noise_std`` is the noise standard
@@ -276,14 +288,21 @@ def train(X, *, hidden: int, activation: str = "relu", lr: float, epochs: int, n
     measure_noise = train_noise if full else NoiseSource(noise_std, measurement_seed(seed), n, d,
                                                          dtype=dt, device=device)
     act = ACTIVATIONS[activation]
+    ckpt = Checkpoint(checkpoint, checkpoint_every, _fingerprint(
+        "nonlinear", lam_k, n=n, hidden=hidden, activation=activation, lr=lr, epochs=epochs,
+        noise_std=noise_std, weight_decay=weight_decay, batch_size=B, shuffle=bool(shuffle), init_std=init_std,
+        seed=seed, dtype=str(dt), device=str(device), log_every=log_every, given=W1 is not None))
+    generators = {"train": train_noise.generator, "measure": measure_noise.generator}
 
     with _num_threads(threads):
         W1_ = W1_0.clone().requires_grad_(True)
         W2_ = W2_0.clone().requires_grad_(True)
-        opt = torch.optim.SGD([W1_, W2_], lr=float(lr), weight_decay=float(weight_decay))
-        row = 0
+        opt = torch.optim.SGD([W1_, W2_], lr=float(lr), weight_decay=float(weight_decay))  # stateless
+        start, row = ckpt.resume(tracker, {"W1": W1_, "W2": W2_}, generators)
         bar = _Progress(epochs, progress, "nonlinear.train")
-        for t in range(epochs + 1):
+        for t in range(start, epochs + 1):
+            if ckpt.due(t, start):
+                ckpt.save(t, row, tracker, {"W1": W1_, "W2": W2_}, generators)
             last = t == epochs
             record = row < len(epochs_log) and t == epochs_log[row]
             step_pass = full and not last      # this step's pre-update noisy pass is the measured one
@@ -314,6 +333,7 @@ def train(X, *, hidden: int, activation: str = "relu", lr: float, epochs: int, n
                     opt.step()
             bar.update(t + 1)
         bar.close()
+    ckpt.remove()
     attrs = dict(engine="nonlinear", activation=activation, hidden=int(hidden), lr=float(lr),
                  epochs=int(epochs), noise_std=float(noise_std), noise_var=float(noise_std) ** 2,
                  weight_decay=float(weight_decay), init_std=float(init_std), seed=int(seed),

@@ -284,7 +284,7 @@ def nonlinear_dataset(wildcards):
 def nonlinear_train_params(wildcards):
     exp = config["nonlinear_experiments"][wildcards.nl_experiment]
     keys = ("dataset", "n_samples", "hidden", "activation", "lr", "epochs", "log_every")
-    keys += ("init_std", "batch_size", "dtype", "device", "k_modes")
+    keys += ("init_std", "batch_size", "dtype", "device", "k_modes", "checkpoint_every")
     return canonical(
         {
             "experiment": wildcards.nl_experiment,

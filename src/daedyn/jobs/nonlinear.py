@@ -47,7 +47,8 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
             x, hidden=params["hidden"], activation=params["activation"], lr=params["lr"], epochs=params["epochs"],
             noise_std=params["noise_std"], weight_decay=params["weight_decay"], batch_size=params.get("batch_size"),
             init_std=params["init_std"], seed=params["seed"], dtype=params["dtype"], device=params["device"],
-            lam=lam, V=V, k_modes=k, log_every=params["log_every"], progress=True, threads=threads)
+            lam=lam, V=V, k_modes=k, log_every=params["log_every"], progress=True, threads=threads,
+            checkpoint=f"{output}.ckpt", checkpoint_every=params.get("checkpoint_every", 0))
         out = result.trajectory.merge(result.weights()[["w1", "w2"]])
         out = out.expand_dims(run=[params["run"]], seed=[params["seed"]])
         out = out.assign_coords(noise_std=("run", [float(params["noise_std"])]),
