@@ -32,7 +32,7 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="daedyn-fig5-"))
     target = "results/figures/fig5_mnist.png"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--workflow-profile", "none", "-c", args.cores, "--quiet", "progress", target]
+           "--workflow-profile", "none", "-c", args.cores, target]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env={"DAEDYN_DATA_MIRROR": args.mirror, **_env()})
     wall = time.perf_counter() - start
