@@ -29,6 +29,10 @@ BASE = {
         "syn": {"source": "synthetic", "synthetic": {"n_samples": 64, "dim": 8}},
     },
     "spectra": [{"dataset": "digits", "n_samples": 100}],
+    "linear_experiments": {"tiny": {"dataset": "syn", "n_samples": 64, "hidden": 4, "lr": 0.1, "epochs": 10,
+                                    "modes": [0, 1], "runs": {"dae": {"eps": 0.5}}}},
+    "nonlinear_experiments": {"tiny_nl": {"dataset": "syn", "n_samples": 64, "hidden": 4, "lr": 0.1,
+                                          "epochs": 10, "runs": {"dae": {"noise_std": 1.0}}}},
 }
 
 
@@ -64,6 +68,19 @@ BAD_CONFIGS = {
                                       "datasets.syn.synthetic.values"),
     "exact synthetic with N < d": (("datasets", "syn", "synthetic", "n_samples"), 4,
                                    "datasets.syn.synthetic.n_samples"),
+    "negative noise variance": (("linear_experiments", "tiny", "runs", "dae", "eps"), -0.5,
+                                "['linear_experiments']['tiny']['runs']['dae']['eps']"),
+    "negative noise std": (("nonlinear_experiments", "tiny_nl", "runs", "dae", "noise_std"), -1.0,
+                           "['nonlinear_experiments']['tiny_nl']['runs']['dae']['noise_std']"),
+    "misspelled run key": (("linear_experiments", "tiny", "runs", "dae", "sigma"), 0.5, "'sigma' was unexpected"),
+    "unknown engine": (("linear_experiments", "tiny", "engine"), "analytic", "'analytic' is not one of"),
+    "zero learning rate": (("linear_experiments", "tiny", "lr"), 0, "['linear_experiments']['tiny']['lr']"),
+    "mode beyond the hidden width": (("linear_experiments", "tiny", "modes"), [0, 7], "linear_experiments.tiny.modes"),
+    "experiment on undeclared dataset": (("linear_experiments", "tiny", "dataset"), "imagenet",
+                                         "linear_experiments.tiny.dataset"),
+    "batch size without sampling": (("linear_experiments", "tiny", "batch_size"), 8,
+                                    "linear_experiments.tiny.batch_size"),
+    "unknown activation": (("nonlinear_experiments", "tiny_nl", "activation"), "gelu", "'gelu' is not one of"),
 }
 
 
