@@ -343,12 +343,33 @@ _META = {
 }
 
 
-class _Tracker:
+class _Records:
+    """Checkpointing of a tracker's preallocated record buffers (named in ``BUFFERS``)."""
+
+    BUFFERS: tuple[str, ...] = ()
+    first_loss: float | None = None
+
+    def state(self, rows: int) -> dict:
+        """The first `rows` records and the divergence reference, for :class:`Checkpoint`."""
+        state = {name: getattr(self, name)[:rows].cpu().clone() for name in self.BUFFERS}
+        state["first_loss"] = float("nan") if self.first_loss is None else self.first_loss
+        return state
+
+    def restore(self, state: dict) -> None:
+        for name in self.BUFFERS:
+            buffer = getattr(self, name)
+            buffer[: state[name].shape[0]] = state[name]
+        self.first_loss = None if math.isnan(state["first_loss"]) else state["first_loss"]
+
+
+class _Tracker(_Records):
     """Records the tracked quantities into preallocated device buffers, in Σ's eigenbasis.
 
     Works on A1 = W1 V (H×d) and B2 = A2ᵀ = W2ᵀV (H×d): u_i = Σ_h A1[h,i] B2[h,i],
     ‖W‖²_F = tr(P G) with P = B2B2ᵀ = W2ᵀW2 and G = A1A1ᵀ = W1W1ᵀ.
     """
+
+    BUFFERS = ("u", "sv", "scalars")
 
     def __init__(self, lam: torch.Tensor, eps: float, gamma: float, hidden: int, n_log: int,
                  lr: float):
@@ -393,16 +414,6 @@ class _Tracker:
         self._check(float(s[0]), epoch)      # before the SVD, which fails on non-finite input
         with _num_threads(threads):
             self.sv[row] = torch.linalg.svdvals(R2 @ R1.T)
-
-    def state(self, rows: int) -> dict:
-        return {"u": self.u[:rows].cpu().clone(), "sv": self.sv[:rows].cpu().clone(),
-                "scalars": self.scalars[:rows].cpu().clone(),
-                "first_loss": float("nan") if self.first_loss is None else self.first_loss}
-
-    def restore(self, state: dict) -> None:
-        rows = state["u"].shape[0]
-        self.u[:rows], self.sv[:rows], self.scalars[:rows] = state["u"], state["sv"], state["scalars"]
-        self.first_loss = None if math.isnan(state["first_loss"]) else state["first_loss"]
 
     def _check(self, loss: float, epoch: int) -> None:
         if self.first_loss is None:

@@ -71,7 +71,7 @@ import xarray as xr
 
 from daedyn import theory
 from daedyn.linear import (EXPLODE_FACTOR, Checkpoint, DivergenceError, Run, _fingerprint, _initial, _num_threads,
-                           _Progress,
+                           _Progress, _Records,
                            _resolve_dtype, _tensor, log_epochs, noise_seed, resolve_device,
                            second_moment_spectrum)
 
@@ -157,8 +157,10 @@ def theory_params(lr: float, noise_std: float, weight_decay: float, d: int) -> d
 # tracking
 
 
-class _Tracker:
+class _Tracker(_Records):
     """Preallocated records of the measurement (module docstring), in float64 on the device."""
+
+    BUFFERS = ("mapping", "mapping_noisy", "scalars")
 
     def __init__(self, X, Vk, lam_k, n_log, activation):
         n = X.shape[0]
@@ -170,17 +172,6 @@ class _Tracker:
         self.mapping_noisy = torch.empty_like(self.mapping)
         self.scalars = torch.empty(n_log, 4, **kw)            # loss, loss_clean, norm_w1, norm_w2
         self.first_loss = None
-
-    def state(self, rows: int) -> dict:
-        return {"mapping": self.mapping[:rows].cpu().clone(), "mapping_noisy": self.mapping_noisy[:rows].cpu().clone(),
-                "scalars": self.scalars[:rows].cpu().clone(),
-                "first_loss": float("nan") if self.first_loss is None else self.first_loss}
-
-    def restore(self, state: dict) -> None:
-        rows = state["mapping"].shape[0]
-        self.mapping[:rows], self.mapping_noisy[:rows] = state["mapping"], state["mapping_noisy"]
-        self.scalars[:rows] = state["scalars"]
-        self.first_loss = None if math.isnan(state["first_loss"]) else state["first_loss"]
 
     def _mapping(self, xhat, out):
         torch.sum((xhat @ self.Vk).double() * self.XV, dim=0, out=out)
