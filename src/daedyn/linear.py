@@ -175,8 +175,13 @@ class Checkpoint:
 
 
 def _fingerprint(engine: str, lam: np.ndarray, **kwargs) -> dict:
+    """What must match for a checkpoint to be resumed: the arguments, the spectrum and the code
+    of the training modules (a checkpoint written before a code change is not resumed)."""
     digest = hashlib.sha256(np.ascontiguousarray(lam, dtype=np.float64).tobytes()).hexdigest()
-    return {"engine": engine, "lam_sha256": digest, **kwargs}
+    code = hashlib.sha256()
+    for module in ("linear.py", "nonlinear.py"):
+        code.update((Path(__file__).parent / module).read_bytes())
+    return {"engine": engine, "lam_sha256": digest, "code_sha256": code.hexdigest(), **kwargs}
 
 
 def stability_limit(lam, eps: float = 0.0, gamma: float = 0.0) -> float:
