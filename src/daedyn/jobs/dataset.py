@@ -19,12 +19,11 @@ def dataset_job(params: Mapping[str, Any], output: str, job: JobInfo = JobInfo()
     """
     with logged(job):
         started = provenance.now()
-        spec, access = params["dataset"], data.access_from_environment()
-        ds = data.build(spec, mirror=access.get("mirror"), cache=access.get("cache"),
-                        download=access.get("download", False))
+        spec = params["dataset"]
+        ds = data.build(spec, **data.access_from_environment())
         log.info("%s: %d samples x %d features", spec["source"], ds.sizes["sample"], ds.sizes["feature"])
         encoding = {"x": dict(ds["x"].encoding)} if ds["x"].encoding else None
-        seed = spec.get("synthetic", {}).get("seed") if spec["source"] == "synthetic" else None
+        seed = spec.get("synthetic", {}).get("seed")  # only synthetic data are random
         store.write_dataset(
             ds, output,
             title=f"daedyn dataset {job.wildcards.get('dataset', spec['source'])}",
