@@ -55,9 +55,10 @@ def plot_fig5(ds, modes, title: str = "", seed=None):
                 top.plot(epochs, one["u_theory"].sel(mode=mode), color=color, lw=1.6, **kw)
                 top.plot(epochs, one["u_paper"].sel(mode=mode), color=color, lw=0.9, ls=":", alpha=0.8)
                 top.plot(epochs[marks], one["u"].sel(mode=mode).values[marks], "x", color=color, ms=5, mew=1.2)
-                err = np.abs(one["u_theory"].sel(mode=mode) - one["u"].sel(mode=mode))
-                bottom.semilogy(epochs, np.maximum(err, 1e-8), color=color, lw=1.0,
-                                alpha=0.4 + 0.6 * (k + 1) / len(modes))
+                alpha = 0.4 + 0.6 * (k + 1) / len(modes)
+                for theory, ls in (("u_theory", "-"), ("u_paper", ":")):
+                    err = np.abs(one[theory].sel(mode=mode) - one["u"].sel(mode=mode))
+                    bottom.semilogy(epochs, np.maximum(err, 1e-8), color=color, lw=1.0, ls=ls, alpha=alpha)
             if r == run:
                 for mode in modes:
                     ustar = float(one["u_star"].sel(mode=mode))
@@ -69,9 +70,9 @@ def plot_fig5(ds, modes, title: str = "", seed=None):
                                   for r in dict.fromkeys(base + [run])))
         top.set_ylabel("mode strength $u_i = v_i^T W v_i$")
         top.set_ylim(-0.05, 1.1)
-        top.legend(loc="lower right", title="lines: theory, x: trained")
+        top.legend(loc="lower right", bbox_to_anchor=(1.0, 0.1), title="lines: theory, x: trained")
         bottom.set_xlabel("epoch (full-batch gradient steps)")
-        bottom.set_ylabel("|theory − trained|")
+        bottom.set_ylabel("|theory − trained|\n(solid: per-mode, dotted: paper)")
         bottom.set_ylim(1e-6, 1)
         bottom.set_xlim(epochs[0], epochs[-1] * 1.04)
     lr, hidden = float(ds["lr"]), int(ds["hidden_units"])
