@@ -75,5 +75,8 @@ def test_metrics(combined):
     assert row["max_rel_err_theory"] == pytest.approx(row["max_abs_err_theory"] / ustar)
     assert row["t50_measured"] == one["epoch"].values[np.argmax(u >= 0.5 * ustar)]
     assert abs(row["t50_predicted"] - row["t50_measured"]) <= 10  # one recording interval
+    lam = combined["lam"].values
+    assert row["eta_max"] == pytest.approx(1 / lam.max(), rel=1e-9)  # DAE: 1/lambda_1 whatever eps
+    assert row["lr_over_eta_max"] == pytest.approx(0.05 * lam.max(), rel=1e-9)
     never = next(r for r in rows if r["run"] == "wdae" and r["mode"] == 4)  # lam_4 = 0.39 < gamma = 0.4
     assert never["u_star"] == 0 and np.isnan(never["t50_measured"]) and np.isnan(never["max_rel_err_theory"])

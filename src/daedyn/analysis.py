@@ -98,7 +98,9 @@ def metrics(combined: xr.Dataset, modes: list[int]) -> list[dict]:
     Relative errors are max|Δu| divided by the mode's fixed point u* (undefined
     where u* = 0). "Predicted" epochs come from the B9a theory curve, at the
     recording resolution like the measured ones; ``t50_paper`` is the paper's
-    closed form (E10b) with its heuristic u₀.
+    closed form (E10b) with its heuristic u₀. ``eta_max`` is the network's stability
+    limit (:func:`daedyn.theory.eta_max_network`), so ``lr_over_eta_max`` < 1 says how
+    safely the learning rate was chosen.
     """
     rows = []
     epochs = combined["epoch"].values
@@ -117,6 +119,10 @@ def metrics(combined: xr.Dataset, modes: list[int]) -> list[dict]:
             t_pred = {f: _first_epoch(epochs, th, f * ustar) for f in (0.5, 0.9)}
             t_meas = {f: _first_epoch(epochs, actual, f * ustar) for f in (0.5, 0.9)}
             t50_paper = theory.steps_to_fraction(0.5, lam, eps, gamma, lr, float(one["u0_paper"]))
+            # stability limit of the whole network at its aligned balanced minimum (paper.md claim 18)
+            eta_max = float(theory.eta_max_network(combined["lam"].values, eps, gamma,
+                                                   int(combined["hidden_units"]) if "hidden_units" in combined.coords
+                                                   else None))
             for k, mode in enumerate(modes):
                 rows.append({
                     "run": str(run), "seed": int(seed), "mode": int(mode), "lam": float(lam[k]),
@@ -127,5 +133,6 @@ def metrics(combined: xr.Dataset, modes: list[int]) -> list[dict]:
                     "t50_predicted": float(t_pred[0.5][k]), "t50_measured": float(t_meas[0.5][k]),
                     "t90_predicted": float(t_pred[0.9][k]), "t90_measured": float(t_meas[0.9][k]),
                     "t50_paper": float(np.asarray(t50_paper)[k]),
+                    "lr": lr, "eta_max": eta_max, "lr_over_eta_max": lr / eta_max,
                 })
     return rows
