@@ -80,3 +80,15 @@ def test_metrics(combined):
     assert row["lr_over_eta_max"] == pytest.approx(0.05 * lam.max(), rel=1e-9)
     never = next(r for r in rows if r["run"] == "wdae" and r["mode"] == 4)  # lam_4 = 0.39 < gamma = 0.4
     assert never["u_star"] == 0 and np.isnan(never["t50_measured"]) and np.isnan(never["max_rel_err_theory"])
+
+
+def test_plateaus_are_checked_against_the_paper(combined):
+    final = combined["u"].isel(epoch=-1).sel(seed=0)
+    good = [float(final.sel(run="dae", mode=m)) + 0.04 for m in (0, 2)]
+    bad = [float(final.sel(run="wdae", mode=0)) - 0.06, float(final.sel(run="wdae", mode=2))]
+    rows = analysis.metrics(combined, [0, 2], {"dae": good, "wdae": bad})
+    verdicts = {(r["run"], r["seed"], r["mode"]): r["plateau_matches_paper"] for r in rows}
+    assert verdicts[("dae", 0, 0)] == 1 and verdicts[("dae", 0, 2)] == 1
+    assert verdicts[("wdae", 0, 0)] == 0 and verdicts[("wdae", 0, 2)] == 1
+    assert verdicts[("ae", 0, 0)] == ""  # no paper value for this run
+    assert "paper_plateau" not in analysis.metrics(combined, [0])[0]

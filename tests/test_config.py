@@ -81,6 +81,8 @@ BAD_CONFIGS = {
     "batch size without sampling": (("linear_experiments", "tiny", "batch_size"), 8,
                                     "linear_experiments.tiny.batch_size"),
     "unknown activation": (("nonlinear_experiments", "tiny_nl", "activation"), "gelu", "'gelu' is not one of"),
+    "paper plateaus of the wrong length": (("linear_experiments", "tiny", "paper_plateaus"), {"dae": [0.5]},
+                                           "linear_experiments.tiny.paper_plateaus.dae"),
 }
 
 

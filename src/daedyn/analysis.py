@@ -92,7 +92,10 @@ def _first_epoch(epochs: np.ndarray, u: np.ndarray, level: np.ndarray) -> np.nda
     return np.where(level > 0, first, np.nan)
 
 
-def metrics(combined: xr.Dataset, modes: list[int]) -> list[dict]:
+PLATEAU_TOLERANCE = 0.05  # paper.md claim 14: plateaus read off the paper's figure, ±0.05
+
+
+def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None = None) -> list[dict]:
     """Per run, seed and mode: theory-vs-actual errors and the epochs to 50 % / 90 % of u*.
 
     Relative errors are max|Δu| divided by the mode's fixed point u* (undefined
@@ -100,7 +103,9 @@ def metrics(combined: xr.Dataset, modes: list[int]) -> list[dict]:
     recording resolution like the measured ones; ``t50_paper`` is the paper's
     closed form (E10b) with its heuristic u₀. ``eta_max`` is the network's stability
     limit (:func:`daedyn.theory.eta_max_network`), so ``lr_over_eta_max`` < 1 says how
-    safely the learning rate was chosen.
+    safely the learning rate was chosen. With ``paper_plateaus`` (run name → one value per
+    mode, read off the paper's figure) each row also says whether the trained plateau lies
+    within ±0.05 of the paper's (1/0; blank without a paper value).
     """
     rows = []
     epochs = combined["epoch"].values
@@ -134,5 +139,16 @@ def metrics(combined: xr.Dataset, modes: list[int]) -> list[dict]:
                     "t90_predicted": float(t_pred[0.9][k]), "t90_measured": float(t_meas[0.9][k]),
                     "t50_paper": float(np.asarray(t50_paper)[k]),
                     "lr": lr, "eta_max": eta_max, "lr_over_eta_max": lr / eta_max,
+                    **_plateau_check(paper_plateaus, str(run), k, float(actual[-1, k])),
                 })
     return rows
+
+
+def _plateau_check(paper_plateaus: dict | None, run: str, k: int, final: float) -> dict:
+    if not paper_plateaus:
+        return {}
+    values = paper_plateaus.get(run)
+    if values is None:
+        return {"paper_plateau": float("nan"), "plateau_matches_paper": ""}
+    return {"paper_plateau": float(values[k]),
+            "plateau_matches_paper": int(abs(final - values[k]) <= PLATEAU_TOLERANCE)}

@@ -74,6 +74,13 @@ for _name, _exp in config["linear_experiments"].items():
             f"linear_experiments.{_name}.modes",
             f"mode {max(_exp['modes'])} cannot be learned with hidden={_exp['hidden']} units",
         )
+    for _run, _values in _exp["paper_plateaus"].items():
+        if _run not in _exp["runs"] or len(_values) != len(_exp["modes"]):
+            config_error(
+                f"linear_experiments.{_name}.paper_plateaus.{_run}",
+                f"needs a run name of `runs` ({sorted(_exp['runs'])}) and one value per mode "
+                f"({len(_exp['modes'])})",
+            )
     if _exp["engine"] != "sampled" and _exp["batch_size"] is not None:
         config_error(
             f"linear_experiments.{_name}.batch_size",
@@ -211,6 +218,7 @@ def linear_aggregate_params(wildcards):
             "runs": list(exp["runs"]),
             "seeds": exp["seeds"],
             "modes": exp["modes"],
+            "paper_plateaus": exp["paper_plateaus"],
         }
     )
 

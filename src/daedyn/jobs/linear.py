@@ -73,7 +73,11 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
         spec = store.open_dataset(spectrum_path, needed_by=who)
         combined = analysis.add_theory(combined, spec["eigenvalue"].values, spec["eigenvector"].values)
         combined = combined.drop_vars(["w1_init", "w2_init"])  # used by the theory; kept in the run files
-        rows = analysis.metrics(combined, params["modes"])
+        rows = analysis.metrics(combined, params["modes"], params.get("paper_plateaus"))
+        checked = [r["plateau_matches_paper"] for r in rows if r.get("plateau_matches_paper", "") != ""]
+        if checked:
+            log.info("plateaus within %.2f of the paper's figure: %d of %d", analysis.PLATEAU_TOLERANCE,
+                     sum(checked), len(checked))
         for row in rows:
             log.info("%(run)s seed %(seed)d mode %(mode)d: u*=%(u_star).3f, max |theory-actual| = "
                      "%(max_abs_err_theory).4f (paper's closed form %(max_abs_err_paper).4f)", row)
