@@ -27,49 +27,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
+from bench_linear import cpu_model, per_epoch, timed  # the shared timing helpers (same folder)
 from daedyn import nonlinear
 from daedyn.linear import resolve_device, second_moment_spectrum
 
 PAPER = dict(lr=0.9, epochs=2000, log_every=10, noise_std=2.0, weight_decay=0.0045, init_std=1e-3)
 RUNS = {"ae": (0.0, 0.0), "wdae": (0.0, 0.0045), "dae": (2.0, 0.0)}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device) -> float:
-    sync(device)
-    t = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - t
-
-
-def per_epoch(fn, n1, n2, repeats, device) -> float:
-    """min over repeats of (T(n2) − T(n1)) / (n2 − n1)."""
-    fn(n1)  # warm-up
-    t1 = min(timed(lambda: fn(n1), device) for _ in range(repeats))
-    t2 = min(timed(lambda: fn(n2), device) for _ in range(repeats))
-    return max(t2 - t1, 0.0) / (n2 - n1)
 
 
 def bare_loop(X, hidden, epochs, *, lr, noise_std, weight_decay, init_std, seed=0):

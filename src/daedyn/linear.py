@@ -601,6 +601,16 @@ def train_exact(lam, V, *, hidden: int, lr: float, epochs: int, eps: float = 0.0
     return Run(tracker.dataset(epochs_log, lam_np, attrs), *_np(W1_f, W2_f, W1_0, W2_0))
 
 
+def _data_and_batch(X, batch_size, dtype, device) -> tuple[torch.Tensor, int]:
+    """The data as a contiguous tensor and the minibatch size (None: the full batch)."""
+    Xt = _tensor(X, dtype, device).contiguous()
+    n = Xt.shape[0]
+    B = n if batch_size is None else int(batch_size)
+    if not 1 <= B <= n:
+        raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
+    return Xt, B
+
+
 def _np(*ts):
     return [t.detach().cpu().numpy() for t in ts]
 
@@ -689,11 +699,8 @@ def train_sampled(X, *, hidden: int, lr: float, epochs: int, eps: float, gamma: 
     """
     _check_common(hidden, lr, epochs, eps, gamma)
     device, dt = resolve_device(device), _resolve_dtype(dtype)
-    Xt = _tensor(X, dt, device).contiguous()
+    Xt, B = _data_and_batch(X, batch_size, dt, device)
     n, d = Xt.shape
-    B = n if batch_size is None else int(batch_size)
-    if not 1 <= B <= n:
-        raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
     full = B == n
     steps_per_epoch = -(-n // B)
     lam_np, lam_t, V_t = _spectrum_tensors(X, lam, V, dt, device)

@@ -71,7 +71,7 @@ import xarray as xr
 
 from daedyn import theory
 from daedyn.linear import (EXPLODE_FACTOR, Checkpoint, DivergenceError, Run, _fingerprint, _initial, _num_threads,
-                           _Progress, _Records,
+                           _Progress, _Records, _data_and_batch,
                            _resolve_dtype, _tensor, log_epochs, noise_seed, resolve_device,
                            second_moment_spectrum)
 
@@ -253,11 +253,8 @@ def train(X, *, hidden: int, activation: str = "relu", lr: float, epochs: int, n
     if hidden < 1 or epochs < 0 or not lr > 0 or noise_std < 0 or weight_decay < 0:
         raise ValueError("need hidden >= 1, epochs >= 0, lr > 0, noise_std >= 0, weight_decay >= 0")
     device, dt = resolve_device(device), _resolve_dtype(dtype)
-    Xt = _tensor(X, dt, device).contiguous()
+    Xt, B = _data_and_batch(X, batch_size, dt, device)
     n, d = Xt.shape
-    B = n if batch_size is None else int(batch_size)
-    if not 1 <= B <= n:
-        raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
     full = B == n
     k = int(k_modes)
     if not 1 <= k <= d:
