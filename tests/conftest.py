@@ -32,6 +32,17 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = 
     return proc
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny problems: one intra-op thread avoids OpenMP spin-waits on a busy CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def mnist_dir() -> Path:
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():

@@ -12,13 +12,7 @@ from daedyn.linear import (DivergenceError, init_weights, log_epochs, second_mom
 CONDITIONS = {"ae": (0.0, 0.0), "dae": (0.4, 0.0), "wdae": (0.0, 0.15), "both": (0.3, 0.1)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These problems are tiny: one intra-op thread avoids OpenMP spin-waits on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

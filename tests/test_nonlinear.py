@@ -12,13 +12,7 @@ from daedyn import linear, nonlinear as nl
 from daedyn.linear import DivergenceError, log_epochs, noise_seed, second_moment_spectrum
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems: one intra-op thread avoids OpenMP spin-waits on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
