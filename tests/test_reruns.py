@@ -22,8 +22,11 @@ CONFIG = {
     "linear_experiments": {"tiny": {"dataset": "synthetic", "n_samples": 128, "hidden": 16, "lr": 0.05,
                                     "epochs": 60, "log_every": 10, "modes": [0, 1], "device": "cpu",
                                     "runs": {"a": {"eps": 0.0}, "b": {"eps": 0.5}}}},
+    "nonlinear_experiments": {"tiny_nl": {"dataset": "synthetic", "n_samples": 128, "hidden": 16, "lr": 0.5,
+                                          "epochs": 20, "log_every": 5, "k_modes": 2, "device": "cpu",
+                                          "runs": {"dae": {"noise_std": 0.5}}}},
 }
-TARGETS = ["results/figures/tiny.png", "results/spectra/synthetic_n128.nc"]
+TARGETS = ["results/figures/tiny.png", "results/figures/tiny_nl.png", "results/spectra/synthetic_n128.nc"]
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +89,12 @@ def test_changing_one_runs_hyperparameter_reruns_that_run_and_its_dependents(pro
 
 @pytest.mark.parametrize("module, rules", [
     ("figures/linear.py", {"linear_figure"}),
-    ("theory.py", {"linear_aggregate", "linear_figure"}),
-    ("linear.py", {"linear_train", "linear_aggregate", "linear_figure"}),
-    ("spectrum.py", {"spectrum", "linear_train", "linear_aggregate", "linear_figure"}),
+    ("theory.py", {"linear_aggregate", "linear_figure", "nonlinear_aggregate", "nonlinear_figure"}),
+    ("linear.py", {"linear_train", "linear_aggregate", "linear_figure",
+                   "nonlinear_train", "nonlinear_aggregate", "nonlinear_figure"}),
+    ("nonlinear.py", {"nonlinear_train", "nonlinear_aggregate", "nonlinear_figure"}),
+    ("spectrum.py", {"spectrum", "linear_train", "linear_aggregate", "linear_figure",
+                     "nonlinear_train", "nonlinear_aggregate", "nonlinear_figure"}),
 ])
 def test_editing_a_module_reruns_exactly_the_rules_that_use_it(project, module, rules):
     repo, work = project

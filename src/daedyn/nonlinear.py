@@ -69,7 +69,6 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from daedyn import theory
 from daedyn.linear import (EXPLODE_FACTOR, Checkpoint, DivergenceError, Run, _fingerprint, _initial, _num_threads,
                            _Progress, _Records, _data_and_batch,
                            _resolve_dtype, _tensor, log_epochs, noise_seed, resolve_device,
@@ -368,6 +367,8 @@ def linear_theory(lam, epochs, *, lr: float, noise_std: float, weight_decay: flo
     eff = theory_params(lr, noise_std, weight_decay, d)
     x0 = y0 = hidden * init_std**2 / 2.0
     steps = int(epochs.max()) if epochs.size else 0
+    from daedyn import theory  # here, not at the top: a theory edit must not retrain networks
+
     u = theory.vector_mode_map(steps, lam, eff["eps"], eff["gamma"], eff["lr"], x0=x0, y0=y0)[:, epochs]
     return xr.DataArray(u, dims=("mode", "epoch"), name="mapping_theory", coords={
         "mode": np.arange(lam.size), "epoch": epochs, "lam": ("mode", lam)}, attrs={

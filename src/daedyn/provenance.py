@@ -77,7 +77,7 @@ def git_state(path: str | os.PathLike = PACKAGE_ROOT) -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD")
-        # only the package's tracked sources and workflow matter for "dirty"
+        # tracked files only: untracked results or scratch files do not make the code "dirty"
         dirty = 1 if git("status", "--porcelain", "--untracked-files=no") else 0
         describe = git("describe", "--always", "--dirty", "--tags")
     except (OSError, subprocess.SubprocessError):

@@ -5,7 +5,7 @@ rule nonlinear_train:
     input:
         dataset=nonlinear_dataset,
         spectrum=nonlinear_spectrum,
-        code=package_sources("nonlinear", "linear", "data", "theory", "jobs/nonlinear"),
+        code=package_sources("nonlinear", "linear", "data", "jobs/nonlinear"),
         lock=LOCK,
     output:
         "results/nonlinear/{nl_experiment}/{run}/seed{seed}.nc",
