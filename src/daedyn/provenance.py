@@ -116,6 +116,7 @@ def collect(
     seed: int | str | None = None,
     device: str | None = None,
     started: str | None = None,
+    resumed_from: Iterable[int] = (),
 ) -> dict[str, Any]:
     """Provenance attributes of one job.
 
@@ -123,6 +124,7 @@ def collect(
     Snakemake's ``params:``, or the arguments of a notebook call); it is stored
     as JSON together with its SHA-256. `inputs` are files whose SHA-256 is
     recorded, so a result can be traced to the exact data it was computed from.
+    `resumed_from` lists the epochs a training run resumed from checkpoints (empty: one go).
     """
     config_json = canonical_json(config)
     attrs: dict[str, Any] = {
@@ -140,6 +142,7 @@ def collect(
         "python_version": platform.python_version(),
         "package_versions": canonical_json(package_versions()),
         "time_started": started or now(),
+        "resumed_from_epochs": canonical_json([int(e) for e in resumed_from]),
     }
     attrs.update(device_info(device))
     return attrs
@@ -157,7 +160,7 @@ _REPORT_KEYS = (
     ("git_commit", "git commit"), ("git_dirty", "git dirty"), ("git_describe", "git describe"),
     ("input_sha256", "inputs (sha256)"), ("seed", "seed"), ("hostname", "host"),
     ("device", "device"), ("gpu_name", "gpu"), ("slurm_job_id", "slurm job"),
-    ("time_started", "started"), ("time_finished", "finished"),
+    ("time_started", "started"), ("time_finished", "finished"), ("resumed_from_epochs", "resumed from"),
     ("package_versions", "packages"),
 )
 

@@ -55,14 +55,15 @@ def write_dataset(
     ds: xr.Dataset,
     path: str | os.PathLike,
     *,
-    title: str,
-    summary: str,
+    title: str | None = None,
+    summary: str | None = None,
     provenance_attrs: Mapping[str, Any],
     encoding: Mapping[str, Mapping[str, Any]] | None = None,
     complevel: int = 4,
 ) -> Path:
     """Write `ds` to `path` atomically with CF attributes and provenance.
 
+    `title` and `summary` may also come from ``ds.attrs`` (a dataset's own attributes win).
     `encoding` overrides the default per-variable encoding (zlib level
     `complevel`, NaN fill for float data, none for coordinates), e.g. to store
     pixels as uint8 with a ``scale_factor``. Attribute values must be str,
@@ -73,6 +74,8 @@ def write_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     finished = provenance.now()
     ds = ds.copy()
+    if not (title or ds.attrs.get("title")) or not (summary or ds.attrs.get("summary")):
+        raise ValueError(f"{path}: a result file needs a title and a summary")
     ds.attrs = _clean_attrs({
         "Conventions": CONVENTIONS,
         "title": title,

@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+validate(config, schema="../../src/daedyn/config.schema.yaml", set_default=True)
 
 # The package's own sources are declared as inputs, so that editing a module reruns
 # exactly the rules that import it (imports are invisible to Snakemake otherwise).
@@ -183,8 +183,7 @@ def linear_train_inputs(wildcards):
 def linear_train_params(wildcards):
     exp = config["linear_experiments"][wildcards.experiment]
     keys = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std")
-    keys += ("checkpoint_every",)
-    keys += ("engine", "batch_size", "dtype", "device")
+    keys += ("engine", "batch_size", "shuffle", "dtype", "device", "allow_unstable")
     return canonical(
         {
             "experiment": wildcards.experiment,
@@ -292,14 +291,12 @@ def nonlinear_dataset(wildcards):
 def nonlinear_train_params(wildcards):
     exp = config["nonlinear_experiments"][wildcards.nl_experiment]
     keys = ("dataset", "n_samples", "hidden", "activation", "lr", "epochs", "log_every")
-    keys += ("init_std", "batch_size", "dtype", "device", "k_modes", "checkpoint_every")
+    keys += ("init_std", "batch_size", "shuffle", "dtype", "device", "k_modes")
     return canonical(
         {
             "experiment": wildcards.nl_experiment,
             "run": wildcards.run,
             "seed": int(wildcards.seed),
-            "noise_std": 0.0,
-            "weight_decay": 0.0,
             **{k: exp[k] for k in keys},
             **exp["runs"][wildcards.run],
         }
