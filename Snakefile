@@ -32,6 +32,7 @@ include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/scalar.smk"
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/nonlinear.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:

@@ -37,6 +37,11 @@ def canonical(params):
     return json.loads(json.dumps(params, sort_keys=True))
 
 
+# Every beyond-the-paper experiment kind appends its enabled experiments' claims files here
+# (results/{experiment}/claims.csv), in its section below; rule beyond_claims gathers them.
+BEYOND_CLAIMS = []
+
+
 def config_error(key, message):
     raise WorkflowError(f"Invalid config: {key}: {message}")
 
@@ -432,4 +437,8 @@ NONLINEAR_TARGETS = [
     for out in ("combined.nc", "halftimes.csv")
 ] + [f"results/figures/{name}.{ext}" for name in NONLINEAR for ext in ("png", "pdf")]
 
-ALL_TARGETS = SPECTRA + SCALAR_TARGETS + LINEAR_TARGETS + NONLINEAR_TARGETS
+BEYOND_TARGETS = ["results/claims/beyond.csv"] if BEYOND_CLAIMS else []
+
+ALL_TARGETS = (
+    SPECTRA + SCALAR_TARGETS + LINEAR_TARGETS + NONLINEAR_TARGETS + BEYOND_TARGETS
+)
