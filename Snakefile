@@ -1,5 +1,6 @@
 # daedyn workflow: datasets -> spectra -> (theory, training) -> aggregation -> figures.
-# Run `./run.sh pipeline` (see README.md); any snakemake option may follow.
+# Run `./run.sh pipeline` or plain `snakemake` (see README.md); `snakemake paper` builds the
+# paper-scale experiments.
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -8,7 +9,7 @@ min_version("9.27")
 
 
 # The repository's config.yaml, also when the run is relocated with --directory;
-# --configfile FILE replaces it.
+# --configfile FILE is merged over it (its keys win; lists replace lists).
 configfile: Path(workflow.basedir) / "config.yaml"
 
 
@@ -24,3 +25,9 @@ rule all:
     default_target: True
     input:
         ALL_TARGETS,
+
+
+# Paper-scale experiments (`paper: true` in the config): `snakemake paper`.
+rule paper:
+    input:
+        PAPER_TARGETS,
