@@ -85,10 +85,10 @@ def test_bare_snakemake_in_the_repository_root_uses_the_default_profile(tmp_path
     assert "results/figures/fig5_mnist.png" in proc.stdout
 
 
-def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
+def test_tiny_pipeline_end_to_end(tiny_workflow, mnist_dir):
+    tmp_path = tiny_workflow  # the pipeline of .test/config.yaml has run there (conftest)
     config = load_yaml(REPO / ".test" / "config.yaml")
     env = {"DAEDYN_DATA_MIRROR": str(mnist_dir.parent)}
-    run_snakemake(tmp_path, config, "-c2", env=env)
 
     for name, n in (("synthetic", 256), ("digits", 500), ("mnist", 1000)):
         ds = store.open_dataset(tmp_path / f"results/data/{name}.nc")

@@ -335,13 +335,13 @@ _META = {
     "u": ("mode strength u_i = v_i^T W v_i (W = W2 W1)", "1"),
     "singular_values": ("singular values of W = W2 W1, descending (the paper's 'actual', K2)", "1"),
     "loss": ("marginalised loss E2 = reconstruction + noise + decay (computed from Sigma)",
-             "(data units)^2"),
+             "1"),
     "loss_reconstruction": ("1/2 tr[(I-W) Sigma (I-W)^T] = 1/2 mean_n |x_n - W x_n|^2",
-                            "(data units)^2"),
-    "loss_noise": ("eps/2 |W|_F^2 (marginalised input-noise term of E1)", "(data units)^2"),
-    "loss_decay": ("gamma/2 (|W1|_F^2 + |W2|_F^2) (weight-decay term of E2)", "(data units)^2"),
+                            "1"),
+    "loss_noise": ("eps/2 |W|_F^2 (marginalised input-noise term of E1)", "1"),
+    "loss_decay": ("gamma/2 (|W1|_F^2 + |W2|_F^2) (weight-decay term of E2)", "1"),
     "train_error": ("mean clean reconstruction error 1/2 mean_n |x_n - W x_n|^2 "
-                    "(identical to loss_reconstruction)", "(data units)^2"),
+                    "(identical to loss_reconstruction)", "1"),
     "norm_w1": ("Frobenius norm of W1", "1"),
     "norm_w2": ("Frobenius norm of W2", "1"),
     "balancedness": ("|W1 W1^T - W2^T W2|_F", "1"),
@@ -454,7 +454,7 @@ class _Tracker(_Records):
         ds["mode"].attrs.update(long_name="eigenmode index of Sigma (descending eigenvalue)",
                                 units="1")
         ds["lam"].attrs.update(long_name="eigenvalue of Sigma = X^T X / N (uncentred)",
-                               units="(data units)^2")
+                               units="1")
         ds["sv"].attrs.update(long_name="rank of the singular value (0 = largest)", units="1")
         return ds
 

@@ -86,9 +86,9 @@ _META = {
     "mapping_noisy": ("learned mapping m_i as above, x_hat from the NOISY pre-update forward pass "
                       "(the paper's measurement)", "1"),
     "loss": ("training loss: MSE over N*d elements on the noisy pre-update forward pass "
-             "(no weight-decay term)", "(data units)^2"),
+             "(no weight-decay term)", "1"),
     "loss_clean": ("clean reconstruction error: MSE over N*d elements on clean inputs",
-                   "(data units)^2"),
+                   "1"),
     "norm_w1": ("Frobenius norm of W1", "1"),
     "norm_w2": ("Frobenius norm of W2", "1"),
 }
@@ -210,7 +210,7 @@ class _Tracker(_Records):
                                  "pass over the data); state after that many epochs", units="1")
         ds["mode"].attrs.update(long_name="eigenmode index of Sigma (descending eigenvalue)", units="1")
         ds["lam"].attrs.update(long_name="eigenvalue of Sigma = X^T X / N (uncentred)",
-                               units="(data units)^2")
+                               units="1")
         return ds
 
 
@@ -397,5 +397,5 @@ def half_times(curve: xr.DataArray, *, fraction: float = 0.5, min_final: float =
     out = xr.DataArray(first, dims=c.dims[:-1], coords={k: v for k, v in c.coords.items()
                                                         if "epoch" not in v.dims})
     out.attrs.update(long_name=f"first recorded epoch with value >= {fraction:g} x final value "
-                               f"(NaN: never, or final < {min_final:g})", units="epoch")
+                               f"(NaN: never, or final < {min_final:g})", units="1")
     return out

@@ -200,6 +200,13 @@ def minimum_manifold(lam, eps=0.0, gamma=0.0, extent=2.0, points=1000):
     return m1, m2
 
 
+def _manifold_coords(points):
+    """Coordinates of :func:`minimum_manifold`'s output."""
+    return {"branch": ("branch", [0, 1], {"long_name": "branch of the minima (0: w1 > 0, 1: w1 < 0)"}),
+            "manifold_point": ("manifold_point", np.arange(points),
+                               {"long_name": "sample index along the branch"})}
+
+
 def _grid(extent, points):
     return np.linspace(-extent, extent, int(points))
 
@@ -273,7 +280,7 @@ def fig1_data(lam=1.0, eps=(0.0, 1.0, 5.0), lr=0.01, epochs=200, trials=10, seed
                           {"long_name": "epoch (GD step)", "units": "1"}),
                 "s_w1": ("s_w1", g, {"long_name": "w1", "units": "1"}),
                 "s_w2": ("s_w2", g, {"long_name": "w2", "units": "1"}),
-                "branch": [0, 1], "manifold_point": np.arange(manifold_points)},
+                **_manifold_coords(manifold_points)},
     )
     ds.attrs.update(figure="fig1", lam=float(lam), gamma=0.0, lr=float(lr), tau=1.0 / lr,
                     surface_zmax=float(surface_zmax), params=_json(params),
@@ -320,7 +327,7 @@ def fig2_data(lam=(2.5, 1.0, 0.5), eps=tuple(_EPS_0_TO_1_8), gamma_rule="matched
         return np.broadcast_to(theory.steps_to_fraction(0.5, le, ee, gg, lr, u0), G.shape).copy()
 
     d2 = ("lam", "eps")
-    ep = {"units": "epoch"}
+    ep = {"units": "1"}  # a number of epochs (UDUNITS has no epoch)
     ds = xr.Dataset(
         {
             "u_dae": (("lam", "eps", "epoch"), np.asarray(u_dae, float),
@@ -511,11 +518,13 @@ def fig4_data(lam=1.0, eps=0.1, lr=0.01, epochs=1000, trials=10, seed_stride=2, 
             "min_w2": (("model", "branch", "manifold_point"), np.stack(per["m2"]),
                        {"long_name": "w2 at the global minima (NaN-padded)", **one}),
         },
-        coords={"model": list(models), "trial": np.arange(w10.size),
+        coords={"model": ("model", list(models),
+                          {"long_name": "model: DAE (input noise) or WDAE (weight decay)"}),
+                "trial": np.arange(w10.size),
                 "epoch": ("epoch", np.arange(epochs + 1), {"long_name": "epoch (GD step)", **one}),
                 "s_w1": ("s_w1", g, {"long_name": "w1", **one}),
                 "s_w2": ("s_w2", g, {"long_name": "w2", **one}),
-                "branch": [0, 1], "manifold_point": np.arange(manifold_points)},
+                **_manifold_coords(manifold_points)},
     )
     ds.attrs.update(figure="fig4", lam=float(lam), eps=float(eps), gamma=gamma_w, lr=float(lr),
                     tau=1.0 / lr, small_init=float(small_init), quiver_every=int(quiver_every),

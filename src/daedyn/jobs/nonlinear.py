@@ -55,7 +55,7 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
                                 weight_decay=("run", [float(params["weight_decay"])]),
                                 lr=float(params["lr"]), hidden_units=int(params["hidden"]))
         out["noise_std"].attrs.update(long_name="input noise STANDARD DEVIATION sigma (variance sigma^2)",
-                                      units="(data units)")
+                                      units="1")
         out["weight_decay"].attrs.update(long_name="torch SGD weight_decay wd (adds wd*W to the gradient)",
                                          units="1")
         out["lr"].attrs.update(long_name="learning rate of torch SGD on the MSE over N*d elements", units="1")
