@@ -4,7 +4,7 @@ Model and loss
 --------------
 x̂ = W₂W₁x̃ with W₁ ∈ R^{H×d} (encoder), W₂ ∈ R^{d×H} (decoder), column convention, no
 biases, untied weights, W = W₂W₁. In the mean convention Σ = XᵀX/N = VΛVᵀ (λ descending,
-eigenvectors v_i as the columns of V) the marginalised loss is (paper.md E1, E2)
+eigenvectors v_i as the columns of V) the marginalised loss is (E1, E2 in docs/science.md)
 
     L = ½ tr[(I−W)Σ(I−W)ᵀ]  +  ε/2 ‖W‖²_F  +  γ/2 (‖W₁‖²_F + ‖W₂‖²_F)
         (reconstruction)       (noise)          (weight decay)
@@ -48,7 +48,7 @@ eigenbasis, so all engines record the same quantities from the same formulas):
 
 * ``u`` (epoch, mode): u_i = v_iᵀWv_i for all d modes;
 * ``singular_values`` (epoch, sv): the min(d, H) singular values of W, descending (the
-  paper's "actual" curves of Fig. 5, K2), computed from the H×H core R₂R₁ᵀ of the QR
+  paper's "actual" curves of Fig. 5, D2), computed from the H×H core R₂R₁ᵀ of the QR
   factorisations A₂ = Q₂R₂, A₁ᵀ = Q₁R₁ (never a d×d SVD);
 * the marginalised loss terms ``loss``, ``loss_reconstruction``, ``loss_noise``,
   ``loss_decay`` computed from Σ (also for the sampled engine, so that runs compare);
@@ -189,13 +189,13 @@ def stability_limit(lam, eps: float = 0.0, gamma: float = 0.0) -> float:
 
     At a balanced per-mode fixed point u* = (λ−γ)/(λ+ε) the Hessian of the per-mode loss
     (E6) has eigenvalues 2(λ−γ) (along u) and 2γ (along the imbalance w₁²−w₂²); ε drops out
-    (paper.md §3, E14 "Stability"). GD is stable iff η < 2/(top eigenvalue), so
+    (E16). GD is stable iff η < 2/(top eigenvalue), so
 
         η_max = min( 1/(λ₁−γ),  1/γ  [γ > 0],  2/(λ_j+γ) for the largest λ_j ≤ γ ),
 
     where a mode with λ_j ≤ γ stays at the origin, whose Hessian has eigenvalues γ ± λ_j.
     DAE/AE (γ = 0): η_max = 1/λ₁, independent of ε. WDAE: ≈ 1/(λ₁−γ); the exact whole-network
-    limit is slightly lower because of cross-mode curvature (beyond.md B1), and unbalanced
+    limit is slightly lower because of cross-mode curvature (E16), and unbalanced
     starts with large weights have sharper minima. ``eps`` is accepted for symmetry and
     documentation; it does not enter.
     """
@@ -333,7 +333,7 @@ _SCALARS = ("loss", "loss_reconstruction", "loss_noise", "loss_decay",
 
 _META = {
     "u": ("mode strength u_i = v_i^T W v_i (W = W2 W1)", "1"),
-    "singular_values": ("singular values of W = W2 W1, descending (the paper's 'actual', K2)", "1"),
+    "singular_values": ("singular values of W = W2 W1, descending (the paper's 'actual', D2)", "1"),
     "loss": ("marginalised loss E2 = reconstruction + noise + decay (computed from Sigma)",
              "1"),
     "loss_reconstruction": ("1/2 tr[(I-W) Sigma (I-W)^T] = 1/2 mean_n |x_n - W x_n|^2",
@@ -690,7 +690,7 @@ def train_sampled(X, *, hidden: int, lr: float, epochs: int, eps: float, gamma: 
     For a batch x_1…x_B and noise n_b ~ N(0, εI) drawn anew each step, x̃ = x + n, the step
     follows the gradient of (1/B)Σ_b ½‖x_b − W₂W₁x̃_b‖² + γ/2(‖W₁‖² + ‖W₂‖²):
     with H = X̃W₁ᵀ and E = X − HW₂ᵀ, ∇W₂ = −EᵀH/B + γW₂, ∇W₁ = −(EW₂)ᵀX̃/B + γW₁
-    (unbiased for the gradient of E2, beyond.md B3). An epoch is one pass over the data in
+    (unbiased for the gradient of E2, E20). An epoch is one pass over the data in
     minibatches of ``batch_size`` rows (the last one may be smaller), in a fresh random order
     each epoch when ``shuffle``; ``batch_size=None`` means full batch, one step per epoch
     (then the order does not matter and is not shuffled). Noise and order come from a
