@@ -443,6 +443,7 @@ def experiment_targets(paper):
     ]
     return sorted(spectra) + tables + figures
 
+
 BEYOND_TARGETS = ["results/claims/beyond.csv"] if BEYOND_CLAIMS else []
 
 # `snakemake` builds ALL_TARGETS (quick on a small CPU); `snakemake paper` the paper-scale
