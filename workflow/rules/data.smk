@@ -15,7 +15,7 @@ rule dataset:
         "../../environment.yml"
     resources:
         mem_mb=dataset_mem_mb,
-        runtime=30,
+        runtime=dataset_runtime,
     params:
         spec=dataset_params,
     script:

@@ -16,7 +16,7 @@ rule spectrum:
         "../../environment.yml"
     resources:
         mem_mb=spectrum_mem_mb,
-        runtime=60,
+        runtime=spectrum_runtime,
     params:
         spec=spectrum_params,
     script:
