@@ -70,6 +70,6 @@ rule nonlinear_figure:
     conda:
         "../../environment.yml"
     params:
-        experiment="{nl_experiment}",
+        spec=nonlinear_figure_params,
     script:
         "../scripts/nonlinear_figure.py"
