@@ -1,0 +1,242 @@
+"""Depth-L linear DAEs: per-mode theory, the exact engine, and the experiment helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from engine_loop import drive
+from scipy.integrate import solve_ivp
+
+from daedyn import depth, linear, theory
+from daedyn.linear import log_epochs
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _orthogonal(n, rng):
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def _aligned_layers(V, widths, w, rng):
+    """Aligned balanced layers in the data's basis, the hidden spaces randomly rotated."""
+    d = V.shape[0]
+    dims = [d, *widths, d]
+    rots = [V] + [_orthogonal(h, rng) for h in widths] + [V]
+    layers = []
+    for i in range(len(dims) - 1):
+        core = np.zeros((dims[i + 1], dims[i]))
+        core[range(w.size), range(w.size)] = w
+        layers.append(rots[i + 1] @ core @ rots[i].T)
+    return layers
+
+
+def _grad_numpy(layers, sigma, eps, gamma):
+    """∇W_l = −(W_L⋯W_{l+1})ᵀ M (W_{l−1}⋯W_1)ᵀ + γW_l with M = Σ − W(Σ+εI), in plain numpy."""
+    d = sigma.shape[0]
+    W = np.linalg.multi_dot(layers[::-1]) if len(layers) > 2 else layers[1] @ layers[0]
+    M = sigma - W @ (sigma + eps * np.eye(d))
+    grads = []
+    for l in range(len(layers)):
+        above = np.eye(d) if l == len(layers) - 1 else _prod(layers[l + 1:])
+        below = np.eye(d) if l == 0 else _prod(layers[:l])
+        grads.append(-above.T @ M @ below.T + gamma * layers[l])
+    return grads
+
+
+def _prod(mats):
+    out = mats[0]
+    for m in mats[1:]:
+        out = m @ out
+    return out
+
+
+# --------------------------------------------------------------------------- theory
+
+
+def test_two_layer_theory_reduces_to_the_paper():
+    lam, eps, gamma, lr = np.array([2.0, 1.0, 0.5]), 0.4, 0.1, 0.05
+    assert np.allclose(depth.matched_decay(lam, eps, 2), theory.noise_to_decay(lam, eps), rtol=1e-14)
+    up, um = depth.fixed_points(lam, eps, gamma, 2)
+    assert np.allclose(up, theory.fixed_point(lam, eps, gamma), rtol=1e-14) and np.all(um == 0)
+    m = depth.mode_map(200, lam, eps, gamma, lr, 0.01, 2)
+    assert np.allclose(m, theory.balanced_map(200, lam, eps, gamma, lr, 1e-4), rtol=1e-12, atol=0)
+    # quadrature against the closed-form half-time (E10b)
+    t = depth.time_to_fraction(0.5, lam, eps, gamma, lr, 1e-4, 2)
+    assert np.allclose(t, theory.steps_to_fraction(0.5, lam, eps, gamma, lr, 1e-4), rtol=1e-9)
+    assert np.allclose(depth.eta_max_mode(lam, eps, gamma, 2), 2 / np.maximum(2 * (lam - gamma), 2 * gamma))
+
+
+@pytest.mark.parametrize("L", [3, 4, 6])
+def test_fixed_points_are_zeros_of_the_rate_and_matched_decay_matches(L):
+    lam, eps = np.array([2.0, 0.7]), 1.0
+    gamma = depth.matched_decay(lam, eps, L)
+    up, um = depth.fixed_points(lam, 0.0, gamma, L)
+    assert np.allclose(up, lam / (lam + eps), rtol=1e-12)          # WDAE(γ_L) shares the DAE's u*
+    assert np.all((um > 0) & (um < up))
+    for u in (up, um):
+        assert np.all(np.abs(depth.mode_rate(u, lam, 0.0, gamma, L)) < 1e-13)
+    # stability: the rate points away from u₋ and towards u₊ and 0
+    assert np.all(depth.mode_rate(um * 1.01, lam, 0.0, gamma, L) > 0)
+    assert np.all(depth.mode_rate(um * 0.99, lam, 0.0, gamma, L) < 0)
+    assert np.all(depth.mode_rate(up * 1.01, lam, 0.0, gamma, L) < 0)
+    # a decay larger than max u^{1-2/L}(λ − λu) leaves only the origin
+    none = depth.fixed_points(1.0, 0.0, 0.5, L)
+    assert np.isnan(none[0]) and np.isnan(none[1])
+    assert depth.limit(1.0, 0.0, 0.5, L, 0.9) == 0.0
+
+
+def test_fixed_point_numbers_for_deep_wdae():
+    # λ = 2, ε = 1, w0 = 0.05: DAE and WDAE(γ_L) both go to 2/3 except the deep WDAE (to 0)
+    for L in (2, 3, 4):
+        g = depth.matched_decay(2.0, 1.0, L)
+        assert depth.limit(2.0, 1.0, 0.0, L, 0.05**L) == pytest.approx(2 / 3, rel=1e-12)
+        assert depth.limit(2.0, 1.0, 0.0, L, 0.9**L) == pytest.approx(2 / 3, rel=1e-12)
+        assert depth.limit(2.0, 0.0, g, L, 0.9**L) == pytest.approx(2 / 3, rel=1e-12)
+        small = float(depth.limit(2.0, 0.0, g, L, 0.05**L))
+        assert small == (pytest.approx(2 / 3, rel=1e-12) if L == 2 else 0.0)
+
+
+def test_learning_time_is_infinite_when_blocked_and_additive():
+    L, lam, g = 3, 2.0, depth.matched_decay(2.0, 1.0, 3)
+    up, um = depth.fixed_points(lam, 0.0, g, L)
+    assert depth.learning_time(0.5, lam, 0.0, g, 1.0, um / 2, L) == np.inf   # below u₋: never
+    assert depth.learning_time(up * 1.1, lam, 0.0, g, 1.0, 0.5, L) == np.inf  # beyond u₊: never
+    t1 = depth.learning_time(0.3, lam, 0.5, 0.0, 0.1, 1e-4, L)
+    t2 = depth.learning_time(0.5, lam, 0.5, 0.0, 0.1, 0.3, L)
+    assert depth.learning_time(0.5, lam, 0.5, 0.0, 0.1, 1e-4, L) == pytest.approx(t1 + t2, rel=1e-11)
+    # decreasing from above the fixed point takes a finite positive time
+    assert 0 < depth.learning_time(0.85, lam, 0.5, 0.0, 0.1, 0.95, L) < np.inf  # u* = 0.8
+
+
+# --------------------------------------------------------------------------- engine
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_two_layers_reproduce_train_exact_bitwise(dtype):
+    rng = np.random.default_rng(0)
+    d, H, epochs, every = 12, 5, 60, 5
+    lam = np.sort(rng.uniform(0.1, 3.0, d))[::-1].copy()
+    V = _orthogonal(d, rng)
+    kw = dict(hidden=H, lr=0.1, eps=0.3, gamma=0.05, init_std=0.1, seed=3, dtype=dtype, device="cpu")
+    run = linear.train_exact(lam, V, epochs=epochs, log_every=every, **kw)
+    eng = depth.DepthEngine(lam, V, depth=2, n_log=len(log_epochs(epochs, every)), **kw)
+    ds = drive(eng, epochs, every)
+    assert np.array_equal(ds["u"].values, run.trajectory["u"].values)
+    assert np.array_equal(eng.weights()[0], run.W1) and np.array_equal(eng.weights()[1], run.W2)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for name in ("loss", "loss_reconstruction", "loss_noise", "loss_decay", "norm_w1", "norm_w2",
+                 "balancedness", "singular_values"):
+        assert np.allclose(ds[name], run.trajectory[name], rtol=tol, atol=tol), name
+    assert np.allclose(ds["layer_norm"].values, ds[["norm_w1", "norm_w2"]].to_array().T.values)
+
+
+def test_random_init_follows_the_init_weights_convention():
+    w1, w2 = linear.init_weights(7, 3, init_std=0.2, seed=5)
+    layers = depth.init_layers(7, 3, 2, init_std=0.2, seed=5)
+    assert np.array_equal(layers[0], w1) and np.array_equal(layers[1], w2)
+    deep = depth.init_layers(7, [3, 4, 2], 4, init_std=0.2, seed=5)
+    assert [m.shape for m in deep] == [(3, 7), (4, 3), (2, 4), (7, 2)]
+    assert np.array_equal(deep[0], w1)          # the same stream, layer by layer
+
+
+@pytest.mark.parametrize("L,widths", [(3, (5, 6)), (4, (5, 6, 4))])
+@pytest.mark.parametrize("eps,gamma", [(0.4, 0.0), (0.0, 0.05), (0.3, 0.02)])
+def test_aligned_matrix_gd_equals_the_per_mode_map(L, widths, eps, gamma):
+    rng = np.random.default_rng(L)
+    lam, lr, steps = np.array([2.0, 1.0, 0.5, 0.3]), 0.1, 300
+    V = _orthogonal(4, rng)
+    w0 = np.array([0.6, 0.5, -0.4, 0.3])
+    ref = depth.mode_map(steps, lam, eps, gamma, lr, w0, L).T
+    kw = dict(hidden=widths, depth=L, lr=lr, eps=eps, gamma=gamma, n_log=steps + 1, dtype="float64",
+              device="cpu")
+    aligned = drive(depth.DepthEngine(lam, V, init="aligned", w0=w0, **kw), steps)
+    assert np.abs(aligned["u"].values - ref).max() <= 1e-12
+    rotated = drive(depth.DepthEngine(lam, V, layers=_aligned_layers(V, widths, w0, rng), **kw), steps)
+    assert np.abs(rotated["u"].values - ref).max() <= 1e-12
+    assert float(rotated["balancedness"].max()) <= 1e-12          # balanced stays balanced
+
+
+@pytest.mark.parametrize("L,widths", [(3, (3, 4)), (4, (4, 3, 5))])
+def test_aligned_gradient_flow_matches_the_quadrature(L, widths):
+    rng = np.random.default_rng(10 + L)
+    lam, eps, gamma, w0 = np.array([2.0, 1.2, 0.7]), 0.5, 0.01, np.array([0.3, 0.35, 0.4])
+    V = _orthogonal(3, rng)
+    sigma = V @ np.diag(lam) @ V.T
+    layers = _aligned_layers(V, widths, w0, rng)
+    shapes = [m.shape for m in layers]
+    sizes = np.cumsum([0] + [m.size for m in layers])
+
+    def unpack(y):
+        return [y[sizes[i]:sizes[i + 1]].reshape(s) for i, s in enumerate(shapes)]
+
+    def rhs(_t, y):
+        return -np.concatenate([g.ravel() for g in _grad_numpy(unpack(y), sigma, eps, gamma)])
+
+    u0 = w0**L
+    target = 0.5 * depth.limit(lam, eps, gamma, L, u0)
+
+    def event(i):
+        def f(_t, y):
+            return V[:, i] @ _prod(unpack(y)) @ V[:, i] - target[i]
+        f.direction = 1
+        return f
+
+    t_quad = depth.learning_time(target, lam, eps, gamma, 1.0, u0, L)
+    sol = solve_ivp(rhs, (0.0, 1.5 * t_quad.max()), np.concatenate([m.ravel() for m in layers]),
+                    method="DOP853", rtol=1e-10, atol=1e-13, events=[event(i) for i in range(3)])
+    t_flow = np.array([ev[0] for ev in sol.t_events])
+    assert np.all(np.abs(t_flow / t_quad - 1.0) <= 1e-6), (t_flow, t_quad)
+
+
+def test_engine_gradient_equals_autograd():
+    rng = np.random.default_rng(2)
+    d, widths, eps, gamma, lr = 6, [5, 4, 3], 0.3, 0.07, 1e-3
+    lam = np.sort(rng.uniform(0.2, 2.0, d))[::-1].copy()
+    V = _orthogonal(d, rng)
+    eng = depth.DepthEngine(lam, V, hidden=widths, depth=4, lr=lr, eps=eps, gamma=gamma, n_log=1,
+                            init_std=0.5, seed=1, dtype="float64", device="cpu")
+    before = eng.weights()
+    eng.step(0)
+    after = eng.weights()
+    ws = [torch.tensor(m, requires_grad=True) for m in before]
+    sigma = torch.tensor(V @ np.diag(lam) @ V.T)
+    W = ws[3] @ ws[2] @ ws[1] @ ws[0]
+    R = torch.eye(d, dtype=torch.float64) - W
+    loss = (0.5 * torch.trace(R @ sigma @ R.T) + 0.5 * eps * W.square().sum()
+            + 0.5 * gamma * sum(w.square().sum() for w in ws))
+    loss.backward()
+    for b, a, w in zip(before, after, ws):
+        step = (b - a) / lr
+        assert np.abs(step - w.grad.numpy()).max() <= 1e-9 * np.abs(w.grad.numpy()).max()
+
+
+@pytest.mark.parametrize("L", [3, 4])
+def test_small_init_deep_wdae_stays_at_zero_while_the_dae_learns(L):
+    # λ = 2, ε = 1, w0 = 0.05 on the first mode; a second mode at λ = 0.5 rides along
+    lam, V, eps, lr, steps = np.array([2.0, 0.5]), np.eye(2), 1.0, 0.15, 1500
+    g = float(depth.matched_decay(2.0, eps, L))
+    common = dict(hidden=3, depth=L, lr=lr, n_log=2, init="aligned", dtype="float64", device="cpu")
+    ends = {}
+    for name, w0, e, gm in [("dae", 0.05, eps, 0.0), ("wdae", 0.05, 0.0, g), ("wdae_big", 0.9, 0.0, g)]:
+        ds = drive(depth.DepthEngine(lam, V, w0=w0, eps=e, gamma=gm, **common), steps, steps)
+        ends[name] = ds["u"].values[-1, 0]
+    assert ends["dae"] == pytest.approx(2 / 3, abs=1e-6)
+    assert 0 <= ends["wdae"] < 0.05**L                           # decayed towards 0
+    assert ends["wdae_big"] == pytest.approx(2 / 3, abs=1e-6)    # above the threshold u₋: learns
+
+
+def test_bad_arguments_are_reported():
+    lam, V = np.array([1.0, 0.5]), np.eye(2)
+    with pytest.raises(ValueError, match="depth L"):
+        depth.DepthEngine(lam, V, hidden=2, depth=1, lr=0.1, n_log=1)
+    with pytest.raises(ValueError, match="widths"):
+        depth.DepthEngine(lam, V, hidden=[2, 3], depth=2, lr=0.1, n_log=1)
+    with pytest.raises(ValueError, match="w0"):
+        depth.DepthEngine(lam, V, hidden=2, depth=3, lr=0.1, n_log=1, init="aligned", w0=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="shapes"):
+        depth.DepthEngine(lam, V, hidden=2, depth=2, lr=0.1, n_log=1, layers=[np.eye(2), np.eye(3)])
+    eng = depth.DepthEngine(lam, V, hidden=2, depth=3, lr=5.0, n_log=50, init="aligned", w0=0.5)
+    with pytest.raises(linear.DivergenceError, match="eta_max"):
+        drive(eng, 49)
