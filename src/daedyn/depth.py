@@ -387,7 +387,7 @@ class DepthEngine:
             sq = [A1.square().sum(), *(m.square().sum() for m in mids), B.square().sum()]
             eps = self.eps
             return self.tracker.record_product(
-                row, epoch, A1, D, lambda _A1, P, G, _Q: 0.5 * eps * (P * G).sum(), sq, bal)
+                row, epoch, A1, D, lambda _A1, _D, P, G, _Q: 0.5 * eps * (P * G).sum(), sq, bal)
 
     def step(self, epoch: int) -> None:
         del epoch  # full batch: every epoch is the same deterministic step

@@ -50,8 +50,8 @@ class ProductTracker(_Tracker):
                        balancedness: torch.Tensor) -> float:
         """Store the state as row ``row``; return the loss.
 
-        ``penalty(A1, P, G, Q_lam)`` returns the regularisation part of the loss (recorded as
-        ``loss_noise``) from P = DDᵀ, G = A₁A₁ᵀ and Q_lam = A₁ΛA₁ᵀ; ``layer_sq_norms`` are the
+        ``penalty(A1, D, P, G, Q_lam)`` returns the regularisation part of the loss (recorded as
+        ``loss_noise``), given also P = DDᵀ, G = A₁A₁ᵀ and Q_lam = A₁ΛA₁ᵀ; ``layer_sq_norms`` are the
         squared Frobenius norms of W₁…W_L (their γ/2-weighted sum is ``loss_decay``).
         """
         lam = self.lam
@@ -65,7 +65,7 @@ class ProductTracker(_Tracker):
         u = self.u[row]
         torch.sum(A1 * D, dim=0, out=u)
         rec = 0.5 * (self.trace - 2.0 * torch.dot(lam, u) + (P * Q_lam).sum())
-        noise = penalty(A1, P, G, Q_lam)
+        noise = penalty(A1, D, P, G, Q_lam)
         sq = torch.stack(layer_sq_norms)
         decay = 0.5 * self.gamma * sq.sum()
         s = self.scalars[row]

@@ -1,0 +1,215 @@
+"""Masking (dropout) noise: closed forms, the marginalised and sampled engines, the per-mode approximation."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from engine_loop import drive
+
+from daedyn import linear, masking, theory
+from daedyn.linear import log_epochs
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+HADAMARD = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]) / 2.0
+
+
+def _data(n=30, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * np.linspace(1.5, 0.5, d) + 0.4 * rng.standard_normal((n, 1))
+    lam, V = linear.second_moment_spectrum(X)
+    return X, X.T @ X / n, lam, V
+
+
+def _masks(d, q, form):
+    """Every mask with its probability, scaled as the form scales it."""
+    m = np.array(list(itertools.product([0.0, 1.0], repeat=d)))
+    p = q ** m.sum(1) * (1 - q) ** (d - m.sum(1))
+    return p, m / q if form == "inverted" else m
+
+
+def _brute_force(X, W1, W2, q, form, gamma):
+    """Mask-averaged loss and gradients of ½ mean_n ‖x − W₂W₁x̃‖² + γ/2(‖W₁‖²+‖W₂‖²)."""
+    n, d = X.shape
+    loss, g1, g2 = 0.0, gamma * W1, gamma * W2
+    for p, m in zip(*_masks(d, q, form)):
+        Xt = X * m
+        Hh = Xt @ W1.T
+        E = X - Hh @ W2.T
+        loss += p * 0.5 * np.mean(np.sum(E**2, axis=1))
+        g1 = g1 - p * (E @ W2).T @ Xt / n
+        g2 = g2 - p * E.T @ Hh / n
+    return loss + 0.5 * gamma * (np.sum(W1**2) + np.sum(W2**2)), g1, g2
+
+
+def _run_u(engine, epochs, every):
+    """u rows of the tracker after a drive (the sampled-mean test needs no datasets)."""
+    logged = log_epochs(epochs, every)
+    row = 0
+    for t in range(epochs + 1):
+        if row < len(logged) and t == logged[row]:
+            engine.record(row, t)
+            row += 1
+        if t == epochs:
+            break
+        engine.step(t)
+    return engine.tracker.u.cpu().numpy().copy()
+
+
+# --------------------------------------------------------------------------- theory
+
+
+@pytest.mark.parametrize("form", masking.FORMS)
+def test_closed_forms_match_the_mask_average(form):
+    X, sigma, _, _ = _data()
+    q = 0.6
+    cross = sum(p * (X * m).T @ X / len(X) for p, m in zip(*_masks(4, q, form)))       # E[x̃xᵀ]
+    corr = sum(p * (X * m).T @ (X * m) / len(X) for p, m in zip(*_masks(4, q, form)))  # E[x̃x̃ᵀ]
+    mc, mr = masking.input_moments(sigma, q, form)
+    assert np.allclose(mc, cross, atol=1e-13) and np.allclose(mr, corr, atol=1e-13)
+    D = np.diag(np.diag(sigma))
+    written = (sigma @ np.linalg.inv(q * sigma + (1 - q) * D) if form == "unscaled"
+               else sigma @ np.linalg.inv(sigma + (1 - q) / q * D))
+    assert np.allclose(masking.fixed_point(sigma, q, form), written, atol=1e-12)
+    assert np.allclose(masking.fixed_point(sigma, q, form), cross.T @ np.linalg.inv(corr), atol=1e-12)
+
+
+@pytest.mark.parametrize("form", masking.FORMS)
+@pytest.mark.parametrize("q", [0.9, 0.5])
+def test_gradient_descent_reaches_the_closed_form_fixed_point(form, q):
+    _, sigma, lam, V = _data()
+    eng = masking.MarginalMaskingEngine(lam, V, np.diag(sigma), hidden=5, q=q, form=form,
+                                        lr=0.2 / lam[0], n_log=2, init_std=0.3, seed=1,
+                                        dtype="float64", device="cpu")
+    drive(eng, 4000, 4000)
+    W1, W2 = eng.weights()
+    assert np.abs(W2 @ W1 - masking.fixed_point(sigma, q, form)).max() <= 1e-8
+
+
+def test_effective_noise_and_matched_eps():
+    _, sigma, _, V = _data()
+    q = 0.7
+    direct = np.array([(1 - q) / q * V[:, i] @ np.diag(np.diag(sigma)) @ V[:, i] for i in range(4)])
+    assert np.allclose(masking.effective_noise(V, np.diag(sigma), q), direct, rtol=1e-13)
+    assert masking.matched_eps(np.diag(sigma), q) == pytest.approx((1 - q) / q * np.trace(sigma) / 4)
+    flat = masking.effective_noise(HADAMARD, np.full(4, 0.8), q)
+    assert np.allclose(flat, masking.matched_eps(np.full(4, 0.8), q), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+@pytest.mark.parametrize("form", masking.FORMS)
+def test_marginal_gradient_and_loss_equal_the_mask_enumeration(form):
+    X, sigma, lam, V = _data(n=7)
+    q, gamma, lr = 0.6, 0.05, 1e-3
+    eng = masking.MarginalMaskingEngine(lam, V, np.diag(sigma), hidden=3, q=q, form=form, lr=lr,
+                                        gamma=gamma, n_log=1, init_std=0.4, seed=2, dtype="float64",
+                                        device="cpu")
+    W1, W2 = eng.weights()
+    loss, g1, g2 = _brute_force(X, W1, W2, q, form, gamma)
+    assert eng.record(0, 0) == pytest.approx(loss, rel=1e-12)
+    eng.step(0)
+    A1, A2 = eng.weights()
+    assert np.abs((W1 - A1) / lr - g1).max() <= 1e-9 * np.abs(g1).max()
+    assert np.abs((W2 - A2) / lr - g2).max() <= 1e-9 * np.abs(g2).max()
+
+
+@pytest.mark.parametrize("form", masking.FORMS)
+def test_with_isotropic_diagonal_masking_is_a_gaussian_dae(form):
+    # Σ = VΛVᵀ with a Hadamard V has diag Σ = (tr Σ/4) I: the modes decouple exactly
+    lam, q, gamma, lr, epochs = np.array([2.0, 1.2, 0.6, 0.3]), 0.7, 0.02, 0.1, 200
+    c = lam.mean()
+    W1, W2 = linear.init_weights(4, 3, init_std=0.3, seed=4)
+    eng = masking.MarginalMaskingEngine(lam, HADAMARD, np.full(4, c), hidden=3, q=q, form=form,
+                                        lr=lr, gamma=gamma, n_log=len(log_epochs(epochs, 10)),
+                                        W1=W1, W2=W2, dtype="float64", device="cpu")
+    u = drive(eng, epochs, 10)["u"].values
+    k = q if form == "unscaled" else 1.0          # unscaled = inverted at rate qη, decay γ/q, W√q
+    gauss = linear.train_exact(lam, HADAMARD, hidden=3, lr=lr * k, epochs=epochs, eps=(1 - q) / q * c,
+                               gamma=gamma / k, W1=W1 * np.sqrt(k), W2=W2 * np.sqrt(k),
+                               dtype="float64", device="cpu", log_every=10)
+    assert np.abs(u - gauss.trajectory["u"].values / k).max() <= 1e-12
+
+
+@pytest.mark.parametrize("form", masking.FORMS)
+def test_per_mode_approximation_is_exact_only_when_diag_sigma_is_isotropic(form):
+    lam, q, lr, epochs = np.array([2.0, 1.2, 0.6, 0.3]), 0.6, 0.1, 150
+    w = np.array([0.2, 0.15, 0.1, 0.05])
+    errors = {}
+    for name, V, diag in [("isotropic", HADAMARD, np.full(4, lam.mean())),
+                          ("data", _data()[3], None)]:
+        if diag is None:
+            diag = np.diag(V @ np.diag(lam) @ V.T)
+        W1, W2 = np.diag(w) @ V.T, V @ np.diag(w)            # aligned and balanced: x0 = w², y0 = 0
+        eng = masking.MarginalMaskingEngine(lam, V, diag, hidden=4, q=q, form=form, lr=lr,
+                                            n_log=epochs + 1, W1=W1, W2=W2, dtype="float64",
+                                            device="cpu")
+        ds = drive(eng, epochs, 1)
+        approx = masking.per_mode_u(epochs, lam, masking.effective_noise(V, diag, q), q, form,
+                                    lr=lr, x0=w**2, y0=0.0)
+        errors[name] = masking.max_error_per_mode(ds["u"].values.T, approx)
+        assert np.allclose(ds["eps_eff"], masking.effective_noise(V, diag, q))
+    assert errors["isotropic"].max() <= 1e-12
+    assert errors["data"].max() >= 1e-3            # the off-diagonal coupling is visible
+
+
+@pytest.mark.parametrize("form", masking.FORMS)
+def test_sampled_mean_stays_within_three_standard_errors(form):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3)) * np.array([1.5, 1.0, 0.7]) + 0.4 * rng.standard_normal((200, 1))
+    lam, V = linear.second_moment_spectrum(X)
+    W1, W2 = linear.init_weights(3, 3, init_std=0.3, seed=0)
+    epochs, every, seeds = 60, 6, 100
+    kw = dict(hidden=3, q=0.7, form=form, lr=0.2 / lam[0], n_log=len(log_epochs(epochs, every)),
+              W1=W1, W2=W2, dtype="float64", device="cpu")
+    ref = _run_u(masking.MarginalMaskingEngine(lam, V, np.mean(X**2, axis=0), **kw), epochs, every)
+    us = np.stack([_run_u(masking.SampledMaskingEngine(X, seed=s, **kw), epochs, every)
+                   for s in range(seeds)])
+    se = us.std(axis=0, ddof=1) / np.sqrt(seeds)
+    assert np.abs(ref[-1] - ref[0]).min() > 0.5          # the modes do move
+    assert np.all(np.abs(us.mean(axis=0) - ref) <= 3 * se + 1e-12)
+
+
+def test_sampled_engine_minibatches_and_keeps_its_stream():
+    X, _, _, _ = _data(n=20)
+    kw = dict(hidden=2, q=0.5, lr=0.05, n_log=2, init_std=0.2, seed=3, dtype="float64", device="cpu")
+    a = masking.SampledMaskingEngine(X, batch_size=6, **kw)
+    b = masking.SampledMaskingEngine(X, batch_size=6, **kw)
+    a.step(0)
+    state = a.generators()["noise"].get_state()
+    b.step(0)
+    assert np.array_equal(a.weights()[0], b.weights()[0])          # same seed, same masks
+    a.step(1)
+    b.generators()["noise"].set_state(state)
+    b.step(1)
+    assert np.array_equal(a.weights()[0], b.weights()[0])          # restored stream, same step
+    b.step(2)
+    b.generators()["noise"].set_state(state)
+    b.step(1)
+    assert not np.array_equal(a.weights()[0], b.weights()[0])      # other masks, other weights
+
+
+def test_bad_arguments_are_reported():
+    _, sigma, lam, V = _data()
+    kw = dict(hidden=2, lr=0.1, n_log=1)
+    with pytest.raises(ValueError, match="keep probability"):
+        masking.MarginalMaskingEngine(lam, V, np.diag(sigma), q=0.0, **kw)
+    with pytest.raises(ValueError, match="form"):
+        masking.MarginalMaskingEngine(lam, V, np.diag(sigma), q=0.5, form="dropout", **kw)
+    with pytest.raises(ValueError, match="diag_sigma"):
+        masking.MarginalMaskingEngine(lam, V, np.diag(sigma)[:3], q=0.5, **kw)
+    with pytest.raises(ValueError, match="batch_size"):
+        masking.SampledMaskingEngine(np.ones((5, 4)), q=0.5, batch_size=9, **kw)
+
+
+def test_per_mode_u_scaling_of_the_unscaled_form():
+    lam, eps, q, lr = np.array([1.5, 0.4]), np.array([0.3, 0.2]), 0.5, 0.05
+    inv = masking.per_mode_u(300, lam, eps, q, "inverted", lr=lr * q, x0=q * 0.01, y0=0.0)
+    uns = masking.per_mode_u(300, lam, eps, q, "unscaled", lr=lr, x0=0.01, y0=0.0)
+    assert np.allclose(uns, inv / q, rtol=1e-14)
+    assert np.allclose(masking.per_mode_fixed_point(lam, eps, q, "unscaled"), lam / (q * lam + q * eps))
+    assert np.allclose(theory.vector_mode_map(300, lam, eps, 0.0, lr, 0.01, 0.0),
+                       masking.per_mode_u(300, lam, eps, q, "inverted", lr=lr, x0=0.01, y0=0.0))
