@@ -240,3 +240,95 @@ def test_bad_arguments_are_reported():
     eng = depth.DepthEngine(lam, V, hidden=2, depth=3, lr=5.0, n_log=50, init="aligned", w0=0.5)
     with pytest.raises(linear.DivergenceError, match="eta_max"):
         drive(eng, 49)
+
+
+# --------------------------------------------------------------------------- experiment helpers
+
+
+def test_first_crossing_matches_numpy_interpolation():
+    t = np.arange(0, 200, 10)
+    u = 0.8 / (1 + np.exp(-(t - 93.0) / 12.0))
+    level = np.array([0.4, 0.1, 0.9, 0.0])
+    got = depth.first_crossing(t, np.broadcast_to(u, (4, t.size)), level)
+    assert got[:2] == pytest.approx([np.interp(0.4, u, t), np.interp(0.1, u, t)], rel=1e-14)
+    assert np.isnan(got[2]) and np.isnan(got[3])          # never reached / no level
+    assert depth.first_crossing(t, u + 1.0, 0.5) == t[0]
+
+
+def _synthetic(epochs=2000, every=20, lr=0.05):
+    """A trajectory dataset whose 'trained' u is the exact per-mode map (depth × model × mode)."""
+    import xarray as xr
+
+    lam = np.array([2.0, 0.5, 0.05])
+    w0 = 0.05
+    depths, models = [2, 3], ["dae", "wdae"]
+    eps = np.array([[1.0, 0.0], [1.0, 0.0]])
+    gamma = np.array([[0.0, float(depth.matched_decay(2.0, 1.0, L))] for L in depths])
+    logged = log_epochs(epochs, every)
+    u = np.empty((2, 2, logged.size, 3))
+    for i, L in enumerate(depths):
+        for j in range(2):
+            u[i, j] = depth.mode_map(epochs, lam, eps[i, j], gamma[i, j], lr, w0, L)[:, logged].T
+    return xr.Dataset(
+        {"u": (("depth", "model", "epoch", "mode"), u), "eps": (("depth", "model"), eps),
+         "gamma": (("depth", "model"), gamma)},
+        coords={"depth": depths, "model": models, "epoch": logged, "mode": [0, 1, 2],
+                "lam": ("mode", lam)}, attrs={"lr": lr})
+
+
+def test_depth_metrics_against_direct_computations():
+    ds = depth.add_theory(_synthetic())
+    assert np.abs(ds["u_theory"] - ds["u"]).max() <= 1e-15            # the map reproduces itself
+    m = depth.metrics(ds)
+    lam, lr, t = ds["lam"].values, ds.attrs["lr"], ds["epoch"].values
+    for i, L in enumerate([2, 3]):
+        for j in range(2):
+            one = m.isel(depth=i, model=j)
+            eps, gamma = float(ds["eps"][i, j]), float(ds["gamma"][i, j])
+            u = ds["u"].values[i, j]
+            lim = depth.limit(lam, eps, gamma, L, u[0])
+            assert np.allclose(one["u_limit"], lim)
+            for k in range(3):
+                quad = depth.learning_time(lim[k] / 2, lam[k], eps, gamma, lr, u[0, k], L) if lim[k] else np.inf
+                assert float(one["t50_quadrature"][k]) == pytest.approx(quad, rel=1e-12)
+                if lim[k] > 0 and u[-1, k] >= lim[k] / 2:
+                    rising = u[:, k]
+                    direct = np.interp(lim[k] / 2, rising, t)
+                    assert float(one["t50_measured"][k]) == pytest.approx(direct, rel=1e-12)
+                    assert float(one["t50_rel_error"][k]) == pytest.approx(direct / quad - 1, rel=1e-12)
+    wdae3 = m.sel(depth=3, model="wdae")
+    assert list(wdae3["stayed_at_zero"].values) == [1, 1, 1]            # L = 3 WDAE: all stay at 0
+    assert m.sel(depth=3, model="dae")["learned"].values[0] == 1
+    assert m.sel(depth=2, model="wdae")["learned"].values[0] == 1       # L = 2 WDAE learns λ = 2
+
+
+def test_depth_claims_confirm_and_refute():
+    ds = _synthetic()
+    rows = depth.claims(depth.metrics(depth.add_theory(ds)))
+    assert [r["verdict"] for r in rows] == ["confirmed", "confirmed"]
+    assert "L=3: of 2 modes, WDAE stayed at 0 in 2, DAE learned in 2" in rows[0]["measured"]
+    # a deep WDAE that learned after all (its trajectory replaced by the DAE's) refutes claim 1
+    bad = ds.copy(deep=True)
+    bad["u"][1, 1] = bad["u"][1, 0].values
+    bad["u"][1, 1, 0] = ds["u"][1, 1, 0]
+    assert depth.claims(depth.metrics(depth.add_theory(bad)))[0]["verdict"] == "refuted"
+    # half-times far from the quadrature (time stretched by 1.5) refute claim 2
+    slow = ds.assign_coords(epoch=(ds["epoch"] * 1.5).astype(int))
+    slow = depth.add_theory(slow.assign_attrs(lr=ds.attrs["lr"]))
+    assert depth.claims(depth.metrics(slow))[1]["verdict"] != "confirmed"
+
+
+def test_plot_depth_draws_one_column_per_depth(tmp_path):
+    from daedyn.figures import style
+    from daedyn.figures.depth import plot_depth
+
+    ds = depth.add_theory(_synthetic())
+    fig = plot_depth(ds, modes=[0, 1], title="synthetic")
+    assert len(fig.axes) == 4
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["L = 2 weight matrices", "L = 3 weight matrices"]
+    labels = fig.axes[1].get_legend_handles_labels()[1]
+    assert labels == ["DAE ε = 1", f"WDAE γ = {float(depth.matched_decay(2.0, 1.0, 3)):.3g}"]
+    theory_line = fig.axes[1].get_lines()[0]
+    assert np.allclose(theory_line.get_ydata(), ds["u_theory"].sel(depth=3, model="dae", mode=0))
+    written = style.save(fig, tmp_path / "depth.png")
+    assert written[0].stat().st_size > 10_000

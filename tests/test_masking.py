@@ -213,3 +213,65 @@ def test_per_mode_u_scaling_of_the_unscaled_form():
     assert np.allclose(masking.per_mode_fixed_point(lam, eps, q, "unscaled"), lam / (q * lam + q * eps))
     assert np.allclose(theory.vector_mode_map(300, lam, eps, 0.0, lr, 0.01, 0.0),
                        masking.per_mode_u(300, lam, eps, q, "inverted", lr=lr, x0=0.01, y0=0.0))
+
+
+# --------------------------------------------------------------------------- experiment helpers
+
+
+def _synthetic(offset_gauss=0.1, bump=0.01, epochs=300, every=10):
+    """A (q, epoch, mode) dataset: u = per-mode approximation + a known bump; u_gauss further off."""
+    import xarray as xr
+
+    lam, qs, lr = np.array([2.0, 0.8, 0.3]), [0.9, 0.5], 0.05
+    eps = np.array([[0.05, 0.1, 0.08], [0.4, 0.9, 0.7]])
+    x0, y0 = np.array([0.01, 0.02, 0.005]), np.array([0.001, 0.0, 0.002])
+    logged = log_epochs(epochs, every)
+    shape = np.sin(np.pi * logged / epochs)                        # zero at both ends
+    u = np.stack([masking.per_mode_u(epochs, lam, eps[i], q, "inverted", lr=lr, x0=x0, y0=y0)[:, logged].T
+                  for i, q in enumerate(qs)])
+    d = bump * shape[None, :, None] * np.array([1.0, -2.0, 0.5])
+    return xr.Dataset(
+        {"u": (("q", "epoch", "mode"), u + d), "u_gauss": (("q", "epoch", "mode"), u + d + offset_gauss),
+         "eps_eff": (("q", "mode"), eps), "x0": ("mode", x0), "y0": ("mode", y0),
+         "eps_matched": ("q", [0.07, 0.6])},
+        coords={"q": qs, "epoch": logged, "mode": [0, 1, 2], "lam": ("mode", lam)},
+        attrs={"lr": lr, "gamma": 0.0, "form": "inverted"}), d
+
+
+def test_masking_metrics_against_direct_computations():
+    ds, d = _synthetic()
+    full = masking.add_theory(ds)
+    m = masking.metrics(full)
+    u, ap = full["u"].values, full["u_approx"].values
+    assert np.allclose(ap, u - d, atol=1e-15)                       # the theory reproduces the base
+    assert np.allclose(m["max_err_approx"].values, np.abs(d).max(axis=1), atol=1e-15)
+    assert np.allclose(m["max_err_gauss"].values, 0.1)             # u_gauss = u + 0.1
+    assert np.allclose(m["final_err_approx"].values, np.abs(u[:, -1] - ap[:, -1]))
+    assert np.allclose(m["u_star_approx"].values, ds["lam"].values / (ds["lam"].values + ds["eps_eff"].values))
+    assert list(m["q"].values) == [0.9, 0.5] and list(m["eps_matched"].values) == [0.07, 0.6]
+
+
+def test_masking_claims_confirm_and_refute():
+    ds, _ = _synthetic()
+    rows = masking.claims(masking.metrics(masking.add_theory(ds)))
+    assert [r["verdict"] for r in rows] == ["confirmed", "confirmed"]
+    assert "q=0.9: 0.02 (mode 1)" in rows[0]["measured"]
+    far, _ = _synthetic(offset_gauss=0.0, bump=0.2)                # approximation 0.4 off, Gaussian equal
+    rows = masking.claims(masking.metrics(masking.add_theory(far)))
+    assert [r["verdict"] for r in rows] == ["refuted", "refuted"]
+
+
+def test_plot_masking_draws_every_q(tmp_path):
+    from daedyn.figures import style
+    from daedyn.figures.masking import plot_masking
+
+    ds, _ = _synthetic()
+    fig = plot_masking(masking.add_theory(ds), modes=[0, 1])
+    assert len(fig.axes) == 4
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["keep probability q = 0.9 (inverted), Gaussian ε = 0.07",
+                                                       "keep probability q = 0.5 (inverted), Gaussian ε = 0.6"]
+    top = fig.axes[0]
+    gauss = ds["u_gauss"].sel(q=0.9, mode=0).values
+    assert any(len(y) == gauss.size and np.allclose(y, gauss) for y in (ln.get_ydata() for ln in top.get_lines()))
+    written = style.save(fig, tmp_path / "masking")
+    assert sorted(p.suffix for p in written) == [".pdf", ".png"]
