@@ -117,6 +117,28 @@ def test_marginal_gradient_and_loss_equal_the_mask_enumeration(form):
     assert np.abs((W2 - A2) / lr - g2).max() <= 1e-9 * np.abs(g2).max()
 
 
+def test_per_mode_network_follows_the_per_mode_loss():
+    import torch
+
+    _, sigma, lam, V = _data()
+    q, gamma, lr = 0.6, 0.03, 1e-3
+    eng = masking.MarginalMaskingEngine(lam, V, np.diag(sigma), hidden=3, q=q, lr=lr, gamma=gamma,
+                                        n_log=1, init_std=0.4, seed=2, per_mode=True,
+                                        dtype="float64", device="cpu")
+    W1, W2 = eng.weights()
+    eng.step(0)
+    A1, A2 = eng.weights()
+    w1, w2 = torch.tensor(W1, requires_grad=True), torch.tensor(W2, requires_grad=True)
+    noise = torch.tensor(V @ np.diag(masking.effective_noise(V, np.diag(sigma), q)) @ V.T)
+    W = w2 @ w1
+    R = torch.eye(4, dtype=torch.float64) - W
+    loss = (0.5 * torch.trace(R @ torch.tensor(sigma) @ R.T) + 0.5 * torch.trace(W @ noise @ W.T)
+            + 0.5 * gamma * (w1.square().sum() + w2.square().sum()))
+    loss.backward()
+    assert np.abs((W1 - A1) / lr - w1.grad.numpy()).max() <= 1e-9 * np.abs(w1.grad.numpy()).max()
+    assert np.abs((W2 - A2) / lr - w2.grad.numpy()).max() <= 1e-9 * np.abs(w2.grad.numpy()).max()
+
+
 @pytest.mark.parametrize("form", masking.FORMS)
 def test_with_isotropic_diagonal_masking_is_a_gaussian_dae(form):
     # Σ = VΛVᵀ with a Hadamard V has diag Σ = (tr Σ/4) I: the modes decouple exactly
@@ -218,7 +240,7 @@ def test_per_mode_u_scaling_of_the_unscaled_form():
 # --------------------------------------------------------------------------- experiment helpers
 
 
-def _synthetic(offset_gauss=0.1, bump=0.01, epochs=300, every=10):
+def _synthetic(offset_gauss=0.1, bump=0.01, epochs=300, every=10, offset_net=0.03):
     """A (q, epoch, mode) dataset: u = per-mode approximation + a known bump; u_gauss further off."""
     import xarray as xr
 
@@ -232,6 +254,7 @@ def _synthetic(offset_gauss=0.1, bump=0.01, epochs=300, every=10):
     d = bump * shape[None, :, None] * np.array([1.0, -2.0, 0.5])
     return xr.Dataset(
         {"u": (("q", "epoch", "mode"), u + d), "u_gauss": (("q", "epoch", "mode"), u + d + offset_gauss),
+         "u_per_mode": (("q", "epoch", "mode"), u + d - offset_net),
          "eps_eff": (("q", "mode"), eps), "x0": ("mode", x0), "y0": ("mode", y0),
          "eps_matched": ("q", [0.07, 0.6])},
         coords={"q": qs, "epoch": logged, "mode": [0, 1, 2], "lam": ("mode", lam)},
@@ -246,6 +269,7 @@ def test_masking_metrics_against_direct_computations():
     assert np.allclose(ap, u - d, atol=1e-15)                       # the theory reproduces the base
     assert np.allclose(m["max_err_approx"].values, np.abs(d).max(axis=1), atol=1e-15)
     assert np.allclose(m["max_err_gauss"].values, 0.1)             # u_gauss = u + 0.1
+    assert np.allclose(m["max_err_per_mode"].values, 0.03)         # u_per_mode = u − 0.03
     assert np.allclose(m["final_err_approx"].values, np.abs(u[:, -1] - ap[:, -1]))
     assert np.allclose(m["u_star_approx"].values, ds["lam"].values / (ds["lam"].values + ds["eps_eff"].values))
     assert list(m["q"].values) == [0.9, 0.5] and list(m["eps_matched"].values) == [0.07, 0.6]
@@ -254,11 +278,14 @@ def test_masking_metrics_against_direct_computations():
 def test_masking_claims_confirm_and_refute():
     ds, _ = _synthetic()
     rows = masking.claims(masking.metrics(masking.add_theory(ds)))
-    assert [r["verdict"] for r in rows] == ["confirmed", "confirmed"]
+    assert [r["verdict"] for r in rows] == ["confirmed", "confirmed", "confirmed"]
     assert "q=0.9: 0.02 (mode 1)" in rows[0]["measured"]
-    far, _ = _synthetic(offset_gauss=0.0, bump=0.2)                # approximation 0.4 off, Gaussian equal
+    assert "per-mode network vs Gaussian: q=0.5: 0.03 (0.03) vs 0.1 (0.1)" in rows[2]["measured"]
+    far, _ = _synthetic(offset_gauss=0.0, bump=0.2, offset_net=0.3)  # 0.4 / 0.3 off, Gaussian exact
     rows = masking.claims(masking.metrics(masking.add_theory(far)))
-    assert [r["verdict"] for r in rows] == ["refuted", "refuted"]
+    assert [r["verdict"] for r in rows] == ["refuted", "refuted", "refuted"]
+    theory_only = masking.claims(masking.metrics(masking.add_theory(ds.drop_vars("u_per_mode"))))
+    assert [r["claim"] for r in theory_only] == ["masking: per-mode theory", "masking: vs Gaussian noise"]
 
 
 def test_plot_masking_draws_every_q(tmp_path):

@@ -4,7 +4,9 @@ Drawn only from an experiment's dataset after :func:`daedyn.masking.add_theory`,
 ("q", "epoch", "mode"). Top row: ``x`` markers are the masked network's u_i = v_iᵀWv_i, solid
 lines the per-mode approximation (a Gaussian DAE per mode with ε_i = ((1−q)/q) v_iᵀ diag(Σ) v_i),
 dotted lines (when the dataset holds ``u_gauss``) a Gaussian DAE with one matched ε, dashed
-lines the approximation's fixed points. Bottom row: the errors of both against training.
+lines the approximation's fixed points. Bottom row: the errors against training of the theory
+(solid), of the network trained with per-mode noise (dash-dot, when the dataset holds
+``u_per_mode``) and of the Gaussian DAE (dotted).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def plot_masking(ds, modes=None, title: str = ""):
                      label=f"mode {mode}: λ = {float(m['lam']):.3g}, ε_i = {float(m['eps_eff']):.3g}")
             top.axhline(float(m["u_star_approx"]), color=c, lw=0.5, ls="--", alpha=0.6)
             bottom.semilogy(epochs, np.maximum(np.abs(u - ap), 1e-9), color=c, lw=1.1)
+            if "u_per_mode" in ds:
+                net = m["u_per_mode"].values
+                bottom.semilogy(epochs, np.maximum(np.abs(u - net), 1e-9), color=c, lw=1.0, ls="-.")
             if gauss:
                 g = m["u_gauss"].values
                 top.plot(epochs, g, color=c, lw=1.0, ls=":")
@@ -53,7 +58,8 @@ def plot_masking(ds, modes=None, title: str = ""):
         top.set_ylim(-0.05, 1.1 / (q if form == "unscaled" else 1.0))
         top.legend(loc="lower right", fontsize=8)
         bottom.set_xlabel("epoch (full-batch gradient steps)")
-        bottom.set_ylabel("|reference − trained|\n(solid: per-mode, dotted: Gaussian)")
+        bottom.set_ylabel("|reference − trained|\n(solid: per-mode theory,\n"
+                          "dash-dot: per-mode net, dotted: Gaussian)")
         bottom.set_ylim(1e-6, 1)
         bottom.set_xlim(epochs[0], epochs[-1])
     fig.suptitle(f"Masking noise{' — ' + title if title else ''}: x: trained masked network; "
