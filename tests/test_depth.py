@@ -10,6 +10,7 @@ from scipy.integrate import solve_ivp
 
 from daedyn import depth, linear, theory
 from daedyn.linear import log_epochs
+from daedyn.trajectories import first_crossing
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -249,10 +250,10 @@ def test_first_crossing_matches_numpy_interpolation():
     t = np.arange(0, 200, 10)
     u = 0.8 / (1 + np.exp(-(t - 93.0) / 12.0))
     level = np.array([0.4, 0.1, 0.9, 0.0])
-    got = depth.first_crossing(t, np.broadcast_to(u, (4, t.size)), level)
+    got = first_crossing(t, np.broadcast_to(u, (4, t.size)), level)
     assert got[:2] == pytest.approx([np.interp(0.4, u, t), np.interp(0.1, u, t)], rel=1e-14)
     assert np.isnan(got[2]) and np.isnan(got[3])          # never reached / no level
-    assert depth.first_crossing(t, u + 1.0, 0.5) == t[0]
+    assert first_crossing(t, u + 1.0, 0.5) == t[0]
 
 
 def _synthetic(epochs=2000, every=20, lr=0.05):

@@ -149,7 +149,8 @@ def per_mode_fixed_point(lam, eps_eff, q: float, form: str = "inverted"):
     """u_i* of the per-mode approximation: λ/(λ+ε^eff) (inverted), λ/(q(λ+ε^eff)) (unscaled)."""
     kappa, _ = _check(q, form)
     lam, eps_eff = np.broadcast_arrays(np.asarray(lam, float), np.asarray(eps_eff, float))
-    return lam / (kappa * (lam + eps_eff))
+    den = kappa * (lam + eps_eff)
+    return np.divide(lam, den, out=np.zeros(lam.shape), where=den > 0)   # a dead direction: 0
 
 
 def per_mode_u(steps: int, lam, eps_eff, q: float, form: str = "inverted", gamma: float = 0.0,

@@ -58,8 +58,12 @@ def plot_masking(ds, modes=None, title: str = ""):
         top.set_ylim(-0.05, 1.1 / (q if form == "unscaled" else 1.0))
         top.legend(loc="lower right", fontsize=8)
         bottom.set_xlabel("epoch (full-batch gradient steps)")
-        bottom.set_ylabel("|reference − trained|\n(solid: per-mode theory,\n"
-                          "dash-dot: per-mode net, dotted: Gaussian)")
+        bottom.set_ylabel("|reference − trained|")
+        keys = [("-", "per-mode theory")] + ([("-.", "per-mode noise, trained")]
+                                             if "u_per_mode" in ds else [])
+        keys += [(":", "Gaussian DAE")] if gauss else []
+        bottom.legend([plt.Line2D([], [], color="0.3", ls=ls) for ls, _ in keys],
+                      [name for _, name in keys], loc="lower right", fontsize=8)
         bottom.set_ylim(1e-6, 1)
         bottom.set_xlim(epochs[0], epochs[-1])
     fig.suptitle(f"Masking noise{' — ' + title if title else ''}: x: trained masked network; "
