@@ -272,7 +272,7 @@ class MarginalMaskingEngine(_MaskedModel):
     ``lam`` (d,), ``V`` (d×d): Σ's spectrum; ``diag_sigma`` (d,): Σ's diagonal in the data's
     basis; ``q``: keep probability; ``form``: "unscaled" or "inverted". Initial weights:
     :func:`daedyn.linear.init_weights` (``seed``, ``init_std``) unless W1 (H×d), W2 (d×H) are
-    given. Costs O(d²H + dH²) per step.
+    given. Costs O(d²H + dH²) per step (O(dH²) with ``per_mode``).
 
     ``per_mode=True`` trains the per-mode approximation itself: the same network and start with
     VᵀDV replaced by its diagonal, i.e. Gaussian noise of covariance V diag(ε_i^eff) Vᵀ
@@ -296,6 +296,8 @@ class MarginalMaskingEngine(_MaskedModel):
             self.B = (W2_0.T @ self.V).contiguous()
             self._initial_state(self.A1, self.B)
             self.R = torch.diag(self.lam) + self.rho * self.Dt            # Λ + ρD̃
+            # per-mode: R̃ is diagonal, so A1R̃ is a column scaling (O(dH), as in train_exact)
+            self.R_diag = torch.diagonal(self.R).clone() if per_mode else None
             self.eta_k_lam = self.lam * (self.lr * self.kappa)
             self.eta_k2 = self.lr * self.kappa**2
             self.c = 1.0 - self.lr * self.gamma
@@ -318,7 +320,10 @@ class MarginalMaskingEngine(_MaskedModel):
         del epoch  # full batch: every epoch is the same deterministic step
         with torch.no_grad():
             A1, B, A1R, P, Q, c = self.A1, self.B, self.A1R, self.P, self.Q, self.c
-            torch.mm(A1, self.R, out=A1R)                  # A1 R̃: the only O(d²H) product
+            if self.R_diag is None:
+                torch.mm(A1, self.R, out=A1R)              # A1 R̃: the only O(d²H) product
+            else:
+                torch.mul(A1, self.R_diag, out=A1R)
             torch.mm(B, B.T, out=P)
             torch.mm(A1R, A1.T, out=Q)
             torch.mul(B, self.eta_k_lam, out=self.N1).add_(A1, alpha=c).addmm_(P, A1R, alpha=-self.eta_k2)

@@ -1,0 +1,92 @@
+"""Per-epoch cost of the depth-L and masking engines at MNIST size (d = 784), with the exact
+two-layer engine beside them.
+
+Random data of MNIST size as in ``bench_linear.py`` (its ``problem``: N = 50 000, d = 784,
+uniform in [0, 0.5]), float32. Each engine is driven by a bare loop over its ``step``; a
+per-epoch time is (T(n₂) − T(n₁))/(n₂ − n₁), the minimum over ``--repeats``, and a record is
+timed on its own (the minimum over ``--repeats``). The sampled masking engine runs full batch
+on the first ``--sampled-n`` images (it costs O(N·d·H) per epoch).
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_depth_masking.py --hidden 64 256 --threads 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import torch
+
+from bench_linear import cpu_model, per_epoch, problem, timed  # the shared timing helpers
+from daedyn import depth, masking
+from daedyn.linear import resolve_device, train_exact
+
+
+def engines(X, lam, V, hidden, device, sampled_n):
+    """name -> a function that builds the engine (n_log rows)."""
+    diag = (X.double() ** 2).mean(0).numpy()
+    common = dict(hidden=hidden, lr=0.01, dtype="float32", device=device)
+    out = {f"depth L={L}": (lambda n_log, L=L: depth.DepthEngine(
+        lam, V, depth=L, n_log=n_log, eps=0.5, init="aligned", w0=0.2, **common)) for L in (2, 3, 4)}
+    out["masking marginal"] = lambda n_log: masking.MarginalMaskingEngine(
+        lam, V, diag, q=0.7, n_log=n_log, **common)
+    out["masking per-mode"] = lambda n_log: masking.MarginalMaskingEngine(
+        lam, V, diag, q=0.7, n_log=n_log, per_mode=True, **common)
+    out[f"masking sampled N={sampled_n}"] = lambda n_log: masking.SampledMaskingEngine(
+        X[:sampled_n], lam=lam, V=V, diag_sigma=diag, q=0.7, n_log=n_log, **common)
+    return out
+
+
+def bench(name, build, device, args):
+    sampled = "sampled" in name
+    n1, n2 = (1, 1 + args.sampled_epochs) if sampled else (10, 10 + args.epochs)
+
+    def run(steps):
+        e = build(1)
+        for t in range(steps):
+            e.step(t)
+
+    step = per_epoch(run, n1, n2, args.repeats, device)
+    e = build(args.repeats)
+    record = min(timed(lambda r=r: e.record(r, 0), device) for r in range(args.repeats))
+    return dict(engine=name, s_per_epoch=step, s_per_record=record)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--epochs", type=int, default=50, help="n2 - n1 of the eigenbasis engines")
+    ap.add_argument("--sampled-epochs", type=int, default=3)
+    ap.add_argument("--sampled-n", type=int, default=5000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1])
+    ap.add_argument("--json", help="write the results to this file")
+    args = ap.parse_args(argv)
+    device = resolve_device(args.device)
+    X, lam, V = problem(50_000, 784)
+    info = dict(device=str(device), cpu=cpu_model(), cpu_count=os.cpu_count(), torch=torch.__version__)
+    print(json.dumps(info), flush=True)
+    results = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for hidden in args.hidden:
+            print(f"-- H={hidden}, {threads} thread(s); load average {os.getloadavg()[0]:.1f}", flush=True)
+            rows = [bench(n, b, device, args) for n, b in engines(X, lam, V, hidden, device,
+                                                                  args.sampled_n).items()]
+            ex = per_epoch(lambda n: train_exact(lam, V, hidden=hidden, lr=0.01, eps=0.5, epochs=n,
+                                                 log_every=max(n, 1), dtype="float32", device=device),
+                           10, 10 + args.epochs, args.repeats, device)
+            rows.append(dict(engine="two-layer train_exact", s_per_epoch=ex, s_per_record=float("nan")))
+            for r in rows:
+                print(f"   {r['engine']:28s} {r['s_per_epoch'] * 1e3:9.2f} ms/epoch, "
+                      f"one record {r['s_per_record'] * 1e3:7.2f} ms", flush=True)
+                results.append(dict(r, hidden=hidden, threads=threads, load=os.getloadavg()[0]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(info, results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
