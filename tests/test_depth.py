@@ -63,7 +63,7 @@ def test_two_layer_theory_reduces_to_the_paper():
     assert np.allclose(up, theory.fixed_point(lam, eps, gamma), rtol=1e-14) and np.all(um == 0)
     m = depth.mode_map(200, lam, eps, gamma, lr, 0.01, 2)
     assert np.allclose(m, theory.balanced_map(200, lam, eps, gamma, lr, 1e-4), rtol=1e-12, atol=0)
-    # quadrature against the closed-form half-time (E10b)
+    # quadrature against the closed-form half-time of the balanced two-layer flow
     t = depth.time_to_fraction(0.5, lam, eps, gamma, lr, 1e-4, 2)
     assert np.allclose(t, theory.steps_to_fraction(0.5, lam, eps, gamma, lr, 1e-4), rtol=1e-9)
     assert np.allclose(depth.eta_max_mode(lam, eps, gamma, 2), 2 / np.maximum(2 * (lam - gamma), 2 * gamma))
@@ -308,12 +308,12 @@ def test_depth_claims_confirm_and_refute():
     rows = depth.claims(depth.metrics(depth.add_theory(ds)))
     assert [r["verdict"] for r in rows] == ["confirmed", "confirmed"]
     assert "L=3: of 2 modes, WDAE stayed at 0 in 2, DAE learned in 2" in rows[0]["measured"]
-    # a deep WDAE that learned after all (its trajectory replaced by the DAE's) refutes claim 1
+    # a deep WDAE that learned after all (its trajectory replaced by the DAE's) refutes the first row
     bad = ds.copy(deep=True)
     bad["u"][1, 1] = bad["u"][1, 0].values
     bad["u"][1, 1, 0] = ds["u"][1, 1, 0]
     assert depth.claims(depth.metrics(depth.add_theory(bad)))[0]["verdict"] == "refuted"
-    # half-times far from the quadrature (time stretched by 1.5) refute claim 2
+    # half-times far from the quadrature (time stretched by 1.5) refute the second row
     slow = ds.assign_coords(epoch=(ds["epoch"] * 1.5).astype(int))
     slow = depth.add_theory(slow.assign_attrs(lr=ds.attrs["lr"]))
     assert depth.claims(depth.metrics(slow))[1]["verdict"] != "confirmed"

@@ -300,5 +300,5 @@ def test_plot_masking_draws_every_q(tmp_path):
     top = fig.axes[0]
     gauss = ds["u_gauss"].sel(q=0.9, mode=0).values
     assert any(len(y) == gauss.size and np.allclose(y, gauss) for y in (ln.get_ydata() for ln in top.get_lines()))
-    written = style.save(fig, tmp_path / "masking")
-    assert sorted(p.suffix for p in written) == [".pdf", ".png"]
+    written = style.save(fig, tmp_path / "masking.png")
+    assert written[0].stat().st_size > 10_000

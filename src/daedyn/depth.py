@@ -126,7 +126,10 @@ def _roots(lam: float, eps: float, gamma: float, L: float) -> tuple[float, float
         return ((lam - gamma) / b, 0.0) if lam > gamma else (math.nan, math.nan)
     if gamma == 0.0:
         return lam / b, 0.0
-    g = lambda u: u**p * (lam - b * u) - gamma  # noqa: E731 - the fixed-point condition
+
+    def g(u):                                        # the fixed-point condition
+        return u**p * (lam - b * u) - gamma
+
     top = p * lam / ((p + 1.0) * b)                  # maximiser of u^p (λ − bu)
     if g(top) <= 0.0:                                # decay too strong: only the origin
         return math.nan, math.nan
