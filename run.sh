@@ -34,6 +34,8 @@ case "$command" in
     for arg in "$@"; do
       case "$arg" in --profile* | --workflow-profile*) profile=() ;; esac
     done
+    # config files named on the command line (or in a profile): syntax errors with file and line
+    .venv/bin/python workflow/check_configfiles.py "${profile[@]}" "$@"
     exec .venv/bin/snakemake "${profile[@]}" "$@" ;;
   test) exec .venv/bin/python -m pytest "$@" ;;
   *) echo "usage: ./run.sh pipeline [snakemake options] | ./run.sh test [pytest options]" >&2; exit 2 ;;

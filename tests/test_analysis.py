@@ -19,10 +19,8 @@ def problem():
 
 def run_file(lam, V, run, seed, eps, gamma, epochs=300):
     result = linear.train_exact(lam, V, hidden=100, lr=0.05, epochs=epochs, eps=eps, gamma=gamma, seed=seed,
-                                init_std=1e-3, dtype="float64", device="cpu", log_every=10)
-    out = result.trajectory.merge(result.weights()[["w1_init", "w2_init"]])
-    out = out.expand_dims(run=[run], seed=[seed])
-    return out.assign_coords(eps=("run", [eps]), gamma=("run", [gamma]), lr=0.05)
+                                init_std=1e-3, dtype="float64", device="cpu", log_every=10, run=run)
+    return result.dataset().drop_vars(["w1", "w2"])  # as the aggregation loads a run file
 
 
 @pytest.fixture(scope="module")

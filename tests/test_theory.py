@@ -349,34 +349,34 @@ def _dense_hessian_top(lam, eps, gamma, H, seed=0):
 
 
 @pytest.mark.parametrize("H", [3, 5, 7])
-def test_eta_max_network_vs_dense_hessian(H):
+def test_stability_limit_vs_dense_hessian(H):
     rng = np.random.default_rng(H)
     lam = np.sort(rng.uniform(0.05, 3.0, 5))[::-1]
     for eps, gamma in [(0.0, 0.3), (0.0, 1.0), (0.4, 0.2), (0.7, 0.0)]:  # γ = 1 leaves some λ ≤ γ
         ref = _dense_hessian_top(lam, eps, gamma, H)
         assert abs(th.hessian_top_eigenvalue(lam, eps, gamma, H) - ref) <= 1e-9
-        assert abs(th.eta_max_network(rng.permutation(lam), eps, gamma, hidden=H) - 2 / ref) <= 1e-6
+        assert abs(th.stability_limit(rng.permutation(lam), eps, gamma, hidden=H) - 2 / ref) <= 1e-6
 
 
-def test_eta_max_network_dae_and_paper_example():
+def test_stability_limit_dae_and_paper_example():
     rng = np.random.default_rng(3)
     lam = np.sort(rng.uniform(0.01, 3.0, 40))[::-1]
     lam[0] = 3.0
     for eps in [0.4, 1.5]:
         for H in [10, 40]:
-            assert th.eta_max_network(lam, eps, 0.0, hidden=H) == pytest.approx(1 / 3.0, rel=1e-12)
+            assert th.stability_limit(lam, eps, 0.0, hidden=H) == pytest.approx(1 / 3.0, rel=1e-12)
     # paper.md §3: top eigenvalue 5.855 (vs 2(λ1−γ) = 5.8) at λ1 = 3, γ = 0.1 (second mode λ = 2)
     top = th.hessian_top_eigenvalue([3.0, 2.0, 1.0], 0.0, 0.1)
     assert round(top, 3) == 5.855
-    assert th.eta_max_network([3.0, 2.0, 1.0], 0.0, 0.1) < th.eta_max_mode(3.0, 0.0, 0.1)
+    assert th.stability_limit([3.0, 2.0, 1.0], 0.0, 0.1) < th.eta_max_mode(3.0, 0.0, 0.1)
 
 
-def test_eta_max_network_mnist_size_is_fast():
+def test_stability_limit_mnist_size_is_fast():
     import time
 
     lam = np.geomspace(50.0, 1e-4, 784)
     t0 = time.perf_counter()
-    e = th.eta_max_network(lam, 0.0, 0.5, hidden=256)
+    e = th.stability_limit(lam, 0.0, 0.5, hidden=256)
     assert time.perf_counter() - t0 < 3.0
     assert 0 < e <= 1 / (50.0 - 0.5) * (1 + 1e-12)
 

@@ -79,6 +79,12 @@ def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray) -> xr.Datas
     combined["u0_paper"] = (("run", "seed"), u0s, {
         "long_name": f"heuristic u0 = sum of the top {PAPER_U0_TOP} singular values of the initial W / d",
         "units": "1"})
+    # the network's stability limit for each run (the guard's number)
+    combined = combined.assign_coords(eta_max=("run", [
+        theory.stability_limit(lam, float(combined["eps"].sel(run=r)), float(combined["gamma"].sel(run=r)),
+                               int(combined["hidden_units"].sel(run=r))) for r in combined["run"].values],
+        {"long_name": "stability limit eta_max of full-batch gradient descent for the whole network",
+         "units": "1"}))
     combined["u_star"] = (("run", "mode"), theory.fixed_point(
         lam[None, :], combined["eps"].values[:, None], combined["gamma"].values[:, None]), {
         "long_name": "fixed point max(lam - gamma, 0)/(lam + eps) (E8)", "units": "1"})
@@ -102,8 +108,9 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
     where u* = 0). "Predicted" epochs come from the B9a theory curve, at the
     recording resolution like the measured ones; ``t50_paper`` is the paper's
     closed form (E10b) with its heuristic u₀. ``eta_max`` is the network's stability
-    limit (:func:`daedyn.theory.eta_max_network`), so ``lr_over_eta_max`` < 1 says how
-    safely the learning rate was chosen. With ``paper_plateaus`` (run name → one value per
+    limit (:func:`daedyn.theory.stability_limit`, added by :func:`add_theory`), so
+    ``lr_over_eta_max`` < 1 says how safely the learning rate was chosen and
+    ``above_stability_limit`` flags a run trained above it on purpose (``allow_unstable``). With ``paper_plateaus`` (run name → one value per
     mode, read off the paper's figure) each row also says whether the trained plateau lies
     within ±0.05 of the paper's (1/0; blank without a paper value).
     """
@@ -124,10 +131,7 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
             t_pred = {f: _first_epoch(epochs, th, f * ustar) for f in (0.5, 0.9)}
             t_meas = {f: _first_epoch(epochs, actual, f * ustar) for f in (0.5, 0.9)}
             t50_paper = theory.steps_to_fraction(0.5, lam, eps, gamma, lr, float(one["u0_paper"]))
-            # stability limit of the whole network at its aligned balanced minimum (paper.md claim 18)
-            eta_max = float(theory.eta_max_network(combined["lam"].values, eps, gamma,
-                                                   int(combined["hidden_units"]) if "hidden_units" in combined.coords
-                                                   else None))
+            eta_max = float(one["eta_max"])
             for k, mode in enumerate(modes):
                 rows.append({
                     "run": str(run), "seed": int(seed), "mode": int(mode), "lam": float(lam[k]),
@@ -139,6 +143,7 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
                     "t90_predicted": float(t_pred[0.9][k]), "t90_measured": float(t_meas[0.9][k]),
                     "t50_paper": float(np.asarray(t50_paper)[k]),
                     "lr": lr, "eta_max": eta_max, "lr_over_eta_max": lr / eta_max,
+                    "above_stability_limit": int(lr >= eta_max),
                     **_plateau_check(paper_plateaus, str(run), k, float(actual[-1, k])),
                 })
     return rows

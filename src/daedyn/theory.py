@@ -47,7 +47,7 @@ __all__ = [
     "hyperbolic_u_from_state",
     "unbalanced_u",
     "eta_max_mode",
-    "eta_max_network",
+    "stability_limit",
     "hessian_top_eigenvalue",
     "steps_to_fraction",
     "noise_to_decay",
@@ -339,10 +339,13 @@ def hessian_top_eigenvalue(lams, eps=0.0, gamma=0.0, hidden=None):
     return float(top)
 
 
-def eta_max_network(lams, eps=0.0, gamma=0.0, hidden=None):
+def stability_limit(lams, eps=0.0, gamma=0.0, hidden=None):
     """Stability limit of full-batch GD for the whole network at its aligned balanced minimum.
 
-    η_max = 2 / (top Hessian eigenvalue) from :func:`hessian_top_eigenvalue`. For the DAE
+    The project's one stability-limit function: the engines' guard, the training log, the
+    metrics table and the figures all use it. η_max = 2 / (top Hessian eigenvalue) from
+    :func:`hessian_top_eigenvalue`. A mode with λ ≤ γ stays at the origin (curvature λ + γ), and
+    with γ > 0 the imbalance direction has curvature 2γ, so η_max ≤ 1/γ. For the DAE
     (γ = 0) this equals 1/λ₁ whatever ε (top eigenvalue exactly 2λ₁); for the WDAE cross-mode
     curvature makes it slightly smaller than 1/(λ₁ − γ). ``lams``: eigenvalues of Σ (any order);
     ``hidden``: H (default d = len(lams)).

@@ -4,7 +4,9 @@
 rule linear_train:
     input:
         unpack(linear_train_inputs),
-        code=package_sources("linear", "data", "jobs/linear"),
+        # theory is imported for the stability guard only, which stops or warns but changes no
+        # result: a theory edit must not retrain
+        code=package_sources("training", "runconfig", "linear", "data", "jobs/linear"),
         lock=LOCK,
     output:
         "results/runs/{experiment}/{run}/seed{seed}.nc",

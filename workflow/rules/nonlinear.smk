@@ -5,7 +5,10 @@ rule nonlinear_train:
     input:
         dataset=nonlinear_dataset,
         spectrum=nonlinear_spectrum,
-        code=package_sources("nonlinear", "linear", "data", "jobs/nonlinear"),
+        # theory: the stability warning only (see linear_train)
+        code=package_sources(
+            "training", "runconfig", "nonlinear", "linear", "data", "jobs/nonlinear"
+        ),
         lock=LOCK,
     output:
         "results/nonlinear/{nl_experiment}/{run}/seed{seed}.nc",

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from daedyn.figures import style
-from daedyn.figures.style import model_of
+from daedyn.figures.style import model_of, shared
 
 __all__ = ["plot_fig5"]
 
@@ -75,8 +75,12 @@ def plot_fig5(ds, modes, title: str = "", seed=None):
         bottom.set_ylabel("|theory − trained|\n(solid: per-mode, dotted: paper)")
         bottom.set_ylim(1e-6, 1)
         bottom.set_xlim(epochs[0], epochs[-1] * 1.04)
-    lr, hidden = float(ds["lr"]), int(ds["hidden_units"])
-    fig.suptitle(f"Fig. 5 — {title}: linear autoencoder, H = {hidden}, η = {lr:g}, seed {seed}, "
+    unstable = [f"{r}: lr = {ratio:.2f} η_max (above the stability limit)"
+                for r, ratio in zip(runs, ds["lr"].values / ds["eta_max"].values) if ratio >= 1]
+    if unstable:
+        title = f"{title} — {'; '.join(unstable)}"
+    fig.suptitle(f"Fig. 5 — {title}: linear autoencoder, H = {shared(ds, 'hidden_units')}, "
+                 f"η = {shared(ds, 'lr')}, seed {seed}, "
                  f"modes {', '.join(map(str, modes))} (labels at right)\n"
                  "solid: per-mode theory from the actual initial weights; dotted: paper's closed form "
                  "with heuristic $u_0$; dashed: fixed points $u^*$", fontsize=11)

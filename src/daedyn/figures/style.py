@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: figures are only ever written to files
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 #: Model colours used in every figure.
 COLORS = {"AE": "tab:blue", "WDAE": "tab:orange", "DAE": "tab:green"}
@@ -102,3 +103,14 @@ def model_of(noise: float, decay: float) -> str:
     if noise == 0:
         return "WDAE"
     return "DAE" if decay == 0 else "DAE+WD"
+
+
+def shared(ds, name: str, fmt: str = "g") -> str:
+    """A per-run coordinate for a title: its value when every run has the same, else "varies"."""
+    if name not in ds.coords:
+        return "?"
+    values = np.unique(np.atleast_1d(ds[name].values))
+    if values.size != 1:
+        return "varies"
+    value = values[0]
+    return format(value, fmt) if isinstance(value, (int, float, np.number)) else str(value)

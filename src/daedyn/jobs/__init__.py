@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from daedyn import provenance
 
 log = logging.getLogger("daedyn")
 
@@ -34,7 +35,10 @@ class JobInfo:
 
 @contextlib.contextmanager
 def logged(job: JobInfo) -> Iterator[None]:
-    """Send the package's log records to the job's log file and stderr; log failures."""
+    """Send the package's log records to the job's log file and stderr; log failures.
+
+    A job first checks that it runs the workflow's own package (:func:`daedyn.provenance.check_source`).
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if job.log:
         Path(job.log).parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +52,7 @@ def logged(job: JobInfo) -> Iterator[None]:
     start = time.perf_counter()
     log.info("rule %s %s started (pid %d)", job.rule or "-", dict(job.wildcards), os.getpid())
     try:
+        provenance.check_source()
         yield
     except Exception:
         log.exception("rule %s failed", job.rule or "-")
@@ -61,8 +66,8 @@ def logged(job: JobInfo) -> Iterator[None]:
 
 
 #: per-run provenance kept as coordinates along (run, seed) when runs are combined
-RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "device", "hostname", "slurm_job_id",
-                  "time_finished")
+RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "git_diff_sha256", "device", "hostname",
+                  "slurm_job_id", "resume_history", "time_finished")
 
 
 def load_runs(paths: Sequence[str], needed_by: str) -> list:
