@@ -20,21 +20,33 @@ import torch
 
 from bench_linear import cpu_model, per_epoch, problem, timed  # the shared timing helpers
 from daedyn import depth, masking
-from daedyn.linear import resolve_device, train_exact
+from daedyn.linear import train_exact
+from daedyn.runconfig import DepthConfig, MaskingConfig
+from daedyn.training import resolve_device
 
 
 def engines(X, lam, V, hidden, device, sampled_n):
-    """name -> a function that builds the engine (n_log rows)."""
+    """name -> a function that builds the engine with room for n_log records."""
     diag = (X.double() ** 2).mean(0).numpy()
-    common = dict(hidden=hidden, lr=0.01, dtype="float32", device=device)
-    out = {f"depth L={L}": (lambda n_log, L=L: depth.DepthEngine(
-        lam, V, depth=L, n_log=n_log, eps=0.5, init="aligned", w0=0.2, **common)) for L in (2, 3, 4)}
-    out["masking marginal"] = lambda n_log: masking.MarginalMaskingEngine(
-        lam, V, diag, q=0.7, n_log=n_log, **common)
-    out["masking per-mode"] = lambda n_log: masking.MarginalMaskingEngine(
-        lam, V, diag, q=0.7, n_log=n_log, per_mode=True, **common)
-    out[f"masking sampled N={sampled_n}"] = lambda n_log: masking.SampledMaskingEngine(
-        X[:sampled_n], lam=lam, V=V, diag_sigma=diag, q=0.7, n_log=n_log, **common)
+    # lr far below the stability limits: the benchmark times steps, not learning
+    common = dict(hidden=hidden, lr=1e-4, dtype="float32", device=str(device))
+
+    def deep(L):
+        return lambda n_log: depth.DepthEngine(DepthConfig.make(
+            depth=L, eps=0.5, init="aligned", w0=0.2, epochs=n_log - 1, log_every=1, **common), lam, V)
+
+    def masked(noise, engine="marginal"):
+        def build(n_log):
+            cfg = MaskingConfig.make(q=0.7, noise=noise, engine=engine, epochs=n_log - 1, log_every=1, **common)
+            if engine == "sampled":
+                return masking.SampledMaskingEngine(cfg, X[:sampled_n], lam, V, diag)
+            return masking.MarginalMaskingEngine(cfg, lam, V, diag)
+        return build
+
+    out = {f"depth L={L}": deep(L) for L in (2, 3, 4)}
+    out["masking marginal"] = masked("masking")
+    out["masking per-mode noise"] = masked("per_mode")
+    out[f"masking sampled N={sampled_n}"] = masked("masking", "sampled")
     return out
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from engine_loop import drive
+import xarray as xr
 from scipy.integrate import solve_ivp
 
-from daedyn import depth, linear, theory
-from daedyn.linear import log_epochs
+from daedyn import depth, depth_analysis, linear, theory, training
+from daedyn.runconfig import DepthConfig
+from daedyn.training import log_epochs
 from daedyn.trajectories import first_crossing
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -114,32 +115,45 @@ def test_learning_time_is_infinite_when_blocked_and_additive():
 # --------------------------------------------------------------------------- engine
 
 
+def _config(**kw) -> DepthConfig:
+    return DepthConfig.make(**{"dtype": "float64", "device": "cpu", **kw})
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_two_layers_reproduce_train_exact_bitwise(dtype):
     rng = np.random.default_rng(0)
-    d, H, epochs, every = 12, 5, 60, 5
+    d, H = 12, 5
     lam = np.sort(rng.uniform(0.1, 3.0, d))[::-1].copy()
     V = _orthogonal(d, rng)
-    kw = dict(hidden=H, lr=0.1, eps=0.3, gamma=0.05, init_std=0.1, seed=3, dtype=dtype, device="cpu")
-    run = linear.train_exact(lam, V, epochs=epochs, log_every=every, **kw)
-    eng = depth.DepthEngine(lam, V, depth=2, n_log=len(log_epochs(epochs, every)), **kw)
-    ds = drive(eng, epochs, every)
-    assert np.array_equal(ds["u"].values, run.trajectory["u"].values)
-    assert np.array_equal(eng.weights()[0], run.W1) and np.array_equal(eng.weights()[1], run.W2)
+    kw = dict(hidden=H, lr=0.1, eps=0.3, gamma=0.05, init_std=0.1, seed=3, dtype=dtype, device="cpu",
+              epochs=60, log_every=5)
+    run = linear.train_exact(lam, V, **kw)
+    deep = depth.train(lam, V, depth=2, **kw)
+    assert np.array_equal(deep.trajectory["u"].values, run.trajectory["u"].values)
+    assert np.array_equal(deep.W1, run.W1) and np.array_equal(deep.W2, run.W2)
+    assert np.array_equal(deep.W1_init, run.W1_init) and np.array_equal(deep.W2_init, run.W2_init)
     tol = 1e-12 if dtype == "float64" else 1e-5
     for name in ("loss", "loss_reconstruction", "loss_noise", "loss_decay", "norm_w1", "norm_w2",
                  "balancedness", "singular_values"):
-        assert np.allclose(ds[name], run.trajectory[name], rtol=tol, atol=tol), name
-    assert np.allclose(ds["layer_norm"].values, ds[["norm_w1", "norm_w2"]].to_array().T.values)
+        assert np.allclose(deep.trajectory[name], run.trajectory[name], rtol=tol, atol=tol), name
+    traj = deep.trajectory
+    assert np.allclose(traj["layer_norm"].values, traj[["norm_w1", "norm_w2"]].to_array().T.values)
+    assert float(traj["eta_max"]) == pytest.approx(theory.stability_limit(lam, 0.3, 0.05, H), rel=1e-12)
 
 
 def test_random_init_follows_the_init_weights_convention():
-    w1, w2 = linear.init_weights(7, 3, init_std=0.2, seed=5)
+    w1, w2 = training.init_weights(7, 3, init_std=0.2, seed=5)
     layers = depth.init_layers(7, 3, 2, init_std=0.2, seed=5)
     assert np.array_equal(layers[0], w1) and np.array_equal(layers[1], w2)
     deep = depth.init_layers(7, [3, 4, 2], 4, init_std=0.2, seed=5)
     assert [m.shape for m in deep] == [(3, 7), (4, 3), (2, 4), (7, 2)]
     assert np.array_equal(deep[0], w1)          # the same stream, layer by layer
+    eng = depth.DepthEngine(_config(depth=4, hidden=3, widths=[3, 4, 2], lr=0.01, epochs=1, init_std=0.2,
+                                    seed=5), np.ones(7), np.eye(7))
+    assert all(np.array_equal(a, b) for a, b in zip(eng.weights(), deep))
+    # the run file's w2 is the product of the layers above the first: W = w2 w1
+    w1_0, w2_0 = (t.numpy() for t in (eng.W1_0, eng.W2_0))
+    assert np.allclose(w2_0 @ w1_0, deep[3] @ deep[2] @ deep[1] @ deep[0], rtol=1e-14, atol=1e-18)
 
 
 @pytest.mark.parametrize("L,widths", [(3, (5, 6)), (4, (5, 6, 4))])
@@ -148,15 +162,18 @@ def test_aligned_matrix_gd_equals_the_per_mode_map(L, widths, eps, gamma):
     rng = np.random.default_rng(L)
     lam, lr, steps = np.array([2.0, 1.0, 0.5, 0.3]), 0.1, 300
     V = _orthogonal(4, rng)
-    w0 = np.array([0.6, 0.5, -0.4, 0.3])
-    ref = depth.mode_map(steps, lam, eps, gamma, lr, w0, L).T
-    kw = dict(hidden=widths, depth=L, lr=lr, eps=eps, gamma=gamma, n_log=steps + 1, dtype="float64",
-              device="cpu")
-    aligned = drive(depth.DepthEngine(lam, V, init="aligned", w0=w0, **kw), steps)
+    cfg = _config(depth=L, hidden=widths[0], widths=list(widths), lr=lr, eps=eps, gamma=gamma, epochs=steps,
+                  log_every=1, init="aligned", w0=0.45)
+    aligned = depth.train(lam, V, cfg).trajectory
+    ref = depth.mode_map(steps, lam, eps, gamma, lr, 0.45, L).T
     assert np.abs(aligned["u"].values - ref).max() <= 1e-12
-    rotated = drive(depth.DepthEngine(lam, V, layers=_aligned_layers(V, widths, w0, rng), **kw), steps)
+    w0 = np.array([0.6, 0.5, -0.4, 0.3])
+    rotated = depth.train(lam, V, cfg, layers=_aligned_layers(V, widths, w0, rng)).trajectory
+    ref = depth.mode_map(steps, lam, eps, gamma, lr, w0, L).T
     assert np.abs(rotated["u"].values - ref).max() <= 1e-12
     assert float(rotated["balancedness"].max()) <= 1e-12          # balanced stays balanced
+    sq = np.stack([np.sum(m**2) for m in _aligned_layers(V, widths, w0, np.random.default_rng(0))])
+    assert float(rotated["loss_decay"][0]) == pytest.approx(0.5 * gamma * sq.sum(), rel=1e-12, abs=1e-15)
 
 
 @pytest.mark.parametrize("L,widths", [(3, (3, 4)), (4, (4, 3, 5))])
@@ -196,51 +213,86 @@ def test_engine_gradient_equals_autograd():
     d, widths, eps, gamma, lr = 6, [5, 4, 3], 0.3, 0.07, 1e-3
     lam = np.sort(rng.uniform(0.2, 2.0, d))[::-1].copy()
     V = _orthogonal(d, rng)
-    eng = depth.DepthEngine(lam, V, hidden=widths, depth=4, lr=lr, eps=eps, gamma=gamma, n_log=1,
-                            init_std=0.5, seed=1, dtype="float64", device="cpu")
+    eng = depth.DepthEngine(_config(depth=4, hidden=5, widths=widths, lr=lr, eps=eps, gamma=gamma, epochs=1,
+                                    init_std=0.5, seed=1), lam, V)
     before = eng.weights()
+    loss = eng.record(0, 0)
     eng.step(0)
     after = eng.weights()
     ws = [torch.tensor(m, requires_grad=True) for m in before]
     sigma = torch.tensor(V @ np.diag(lam) @ V.T)
     W = ws[3] @ ws[2] @ ws[1] @ ws[0]
     R = torch.eye(d, dtype=torch.float64) - W
-    loss = (0.5 * torch.trace(R @ sigma @ R.T) + 0.5 * eps * W.square().sum()
-            + 0.5 * gamma * sum(w.square().sum() for w in ws))
-    loss.backward()
+    ref = (0.5 * torch.trace(R @ sigma @ R.T) + 0.5 * eps * W.square().sum()
+           + 0.5 * gamma * sum(w.square().sum() for w in ws))
+    ref.backward()
+    assert loss == pytest.approx(float(ref.detach()), rel=1e-12)
     for b, a, w in zip(before, after, ws):
         step = (b - a) / lr
         assert np.abs(step - w.grad.numpy()).max() <= 1e-9 * np.abs(w.grad.numpy()).max()
+    # singular values of W = W_L...W_1: min(d, H_1) of them, zero beyond the narrowest layer's width
+    sv = eng.tracker.sv[0].numpy()
+    assert np.allclose(sv, np.r_[np.linalg.svd(W.detach().numpy(), compute_uv=False)[:3], 0, 0], atol=1e-12)
 
 
 @pytest.mark.parametrize("L", [3, 4])
 def test_small_init_deep_wdae_stays_at_zero_while_the_dae_learns(L):
     # λ = 2, ε = 1, w0 = 0.05 on the first mode; a second mode at λ = 0.5 rides along
-    lam, V, eps, lr, steps = np.array([2.0, 0.5]), np.eye(2), 1.0, 0.15, 1500
-    g = float(depth.matched_decay(2.0, eps, L))
-    common = dict(hidden=3, depth=L, lr=lr, n_log=2, init="aligned", dtype="float64", device="cpu")
+    lam, V = np.array([2.0, 0.5]), np.eye(2)
+    g = float(depth.matched_decay(2.0, 1.0, L))
+    common = dict(depth=L, hidden=3, lr=0.15, epochs=1500, log_every=1500, init="aligned")
     ends = {}
-    for name, w0, e, gm in [("dae", 0.05, eps, 0.0), ("wdae", 0.05, 0.0, g), ("wdae_big", 0.9, 0.0, g)]:
-        ds = drive(depth.DepthEngine(lam, V, w0=w0, eps=e, gamma=gm, **common), steps, steps)
-        ends[name] = ds["u"].values[-1, 0]
+    for name, w0, eps, match in [("dae", 0.05, 1.0, 0.0), ("wdae", 0.05, 0.0, 1.0), ("wdae_big", 0.9, 0.0, 1.0)]:
+        run = depth.train(lam, V, _config(w0=w0, eps=eps, match_eps=match, **common))
+        ends[name] = run.trajectory["u"].values[-1, 0]
+        if match:                              # gamma_L matched at mode 0, stored as the run's gamma
+            assert run.config.gamma == float(run.trajectory["gamma"]) == pytest.approx(g, rel=1e-14)
     assert ends["dae"] == pytest.approx(2 / 3, abs=1e-6)
     assert 0 <= ends["wdae"] < 0.05**L                           # decayed towards 0
     assert ends["wdae_big"] == pytest.approx(2 / 3, abs=1e-6)    # above the threshold u₋: learns
 
 
+def test_resumed_deep_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    lam, V = np.array([2.0, 1.0, 0.6, 0.3, 0.1]), _orthogonal(5, rng)
+    cfg = _config(depth=3, hidden=4, lr=0.1, eps=0.2, gamma=0.01, epochs=80, log_every=7, init_std=0.3,
+                  dtype="float32")
+    reference = depth.train(lam, V, cfg)
+    path, real_save = tmp_path / "run.ckpt", training.Checkpoint.save
+
+    def save_then_die(self, state):
+        real_save(self, state)
+        if state["epoch"] == 40:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        depth.train(lam, V, cfg, checkpoint=training.Checkpoint(path, 20))
+    monkeypatch.setattr(training.Checkpoint, "save", real_save)
+    resumed = depth.train(lam, V, cfg, checkpoint=training.Checkpoint(path, 20))
+    xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
+    assert np.array_equal(resumed.W2, reference.W2) and resumed.resumed_from == [40]
+
+
 def test_bad_arguments_are_reported():
     lam, V = np.array([1.0, 0.5]), np.eye(2)
-    with pytest.raises(ValueError, match="depth L"):
-        depth.DepthEngine(lam, V, hidden=2, depth=1, lr=0.1, n_log=1)
-    with pytest.raises(ValueError, match="widths"):
-        depth.DepthEngine(lam, V, hidden=[2, 3], depth=2, lr=0.1, n_log=1)
-    with pytest.raises(ValueError, match="w0"):
-        depth.DepthEngine(lam, V, hidden=2, depth=3, lr=0.1, n_log=1, init="aligned", w0=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="depth must be >= 2"):
+        _config(depth=1, hidden=2, lr=0.1, epochs=1)
+    with pytest.raises(ValueError, match="widths needs depth - 1 = 1"):
+        _config(depth=2, hidden=2, widths=[2, 3], lr=0.1, epochs=1)
+    with pytest.raises(ValueError, match="exclude each other"):
+        _config(depth=3, hidden=2, lr=0.1, epochs=1, eps=0.5, match_eps=0.5)
+    with pytest.raises(ValueError, match="exclude each other"):
+        depth.DepthEngine(_config(depth=3, hidden=2, lr=0.1, epochs=1, gamma=0.1, match_eps=0.5), lam, V)
+    with pytest.raises(ValueError, match="match_mode 2"):
+        depth.DepthEngine(_config(depth=3, hidden=2, lr=0.1, epochs=1, match_eps=0.5, match_mode=2), lam, V)
     with pytest.raises(ValueError, match="shapes"):
-        depth.DepthEngine(lam, V, hidden=2, depth=2, lr=0.1, n_log=1, layers=[np.eye(2), np.eye(3)])
-    eng = depth.DepthEngine(lam, V, hidden=2, depth=3, lr=5.0, n_log=50, init="aligned", w0=0.5)
-    with pytest.raises(linear.DivergenceError, match="eta_max"):
-        drive(eng, 49)
+        depth.DepthEngine(_config(depth=2, hidden=2, lr=0.1, epochs=1), lam, V, layers=[np.eye(2), np.eye(3)])
+    unstable = _config(depth=3, hidden=2, lr=5.0, epochs=49, init="aligned", w0=0.5)
+    with pytest.raises(training.UnstableLearningRateError, match="eta_max"):
+        depth.train(lam, V, unstable)                                     # stopped before the first step
+    with pytest.raises(training.DivergenceError, match="eta_max"):
+        depth.train(lam, V, unstable, allow_unstable=True)                # trained on purpose: diverges
 
 
 # --------------------------------------------------------------------------- experiment helpers
@@ -258,8 +310,6 @@ def test_first_crossing_matches_numpy_interpolation():
 
 def _synthetic(epochs=2000, every=20, lr=0.05):
     """A trajectory dataset whose 'trained' u is the exact per-mode map (depth × model × mode)."""
-    import xarray as xr
-
     lam = np.array([2.0, 0.5, 0.05])
     w0 = 0.05
     depths, models = [2, 3], ["dae", "wdae"]
@@ -277,10 +327,22 @@ def _synthetic(epochs=2000, every=20, lr=0.05):
                 "lam": ("mode", lam)}, attrs={"lr": lr})
 
 
+def _as_runs(ds):
+    """The (depth, model) dataset laid out like an experiment's combined file: dims (run, seed)."""
+    names = [f"{m}_l{L}" for L in ds["depth"].values for m in ds["model"].values]
+    flat = {k: ds[k].values.reshape(len(names), *ds[k].shape[2:]) for k in ("u", "eps", "gamma")}
+    return xr.Dataset(
+        {"u": (("run", "seed", "epoch", "mode"), flat["u"][:, None])},
+        coords={"run": names, "seed": [0], "epoch": ds["epoch"].values, "mode": ds["mode"].values,
+                "lam": ds["lam"], "depth": ("run", np.repeat(ds["depth"].values, ds.sizes["model"])),
+                "eps": ("run", flat["eps"]), "gamma": ("run", flat["gamma"]),
+                "lr": ("run", np.full(len(names), ds.attrs["lr"]))})
+
+
 def test_depth_metrics_against_direct_computations():
-    ds = depth.add_theory(_synthetic())
+    ds = depth_analysis.add_theory(_synthetic())
     assert np.abs(ds["u_theory"] - ds["u"]).max() <= 1e-15            # the map reproduces itself
-    m = depth.metrics(ds)
+    m = depth_analysis.metrics(ds)
     lam, lr, t = ds["lam"].values, ds.attrs["lr"], ds["epoch"].values
     for i, L in enumerate([2, 3]):
         for j in range(2):
@@ -305,31 +367,33 @@ def test_depth_metrics_against_direct_computations():
 
 def test_depth_claims_confirm_and_refute():
     ds = _synthetic()
-    rows = depth.claims(depth.metrics(depth.add_theory(ds)))
+    rows = depth_analysis.claims(depth_analysis.metrics(depth_analysis.add_theory(ds)))
     assert [r["verdict"] for r in rows] == ["confirmed", "confirmed"]
     assert "L=3: of 2 modes, WDAE stayed at 0 in 2, DAE learned in 2" in rows[0]["measured"]
     # a deep WDAE that learned after all (its trajectory replaced by the DAE's) refutes the first row
     bad = ds.copy(deep=True)
     bad["u"][1, 1] = bad["u"][1, 0].values
     bad["u"][1, 1, 0] = ds["u"][1, 1, 0]
-    assert depth.claims(depth.metrics(depth.add_theory(bad)))[0]["verdict"] == "refuted"
+    assert depth_analysis.claims(depth_analysis.metrics(depth_analysis.add_theory(bad)))[0]["verdict"] == "refuted"
     # half-times far from the quadrature (time stretched by 1.5) refute the second row
     slow = ds.assign_coords(epoch=(ds["epoch"] * 1.5).astype(int))
-    slow = depth.add_theory(slow.assign_attrs(lr=ds.attrs["lr"]))
-    assert depth.claims(depth.metrics(slow))[1]["verdict"] != "confirmed"
+    slow = depth_analysis.add_theory(slow.assign_attrs(lr=ds.attrs["lr"]))
+    assert depth_analysis.claims(depth_analysis.metrics(slow))[1]["verdict"] != "confirmed"
+    # the experiment's (run, seed) layout gives the same rows
+    assert depth_analysis.claims(depth_analysis.metrics(depth_analysis.add_theory(_as_runs(ds)))) == rows
 
 
 def test_plot_depth_draws_one_column_per_depth(tmp_path):
     from daedyn.figures import style
     from daedyn.figures.depth import plot_depth
 
-    ds = depth.add_theory(_synthetic())
+    ds = depth_analysis.add_theory(_as_runs(_synthetic()))
     fig = plot_depth(ds, modes=[0, 1], title="synthetic")
     assert len(fig.axes) == 4
     assert [ax.get_title() for ax in fig.axes[:2]] == ["L = 2 weight matrices", "L = 3 weight matrices"]
     labels = fig.axes[1].get_legend_handles_labels()[1]
     assert labels == ["DAE ε = 1", f"WDAE γ = {float(depth.matched_decay(2.0, 1.0, 3)):.3g}"]
     theory_line = fig.axes[1].get_lines()[0]
-    assert np.allclose(theory_line.get_ydata(), ds["u_theory"].sel(depth=3, model="dae", mode=0))
+    assert np.allclose(theory_line.get_ydata(), ds["u_theory"].sel(run="dae_l3", seed=0, mode=0))
     written = style.save(fig, tmp_path / "depth.png")
     assert written[0].stat().st_size > 10_000

@@ -48,14 +48,14 @@ with U_l = W_{L−1}⋯W_{l+1} and R_l = W_{l−1}⋯W₂ (identity when empty):
 products per step (four for L = 2, where the step is :func:`~daedyn.linear.train_exact`'s
 operation for operation, so the trajectories agree bit for bit).
 
-The engine fits the training driver's Engine protocol (``state``, ``generators``, ``record``,
-``step``) and records through :class:`daedyn.tracking.ProductTracker`: the two-layer
-records (u_i = v_iᵀWv_i, singular values of W, loss terms, norms) plus each layer's norm.
+The engine is driven by the one loop :func:`daedyn.training.drive` (through :func:`train`, which
+returns a :class:`DepthRun`) and records through :class:`daedyn.tracking.ProductTracker`: the
+two-layer records (u_i = v_iᵀWv_i, singular values of W, loss terms, norms) plus each layer's norm.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -66,12 +66,16 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 
 from daedyn.claims import _grade, _row
-from daedyn.linear import _check_orthogonal, _resolve_dtype, resolve_device
+from daedyn.linear import Run, _check_orthogonal
+from daedyn.runconfig import DepthConfig
 from daedyn.tracking import ProductTracker
+from daedyn.training import (Checkpoint, as_tensor, log_epochs, resolve_device, resolve_dtype, run_engine,
+                             stability_guard)
 from daedyn.trajectories import first_crossing, run_dims, run_index, run_param
 
 __all__ = [
     "DepthEngine",
+    "DepthRun",
     "add_theory",
     "claims",
     "eta_max_mode",
@@ -84,6 +88,7 @@ __all__ = [
     "mode_map",
     "mode_rate",
     "time_to_fraction",
+    "train",
 ]
 
 
@@ -261,7 +266,7 @@ def _shapes(d: int, widths: list[int]) -> list[tuple[int, int]]:
 def init_layers(d: int, hidden, depth: int, *, init_std: float = 1e-4, seed: int = 0):
     """Random initial weights [W₁, …, W_L] as float64 numpy arrays, entries N(0, init_std²).
 
-    Drawn like :func:`daedyn.linear.init_weights`: one CPU ``torch.Generator`` seeded with
+    Drawn like :func:`daedyn.training.init_weights`: one CPU ``torch.Generator`` seeded with
     ``seed``, in float64, layer by layer from W₁ (H₁×d) to W_L (d×H_{L−1}); for L = 2 these are
     exactly ``init_weights``'s (W1, W2).
     """
@@ -282,101 +287,98 @@ _DEPTH_META = {
 }
 
 
+def _chain(mats):
+    """W_k ⋯ W_j for mats = [W_j, …, W_k] (None: the identity)."""
+    out = None
+    for m in mats:
+        out = m if out is None else m @ out
+    return out
+
+
 class DepthEngine:
     """Full-batch GD of a depth-L linear DAE/WDAE on the marginalised loss, in Σ's eigenbasis.
 
-    ``lam`` (d,) and ``V`` (d×d) are Σ's eigenvalues (descending) and orthonormal eigenvectors
-    (columns). ``hidden`` is one width or the L−1 widths H₁…H_{L−1}; ``depth`` = L ≥ 2.
-    ``n_log`` is the number of rows the tracker holds (the driver's recorded epochs).
-    Initial weights, in this order of precedence:
+    ``config`` (:class:`daedyn.runconfig.DepthConfig`) gives L = ``depth``, the hidden widths,
+    ε, γ and the start; ``lam`` (d,) and ``V`` (d×d) are Σ's eigenvalues (descending) and
+    orthonormal eigenvectors (columns). With ``match_eps`` > 0 the decay is γ_L =
+    :func:`matched_decay` at the eigenvalue of mode ``match_mode``, and ``engine.config`` is the
+    configuration with that ``gamma``. Initial weights, in this order of precedence:
 
-    * ``layers`` = [W₁, …, W_L] in the data's basis (init "given");
-    * ``init="aligned"``: aligned and balanced, every layer's weight for mode i equal to
-      ``w0`` (a scalar or one value per mode i < min(d, H₁, …, H_{L−1})), so u_i = w0_i^L and
-      every higher mode is 0. The hidden units are the eigen-directions themselves (any
-      rotation of the hidden spaces gives the same trajectory of W);
+    * ``layers`` = [W₁, …, W_L] in the data's basis;
+    * ``init="aligned"``: aligned and balanced, every layer's weight for mode i equal to ``w0``
+      for i < min(d, H₁, …, H_{L−1}), so u_i = w0^L and every higher mode is 0. The hidden units
+      are the eigen-directions themselves (any rotation of the hidden spaces gives the same
+      trajectory of W);
     * ``init="random"``: :func:`init_layers` (``seed``, ``init_std``).
 
-    Everything is computed in ``dtype`` on ``device`` (see :mod:`daedyn.linear`); the step is
-    described in the module docstring. ``weights()`` returns the current layers in the data's
-    basis (``initial`` holds the initial ones); ``dataset(epochs)`` the recorded trajectory.
+    The step is described in the module docstring. Before it, the stability guard compares
+    ``lr`` with η_max: :func:`daedyn.theory.stability_limit` of the two-layer network for L = 2,
+    and for L > 2 the smallest per-mode limit :func:`eta_max_mode` of the aligned balanced map
+    at its fixed point (cross-mode and unbalanced directions are not in it, so an unbalanced
+    random start can need a somewhat smaller rate). ``weights()`` returns the current layers in
+    the data's basis; the run file stores the first layer W₁ as ``w1`` and the product of the
+    layers above it, W_L⋯W₂, as ``w2`` (so that W = w2·w1, as for two layers).
     """
 
-    def __init__(self, lam, V, *, hidden, depth: int, lr: float, n_log: int, eps: float = 0.0,
-                 gamma: float = 0.0, init: str = "random", init_std: float = 1e-4, w0=None,
-                 seed: int = 0, layers: Sequence | None = None, dtype="float32", device="auto"):
-        widths = _widths(hidden, depth)
-        if not lr > 0 or eps < 0 or gamma < 0 or n_log < 1:
-            raise ValueError("need lr > 0, eps >= 0, gamma >= 0 and n_log >= 1")
-        self.device, self.dtype = resolve_device(device), _resolve_dtype(dtype)
-        self.lam_np = np.asarray(lam, dtype=np.float64).ravel()
-        d = self.lam_np.size
-        lam_t = torch.as_tensor(self.lam_np, dtype=self.dtype, device=self.device)
-        self.V = torch.as_tensor(np.asarray(V), dtype=self.dtype, device=self.device)
+    def __init__(self, config: DepthConfig, lam, V, layers: Sequence | None = None):
+        self.device, self.dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+        self.lam = np.asarray(lam, dtype=np.float64).ravel()
+        d = self.lam.size
+        kw = dict(dtype=self.dtype, device=self.device)
+        self.V = as_tensor(V, **kw)
         if self.V.shape != (d, d):
             raise ValueError(f"V must be ({d}, {d}), got {tuple(self.V.shape)}")
         _check_orthogonal(self.V)
-        self.depth, self.widths = int(depth), widths
-        self.lr, self.eps, self.gamma = float(lr), float(eps), float(gamma)
-        rank = min([d, *widths])
-        if layers is not None:
-            init = "given"
-        elif init == "random":
-            layers = init_layers(d, widths, depth, init_std=init_std, seed=seed)
-        elif init == "aligned":
-            w0 = np.asarray(math.nan if w0 is None else w0, dtype=float)
-            if w0.ndim > 1 or w0.size not in (1, rank) or not np.all(np.isfinite(w0)):
-                raise ValueError(f"init='aligned' needs w0: a scalar or {rank} finite values "
-                                 f"(one per mode i < min(d, hidden widths)), got {w0.tolist()}")
-            self.w0 = np.broadcast_to(w0.ravel(), (rank,)).copy()
-        else:
-            raise ValueError(f"init must be 'random' or 'aligned' (or give layers), got {init!r}")
-        self.init = init
-        kw = dict(dtype=self.dtype, device=self.device)
+        if config.match_eps > 0:
+            if config.match_mode >= d:
+                raise ValueError(f"{config.label}: match_mode {config.match_mode} is not a mode of the d = {d} "
+                                 "inputs")
+            gamma = float(matched_decay(self.lam[config.match_mode], config.match_eps, config.depth))
+            if config.gamma not in (0.0, gamma):
+                raise ValueError(f"{config.label}: gamma = {config.gamma:g} and match_eps exclude each other")
+            config = dataclasses.replace(config, gamma=gamma)
+        self.config = config
+        L, widths, rank = config.depth, config.hidden_widths, min(d, *config.hidden_widths)
+        self.given = layers is not None
+        if layers is None and config.init == "random":
+            layers = init_layers(d, widths, L, init_std=config.init_std, seed=config.seed)
         with torch.no_grad():
-            if init == "aligned":
-                w = torch.as_tensor(self.w0, **kw)
+            if layers is None:                       # aligned and balanced: w0 on the first `rank` modes
                 mats = []
                 for rows, cols in _shapes(d, widths):
                     m = torch.zeros(rows, cols, **kw)
-                    m[range(rank), range(rank)] = w
+                    m[range(rank), range(rank)] = config.w0
                     mats.append(m)
                 self.A1, self.B = mats[0], mats[-1].T.contiguous()
-                self.mids = [m.contiguous() for m in mats[1:-1]]
             else:
-                mats = [torch.as_tensor(np.asarray(m), **kw) for m in layers]
-                shapes = _shapes(d, widths)
-                if [tuple(m.shape) for m in mats] != shapes:
-                    raise ValueError(f"layers must have shapes {shapes} (W_1 first), got "
+                mats = [as_tensor(m, **kw) for m in layers]
+                if [tuple(m.shape) for m in mats] != _shapes(d, widths):
+                    raise ValueError(f"layers must have shapes {_shapes(d, widths)} (W_1 first), got "
                                      f"{[tuple(m.shape) for m in mats]}")
-                # the same products as train_exact, so that L = 2 matches it bit for bit
+                # the same products as ExactEngine, so that L = 2 matches it bit for bit
                 self.A1 = (mats[0] @ self.V).contiguous()
                 self.B = (mats[-1].T @ self.V).contiguous()
-                self.mids = [m.clone().contiguous() for m in mats[1:-1]]
-            self.lam_t = lam_t
-            self.s = lam_t + self.eps                # diag(λ+ε): the noisy-input correlation
-            self.eta_lam = lam_t * self.lr
-            self.c = 1.0 - self.lr * self.gamma
+                self.W1_0, self.W2_0 = mats[0].clone(), _chain(mats[1:]).clone()
+            self.mids = [m.clone().contiguous() for m in mats[1:-1]]
+            self.lam_t = as_tensor(self.lam, **kw)
+            self.s = self.lam_t + config.eps             # diag(λ+ε): the noisy-input correlation
+            self.eta_lam = self.lam_t * config.lr
+            self.c = 1.0 - config.lr * config.gamma
             self.A1s = torch.empty_like(self.A1)
             self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B)
             self.P = torch.empty(widths[-1], widths[-1], **kw)
             self.Q = torch.empty(widths[0], widths[0], **kw)
-        self.initial = self.weights()
-        self.stability_limit = float(np.min(eta_max_mode(self.lam_np, eps, gamma, depth)))
-        self.tracker = ProductTracker(
-            lam_t, eps, gamma, rank, n_log, lr, depth, meta=_DEPTH_META,
-            limit_note=(f"the aligned balanced per-mode stability limit of this depth-{depth} "
-                        f"network is eta_max = {self.stability_limit:.6g} (eps={eps:g}, "
-                        f"gamma={gamma:g}); larger or unbalanced weights can need a smaller rate"))
-        self.attrs = dict(engine="depth_exact", depth=self.depth, hidden=json.dumps(widths),
-                          lr=self.lr, eps=self.eps, gamma=self.gamma, init=init,
-                          init_std=float(init_std), seed=int(seed), n_features=d,
-                          dtype=str(self.dtype).replace("torch.", ""), device=str(self.device),
-                          stability_limit=self.stability_limit)
-        if init == "aligned":
-            self.attrs["w0"] = json.dumps(self.w0.tolist())
+        if layers is None:
+            self.W1_0, self.W2_0 = self.final_weights()
+        from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
 
-    # -- Engine protocol -------------------------------------------------------------------
+        if L == 2:
+            self.eta_max = float(theory.stability_limit(self.lam, config.eps, config.gamma, widths[0]))
+        else:
+            self.eta_max = float(np.min(eta_max_mode(self.lam, config.eps, config.gamma, L)))
+        stability_guard(config, self.lam, eta_max=self.eta_max)
+        n_log = len(log_epochs(config.epochs, config.log_every))
+        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], n_log, L, meta=_DEPTH_META)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"A1": self.A1, **{f"W{l + 2}": m for l, m in enumerate(self.mids)}, "B": self.B}
@@ -387,31 +389,30 @@ class DepthEngine:
     def record(self, row: int, epoch: int) -> float:
         with torch.no_grad():
             A1, B, mids = self.A1, self.B, self.mids
-            C = self._chain(mids)
-            D = B if C is None else C.T @ B
+            if not mids:                                           # two layers: the two-layer records
+                return self.tracker.record(row, A1, B)
+            D = _chain(mids).T @ B
             left = [A1 @ A1.T] + [m @ m.T for m in mids]          # W_l W_lᵀ, l < L
             right = [m.T @ m for m in mids] + [B @ B.T]           # W_{l+1}ᵀ W_{l+1}
             bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)]).max()
             sq = [A1.square().sum(), *(m.square().sum() for m in mids), B.square().sum()]
-            eps = self.eps
-            return self.tracker.record_product(
-                row, epoch, A1, D, lambda _A1, _D, P, G, _Q: 0.5 * eps * (P * G).sum(), sq, bal)
+            return self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal)
 
     def step(self, epoch: int) -> None:
         del epoch  # full batch: every epoch is the same deterministic step
         with torch.no_grad():
             A1, B, mids, A1s, P, Q = self.A1, self.B, self.mids, self.A1s, self.P, self.Q
-            eta, c, new = self.lr, self.c, []
+            eta, c, new = float(self.config.lr), self.c, []
             torch.mul(A1, self.s, out=A1s)
             torch.mm(B, B.T, out=P)                               # P = BBᵀ = W_LᵀW_L
             torch.mm(A1s, A1.T, out=Q)                            # Q = A1 diag(λ+ε) A1ᵀ
             if mids:
-                C = self._chain(mids)                             # W_{L−1} ⋯ W_2
+                C = _chain(mids)                                  # W_{L−1} ⋯ W_2
                 D, E = C.T @ B, C @ A1
                 PD, QE = C.T @ P @ C, C @ Q @ C.T
                 K = torch.addmm((B * self.lam_t) @ A1.T, P @ C, Q, alpha=-1.0)
                 for k, m in enumerate(mids):
-                    up, down = self._chain(mids[k + 1:]), self._chain(mids[:k])
+                    up, down = _chain(mids[k + 1:]), _chain(mids[:k])
                     g = K if up is None else up.T @ K
                     g = g if down is None else g @ down.T
                     new.append(torch.add(m * c, g, alpha=eta))
@@ -426,15 +427,26 @@ class DepthEngine:
             for m, n in zip(mids, new):
                 m.copy_(n)
 
-    # -- helpers -----------------------------------------------------------------------------
+    def divergence_note(self) -> str:
+        c = self.config
+        what = ("of the two-layer network" if c.depth == 2 else
+                "(the smallest per-mode limit of the aligned balanced map; larger or unbalanced weights can "
+                "need a smaller rate)")
+        return (f"learning rate eta={c.lr:g}; the stability limit {what} is eta_max={self.eta_max:.6g} "
+                f"(depth L={c.depth}, lambda_1={self.lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g})")
 
-    @staticmethod
-    def _chain(mats):
-        """W_k ⋯ W_j for mats = [W_j, …, W_k] (None: the identity)."""
-        out = None
-        for m in mats:
-            out = m if out is None else m @ out
-        return out
+    def derived(self) -> dict:
+        return {"n_steps": self.config.epochs, "eta_max": self.eta_max}
+
+    def fingerprint_extra(self) -> dict:
+        return {"given_weights": self.given}
+
+    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W₁, W_L⋯W₂) in the data's basis: the first layer and the product of those above it."""
+        with torch.no_grad():
+            C = _chain(self.mids)
+            D = self.B if C is None else C.T @ self.B
+            return self.A1 @ self.V.T, (D @ self.V.T).T
 
     def weights(self) -> list[np.ndarray]:
         """The current layers [W₁, …, W_L] in the data's basis (numpy, the run's dtype)."""
@@ -442,189 +454,30 @@ class DepthEngine:
             mats = [self.A1 @ self.V.T, *self.mids, (self.B @ self.V.T).T]
             return [m.detach().cpu().numpy().copy() for m in mats]
 
-    def dataset(self, epochs) -> xr.Dataset:
-        """The recorded trajectory at ``epochs`` (one per recorded row) as an xr.Dataset."""
-        return self.tracker.dataset(np.asarray(epochs), self.lam_np, dict(self.attrs))
+
+class DepthRun(Run):
+    """Result of a depth-L run (:class:`daedyn.linear.Run`'s layout): ``W1`` is the first layer,
+    ``W2`` the product W_L⋯W₂ of the layers above it, so that W = W2·W1."""
+
+    MODEL = "x_hat = W2 W1 x, W2 = W_L ... W_2"
+    TITLE = "daedyn depth-L linear run"
+    SUMMARY = ("Trajectory of a depth-L linear autoencoder trained by full-batch gradient descent: mode "
+               "strengths, singular values, loss terms, layer norms; initial and final first layer and "
+               "product of the layers above it.")
 
 
-# --------------------------------------------------------------------------------------------
-# experiment helpers: theory, metrics and claims on trajectory datasets (xarray in, xarray out)
-# --------------------------------------------------------------------------------------------
-#
-# They take a dataset holding ``u`` with dims "epoch" and "mode" plus any number of run
-# dimensions (e.g. "depth" and "model"), the coordinate ``lam`` along "mode", and the run
-# parameters ``depth``, ``eps``, ``gamma`` and ``lr``, each a variable or coordinate (scalar or
-# along run dimensions) or a dataset attribute. The epochs must start at 0. The per-mode
-# theory starts from each mode's recorded u(0) as if the network were aligned and balanced, so
-# it is exact for ``init="aligned"`` runs and an approximation otherwise.
+def train(lam, V, config: DepthConfig | None = None, *, layers: Sequence | None = None,
+          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
+          **overrides) -> DepthRun:
+    """Train a depth-L linear DAE/WDAE (:class:`DepthEngine`) on the loop driver.
 
-
-def _w0(u0: np.ndarray, L: int) -> np.ndarray:
-    """The balanced layer weight w with w^L = u₀ (nan for u₀ < 0 at even L: no such state)."""
-    w = np.sign(u0) * np.abs(u0) ** (1.0 / L)
-    return np.where((u0 < 0) & (L % 2 == 0), np.nan, w)
-
-
-def add_theory(ds: xr.Dataset) -> xr.Dataset:
-    """Add the per-mode theory to a trajectory dataset (layout in the comment above).
-
-    ``u_theory`` (dims of ``u``): the exact aligned balanced map :func:`mode_map` from each
-    mode's recorded u(0), at the recorded epochs; ``u_limit`` and ``u_threshold`` (run dims,
-    mode): where that mode ends (:func:`limit`) and the threshold u₋ below which it decays to 0
-    (:func:`fixed_points`).
+    ``config`` (or keywords for :meth:`DepthConfig.make`, e.g. ``depth=3, hidden=16, lr=0.01,
+    epochs=500, eps=0.5``, which also override a given ``config``); ``layers`` optional initial
+    weights [W₁, …, W_L]. Returns a :class:`DepthRun`.
     """
-    epochs = ds["epoch"].values
-    if epochs.size == 0 or epochs[0] != 0 or np.any(np.diff(epochs) <= 0):
-        raise ValueError("the trajectory must be recorded at increasing epochs starting at 0")
-    lam = ds["lam"].values
-    u = ds["u"]
-    extra = run_dims(ds)
-    dims = (*extra, "mode", "epoch")
-    u_all = u.transpose(*dims).values
-    theo = np.empty(u_all.shape)
-    lim = np.empty(u_all.shape[:-1])
-    thr = np.empty_like(lim)
-    for idx in run_index(ds):
-        pos = tuple(idx[d] for d in extra)
-        L = int(round(run_param(ds, "depth", idx)))
-        eps, gamma, lr = (run_param(ds, k, idx) for k in ("eps", "gamma", "lr"))
-        u0 = u_all[pos][:, 0]
-        theo[pos] = mode_map(int(epochs[-1]), lam, eps, gamma, lr, _w0(u0, L), L)[:, epochs]
-        lim[pos] = limit(lam, eps, gamma, L, u0)
-        thr[pos] = fixed_points(lam, eps, gamma, L)[1]
-    out = ds.copy()
-    out["u_theory"] = (dims, theo, {
-        "long_name": "per-mode theory: exact aligned balanced GD map from the recorded u(0)",
-        "units": "1"})
-    out["u_theory"] = out["u_theory"].transpose(*u.dims)
-    out["u_limit"] = (dims[:-1], lim, {"long_name": "where the aligned balanced mode ends from u(0)",
-                                       "units": "1"})
-    out["u_threshold"] = (dims[:-1], thr, {
-        "long_name": "unstable fixed point u_minus: below it the mode decays to 0 (nan: no "
-                     "nonzero fixed point)", "units": "1"})
-    return out
-
-
-def metrics(ds: xr.Dataset, zero_level: float = 0.02) -> xr.Dataset:
-    """Per run and mode: half-times measured, from the exact map and by quadrature, and fates.
-
-    ``ds`` must hold the variables of :func:`add_theory`. With u∞ the theory's limit from u(0):
-
-    * ``t50_measured``: first epoch with u ≥ u∞/2, interpolated between records (nan: never);
-    * ``t50_map``: the same crossing read off ``u_theory`` (same recording resolution);
-    * ``t50_quadrature``: :func:`time_to_fraction` (continuous time, inf when not learned);
-    * ``t50_rel_error`` = t50_measured / t50_quadrature − 1;
-    * ``learned``: the final u ≥ u₊/2 (u₊ the stable nonzero fixed point);
-    * ``stayed_at_zero``: |u| never exceeded max(|u(0)|, ``zero_level``) (1 % slack): the
-      mode never grew beyond its small start, or (random starts, whose modes first mix) never
-      beyond ``zero_level``.
-    Returns a dataset with the run dims and "mode", plus ``lam``, ``depth``, ``eps``, ``gamma``.
-    """
-    u = ds["u"]
-    extra = run_dims(ds)
-    dims = (*extra, "mode")
-    u_all = u.transpose(*dims, "epoch").values
-    theo = ds["u_theory"].transpose(*dims, "epoch").values
-    lim = ds["u_limit"].transpose(*dims).values
-    epochs = ds["epoch"].values
-    lam = ds["lam"].values
-    shape = u_all.shape[:-1]
-    out = {k: np.full(shape, np.nan) for k in ("t50_quadrature", "u_plus")}
-    params = {k: np.empty(shape[:-1]) for k in ("depth", "eps", "gamma", "lr")}
-    for idx in run_index(ds):
-        pos = tuple(idx[d] for d in extra)
-        p = {k: run_param(ds, k, idx) for k in params}
-        for k in params:
-            params[k][pos] = p[k]
-        u0 = u_all[pos][:, 0]
-        out["t50_quadrature"][pos] = time_to_fraction(0.5, lam, p["eps"], p["gamma"], p["lr"], u0,
-                                                      int(round(p["depth"])))
-        out["u_plus"][pos] = fixed_points(lam, p["eps"], p["gamma"], int(round(p["depth"])))[0]
-    t50 = first_crossing(epochs, u_all, 0.5 * lim)
-    t50_map = first_crossing(epochs, theo, 0.5 * lim)
-    u0 = np.abs(u_all[..., 0])
-    data = {
-        "u0": (dims, u_all[..., 0], "recorded u at epoch 0"),
-        "u_final": (dims, u_all[..., -1], "recorded u at the last epoch"),
-        "u_limit": (dims, lim, "theory: where the mode ends from u(0)"),
-        "u_plus": (dims, out["u_plus"], "theory: stable nonzero fixed point (nan: none)"),
-        "t50_measured": (dims, t50, "first epoch with u >= u_limit/2 (interpolated; nan: never)"),
-        "t50_map": (dims, t50_map, "the same crossing on the exact per-mode map"),
-        "t50_quadrature": (dims, out["t50_quadrature"],
-                           "continuous-time half-time by quadrature (inf: not learned)"),
-        "t50_rel_error": (dims, t50 / out["t50_quadrature"] - 1.0,
-                          "t50_measured / t50_quadrature - 1"),
-        "learned": (dims, (u_all[..., -1] >= 0.5 * out["u_plus"]).astype(np.int8),
-                    "1 if the final u reached half the stable nonzero fixed point"),
-        "stayed_at_zero": (dims, (np.abs(u_all).max(-1) <= 1.01 * np.maximum(u0, zero_level))
-                           .astype(np.int8),
-                           f"1 if |u| never exceeded max(|u(0)|, {zero_level:g}) (1 % slack)"),
-    }
-    coords = {d: ds[d] for d in extra if d in ds.coords}
-    res = xr.Dataset({k: (d, v, {"long_name": n, "units": "1"}) for k, (d, v, n) in data.items()},
-                     coords={**coords, "mode": ds["mode"].values, "lam": ("mode", lam)})
-    for k, v in params.items():
-        if k not in res.coords:                     # a run dimension already labels it
-            res[k] = (tuple(extra), v)
-    res.attrs.update(last_epoch=int(epochs[-1]), zero_level=float(zero_level))
-    return res
-
-
-def _model(eps: float, gamma: float) -> str:
-    return {(False, False): "AE", (False, True): "WDAE", (True, False): "DAE"}.get(
-        (eps > 0, gamma > 0), "DAE+WD")
-
-
-def claims(m: xr.Dataset, tol: float = 0.05, min_t50: float = 50.0) -> list[dict]:
-    """Claims rows (:data:`daedyn.claims.COLUMNS`) from :func:`metrics` of a depth experiment.
-
-    1. For L ≥ 3 a small-init WDAE stays at 0 while the DAE learns. Checked on every mode that
-       the theory says the WDAE never learns from its u(0) (limit 0) while the DAE of the same
-       depth reaches half its fixed point within 80 % of the run; L = 2 is reported alongside.
-    2. Half-times match the quadrature: max |t50_measured/t50_quadrature − 1| ≤ ``tol`` over all
-       runs and modes with a quadrature half-time of at least ``min_t50`` epochs (faster modes
-       are dominated by the step size, where continuous time does not apply).
-    """
-    extra = [d for d in m["t50_measured"].dims if d != "mode"]
-    runs = [dict(zip(extra, pos)) for pos in np.ndindex(*(m.sizes[d] for d in extra))]
-    horizon = 0.8 * m.attrs["last_epoch"]
-    by_depth: dict[int, dict[str, xr.Dataset]] = {}
-    for idx in runs:
-        one = m.isel(idx)
-        model = _model(float(one["eps"]), float(one["gamma"]))
-        by_depth.setdefault(int(one["depth"]), {})[model] = one
-    parts, ok, checked = [], True, 0
-    for L, models in sorted(by_depth.items()):
-        if "DAE" not in models or "WDAE" not in models:
-            continue
-        dae, wdae = models["DAE"], models["WDAE"]
-        sel = (wdae["u_limit"] == 0) & (wdae["u0"] > 0) & (dae["t50_quadrature"] <= horizon)
-        if L == 2:
-            learn = (wdae["u_limit"] > 0) & (wdae["t50_quadrature"] <= horizon)
-            parts.append(f"L=2: WDAE learned {int(wdae['learned'][learn].sum())}/{int(learn.sum())} "
-                         "modes it should learn")
-            continue
-        n = int(sel.sum())
-        stay, learned = int(wdae["stayed_at_zero"][sel].sum()), int(dae["learned"][sel].sum())
-        checked += n
-        ok &= n > 0 and stay == n and learned == n
-        parts.append(f"L={L}: of {n} modes, WDAE stayed at 0 in {stay}, DAE learned in {learned}")
-    rows = [_row(
-        "depth: deep WDAE", "For depth L >= 3 a small-init WDAE (weight decay gamma_L matched to "
-        "the DAE's fixed point) stays at 0 while the DAE learns",
-        "; ".join(parts) or "no DAE/WDAE pair", "all checked modes: WDAE |u| never above "
-        f"max(|u(0)|, {m.attrs['zero_level']:g}), DAE u_final >= u+/2", _grade(ok and checked > 0),
-        "checked modes: theory says the WDAE decays from its u(0) (below the threshold u-) while "
-        "the DAE reaches half its fixed point within 80 % of the run")]
-    rel = m["t50_rel_error"].where(m["t50_quadrature"] >= min_t50)
-    finite = np.isfinite(rel.values)
-    worst = float(np.nanmax(np.abs(rel.values))) if finite.any() else np.nan
-    rows.append(_row(
-        "depth: learning times", "Per-mode half-times of depth-L training match the quadrature "
-        "of the aligned balanced flow",
-        f"max |t50_measured / t50_quadrature - 1| = {worst:.3g} over {int(finite.sum())} "
-        f"run-modes (quadrature t50 >= {min_t50:g} epochs)",
-        f"<= {tol:g}", _grade(finite.any() and worst <= tol, finite.any() and worst <= 2 * tol),
-        "discrete GD lags the continuous flow by O(1) steps; crossings interpolated between "
-        "recorded epochs; the per-mode theory is exact only for aligned balanced starts"))
-    return rows
+    if config is None:
+        config = DepthConfig.make(**overrides)
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    return run_engine(DepthEngine(config, lam, V, layers), DepthRun, checkpoint=checkpoint, threads=threads,
+                      progress=progress)

@@ -1,7 +1,8 @@
 """Depth-L linear autoencoders on real data: mode strengths against epoch, one column per depth.
 
-Drawn only from an experiment's dataset after :func:`daedyn.depth.add_theory`, with dims
-("depth", "model", "epoch", "mode"). Top row: for each depth L, lines are the per-mode theory
+Drawn only from an experiment's dataset after :func:`daedyn.depth_analysis.add_theory`, with dims
+("run", "epoch", "mode") (and "seed": the first seed is drawn) and the coordinate ``depth`` along
+"run". Top row: for each depth L, lines are the per-mode theory
 (the exact GD map of an aligned balanced mode from the recorded u(0)), ``x`` markers the trained
 network's u_i = v_iᵀWv_i, open circles the quadrature half-time (t50, u∞/2) and dashed lines
 where each mode ends; colours: AE blue, WDAE orange, DAE green. Bottom row: |theory − trained|.
@@ -29,7 +30,9 @@ def plot_depth(ds, modes=None, title: str = ""):
     """The depth figure; ``modes`` (default: up to five modes of ``ds``) are drawn in each panel."""
     modes = list(ds["mode"].values[:5] if modes is None else modes)
     ds = ds.sel(mode=modes)
-    depths = [int(L) for L in ds["depth"].values]
+    if "seed" in ds.dims:
+        ds = ds.isel(seed=0)
+    depths = sorted({int(L) for L in ds["depth"].values})
     epochs = ds["epoch"].values
     marks = _stride(epochs.size)
     fig, axes = plt.subplots(2, len(depths), figsize=(5.2 * len(depths), 7.6), squeeze=False,
@@ -37,10 +40,9 @@ def plot_depth(ds, modes=None, title: str = ""):
     for col, L in enumerate(depths):
         top, bottom = axes[0, col], axes[1, col]
         parts = []
-        for m in range(ds.sizes["model"]):
-            one = ds.isel(depth=col, model=m)
-            idx = {"depth": col, "model": m}
-            eps, gamma, lr = (run_param(ds, k, idx) for k in ("eps", "gamma", "lr"))
+        for r in np.flatnonzero(ds["depth"].values == L):
+            one = ds.isel(run=r)
+            eps, gamma, lr = (run_param(ds, k, {"run": r}) for k in ("eps", "gamma", "lr"))
             model = model_of(eps, gamma)
             color = style.COLORS.get(model, "tab:red")
             parts.append({"AE": "AE", "DAE": f"DAE ε = {eps:g}",

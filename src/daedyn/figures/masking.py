@@ -1,7 +1,7 @@
 """Masking (dropout) noise on real data: mode strengths against epoch, one column per keep probability.
 
-Drawn only from an experiment's dataset after :func:`daedyn.masking.add_theory`, with dims
-("q", "epoch", "mode"). Top row: ``x`` markers are the masked network's u_i = v_iᵀWv_i, solid
+Drawn only from an experiment's dataset after :func:`daedyn.masking_analysis.add_theory`, with
+dims ("q", "epoch", "mode") (and "seed": the first seed is drawn). Top row: ``x`` markers are the masked network's u_i = v_iᵀWv_i, solid
 lines the per-mode approximation (a Gaussian DAE per mode with ε_i = ((1−q)/q) v_iᵀ diag(Σ) v_i),
 dotted lines (when the dataset holds ``u_gauss``) a Gaussian DAE with one matched ε, dashed
 lines the approximation's fixed points. Bottom row: the errors against training of the theory
@@ -25,6 +25,8 @@ def plot_masking(ds, modes=None, title: str = ""):
     """The masking figure; ``modes`` (default: up to five modes of ``ds``) in every panel."""
     modes = list(ds["mode"].values[:5] if modes is None else modes)
     ds = ds.sel(mode=modes)
+    if "seed" in ds.dims:
+        ds = ds.isel(seed=0)
     qs = ds["q"].values
     epochs = ds["epoch"].values
     marks = slice(0, None, max(1, epochs.size // 40))
