@@ -32,6 +32,8 @@ include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/scalar.smk"
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/nonlinear.smk"
+include: "workflow/rules/depth.smk"
+include: "workflow/rules/masking.smk"
 include: "workflow/rules/claims.smk"
 
 

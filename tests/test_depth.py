@@ -252,24 +252,31 @@ def test_small_init_deep_wdae_stays_at_zero_while_the_dae_learns(L):
     assert ends["wdae_big"] == pytest.approx(2 / 3, abs=1e-6)    # above the threshold u₋: learns
 
 
+def interrupted_and_resumed(train, path, *, every: int, killed_at: int, monkeypatch):
+    """``train(checkpoint)`` killed right after its checkpoint of epoch ``killed_at``, then run again
+    with the same checkpoint file: the resumed result."""
+    real_save = training.Checkpoint.save
+
+    def save_then_die(self, state):
+        real_save(self, state)
+        if state["epoch"] == killed_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(training.Checkpoint(path, every))
+    monkeypatch.setattr(training.Checkpoint, "save", real_save)
+    return train(training.Checkpoint(path, every))
+
+
 def test_resumed_deep_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     rng = np.random.default_rng(4)
     lam, V = np.array([2.0, 1.0, 0.6, 0.3, 0.1]), _orthogonal(5, rng)
     cfg = _config(depth=3, hidden=4, lr=0.1, eps=0.2, gamma=0.01, epochs=80, log_every=7, init_std=0.3,
                   dtype="float32")
     reference = depth.train(lam, V, cfg)
-    path, real_save = tmp_path / "run.ckpt", training.Checkpoint.save
-
-    def save_then_die(self, state):
-        real_save(self, state)
-        if state["epoch"] == 40:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        depth.train(lam, V, cfg, checkpoint=training.Checkpoint(path, 20))
-    monkeypatch.setattr(training.Checkpoint, "save", real_save)
-    resumed = depth.train(lam, V, cfg, checkpoint=training.Checkpoint(path, 20))
+    resumed = interrupted_and_resumed(lambda ckpt: depth.train(lam, V, cfg, checkpoint=ckpt), tmp_path / "run.ckpt",
+                                      every=20, killed_at=40, monkeypatch=monkeypatch)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
     assert np.array_equal(resumed.W2, reference.W2) and resumed.resumed_from == [40]
 

@@ -14,6 +14,7 @@ import xarray as xr
 from daedyn import linear, masking, masking_analysis, theory, training
 from daedyn.runconfig import MaskingConfig
 from daedyn.training import log_epochs
+from test_depth import interrupted_and_resumed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -231,18 +232,8 @@ def test_sampled_engine_minibatches_and_resumes_bit_identically(tmp_path, monkey
     reference = masking.train(cfg, X=X)
     assert int(reference.trajectory["batch_size"]) == 6 and int(reference.trajectory["n_steps"]) == 30 * 4
     assert not np.array_equal(masking.train(cfg, X=X, seed=4).W1, reference.W1)     # other masks
-    path, real_save = tmp_path / "run.ckpt", training.Checkpoint.save
-
-    def save_then_die(self, state):
-        real_save(self, state)
-        if state["epoch"] == 10:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        masking.train(cfg, X=X, checkpoint=training.Checkpoint(path, 5))
-    monkeypatch.setattr(training.Checkpoint, "save", real_save)
-    resumed = masking.train(cfg, X=X, checkpoint=training.Checkpoint(path, 5))
+    resumed = interrupted_and_resumed(lambda ckpt: masking.train(cfg, X=X, checkpoint=ckpt), tmp_path / "run.ckpt",
+                                      every=5, killed_at=10, monkeypatch=monkeypatch)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)        # the mask stream continued
     assert np.array_equal(resumed.W1, reference.W1) and resumed.resumed_from == [10]
 

@@ -18,7 +18,7 @@ from daedyn import depth
 from daedyn.claims import _grade, _row
 from daedyn.trajectories import first_crossing, run_dims, run_index, run_param
 
-__all__ = ["add_theory", "claims", "metrics"]
+__all__ = ["add_theory", "claims", "metrics", "model_name"]
 
 
 def _w0(u0: np.ndarray, L: int) -> np.ndarray:
@@ -70,7 +70,8 @@ def add_theory(ds: xr.Dataset) -> xr.Dataset:
 def metrics(ds: xr.Dataset, zero_level: float = 0.02) -> xr.Dataset:
     """Per run and mode: half-times measured, from the exact map and by quadrature, and fates.
 
-    ``ds`` must hold the variables of :func:`add_theory`. With u∞ the theory's limit from u(0):
+    ``ds`` must hold the variables of :func:`add_theory`. With u∞ the theory's limit from u(0),
+    the half-times are those of modes that rise to it (nan for a mode that starts above u∞/2 > 0):
 
     * ``t50_measured``: first epoch with u ≥ u∞/2, interpolated between records (nan: never);
     * ``t50_map``: the same crossing read off ``u_theory`` (same recording resolution);
@@ -102,8 +103,10 @@ def metrics(ds: xr.Dataset, zero_level: float = 0.02) -> xr.Dataset:
         out["t50_quadrature"][pos] = depth.time_to_fraction(0.5, lam, p["eps"], p["gamma"], p["lr"], u0,
                                                       int(round(p["depth"])))
         out["u_plus"][pos] = depth.fixed_points(lam, p["eps"], p["gamma"], int(round(p["depth"])))[0]
-    t50 = first_crossing(epochs, u_all, 0.5 * lim)
-    t50_map = first_crossing(epochs, theo, 0.5 * lim)
+    above = (lim > 0) & (u_all[..., 0] >= 0.5 * lim)           # starts above half its limit: no rise
+    t50 = np.where(above, np.nan, first_crossing(epochs, u_all, 0.5 * lim))
+    t50_map = np.where(above, np.nan, first_crossing(epochs, theo, 0.5 * lim))
+    out["t50_quadrature"] = np.where(above, np.nan, out["t50_quadrature"])
     u0 = np.abs(u_all[..., 0])
     data = {
         "u0": (dims, u_all[..., 0], "recorded u at epoch 0"),
@@ -113,7 +116,7 @@ def metrics(ds: xr.Dataset, zero_level: float = 0.02) -> xr.Dataset:
         "t50_measured": (dims, t50, "first epoch with u >= u_limit/2 (interpolated; nan: never)"),
         "t50_map": (dims, t50_map, "the same crossing on the exact per-mode map"),
         "t50_quadrature": (dims, out["t50_quadrature"],
-                           "continuous-time half-time by quadrature (inf: not learned)"),
+                           "continuous-time half-time by quadrature (inf: not learned; nan: starts above half its limit)"),
         "t50_rel_error": (dims, t50 / out["t50_quadrature"] - 1.0,
                           "t50_measured / t50_quadrature - 1"),
         "learned": (dims, (u_all[..., -1] >= 0.5 * out["u_plus"]).astype(np.int8),
@@ -132,7 +135,8 @@ def metrics(ds: xr.Dataset, zero_level: float = 0.02) -> xr.Dataset:
     return res
 
 
-def _model(eps: float, gamma: float) -> str:
+def model_name(eps: float, gamma: float) -> str:
+    """AE, DAE, WDAE or DAE+WD by the run's noise and decay."""
     return {(False, False): "AE", (False, True): "WDAE", (True, False): "DAE"}.get(
         (eps > 0, gamma > 0), "DAE+WD")
 
@@ -154,7 +158,7 @@ def claims(m: xr.Dataset, tol: float = 0.05, min_t50: float = 50.0) -> list[dict
     groups: dict[tuple[int, int], dict[str, xr.Dataset]] = {}   # (L, seed index) -> model -> run
     for idx in runs:
         one = m.isel(idx)
-        model = _model(float(one["eps"]), float(one["gamma"]))
+        model = model_name(float(one["eps"]), float(one["gamma"]))
         groups.setdefault((int(one["depth"]), idx.get("seed", 0)), {})[model] = one
     parts, ok, checked = [], True, 0
     for (L, seed), models in sorted(groups.items()):

@@ -21,7 +21,8 @@ __all__ = ["add_theory", "claims", "metrics"]
 
 
 def add_theory(ds: xr.Dataset) -> xr.Dataset:
-    """Add ``u_approx`` (the per-mode approximation :func:`daedyn.masking.per_mode_u` at the recorded epochs)
+    """Add ``u_approx`` (the per-mode approximation :func:`daedyn.masking.per_mode_u` at the recorded
+    epochs, one step per epoch unless the run parameter ``n_steps`` says more)
     and ``u_star_approx`` (its fixed points :func:`daedyn.masking.per_mode_fixed_point`)."""
     epochs = ds["epoch"].values
     if epochs.size == 0 or epochs[0] != 0 or np.any(np.diff(epochs) <= 0):
@@ -38,7 +39,10 @@ def add_theory(ds: xr.Dataset) -> xr.Dataset:
         q, lr, gamma = (run_param(ds, k, idx) for k in ("q", "lr", "gamma"))
         form = run_param(ds, "form", idx, kind=str)
         eps, x0, y0 = (per_mode[k][pos] for k in ("eps_eff", "x0", "y0"))
-        approx[pos] = masking.per_mode_u(int(epochs[-1]), lam, eps, q, form, gamma, lr, x0, y0)[:, epochs]
+        # minibatch runs take several steps per epoch (n_steps: the run's total)
+        per_epoch = round(run_param(ds, "n_steps", idx) / epochs[-1]) if "n_steps" in ds.variables else 1
+        steps = epochs * per_epoch
+        approx[pos] = masking.per_mode_u(int(steps[-1]), lam, eps, q, form, gamma, lr, x0, y0)[:, steps]
         star[pos] = masking.per_mode_fixed_point(lam, eps, q, form)
     out = ds.copy()
     out["u_approx"] = xr.DataArray(approx, dims=dims, attrs={
@@ -70,13 +74,14 @@ def metrics(ds: xr.Dataset) -> xr.Dataset:
         ref = ds[var].transpose(*dims, "epoch")
         res[f"max_err_{name}"] = masking.max_error_per_mode(u, ref).transpose(*dims)
         res[f"final_err_{name}"] = np.abs(u - ref).isel(epoch=-1, drop=True)
+    res = res.drop_vars([c for c in res.coords if c not in (*extra, "mode", "lam")])
     for k in ("q", "eps_matched"):
-        if k not in res.coords and (k in ds.variables or k in ds.attrs):
+        if k not in extra and (k in ds.variables or k in ds.attrs):
             res[k] = (tuple(extra), np.reshape([run_param(ds, k, idx) for idx in run_index(ds)],
                                                tuple(ds.sizes[d] for d in extra)))
     for name in res.data_vars:
         res[name].attrs = {"units": "1" if "eps" not in name else "(data units)^2"}
-    return res.drop_vars([c for c in res.coords if c not in (*extra, "mode", "lam")])
+    return res
 
 
 def _per_q(m: xr.Dataset, var: str) -> list[tuple[float, float, int, float]]:
@@ -111,6 +116,7 @@ def claims(m: xr.Dataset, tol: float = 0.05) -> list[dict]:
     def listed(per):
         return "; ".join(f"q={q:g}: {w:.3g} (mode {k})" for q, w, k, _ in per)
 
+    over = f"modes {', '.join(str(int(k)) for k in m['mode'].values)}"
     approx, worst = worst_of("max_err_approx")
     rows = [_row(
         "masking: per-mode theory", "Per mode, masking noise acts like Gaussian noise of "
@@ -118,7 +124,7 @@ def claims(m: xr.Dataset, tol: float = 0.05) -> list[dict]:
         "actual start follows masked training", f"max over epochs and modes of |u - u_approx|: "
         f"{listed(approx)}", f"<= {tol:g}",
         _grade(bool(np.all(worst <= tol)), bool(np.all(worst <= 2 * tol))),
-        "the theory also neglects the cross-mode coupling of a random start (as in Fig. 5)")]
+        f"{over}; the theory also neglects the cross-mode coupling of a random start (as in Fig. 5)")]
     reference = "approx"
     if "max_err_per_mode" in m:
         reference = "per_mode"
@@ -128,7 +134,7 @@ def claims(m: xr.Dataset, tol: float = 0.05) -> list[dict]:
             "start follows masked training: the off-diagonal of V^T diag(Sigma) V matters little",
             f"max over epochs and modes of |u - u_per_mode|: {listed(net)}", f"<= {tol:g}",
             _grade(bool(np.all(worst <= tol)), bool(np.all(worst <= 2 * tol))),
-            "both networks from the same initial weights, same learning rate"))
+            f"{over}; both networks from the same initial weights, same learning rate"))
     if "max_err_gauss" in m:
         ours, gauss = _per_q(m, f"max_err_{reference}"), _per_q(m, "max_err_gauss")
         better = np.array([a[3] < g[3] for a, g in zip(ours, gauss)])
@@ -140,5 +146,5 @@ def claims(m: xr.Dataset, tol: float = 0.05) -> list[dict]:
                 f"q={a[0]:g}: {a[3]:.3g} ({a[1]:.3g}) vs {g[3]:.3g} ({g[1]:.3g})"
                 for a, g in zip(ours, gauss)),
             "per-mode smaller for every q", _grade(bool(np.all(better)), bool(np.any(better))),
-            "modes: those in the metrics; the Gaussian DAE starts from the same weights"))
+            f"{over}; the Gaussian DAE starts from the same weights"))
     return rows
