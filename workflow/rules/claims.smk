@@ -14,5 +14,7 @@ rule beyond_claims:
     log:
         "logs/claims/beyond.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/beyond_claims.py"
