@@ -2,9 +2,10 @@
 two-layer engine beside them.
 
 Random data of MNIST size as in ``bench_linear.py`` (its ``problem``: N = 50 000, d = 784,
-uniform in [0, 0.5]), float32. Each engine is driven by a bare loop over its ``step``; a
-per-epoch time is (T(n₂) − T(n₁))/(n₂ − n₁), the minimum over ``--repeats``, and a record is
-timed on its own (the minimum over ``--repeats``). The sampled masking engine runs full batch
+uniform in [0, 0.5]), float32. Each engine runs on the loop driver ``daedyn.training.drive``,
+recording only at the first and last epoch; a per-epoch time is (T(n₂) − T(n₁))/(n₂ − n₁) (the
+records cancel), the minimum over ``--repeats``, and a record is timed on its own (the minimum
+over ``--repeats``). The sampled masking engine runs full batch
 on the first ``--sampled-n`` images (it costs O(N·d·H) per epoch).
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_depth_masking.py --hidden 64 256 --threads 1 2
@@ -22,22 +23,23 @@ from bench_linear import cpu_model, per_epoch, problem, timed  # the shared timi
 from daedyn import depth, masking
 from daedyn.linear import train_exact
 from daedyn.runconfig import DepthConfig, MaskingConfig
-from daedyn.training import resolve_device
+from daedyn.training import drive, resolve_device
 
 
 def engines(X, lam, V, hidden, device, sampled_n):
-    """name -> a function that builds the engine with room for n_log records."""
+    """name -> a function that builds the engine for ``epochs`` epochs recorded every ``log_every``."""
     diag = (X.double() ** 2).mean(0).numpy()
     # lr far below the stability limits: the benchmark times steps, not learning
     common = dict(hidden=hidden, lr=1e-4, dtype="float32", device=str(device))
 
     def deep(L):
-        return lambda n_log: depth.DepthEngine(DepthConfig.make(
-            depth=L, eps=0.5, init="aligned", w0=0.2, epochs=n_log - 1, log_every=1, **common), lam, V)
+        return lambda epochs, log_every: depth.DepthEngine(DepthConfig.make(
+            depth=L, eps=0.5, init="aligned", w0=0.2, epochs=epochs, log_every=log_every, **common), lam, V)
 
     def masked(noise, engine="marginal"):
-        def build(n_log):
-            cfg = MaskingConfig.make(q=0.7, noise=noise, engine=engine, epochs=n_log - 1, log_every=1, **common)
+        def build(epochs, log_every):
+            cfg = MaskingConfig.make(q=0.7, noise=noise, engine=engine, epochs=epochs, log_every=log_every,
+                                     **common)
             if engine == "sampled":
                 return masking.SampledMaskingEngine(cfg, X[:sampled_n], lam, V, diag)
             return masking.MarginalMaskingEngine(cfg, lam, V, diag)
@@ -54,13 +56,12 @@ def bench(name, build, device, args):
     sampled = "sampled" in name
     n1, n2 = (1, 1 + args.sampled_epochs) if sampled else (10, 10 + args.epochs)
 
-    def run(steps):
-        e = build(1)
-        for t in range(steps):
-            e.step(t)
+    def run(epochs):
+        e = build(epochs, epochs)
+        drive(e, e.config)
 
     step = per_epoch(run, n1, n2, args.repeats, device)
-    e = build(args.repeats)
+    e = build(args.repeats - 1, 1)
     record = min(timed(lambda r=r: e.record(r, 0), device) for r in range(args.repeats))
     return dict(engine=name, s_per_epoch=step, s_per_record=record)
 
