@@ -61,30 +61,24 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import xarray as xr
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
-from daedyn.claims import _grade, _row
 from daedyn.linear import Run, _check_orthogonal
 from daedyn.runconfig import DepthConfig
 from daedyn.tracking import ProductTracker
 from daedyn.training import (Checkpoint, as_tensor, log_epochs, resolve_device, resolve_dtype, run_engine,
                              stability_guard)
-from daedyn.trajectories import first_crossing, run_dims, run_index, run_param
 
 __all__ = [
     "DepthEngine",
     "DepthRun",
-    "add_theory",
-    "claims",
     "eta_max_mode",
     "fixed_points",
     "init_layers",
     "learning_time",
     "limit",
     "matched_decay",
-    "metrics",
     "mode_map",
     "mode_rate",
     "time_to_fraction",
