@@ -1,5 +1,6 @@
 # daedyn workflow: datasets -> spectra -> (theory, training) -> aggregation -> figures.
-# Run `./run.sh pipeline` (see README.md); any snakemake option may follow.
+# Run `./run.sh pipeline` or plain `snakemake` (see README.md); `snakemake paper` builds the
+# paper-scale experiments.
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from daedyn import configcheck
 
 # The repository's config.yaml, also when the run is relocated with --directory;
-# --configfile FILE is merged over it. Snakemake's loader keeps the last of two equal keys
+# --configfile FILE is merged over it (its keys win; lists replace lists). Snakemake's loader keeps the last of two equal keys
 # and reports syntax errors without file or line, so every config file is read strictly first.
 CONFIG_FILE = Path(workflow.basedir) / "config.yaml"
 try:
@@ -41,3 +42,9 @@ rule all:
     default_target: True
     input:
         ALL_TARGETS,
+
+
+# Paper-scale experiments (`paper: true` in the config): `snakemake paper`.
+rule paper:
+    input:
+        PAPER_TARGETS,

@@ -89,7 +89,7 @@ def main(argv=None):
             rows = [bench(n, b, device, args) for n, b in engines(X, lam, V, hidden, device,
                                                                   args.sampled_n).items()]
             ex = per_epoch(lambda n: train_exact(lam, V, hidden=hidden, lr=0.01, eps=0.5, epochs=n,
-                                                 log_every=max(n, 1), dtype="float32", device=device),
+                                                 log_every=max(n, 1), dtype="float32", device=str(device)),
                            10, 10 + args.epochs, args.repeats, device)
             rows.append(dict(engine="two-layer train_exact", s_per_epoch=ex, s_per_record=float("nan")))
             for r in rows:

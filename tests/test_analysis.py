@@ -58,7 +58,7 @@ def test_theory_matches_its_own_recurrence_at_recorded_epochs(combined, problem)
 
 def test_per_mode_theory_tracks_training(combined):
     # small random init and many hidden units (nearly orthogonal per-mode weight vectors): the
-    # decoupled theory from the actual initial weights is close (B9a); with H ~ d it is not
+    # decoupled theory from the actual initial weights is close (E15); with H ~ d it is not
     learned = combined.sel(mode=slice(0, 5))
     assert float(abs(learned["u_theory"] - learned["u"]).max()) < 0.02
 

@@ -193,8 +193,8 @@ def test_duplicate_key_in_json_names_its_path(tmp_path):
 
 
 def test_shipped_config_files_have_no_duplicate_keys():
-    for path in (REPO / "config.yaml", REPO / ".test" / "config.yaml", REPO / "workflow/profiles/slurm/config.yaml",
-                 REPO / "workflow/profiles/default/config.yaml"):
+    for path in (REPO / "config.yaml", REPO / ".test" / "config.yaml", REPO / "profiles/slurm/config.yaml",
+                 REPO / "profiles/default/config.yaml"):
         assert configcheck.load_strict(path) == load_yaml(path)
 
 
@@ -212,7 +212,7 @@ def test_syntax_error_in_a_configfile_names_file_and_line(tmp_path, case):
     text, line, expected = SYNTAX_ERRORS[case]
     cfg = _write(tmp_path / "bad.yaml", text)
     proc = subprocess.run([sys.executable, str(REPO / "workflow" / "check_configfiles.py"), "--workflow-profile",
-                           "workflow/profiles/default", "-n", "--configfile", str(cfg), "results/x.nc"],
+                           "profiles/default", "-n", "--configfile", str(cfg), "results/x.nc"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"Invalid config file {cfg}, line {line}, column "), proc.stderr

@@ -17,27 +17,30 @@ pytestmark = pytest.mark.workflow
 DEPTH_TARGETS = ("combined.nc", "metrics.csv", "claims.csv")
 
 
-def _enabled(config, kind):
-    return {name: exp for name, exp in config.get(kind, {}).items() if exp.get("enabled", True)}
+def _built(config, kind, paper):
+    return {name: exp for name, exp in config.get(kind, {}).items()
+            if exp.get("enabled", True) and exp.get("paper", False) == paper}
 
 
-def test_dry_run_plans_the_default_depth_and_masking_jobs(tmp_path):
-    proc = run_snakemake(tmp_path, None, "-n")
+@pytest.mark.parametrize("target,paper", [("all", False), ("paper", True)])
+def test_dry_run_plans_the_depth_and_masking_jobs(tmp_path, target, paper):
+    proc = run_snakemake(tmp_path, None, "-n", target)
     jobs = planned_jobs(proc.stdout)
     config = load_yaml(REPO / "config.yaml")
     for kind, rule in (("depth_experiments", "depth"), ("masking_experiments", "masking")):
-        enabled = _enabled(config, kind)
-        assert enabled, kind
-        assert jobs[f"{rule}_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in enabled.values())
-        assert jobs[f"{rule}_aggregate"] == jobs[f"{rule}_figure"] == len(enabled)
-        for name in enabled:
+        built = _built(config, kind, paper)
+        assert built, kind
+        assert jobs[f"{rule}_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in built.values())
+        assert jobs[f"{rule}_aggregate"] == jobs[f"{rule}_figure"] == len(built)
+        for name in built:
             for out in DEPTH_TARGETS:
                 assert f"results/{name}/{out}" in proc.stdout
             assert f"results/figures/{name}.png" in proc.stdout
-        for name in set(config[kind]) - set(enabled):          # the paper-size variants wait for `paper`
+        for name in set(config[kind]) - set(built):          # the other target's experiments
             assert f"results/{name}/" not in proc.stdout
-    assert jobs["beyond_claims"] == 1
-    assert "results/depth_mnist/claims.csv" in proc.stdout.split("rule beyond_claims:")[1].split("output:")[0]
+    if not paper:                                              # the default target's claims table
+        assert jobs["beyond_claims"] == 1
+        assert "results/depth_mnist/claims.csv" in proc.stdout.split("rule beyond_claims:")[1].split("output:")[0]
 
 
 # A tiny config of both kinds on a synthetic dataset (12 inputs, 256 samples).
@@ -122,6 +125,14 @@ def test_tiny_depth_and_masking_experiments_end_to_end(tmp_path):
     assert all(r["verdict"] in claims.VERDICTS for r in rows)
     sampled = store.open_dataset(tmp_path / "results/masking/masking_tiny_sampled/q70/seed0.nc")
     assert int(sampled["batch_size"].item()) == 64 and int(sampled["n_steps"].item()) == 60 * 4
+
+    # CF/ACDD: every variable of every kind of result file has a long_name
+    for path in ("results/depth/depth_tiny/wdae_l3/seed0.nc", "results/depth_tiny/combined.nc",
+                 "results/masking/masking_tiny/q50_gauss/seed0.nc", "results/masking_tiny/combined.nc",
+                 "results/masking/masking_tiny_sampled/q70/seed0.nc"):
+        ds = store.open_dataset(tmp_path / path)
+        assert ds.attrs["Conventions"] == "CF-1.11 ACDD-1.3"
+        assert [n for n, v in ds.variables.items() if not v.attrs.get("long_name")] == [], path
 
     beyond = _rows(tmp_path / "results/claims/beyond.csv")
     assert {r["claim"] for r in beyond} >= {"depth: deep WDAE", "depth: learning times", "masking: per-mode theory"}

@@ -36,7 +36,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("reruns")
     repo = root / "repo"
     repo.mkdir()
-    for name in ("Snakefile", "config.yaml", "requirements.lock", "environment.yml"):
+    for name in ("Snakefile", "config.yaml", "requirements.lock"):
         shutil.copy(REPO / name, repo / name)
     for name in ("workflow", "src"):
         shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))

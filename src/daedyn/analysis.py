@@ -7,11 +7,11 @@ along ``run`` and ``seed``, failing on a missing or duplicate run;
 
 ``u_theory``
     the exact per-mode discrete map started from each mode's *actual* initial
-    weights (beyond.md B9a: x₀ = ‖a+b‖²/4, y₀ = ‖a−b‖²/4 with a = W₁vᵢ,
+    weights (E15 in docs/science.md: x₀ = ‖a+b‖²/4, y₀ = ‖a−b‖²/4 with a = W₁vᵢ,
     b = W₂ᵀvᵢ), cross-mode coupling neglected;
 ``u_paper``
     the paper's balanced closed form (E7b) with its single heuristic
-    u₀ = (sum of the top 100 singular values of the initial W)/d (paper.md K3).
+    u₀ = (sum of the top 100 singular values of the initial W)/d (D3).
 
 :func:`metrics` compares both with the trained network's uᵢ = vᵢᵀWvᵢ.
 """
@@ -23,7 +23,7 @@ import xarray as xr
 
 from daedyn import theory
 
-PAPER_U0_TOP = 100  # the authors sum the top 100 singular values of the initial W (K3)
+PAPER_U0_TOP = 100  # the authors sum the top 100 singular values of the initial W (D3)
 
 
 def combine_runs(runs: list[xr.Dataset], expected_runs: list[str], expected_seeds: list[int]) -> xr.Dataset:
@@ -48,7 +48,7 @@ def paper_u0(singular_values_init: np.ndarray, d: int, top: int = PAPER_U0_TOP) 
 
 
 def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray) -> xr.Dataset:
-    """Add ``u_theory`` (B9a, from each mode's initial weights) and ``u_paper`` (E7b, heuristic u₀).
+    """Add ``u_theory`` (E15, from each mode's initial weights) and ``u_paper`` (E7b, heuristic u₀).
 
     Both are computed at every step in float64 and sampled at the recorded
     epochs, so they share the coordinates of the trained ``u``.
@@ -71,10 +71,10 @@ def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray) -> xr.Datas
     dims = ("run", "seed", "mode", "epoch")
     combined = combined.copy()
     combined["u_theory"] = xr.DataArray(u_theory, dims=dims, attrs={
-        "long_name": "per-mode theory from each mode's initial weights (exact discrete map, B9a)",
+        "long_name": "per-mode theory from each mode's initial weights (exact discrete map, E15)",
         "units": "1"}).transpose(*combined["u"].dims)
     combined["u_paper"] = xr.DataArray(u_paper, dims=dims, attrs={
-        "long_name": "paper's balanced closed form (E7b) with the heuristic u0 (K3)",
+        "long_name": "paper's balanced closed form (E7b) with the heuristic u0 (D3)",
         "units": "1"}).transpose(*combined["u"].dims)
     combined["u0_paper"] = (("run", "seed"), u0s, {
         "long_name": f"heuristic u0 = sum of the top {PAPER_U0_TOP} singular values of the initial W / d",
@@ -98,14 +98,14 @@ def _first_epoch(epochs: np.ndarray, u: np.ndarray, level: np.ndarray) -> np.nda
     return np.where(level > 0, first, np.nan)
 
 
-PLATEAU_TOLERANCE = 0.05  # paper.md claim 14: plateaus read off the paper's figure, ±0.05
+PLATEAU_TOLERANCE = 0.05  # claim 14 (docs/science.md): plateaus read off the paper's figure, ±0.05
 
 
 def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None = None) -> list[dict]:
     """Per run, seed and mode: theory-vs-actual errors and the epochs to 50 % / 90 % of u*.
 
     Relative errors are max|Δu| divided by the mode's fixed point u* (undefined
-    where u* = 0). "Predicted" epochs come from the B9a theory curve, at the
+    where u* = 0). "Predicted" epochs come from the E15 theory curve, at the
     recording resolution like the measured ones; ``t50_paper`` is the paper's
     closed form (E10b) with its heuristic u₀. ``eta_max`` is the network's stability
     limit (:func:`daedyn.theory.stability_limit`, added by :func:`add_theory`), so

@@ -4,7 +4,7 @@ Model and loss
 --------------
 x̂ = W₂W₁x̃ with W₁ ∈ R^{H×d} (encoder), W₂ ∈ R^{d×H} (decoder), column convention, no
 biases, untied weights, W = W₂W₁. In the mean convention Σ = XᵀX/N = VΛVᵀ (λ descending,
-eigenvectors v_i as the columns of V) the marginalised loss is (paper.md E1, E2)
+eigenvectors v_i as the columns of V) the marginalised loss is (E1, E2 in docs/science.md)
 
     L = ½ tr[(I−W)Σ(I−W)ᵀ]  +  ε/2 ‖W‖²_F  +  γ/2 (‖W₁‖²_F + ‖W₂‖²_F)
         (reconstruction)       (noise)          (weight decay)
@@ -61,7 +61,7 @@ eigenbasis, so all engines record the same quantities from the same formulas):
 
 * ``u`` (epoch, mode): u_i = v_iᵀWv_i for all d modes;
 * ``singular_values`` (epoch, sv): the min(d, H) singular values of W, descending (the
-  paper's "actual" curves of Fig. 5, K2), computed from the H×H core R₂R₁ᵀ of the QR
+  paper's "actual" curves of Fig. 5, D2), computed from the H×H core R₂R₁ᵀ of the QR
   factorisations A₂ = Q₂R₂, A₁ᵀ = Q₁R₁ (never a d×d SVD);
 * the marginalised loss terms ``loss``, ``loss_reconstruction``, ``loss_noise``,
   ``loss_decay`` computed from Σ (also for the sampled engine, so that runs compare);
@@ -127,13 +127,13 @@ _SCALARS = ("loss", "loss_reconstruction", "loss_noise", "loss_decay",
 
 _META = {
     "u": ("mode strength u_i = v_i^T W v_i (W = W2 W1)", "1"),
-    "singular_values": ("singular values of W = W2 W1, descending (the paper's 'actual', K2)", "1"),
+    "singular_values": ("singular values of W = W2 W1, descending (the paper's 'actual', D2)", "1"),
     "loss": ("marginalised loss E2 = reconstruction + noise + decay (computed from Sigma)",
-             "(data units)^2"),
+             "1"),
     "loss_reconstruction": ("1/2 tr[(I-W) Sigma (I-W)^T] = 1/2 mean_n |x_n - W x_n|^2",
-                            "(data units)^2"),
-    "loss_noise": ("eps/2 |W|_F^2 (marginalised input-noise term of E1)", "(data units)^2"),
-    "loss_decay": ("gamma/2 (|W1|_F^2 + |W2|_F^2) (weight-decay term of E2)", "(data units)^2"),
+                            "1"),
+    "loss_noise": ("eps/2 |W|_F^2 (marginalised input-noise term of E1)", "1"),
+    "loss_decay": ("gamma/2 (|W1|_F^2 + |W2|_F^2) (weight-decay term of E2)", "1"),
     "norm_w1": ("Frobenius norm of W1", "1"),
     "norm_w2": ("Frobenius norm of W2", "1"),
     "balancedness": ("|W1 W1^T - W2^T W2|_F", "1"),
@@ -220,7 +220,7 @@ class _Tracker(Records):
         ds["mode"].attrs.update(long_name="eigenmode index of Sigma (descending eigenvalue)",
                                 units="1")
         ds["lam"].attrs.update(long_name="eigenvalue of Sigma = X^T X / N (uncentred)",
-                               units="(data units)^2")
+                               units="1")
         ds["sv"].attrs.update(long_name="rank of the singular value (0 = largest)", units="1")
         return ds
 

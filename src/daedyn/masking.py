@@ -184,9 +184,9 @@ def max_error_per_mode(u, u_ref, dim: str = "epoch"):
 
 _META = {
     "loss": ("marginalised loss 1/2 tr S - k tr(W S) + k^2/2 tr[W (S + N) W^T] + decay (S = Sigma, k = q "
-             "unscaled or 1 inverted, N the noise covariance: r diag S for masks, r = (1-q)/q)", "(data units)^2"),
+             "unscaled or 1 inverted, N the noise covariance: r diag S for masks, r = (1-q)/q)", "1"),
     "loss_noise": ("noise part of the marginalised loss: loss - loss_reconstruction - loss_decay (inverted "
-                   "masks: r/2 tr(W diag S W^T))", "(data units)^2"),
+                   "masks: r/2 tr(W diag S W^T))", "1"),
 }
 
 
@@ -258,7 +258,7 @@ class _MaskedModel:
         per_mode = {
             "eps_eff": (effective_noise(V_np, diag_np, config.q), {
                 "long_name": "per-mode noise of the approximation ((1-q)/q) v_i^T diag(Sigma) v_i",
-                "units": "(data units)^2"}),
+                "units": "1"}),
             "x0": (np.sum((a + b) ** 2, 0) / 4.0, {"long_name": "initial |W1 v_i + W2^T v_i|^2 / 4", **one}),
             "y0": (np.sum((a - b) ** 2, 0) / 4.0, {"long_name": "initial |W1 v_i - W2^T v_i|^2 / 4", **one}),
         }

@@ -80,7 +80,7 @@ def metrics(ds: xr.Dataset) -> xr.Dataset:
             res[k] = (tuple(extra), np.reshape([run_param(ds, k, idx) for idx in run_index(ds)],
                                                tuple(ds.sizes[d] for d in extra)))
     for name in res.data_vars:
-        res[name].attrs = {"units": "1" if "eps" not in name else "(data units)^2"}
+        res[name].attrs = {"units": "1"}
     return res
 
 

@@ -8,13 +8,13 @@ loss is torch's mean squared error over all N·d elements (as in the paper's ReL
     L_net = 1/(N·d) Σ_n ‖x_n − W₂ φ(W₁ x̃_n)‖²,        x̃_n = x_n + σ z_n,  z_n ~ N(0, I_d),
 
 with the clean input as target. ``noise_std`` σ is a noise **standard deviation** (the paper's
-Fig. 6 uses σ = 2, i.e. variance σ² = 4; paper.md K13); the noise is drawn afresh for every
+Fig. 6 uses σ = 2, i.e. variance σ² = 4; D10 in docs/science.md); the noise is drawn afresh for every
 step. Weight decay is torch's: ``torch.optim.SGD(weight_decay=wd)`` adds wd·W to each gradient,
 i.e. it minimises L_net + wd/2 (‖W₁‖²_F + ‖W₂‖²_F). Plain SGD (no momentum); full batch by
 default (one step = one epoch, lr 0.9, 2000 epochs, wd 0.0045 at paper scale), or minibatches
 of ``batch_size`` rows in a fresh random order each epoch.
 
-Linear theory in the same units (K10)
+Linear theory in the same units (E21)
 -------------------------------------
 The linear theory (:mod:`daedyn.theory`) uses the mean convention L_rec = 1/(2N) Σ_n ‖x_n − x̂_n‖²
 with weight decay γ/2 (‖W₁‖² + ‖W₂‖²) and noise variance ε. Since L_net = (2/d)·L_rec, one SGD
@@ -41,7 +41,7 @@ epoch the trainer records, for the top ``k_modes`` modes and the state after tha
 
 * ``mapping``: m_i with x̂ from the **clean** inputs;
 * ``mapping_noisy``: m_i with x̂ from the **noisy** forward pass that the next step uses (the
-  paper's measurement, K10; for the last epoch a pass with fresh noise and no update follows).
+  paper's measurement, D8; for the last epoch a pass with fresh noise and no update follows).
   With minibatches it is an extra full-batch pass whose noise comes from a separate measurement
   generator, so recording does not change the training trajectory. Equal to ``mapping`` when
   σ = 0;
@@ -92,9 +92,9 @@ _META = {
     "mapping_noisy": ("learned mapping m_i as above, x_hat from the NOISY pre-update forward pass "
                       "(the paper's measurement)", "1"),
     "loss": ("training loss: MSE over N*d elements on the noisy pre-update forward pass "
-             "(no weight-decay term)", "(data units)^2"),
+             "(no weight-decay term)", "1"),
     "loss_clean": ("clean reconstruction error: MSE over N*d elements on clean inputs",
-                   "(data units)^2"),
+                   "1"),
     "norm_w1": ("Frobenius norm of W1", "1"),
     "norm_w2": ("Frobenius norm of W2", "1"),
 }
@@ -151,7 +151,7 @@ def objective(W1, W2, x_noisy, x, *, activation: str = "relu", weight_decay: flo
 
 
 def theory_params(lr: float, noise_std: float, weight_decay: float, d: int) -> dict:
-    """Hyperparameters of the network in the linear theory's units (module docstring, K10).
+    """Hyperparameters of the network in the linear theory's units (module docstring, E21).
 
     Returns {"lr": η_eff = 2η/d, "eps": ε = σ² (noise variance), "gamma": γ_eff = wd·d/2}.
     """
@@ -212,7 +212,7 @@ class _Tracker(Records):
                                  "pass over the data); state after that many epochs", units="1")
         ds["mode"].attrs.update(long_name="eigenmode index of Sigma (descending eigenvalue)", units="1")
         ds["lam"].attrs.update(long_name="eigenvalue of Sigma = X^T X / N (uncentred)",
-                               units="(data units)^2")
+                               units="1")
         return ds
 
 
@@ -386,18 +386,18 @@ def train(X, config: NonlinearConfig | None = None, *, lam=None, V=None, W1=None
 
 def linear_theory(lam, epochs, *, lr: float, noise_std: float, weight_decay: float, d: int,
                   init_std: float, hidden: int) -> xr.DataArray:
-    """Per-mode linear theory for a network trained with these hyperparameters (K10).
+    """Per-mode linear theory for a network trained with these hyperparameters (E21).
 
     The hyperparameters are mapped to theory units by :func:`theory_params` (η_eff = 2η/d,
     ε = σ², γ_eff = wd·d/2) and each mode follows the exact per-mode GD map of a linear network
-    whose mode weights are H-vectors, :func:`daedyn.theory.vector_mode_map` (beyond.md B9a):
+    whose mode weights are H-vectors, :func:`daedyn.theory.vector_mode_map` (E15):
     x' = x[1 + η(λ − γ − ξu)]², y' = y[1 − η(λ + γ − ξu)]², u = x − y, ξ = λ + ε.
 
     Initial state: the expectation under the i.i.d. N(0, s²) init (s = ``init_std``). With
     a = W₁v_i and b = W₂ᵀv_i, both with H independent N(0, s²) entries,
     x₀ = E‖a+b‖²/4 = H s²/2 and y₀ = E‖a−b‖²/4 = H s²/2, so u(0) = 0 = E[u(0)] and the growing
     part starts from H s²/2 (1.28e-4 for H = 256, s = 1e-3). One u₀ for all modes and runs, no
-    fitting (unlike the paper's heuristic, K3). Cross-mode coupling and the nonlinearity are
+    fitting (unlike the paper's heuristic, D3). Cross-mode coupling and the nonlinearity are
     neglected: the curve is a reference for timing and plateaus, not a prediction of a ReLU net.
 
     ``lam``: eigenvalues of Σ (k,); ``epochs``: recorded epochs (non-negative integers) or an int
@@ -414,7 +414,7 @@ def linear_theory(lam, epochs, *, lr: float, noise_std: float, weight_decay: flo
     u = theory.vector_mode_map(steps, lam, eff["eps"], eff["gamma"], eff["lr"], x0=x0, y0=y0)[:, epochs]
     return xr.DataArray(u, dims=("mode", "epoch"), name="mapping_theory", coords={
         "mode": np.arange(lam.size), "epoch": epochs, "lam": ("mode", lam)}, attrs={
-        "long_name": "linear per-mode theory (B9a map) for the same hyperparameters in theory units",
+        "long_name": "linear per-mode theory (E15 map) for the same hyperparameters in theory units",
         "units": "1", "lr": float(lr), "noise_std": float(noise_std), "weight_decay": float(weight_decay),
         "n_features": int(d), "hidden": int(hidden), "init_std": float(init_std),
         "lr_theory": eff["lr"], "eps_theory": eff["eps"], "gamma_theory": eff["gamma"],
@@ -439,5 +439,5 @@ def half_times(curve: xr.DataArray, *, fraction: float = 0.5, min_final: float =
     out = xr.DataArray(first, dims=c.dims[:-1], coords={k: v for k, v in c.coords.items()
                                                         if "epoch" not in v.dims})
     out.attrs.update(long_name=f"first recorded epoch with value >= {fraction:g} x final value "
-                               f"(NaN: never, or final < {min_final:g})", units="epoch")
+                               f"(NaN: never, or final < {min_final:g})", units="1")
     return out

@@ -122,6 +122,21 @@ class RunConfig:
     #: long_name and units of the fields stored as coordinates of a run file
     META: ClassVar[dict[str, tuple[str, str]]] = {}
 
+    # what every model family has; each subclass adds its own hyperparameters
+    experiment: str
+    run: str
+    dataset: str
+    n_samples: int | None
+    lr: float
+    epochs: int
+    init_std: float
+    seed: int
+    log_every: int
+    dtype: str
+    device: str
+    batch_size: int | None
+    shuffle: bool
+
     def __post_init__(self):
         props = _properties(self.KIND)
         where = f"{self.family} run {self.label}"
@@ -208,23 +223,10 @@ class LinearConfig(RunConfig):
         **_SHARED_META,
     }
 
-    experiment: str
-    run: str
-    dataset: str
-    n_samples: int | None
     engine: str
     hidden: int
-    lr: float
-    epochs: int
     eps: float
     gamma: float
-    init_std: float
-    seed: int
-    log_every: int
-    dtype: str
-    device: str
-    batch_size: int | None
-    shuffle: bool
     allow_unstable: bool
 
     @property
@@ -246,23 +248,10 @@ class NonlinearConfig(RunConfig):
         **_SHARED_META,
     }
 
-    experiment: str
-    run: str
-    dataset: str
-    n_samples: int | None
     hidden: int
     activation: str
-    lr: float
-    epochs: int
     noise_std: float
     weight_decay: float
-    init_std: float
-    seed: int
-    log_every: int
-    dtype: str
-    device: str
-    batch_size: int | None
-    shuffle: bool
     k_modes: int
 
     @property
@@ -293,26 +282,15 @@ class DepthConfig(RunConfig):
         **_SHARED_META,
     }
 
-    experiment: str
-    run: str
-    dataset: str
-    n_samples: int | None
     depth: int
     hidden: int
     widths: tuple[int, ...] | None
     init: str
     w0: float
-    lr: float
-    epochs: int
     eps: float
     gamma: float
     match_eps: float
     match_mode: int
-    init_std: float
-    seed: int
-    log_every: int
-    dtype: str
-    device: str
     allow_unstable: bool
 
     def __post_init__(self):
@@ -354,25 +332,12 @@ class MaskingConfig(RunConfig):
         **_SHARED_META,
     }
 
-    experiment: str
-    run: str
-    dataset: str
-    n_samples: int | None
     engine: str
     hidden: int
     q: float
     form: str
     noise: str
-    lr: float
-    epochs: int
     gamma: float
-    init_std: float
-    seed: int
-    log_every: int
-    dtype: str
-    device: str
-    batch_size: int | None
-    shuffle: bool
     allow_unstable: bool
 
     def __post_init__(self):

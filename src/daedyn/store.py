@@ -1,7 +1,9 @@
 """The project's only netCDF writer and reader.
 
 Every result file goes through :func:`write_dataset`, which adds the CF / ACDD
-global attributes and the provenance of :mod:`daedyn.provenance`, chooses an
+global attributes (CF-1.11: UDUNITS units, a long_name on every variable; the shared
+index coordinates get theirs from :data:`COORDINATE_LONG_NAMES`) and the provenance of
+:mod:`daedyn.provenance`, chooses an
 explicit encoding (zlib, no fill value on coordinates) and writes atomically:
 to a temporary file in the same folder, then ``os.replace``. A job killed
 mid-write therefore never leaves a file that looks complete.
@@ -32,6 +34,22 @@ REFERENCES = (
     "Pretorius, Kroon & Kamper, Learning Dynamics of Linear Denoising Autoencoders, "
     "ICML 2018, arXiv:1806.05413"
 )
+LICENSE = (
+    "daedyn is MIT-licensed software. Results derived from a public dataset (MNIST, Fashion-MNIST, "
+    "CIFAR-10, scikit-learn's digits) are also subject to that dataset's own terms of use."
+)
+#: long_name of the index coordinates that many files share; a coordinate that brings its own keeps it
+COORDINATE_LONG_NAMES = {
+    "sample": "sample index (order of the source dataset)",
+    "feature": "input feature index (flattened pixel and channel)",
+    "component": "eigen-component index (0 = largest eigenvalue)",
+    "mode": "eigenmode index of Sigma (0 = largest eigenvalue)",
+    "epoch": "epoch (full-batch gradient steps taken)",
+    "run": "training condition (a key of the experiment's runs)",
+    "seed": "random seed of the run (initial weights and noise)",
+    "trial": "random restart index",
+    "hidden_units": "hidden width H (number of hidden units)",
+}
 
 
 class ResultFileError(OSError):
@@ -81,11 +99,13 @@ def write_dataset(
         "Conventions": CONVENTIONS,
         "title": title,
         "summary": summary,
-        "institution": "daedyn",
+        "institution": "daedyn project (open-source software)",
         "source": f"daedyn {__version__}",
         "references": REFERENCES,
+        "license": LICENSE,
         "keywords": "denoising autoencoder, learning dynamics, linear networks, weight decay",
-        "creator_name": "daedyn pipeline",
+        "creator_name": "daedyn contributors",
+        "creator_type": "group",
         "product_version": __version__,
         "comment": "Mean convention Sigma = X^T X / N; noise eps is a variance; one epoch = one full-batch step.",
         "date_created": finished,
@@ -97,6 +117,8 @@ def write_dataset(
     ds.attrs["history"] = f"{history}\n{ds.attrs['history']}" if "history" in ds.attrs else history
     for name, var in ds.variables.items():
         var.attrs = _clean_attrs(var.attrs)
+        if name in ds.coords and "long_name" not in var.attrs and name in COORDINATE_LONG_NAMES:
+            var.attrs["long_name"] = COORDINATE_LONG_NAMES[name]
 
     enc: dict[str, dict[str, Any]] = {}
     for name, var in ds.variables.items():

@@ -313,9 +313,10 @@ class _Progress:
         log.info("%s: epoch %d/%d (%d%%), loss %.6g, elapsed %.1f s, ETA %.1f s%s", self.desc, epoch,
                  self.total, 100 * epoch // max(self.total, 1), loss, elapsed, eta, why)
 
-    def update(self, epoch: int, loss: float) -> None:
+    def update(self, epoch: int, loss: float, checkpoint_next: bool = False) -> None:
+        """``checkpoint_next``: a checkpoint line for this epoch follows, so no periodic line."""
         self.bar.update(epoch - self.bar.n)
-        if epoch >= self.next:
+        if epoch >= self.next and not checkpoint_next:
             self.line(epoch, loss)
             self.next = epoch + max(1, self.total // 10)
 
@@ -374,7 +375,7 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
             if t == config.epochs:
                 break
             engine.step(t)
-            bar.update(t + 1, loss)
+            bar.update(t + 1, loss, checkpoint is not None and checkpoint.due(t + 1, start))
     except DivergenceError:
         if checkpoint is not None:
             checkpoint.remove()
@@ -396,7 +397,7 @@ DERIVED_META = {
     "batch_size": ("minibatch size (N: full batch)", "1"),
     "eta_max": ("stability limit of the learning rate checked before the first step", "1"),
     "eps_matched": ("isotropic Gaussian noise variance matched to the masking noise, (1-q)/q mean(diag Sigma)",
-                    "(data units)^2"),
+                    "1"),
 }
 
 

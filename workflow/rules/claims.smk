@@ -14,7 +14,5 @@ rule beyond_claims:
     log:
         "logs/claims/beyond.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     script:
         "../scripts/beyond_claims.py"

@@ -200,7 +200,7 @@ def check_cuda_here():
             ", ".join(keys),
             "cuda, but CUDA is not available on this machine, where the jobs would run. Use "
             "device: auto (CUDA when available, else the CPU) or cpu, or submit the jobs to GPU "
-            "nodes with a cluster profile (--profile workflow/profiles/slurm).",
+            "nodes with a cluster profile (--profile profiles/slurm).",
         )
 
 
@@ -342,14 +342,6 @@ def linear_runtime(wildcards, attempt):
     return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
-SPECTRA = sorted(
-    set(SPECTRA)
-    | {spectrum_path(e["dataset"], e["n_samples"]) for e in LINEAR.values()}
-)
-LINEAR_TARGETS = [
-    f"results/{name}/{out}" for name in LINEAR for out in ("combined.nc", "metrics.csv")
-] + [f"results/figures/{name}.{ext}" for name in LINEAR for ext in ("png", "pdf")]
-
 NONLINEAR = {
     name: exp for name, exp in config["nonlinear_experiments"].items() if exp["enabled"]
 }
@@ -427,15 +419,30 @@ def nonlinear_runtime(wildcards, attempt):
     return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
-SPECTRA = sorted(
-    set(SPECTRA)
-    | {spectrum_path(e["dataset"], e["n_samples"]) for e in NONLINEAR.values()}
-)
-NONLINEAR_TARGETS = [
-    f"results/{name}/{out}"
-    for name in NONLINEAR
-    for out in ("combined.nc", "halftimes.csv")
-] + [f"results/figures/{name}.{ext}" for name in NONLINEAR for ext in ("png", "pdf")]
+def experiment_targets(paper):
+    """Spectra, tables and figures of the enabled experiments whose `paper` flag is `paper`."""
+    linear = {name: e for name, e in LINEAR.items() if e["paper"] == paper}
+    nonlinear = {name: e for name, e in NONLINEAR.items() if e["paper"] == paper}
+    spectra = {
+        spectrum_path(e["dataset"], e["n_samples"])
+        for e in [*linear.values(), *nonlinear.values()]
+    }
+    tables = [
+        f"results/{name}/{out}"
+        for name in linear
+        for out in ("combined.nc", "metrics.csv")
+    ] + [
+        f"results/{name}/{out}"
+        for name in nonlinear
+        for out in ("combined.nc", "halftimes.csv")
+    ]
+    figures = [
+        f"results/figures/{name}.{ext}"
+        for name in [*linear, *nonlinear]
+        for ext in ("png", "pdf")
+    ]
+    return sorted(spectra) + tables + figures
+
 
 # ---- depth-L linear networks and masking noise (beyond the paper) ----------------------------
 for _name in set(config["depth_experiments"]) | set(config["masking_experiments"]):
@@ -575,6 +582,8 @@ def depth_train_params(wildcards):
         "dtype",
         "device",
         "allow_unstable",
+        "batch_size",
+        "shuffle",
     )
     return canonical(
         {
@@ -733,33 +742,43 @@ def masking_runtime(wildcards, attempt):
     return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
-SPECTRA = sorted(
-    set(SPECTRA)
-    | {
-        spectrum_path(e["dataset"], e["n_samples"])
-        for e in [*DEPTH.values(), *MASKING.values()]
+def depth_masking_targets(paper):
+    """Spectra, tables and figures of the enabled depth and masking experiments whose `paper` flag is `paper`."""
+    exps = {
+        name: e for name, e in [*DEPTH.items(), *MASKING.items()] if e["paper"] == paper
     }
-)
-DEPTH_TARGETS = [
-    f"results/{name}/{out}"
-    for name in DEPTH
-    for out in ("combined.nc", "metrics.csv", "claims.csv")
-] + [f"results/figures/{name}.{ext}" for name in DEPTH for ext in ("png", "pdf")]
-MASKING_TARGETS = [
-    f"results/{name}/{out}"
-    for name in MASKING
-    for out in ("combined.nc", "metrics.csv", "claims.csv")
-] + [f"results/figures/{name}.{ext}" for name in MASKING for ext in ("png", "pdf")]
-BEYOND_CLAIMS += [f"results/{name}/claims.csv" for name in [*DEPTH, *MASKING]]
+    spectra = {spectrum_path(e["dataset"], e["n_samples"]) for e in exps.values()}
+    tables = [
+        f"results/{name}/{out}"
+        for name in exps
+        for out in ("combined.nc", "metrics.csv", "claims.csv")
+    ]
+    figures = [
+        f"results/figures/{name}.{ext}" for name in exps for ext in ("png", "pdf")
+    ]
+    return sorted(spectra) + tables + figures
+
+
+# the default target's beyond-the-paper table holds the claims of the experiments it builds
+BEYOND_CLAIMS += [
+    f"results/{name}/claims.csv"
+    for name, exp in [*DEPTH.items(), *MASKING.items()]
+    if not exp["paper"]
+]
 
 BEYOND_TARGETS = ["results/claims/beyond.csv"] if BEYOND_CLAIMS else []
 
+# `snakemake` builds ALL_TARGETS (quick on a small CPU); `snakemake paper` the paper-scale
+# experiments (`paper: true`), which are GPU work.
 ALL_TARGETS = (
-    SPECTRA
+    sorted(
+        set(
+            SPECTRA
+            + experiment_targets(paper=False)
+            + depth_masking_targets(paper=False)
+        )
+    )
     + SCALAR_TARGETS
-    + LINEAR_TARGETS
-    + NONLINEAR_TARGETS
-    + DEPTH_TARGETS
-    + MASKING_TARGETS
     + BEYOND_TARGETS
 )
+PAPER_TARGETS = experiment_targets(paper=True) + depth_masking_targets(paper=True)

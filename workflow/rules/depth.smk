@@ -16,8 +16,6 @@ rule depth_train:
         "logs/depth/{depth_experiment}/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/runs/depth/{depth_experiment}/{run}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
     # one thread: the products are small (d x H with H ~ 64-256), a second thread gains little and on
     # a busy CPU costs a lot; two runs side by side use two cores better
     threads: 1
@@ -59,8 +57,6 @@ rule depth_aggregate:
     log:
         "logs/aggregate/{depth_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=depth_aggregate_params,
     script:
@@ -89,8 +85,6 @@ rule depth_figure:
     log:
         "logs/figures/{depth_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=depth_figure_params,
     script:

@@ -14,8 +14,6 @@ rule linear_train:
         "logs/runs/{experiment}/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/runs/train/{experiment}/{run}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 2
     resources:
         mem_mb=linear_mem_mb,
@@ -43,8 +41,6 @@ rule linear_aggregate:
     log:
         "logs/aggregate/{experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=linear_aggregate_params,
     script:
@@ -68,8 +64,6 @@ rule linear_figure:
     log:
         "logs/figures/{experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=linear_figure_params,
     script:

@@ -21,8 +21,6 @@ rule masking_train:
         "logs/masking/{masking_experiment}/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/runs/masking/{masking_experiment}/{run}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
     # one thread: the products are small (d x H with H ~ 64-256), a second thread gains little and on
     # a busy CPU costs a lot; two runs side by side use two cores better
     threads: 1
@@ -65,8 +63,6 @@ rule masking_aggregate:
     log:
         "logs/aggregate/{masking_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=masking_aggregate_params,
     script:
@@ -94,8 +90,6 @@ rule masking_figure:
     log:
         "logs/figures/{masking_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=masking_figure_params,
     script:

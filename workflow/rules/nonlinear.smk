@@ -16,8 +16,6 @@ rule nonlinear_train:
         "logs/nonlinear/{nl_experiment}/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/runs/nonlinear/{nl_experiment}/{run}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 2
     resources:
         mem_mb=nonlinear_mem_mb,
@@ -45,8 +43,6 @@ rule nonlinear_aggregate:
     log:
         "logs/aggregate/{nl_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=nonlinear_aggregate_params,
     script:
@@ -70,8 +66,6 @@ rule nonlinear_figure:
     log:
         "logs/figures/{nl_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         experiment="{nl_experiment}",
     script:

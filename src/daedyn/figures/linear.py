@@ -2,10 +2,10 @@
 
 Drawn only from an experiment's combined file (:func:`daedyn.analysis.add_theory`).
 Top row: one panel per regularised run beside the AE (the paper's left: AE vs WDAE, right:
-AE vs DAE); lines are the per-mode theory from the actual initial weights (B9a), thin dotted
+AE vs DAE); lines are the per-mode theory from the actual initial weights (E15 in docs/science.md), thin dotted
 lines the paper's balanced closed form with its heuristic u₀, ``x`` markers the trained
 network's uᵢ = vᵢᵀWvᵢ at the epoch they were recorded (the original plots them 100 epochs
-late, K8). Bottom row: |theory − actual| per mode, so the agreement is a number.
+late, D6). Bottom row: |theory − actual| per mode, so the agreement is a number.
 """
 
 from __future__ import annotations

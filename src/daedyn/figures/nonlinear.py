@@ -4,7 +4,7 @@ Drawn only from an experiment's combined file (:func:`daedyn.jobs.nonlinear.aggr
 (run, [seed], epoch, mode). Left: the paper's panel, the learned mapping m_i along the top
 eigen-directions vs epoch (lines: measured on clean inputs; dots: on the noisy pre-update pass,
 the paper's measurement, which differs only for the DAE). Middle: the same network curves as
-markers under the linear per-mode theory for the same hyperparameters in theory units (K10).
+markers under the linear per-mode theory for the same hyperparameters in theory units (E21 in docs/science.md).
 Right: a table of final values and half-times (first recorded epoch at half the final value),
 network vs linear theory, which makes "qualitatively" a number. Colours: AE blue, WDAE orange,
 DAE green.

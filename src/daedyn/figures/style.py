@@ -1,6 +1,8 @@
-"""Shared matplotlib style for daedyn figures (Agg backend, no display needed).
+"""Shared matplotlib style for daedyn figures.
 
-Colours follow the paper: AE blue, WDAE (weight decay) orange, DAE (noise) green.
+Colours follow the paper: AE blue, WDAE (weight decay) orange, DAE (noise) green. Importing
+this module (or any of :mod:`daedyn.figures`) leaves matplotlib's backend alone, so the figures
+show inline in a notebook; the workflow's figure scripts choose the file-only Agg backend.
 """
 
 from __future__ import annotations
@@ -8,12 +10,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are only ever written to files
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 #: Model colours used in every figure.
 COLORS = {"AE": "tab:blue", "WDAE": "tab:orange", "DAE": "tab:green"}

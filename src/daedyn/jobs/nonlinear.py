@@ -77,7 +77,7 @@ def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
     th = xr.concat([c.drop_vars("lam") for c in curves], dim="run").assign_coords(run=combined["run"].values)
     out = combined.copy()
     out["mapping_theory"] = th.assign_attrs(
-        long_name="linear per-mode theory (B9a map, expected i.i.d. init x0 = y0 = H init_std^2 / 2) for the "
+        long_name="linear per-mode theory (E15 map, expected i.i.d. init x0 = y0 = H init_std^2 / 2) for the "
                   "same hyperparameters in theory units: eta_eff = 2 lr/d, gamma_eff = wd d/2, eps = noise_std^2",
         units="1")
     out["t_half"] = nonlinear.half_times(out["mapping"])
