@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO, load_yaml, run_snakemake
 from daedyn import claims, depth, store
+from test_netcdf_compliance import documented_variables
 from test_workflow import planned_jobs
 
 pytestmark = pytest.mark.workflow
@@ -133,6 +134,7 @@ def test_tiny_depth_and_masking_experiments_end_to_end(tmp_path):
         ds = store.open_dataset(tmp_path / path)
         assert ds.attrs["Conventions"] == "CF-1.11 ACDD-1.3"
         assert [n for n, v in ds.variables.items() if not v.attrs.get("long_name")] == [], path
+        assert sorted(set(ds.variables) - documented_variables()) == [], f"{path}: document in docs/python.md"
 
     beyond = _rows(tmp_path / "results/claims/beyond.csv")
     assert {r["claim"] for r in beyond} >= {"depth: deep WDAE", "depth: learning times", "masking: per-mode theory"}
