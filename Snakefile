@@ -34,6 +34,8 @@ include: "workflow/rules/scalar.smk"
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/nonlinear.smk"
 include: "workflow/rules/sweep.smk"
+include: "workflow/rules/depth.smk"
+include: "workflow/rules/masking.smk"
 include: "workflow/rules/claims.smk"
 
 

@@ -1,8 +1,8 @@
 """Run configurations: one frozen dataclass per model family, built and validated once.
 
 A training job receives its experiment's values merged with its run's own entry (the rule's
-params); :meth:`RunConfig.from_params` turns that dict into a :class:`LinearConfig` or
-:class:`NonlinearConfig`. The object then travels unchanged to the engine, the checkpoint
+params); :meth:`RunConfig.from_params` turns that dict into a :class:`LinearConfig`,
+:class:`NonlinearConfig`, :class:`DepthConfig` or :class:`MaskingConfig`. The object then travels unchanged to the engine, the checkpoint
 fingerprint and the run file's coordinates (:meth:`RunConfig.coords`).
 
 Defaults live in one place, the config schema shipped with the package
@@ -22,7 +22,8 @@ from typing import Any, ClassVar, Mapping
 
 import yaml
 
-__all__ = ["LinearConfig", "NonlinearConfig", "RunConfig", "schema", "schema_defaults"]
+__all__ = ["DepthConfig", "LinearConfig", "MaskingConfig", "NonlinearConfig", "RunConfig", "schema",
+           "schema_defaults"]
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -44,14 +45,17 @@ def _resolve(prop: dict) -> dict:
 
 
 def _properties(kind: str) -> dict[str, dict]:
-    """Per-run properties of an experiment kind: experiment level, overridden by a run's entry."""
+    """Per-run properties of an experiment kind: experiment level, overridden by a run's entry.
+
+    A key allowed at both levels keeps the experiment level's default unless the run's entry
+    declares its own."""
     exp = schema()["$defs"][kind]["properties"]
     run = exp["runs"]["additionalProperties"]["properties"]
-    return {k: _resolve(v) for k, v in {**exp, **run}.items()}
+    return {k: {**_resolve(exp.get(k, {})), **_resolve(run.get(k, {}))} for k in {**exp, **run}}
 
 
 def schema_defaults(kind: str) -> dict[str, Any]:
-    """Schema defaults of one experiment kind ("linear_experiment", "nonlinear_experiment").
+    """Schema defaults of one experiment kind ("linear_experiment", "nonlinear_experiment", ...).
 
     ``seed`` defaults to the first entry of the default ``seeds``.
     """
@@ -81,6 +85,13 @@ def _check(where: str, name: str, value: Any, prop: dict) -> Any:
         if value not in prop["enum"]:
             raise ValueError(f"{where}: {name} must be one of {prop['enum']}, got {value!r}")
         return value
+    if "array" in types:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: {name} must be a list, got {value!r}")
+        if len(value) < prop.get("minItems", 0):
+            raise ValueError(f"{where}: {name} needs at least {prop['minItems']} entries, got {list(value)}")
+        items = _resolve(prop.get("items", {}))
+        return tuple(_check(where, f"{name}[{i}]", v, items) for i, v in enumerate(value))
     if "boolean" in types:
         if not isinstance(value, bool):
             raise ValueError(f"{where}: {name} must be true or false, got {value!r}")
@@ -250,6 +261,98 @@ class NonlinearConfig(RunConfig):
     noise_std: float
     weight_decay: float
     k_modes: int
+
+    @property
+    def hidden_units(self) -> int:
+        return self.hidden
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthConfig(RunConfig):
+    """One run of a depth-L linear AE / DAE / WDAE (fields: see the schema's depth_experiment).
+
+    ``match_eps`` > 0 asks for the weight decay γ_L matched to a DAE of that noise variance at
+    the eigenvalue of mode ``match_mode`` (:func:`daedyn.depth.matched_decay`); the engine then
+    runs, stores and reports the configuration with ``gamma`` = γ_L.
+    """
+
+    KIND: ClassVar[str] = "depth_experiment"
+    META: ClassVar[dict[str, tuple[str, str]]] = {
+        "depth": ("number of weight matrices L", "1"),
+        "layer_widths": ("hidden widths H_1,...,H_(L-1)", ""),
+        "init": ("initial weights (aligned: every layer's mode weight w0; random: i.i.d. Gaussian)", ""),
+        "w0": ("aligned start: every layer's weight of each mode (u_i = w0^L)", "1"),
+        "eps": ("input noise variance epsilon", "1"),
+        "gamma": ("weight decay gamma on every layer", "1"),
+        "match_eps": ("gamma is gamma_L matched to a DAE of this noise variance (0: gamma as given)", "1"),
+        "match_mode": ("mode whose eigenvalue gamma_L is matched at", "1"),
+        "allow_unstable": ("1: trained although lr >= eta_max on purpose", "1"),
+        **_SHARED_META,
+    }
+
+    depth: int
+    hidden: int
+    widths: tuple[int, ...] | None
+    init: str
+    w0: float
+    eps: float
+    gamma: float
+    match_eps: float
+    match_mode: int
+    allow_unstable: bool
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.widths is not None and len(self.widths) != self.depth - 1:
+            raise ValueError(f"{self.family} run {self.label}: widths needs depth - 1 = {self.depth - 1} "
+                             f"entries (H_1 ... H_{self.depth - 1}), got {list(self.widths)}")
+        if self.match_eps > 0 and self.eps > 0:
+            raise ValueError(f"{self.family} run {self.label}: match_eps (a WDAE's matched decay) and eps "
+                             "(a DAE's noise) exclude each other; set one of them to 0")
+
+    @property
+    def hidden_widths(self) -> list[int]:
+        """H_1 ... H_(L-1): ``widths``, or ``hidden`` for every hidden layer."""
+        return list(self.widths) if self.widths is not None else [self.hidden] * (self.depth - 1)
+
+    @property
+    def layer_widths(self) -> str:
+        return ",".join(map(str, self.hidden_widths))
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingConfig(RunConfig):
+    """One run of a two-layer linear DAE with masking (dropout) noise (fields: the schema's
+    masking_experiment). ``noise`` says what the input is corrupted with: Bernoulli masks
+    ("masking"), or, for comparison (marginal engine only), Gaussian noise of per-mode variance
+    ε_i = ((1−q)/q) v_iᵀ diag(Σ) v_i ("per_mode") or of one matched variance ((1−q)/q) mean(diag Σ)
+    ("gaussian")."""
+
+    KIND: ClassVar[str] = "masking_experiment"
+    META: ClassVar[dict[str, tuple[str, str]]] = {
+        "q": ("keep probability q of each input entry", "1"),
+        "form": ("masking form (unscaled: m*x; inverted: m*x/q)", ""),
+        "noise": ("input corruption (masking; per_mode or gaussian: the Gaussian comparisons)", ""),
+        "engine": ("training engine (marginal: mask-averaged loss in the eigenbasis; sampled: masks drawn)", ""),
+        "gamma": ("weight decay gamma", "1"),
+        "hidden_units": ("number of hidden units H", "1"),
+        "allow_unstable": ("1: trained although lr >= eta_max on purpose", "1"),
+        **_SHARED_META,
+    }
+
+    engine: str
+    hidden: int
+    q: float
+    form: str
+    noise: str
+    gamma: float
+    allow_unstable: bool
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.engine == "sampled" and self.noise != "masking":
+            raise ValueError(f"{self.family} run {self.label}: the sampled engine draws masks; noise "
+                             f"{self.noise!r} needs engine: marginal")
 
     @property
     def hidden_units(self) -> int:

@@ -633,13 +633,341 @@ def experiment_targets(paper):
 BEYOND_CLAIMS += [
     f"results/{name}/claims.csv" for name, (_, e) in SWEEPS.items() if not e["paper"]
 ]
+# ---- depth-L linear networks and masking noise (beyond the paper) ----------------------------
+for _name in set(config["depth_experiments"]) | set(config["masking_experiments"]):
+    _kinds = [
+        k
+        for k in (
+            "linear_experiments",
+            "nonlinear_experiments",
+            "depth_experiments",
+            "masking_experiments",
+        )
+        if _name in config[k]
+    ]
+    if len(_kinds) > 1:
+        config_error(
+            f"{_kinds[-1]}.{_name}",
+            f"the name is also used in {_kinds[0]}; experiment names must be unique",
+        )
+
+for _name, _exp in config["depth_experiments"].items():
+    _key = f"depth_experiments.{_name}"
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"{_key}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    _d = dataset_shape(_exp["dataset"])[1]
+    for _run, _entry in _exp["runs"].items():
+        _depth = _entry.get("depth", _exp["depth"])
+        if _exp["widths"] is not None and len(_exp["widths"]) != _depth - 1:
+            config_error(
+                f"{_key}.widths",
+                f"run {_run} has depth {_depth}, so widths needs {_depth - 1} entries "
+                f"(H_1 ... H_{_depth - 1}); got {_exp['widths']}",
+            )
+        if _entry["match_eps"] > 0 and (_entry["eps"] > 0 or _entry["gamma"] > 0):
+            config_error(
+                f"{_key}.runs.{_run}.match_eps",
+                "a matched-decay WDAE sets its own gamma and has no noise: leave eps and gamma at 0",
+            )
+    # the network learns only the modes below its narrowest layer
+    _rank = min(_d, *(_exp["widths"] or [_exp["hidden"]]))
+    if max(_exp["modes"]) >= _rank:
+        config_error(
+            f"{_key}.modes",
+            f"mode {max(_exp['modes'])} cannot be learned by hidden widths "
+            f"{_exp['widths'] or _exp['hidden']} on {_exp['dataset']!r} (d={_d} inputs); modes must be "
+            f"< {_rank}",
+        )
+    if _exp["match_mode"] >= _d:
+        config_error(
+            f"{_key}.match_mode",
+            f"{_exp['match_mode']} is not a mode of the d={_d} inputs of {_exp['dataset']!r}",
+        )
+
+for _name, _exp in config["masking_experiments"].items():
+    _key = f"masking_experiments.{_name}"
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"{_key}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    _d = dataset_shape(_exp["dataset"])[1]
+    _masked = {}
+    for _run, _entry in _exp["runs"].items():
+        _q = _entry.get("q", _exp.get("q"))
+        if _q is None:
+            config_error(
+                f"{_key}.runs.{_run}.q",
+                "the keep probability q is needed, in the run's entry or for the whole experiment",
+            )
+        if _exp["engine"] == "sampled" and _entry["noise"] != "masking":
+            config_error(
+                f"{_key}.runs.{_run}.noise",
+                f"{_entry['noise']} needs engine: marginal (the sampled engine draws masks)",
+            )
+        if _entry["noise"] == "masking":
+            if _q in _masked.values():
+                config_error(
+                    f"{_key}.runs.{_run}.q",
+                    f"q={_q} is also the keep probability of masked run "
+                    f"{[r for r, v in _masked.items() if v == _q][0]}; masked runs need distinct q",
+                )
+            _masked[_run] = _q
+    if not _masked:
+        config_error(f"{_key}.runs", "needs at least one run with noise: masking")
+    if _exp["engine"] != "sampled" and _exp["batch_size"] is not None:
+        config_error(
+            f"{_key}.batch_size",
+            "only used by engine: sampled (the marginal engine is full batch)",
+        )
+    if max(_exp["modes"]) >= min(_exp["hidden"], _d):
+        config_error(
+            f"{_key}.modes",
+            f"mode {max(_exp['modes'])} cannot be learned with hidden={_exp['hidden']} units on "
+            f"{_exp['dataset']!r} (d={_d} inputs); modes must be < {min(_exp['hidden'], _d)}",
+        )
+
+
+wildcard_constraints:
+    depth_experiment="|".join(config["depth_experiments"]) or "(?!)",
+    masking_experiment="|".join(config["masking_experiments"]) or "(?!)",
+
+
+TRAIN_RULES.update(
+    depth_train=("depth_experiments", "depth_experiment"),
+    masking_train=("masking_experiments", "masking_experiment"),
+)
+
+DEPTH = {
+    name: exp for name, exp in config["depth_experiments"].items() if exp["enabled"]
+}
+
+
+def depth_spectrum(wildcards):
+    exp = config["depth_experiments"][wildcards.depth_experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def depth_train_params(wildcards):
+    exp = config["depth_experiments"][wildcards.depth_experiment]
+    keys = (
+        "dataset",
+        "n_samples",
+        "depth",
+        "hidden",
+        "widths",
+        "init",
+        "w0",
+        "init_std",
+    )
+    keys += (
+        "lr",
+        "epochs",
+        "log_every",
+        "match_mode",
+        "dtype",
+        "device",
+        "allow_unstable",
+        "batch_size",
+        "shuffle",
+    )
+    return canonical(
+        {
+            "experiment": wildcards.depth_experiment,
+            "run": wildcards.run,
+            "seed": int(wildcards.seed),
+            **{k: exp[k] for k in keys},
+            **exp["runs"][wildcards.run],
+        }
+    )
+
+
+def depth_runs(wildcards):
+    exp = config["depth_experiments"][wildcards.depth_experiment]
+    return [
+        f"results/depth/{wildcards.depth_experiment}/{run}/seed{seed}.nc"
+        for run in exp["runs"]
+        for seed in exp["seeds"]
+    ]
+
+
+def depth_aggregate_params(wildcards):
+    exp = config["depth_experiments"][wildcards.depth_experiment]
+    return canonical(
+        {
+            "experiment": wildcards.depth_experiment,
+            "runs": list(exp["runs"]),
+            "seeds": exp["seeds"],
+        }
+    )
+
+
+def depth_figure_params(wildcards):
+    exp = config["depth_experiments"][wildcards.depth_experiment]
+    return canonical({"experiment": wildcards.depth_experiment, "modes": exp["modes"]})
+
+
+def depth_gpus(wildcards):
+    return int(
+        config["depth_experiments"][wildcards.depth_experiment]["device"] == "cuda"
+    )
+
+
+def depth_mem_mb(wildcards, attempt):
+    """Spectrum (d x d eigenvectors, in float64 and the run's dtype) and the layers."""
+    _, d = dataset_shape(
+        config["depth_experiments"][wildcards.depth_experiment]["dataset"]
+    )
+    return int((1000 + 3 * d * d * 8 / 2**20) * attempt)
+
+
+def depth_runtime(wildcards, attempt):
+    """Minutes, from the flops per epoch (about 4 (L - 1) products of d x H x H) at 2 GFLOP/s."""
+    exp = config["depth_experiments"][wildcards.depth_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    depth = exp["runs"][wildcards.run].get("depth", exp["depth"])
+    h = max(exp["widths"] or [exp["hidden"]])
+    return int((10 + exp["epochs"] * 8 * (depth - 1) * d * h * h / 2e9 / 60) * attempt)
+
+
+MASKING = {
+    name: exp for name, exp in config["masking_experiments"].items() if exp["enabled"]
+}
+
+
+def masking_spectrum(wildcards):
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def masking_train_inputs(wildcards):
+    """The spectrum always; the dataset too for the sampled engine, which draws masks on the data."""
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    inputs = {"spectrum": masking_spectrum(wildcards)}
+    if exp["engine"] == "sampled":
+        inputs["dataset"] = f"results/data/{exp['dataset']}.nc"
+    return inputs
+
+
+def masking_train_params(wildcards):
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    keys = (
+        "dataset",
+        "n_samples",
+        "engine",
+        "hidden",
+        "form",
+        "lr",
+        "epochs",
+        "log_every",
+    )
+    keys += ("init_std", "batch_size", "shuffle", "dtype", "device", "allow_unstable")
+    return canonical(
+        {
+            "experiment": wildcards.masking_experiment,
+            "run": wildcards.run,
+            "seed": int(wildcards.seed),
+            **{k: exp[k] for k in keys + (("q",) if "q" in exp else ())},
+            **exp["runs"][wildcards.run],
+        }
+    )
+
+
+def masking_runs(wildcards):
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    return [
+        f"results/masking/{wildcards.masking_experiment}/{run}/seed{seed}.nc"
+        for run in exp["runs"]
+        for seed in exp["seeds"]
+    ]
+
+
+def masking_aggregate_params(wildcards):
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    return canonical(
+        {
+            "experiment": wildcards.masking_experiment,
+            "runs": list(exp["runs"]),
+            "seeds": exp["seeds"],
+            "modes": exp["modes"],
+        }
+    )
+
+
+def masking_figure_params(wildcards):
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    return canonical(
+        {"experiment": wildcards.masking_experiment, "modes": exp["modes"]}
+    )
+
+
+def masking_gpus(wildcards):
+    return int(
+        config["masking_experiments"][wildcards.masking_experiment]["device"] == "cuda"
+    )
+
+
+def masking_mem_mb(wildcards, attempt):
+    """Spectrum and noise covariance (d x d), plus the data for the sampled engine."""
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    data_mb = 0 if exp["engine"] != "sampled" else 3 * exp["n_samples"] * d * 8 / 2**20
+    return int((1000 + data_mb + 5 * d * d * 8 / 2**20) * attempt)
+
+
+def masking_runtime(wildcards, attempt):
+    """Minutes, from the flops per epoch at 2 GFLOP/s (marginal: the d x d x H product dominates)."""
+    exp = config["masking_experiments"][wildcards.masking_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    h = exp["hidden"]
+    flops = (
+        6 * exp["n_samples"] * d * h
+        if exp["engine"] == "sampled"
+        else 2 * d * d * h + 8 * d * h * h
+    )
+    return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
+
+
+def depth_masking_targets(paper):
+    """Spectra, tables and figures of the enabled depth and masking experiments whose `paper` flag is `paper`."""
+    exps = {
+        name: e for name, e in [*DEPTH.items(), *MASKING.items()] if e["paper"] == paper
+    }
+    spectra = {spectrum_path(e["dataset"], e["n_samples"]) for e in exps.values()}
+    tables = [
+        f"results/{name}/{out}"
+        for name in exps
+        for out in ("combined.nc", "metrics.csv", "claims.csv")
+    ]
+    figures = [
+        f"results/figures/{name}.{ext}" for name in exps for ext in ("png", "pdf")
+    ]
+    return sorted(spectra) + tables + figures
+
+
+# the default target's beyond-the-paper table holds the claims of the experiments it builds
+BEYOND_CLAIMS += [
+    f"results/{name}/claims.csv"
+    for name, exp in [*DEPTH.items(), *MASKING.items()]
+    if not exp["paper"]
+]
+
 BEYOND_TARGETS = ["results/claims/beyond.csv"] if BEYOND_CLAIMS else []
 
 # `snakemake` builds ALL_TARGETS (quick on a small CPU); `snakemake paper` the paper-scale
 # experiments (`paper: true`), which are GPU work.
 ALL_TARGETS = (
-    sorted(set(SPECTRA + experiment_targets(paper=False)))
+    sorted(
+        set(
+            SPECTRA
+            + experiment_targets(paper=False)
+            + depth_masking_targets(paper=False)
+        )
+    )
     + SCALAR_TARGETS
     + BEYOND_TARGETS
 )
-PAPER_TARGETS = experiment_targets(paper=True)
+PAPER_TARGETS = experiment_targets(paper=True) + depth_masking_targets(paper=True)

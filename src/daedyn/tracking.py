@@ -1,0 +1,89 @@
+"""Recording of linear networks whose end-to-end map is a product, in Σ's eigenbasis.
+
+:class:`ProductTracker` extends the two-layer tracker of :mod:`daedyn.linear` to any linear
+network x̂ = W x̃ whose end-to-end map, in Σ's eigenbasis, factors as VᵀWV = Dᵀ A₁ with
+A₁ = W₁V (H₁×d, the first layer) and D (H₁×d, everything above the first layer, transposed
+and seen from the eigenbasis). For two layers D = W₂ᵀV; for depth L, D = (W_L⋯W₂)ᵀV.
+The two-layer tracker records u, the singular values, the reconstruction and Gaussian-noise
+loss terms, norms and balancedness from (A₁, D); a model overrides only what differs: its own
+regularisation term (masking), and, for more than two layers, the decay summed over every
+layer, the last layer's norm and the balancedness of adjacent layers. The records keep the
+two-layer names, shapes and formulas, so the trajectories of every linear model compare
+directly; each layer's norm is added as ``layer_norm`` (epoch, layer), and a model may add
+per-mode facts of the run (``per_mode``) to its trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import xarray as xr
+
+from daedyn.linear import _Tracker
+
+__all__ = ["ProductTracker"]
+
+
+class ProductTracker(_Tracker):
+    """Records u, singular values, loss terms and norms of a product network (see module doc).
+
+    ``hidden`` is the first layer's width H₁ (min(d, H₁) singular values of W are recorded; those
+    beyond a narrower layer's width are 0), ``layers`` the number of weight matrices (the ``layer``
+    dimension of ``layer_norm``). ``meta`` overrides the descriptions (long_name, units) of
+    recorded variables whose meaning differs from the two-layer model's; ``per_mode`` holds
+    variables along "mode" (name → (values, attrs)) added to the trajectory.
+    """
+
+    BUFFERS = _Tracker.BUFFERS + ("layer_norm",)
+
+    def __init__(self, lam: torch.Tensor, eps: float, gamma: float, hidden: int, n_log: int, layers: int,
+                 meta: dict[str, tuple[str, str]] | None = None,
+                 per_mode: dict[str, tuple[np.ndarray, dict]] | None = None):
+        super().__init__(lam, eps, gamma, hidden, n_log)
+        self.layer_norm = torch.empty(n_log, layers, dtype=lam.dtype, device=lam.device)
+        self.meta = dict(meta or {})
+        self.per_mode = dict(per_mode or {})
+
+    def record(self, row: int, A1: torch.Tensor, D: torch.Tensor, *, penalty: torch.Tensor | None = None,
+               layer_sq_norms: list[torch.Tensor] | None = None,
+               balancedness: torch.Tensor | None = None) -> float:
+        """Store the state as row ``row``; return the loss.
+
+        ``penalty`` replaces the Gaussian-noise term ε/2‖W‖²_F (recorded as ``loss_noise``);
+        ``layer_sq_norms`` are the squared Frobenius norms of W₁…W_L (default: of A₁ and D, two
+        layers; their γ/2-weighted sum is ``loss_decay``), ``balancedness`` replaces
+        ‖W₁W₁ᵀ − W₂ᵀW₂‖_F.
+        """
+        loss = super().record(row, A1, D)
+        s = self.scalars[row]
+        if penalty is not None:
+            s[2] = penalty
+        if layer_sq_norms is None:
+            layer_sq_norms = [A1.square().sum(), D.square().sum()]
+        else:
+            sq = torch.stack(layer_sq_norms)
+            s[3] = 0.5 * self.gamma * sq.sum()
+            s[5] = sq[-1].sqrt()
+        if balancedness is not None:
+            s[6] = balancedness
+        if penalty is not None or len(layer_sq_norms) > 2:
+            s[0] = s[1] + s[2] + s[3]
+            loss = float(s[0])
+            if not math.isfinite(loss):
+                self.sv[row] = math.nan
+        self.layer_norm[row] = torch.stack(layer_sq_norms).sqrt()
+        return loss
+
+    def dataset(self, epochs: np.ndarray, lam: np.ndarray) -> xr.Dataset:
+        ds = super().dataset(epochs, lam)
+        ds["layer_norm"] = (("epoch", "layer"), self.layer_norm.double().cpu().numpy(),
+                            {"long_name": "Frobenius norm of each weight matrix W_1 ... W_L", "units": "1"})
+        ds = ds.assign_coords(layer=("layer", np.arange(1, self.layer_norm.shape[1] + 1)))
+        ds["layer"].attrs.update(long_name="layer index l of W_l (1 = first, next to the input)", units="1")
+        for name, (long_name, units) in self.meta.items():
+            ds[name].attrs.update(long_name=long_name, units=units)
+        for name, (values, attrs) in self.per_mode.items():
+            ds[name] = ("mode", np.asarray(values, dtype=np.float64), dict(attrs))
+        return ds

@@ -1,0 +1,10 @@
+"""Thin adapter: rule depth_figure -> daedyn.jobs.depth.figure_job."""
+from daedyn.jobs import JobInfo
+from daedyn.jobs.depth import figure_job
+
+figure_job(
+    dict(snakemake.params.spec),
+    snakemake.input.combined,
+    [snakemake.output.png, snakemake.output.pdf],
+    JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),
+)

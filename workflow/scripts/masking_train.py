@@ -1,0 +1,14 @@
+"""Thin adapter: rule masking_train -> daedyn.jobs.masking.train_job."""
+from daedyn.jobs import JobInfo
+from daedyn.jobs.masking import train_job
+
+train_job(
+    dict(snakemake.params.spec),
+    snakemake.input.spectrum,
+    snakemake.input.get("dataset"),
+    snakemake.output[0],
+    JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),
+    threads=snakemake.threads,
+    # not a param: the checkpoint cadence does not change the result, so changing it reruns nothing
+    checkpoint_every=snakemake.config["masking_experiments"][snakemake.wildcards.masking_experiment]["checkpoint_every"],
+)
