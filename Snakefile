@@ -18,6 +18,7 @@ include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/scalar.smk"
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/nonlinear.smk"
+include: "workflow/rules/generalisation.smk"
 
 
 rule all:

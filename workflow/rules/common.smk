@@ -107,6 +107,7 @@ wildcard_constraints:
     experiment="|".join(config["linear_experiments"]) or "(?!)",
     nl_experiment="|".join(config["nonlinear_experiments"]) or "(?!)",
     run="[a-z][a-z0-9_]*",
+    testset="[a-z][a-z0-9_]*",
     seed=r"\d+",
 
 
@@ -147,6 +148,28 @@ def spectrum_path(dataset, n_samples):
 SPECTRA = sorted(
     {spectrum_path(s["dataset"], s["n_samples"]) for s in config["spectra"]}
 )
+
+
+def heldout_moment_params(wildcards):
+    """The training spectrum (dataset, N) and the held-out dataset; both must be configured."""
+    for name in (wildcards.dataset, wildcards.testset):
+        if name not in DATASETS:
+            config_error(
+                "datasets", f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}"
+            )
+    return canonical(
+        {
+            "dataset": wildcards.dataset,
+            "n_samples": int(wildcards.n),
+            "testset": wildcards.testset,
+        }
+    )
+
+
+def heldout_moment_mem_mb(wildcards, attempt):
+    """As the spectrum: a few d x d float64 matrices plus one block of the held-out inputs."""
+    return spectrum_mem_mb(wildcards, attempt)
+
 
 SCALAR_FIGURES = sorted(config["scalar_figures"])
 
