@@ -465,3 +465,23 @@ def test_figure_renders(experiment, tmp_path):
     assert len(fig.axes) == 2 * 2 + 2          # (σ²_test rows × N columns) + the two ε* panels
     (path,) = save(fig, [tmp_path / "gen.png"])
     assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 50_000
+
+
+@pytest.mark.workflow
+def test_heldout_moment_rule_end_to_end(tmp_path):
+    from conftest import run_snakemake
+
+    syn = {"n_samples": 300, "dim": 8, "spectrum": "exponential", "scale": 2.0, "decay": 0.7, "exact": False}
+    config = {"data": {"download": False}, "spectra": [],
+              "datasets": {"syn": {"source": "synthetic", "synthetic": {**syn, "seed": 1}},
+                           "syn_test": {"source": "synthetic", "synthetic": {**syn, "seed": 2}}}}
+    target = "results/spectra/syn_n200_test_syn_test.nc"
+    run_snakemake(tmp_path, config, "-c1", target)
+    result = store.open_dataset(tmp_path / target)
+    spec = store.open_dataset(tmp_path / "results/spectra/syn_n200.nc")
+    x = store.open_dataset(tmp_path / "results/data/syn_test.nc")["x"].values
+    V = spec["eigenvector"].values
+    np.testing.assert_allclose(result["test_moment"].values, V.T @ (x.T @ x / 300) @ V, rtol=0, atol=1e-12)
+    assert result.attrs["snakemake_rule"] == "heldout_moment"
+    assert store.config_of(result) == {"dataset": "syn", "n_samples": 200, "testset": "syn_test"}
+    assert (tmp_path / "logs/spectra/syn_n200_test_syn_test.log").read_text().count("finished") == 1
