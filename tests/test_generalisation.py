@@ -485,3 +485,34 @@ def test_heldout_moment_rule_end_to_end(tmp_path):
     assert result.attrs["snakemake_rule"] == "heldout_moment"
     assert store.config_of(result) == {"dataset": "syn", "n_samples": 200, "testset": "syn_test"}
     assert (tmp_path / "logs/spectra/syn_n200_test_syn_test.log").read_text().count("finished") == 1
+
+
+def test_aggregate_and_figure_jobs(experiment, tmp_path):
+    import csv
+
+    from daedyn.jobs.generalisation import aggregate_job, figure_job
+
+    ds, runs, spectra, moments = experiment
+    run_paths = [str(_write(r, tmp_path / f"run{k}.nc")) for k, r in enumerate(runs)]
+    spec_paths = {n: str(_write(s, tmp_path / f"spec{n}.nc")) for n, s in spectra.items()}
+    mom_paths = {n: str(_write(m, tmp_path / f"mom{n}.nc")) for n, m in moments.items()}
+    outputs = {k: str(tmp_path / f"{k}.{ext}") for k, ext in
+               (("combined", "nc"), ("metrics", "csv"), ("optimal_noise", "csv"), ("claims", "csv"))}
+    params = {"experiment": "tiny"}
+    with pytest.raises(ValueError, match=r"N = \[400\]"):
+        aggregate_job(params, run_paths, {24: spec_paths[24]}, mom_paths, outputs)
+    aggregate_job(params, run_paths, spec_paths, mom_paths, outputs, JobInfo("generalisation_aggregate"))
+    combined = store.open_dataset(outputs["combined"])
+    np.testing.assert_allclose(combined["eps_star"], ds["eps_star"], rtol=1e-14)
+    np.testing.assert_allclose(combined["test_denoising_theory"], ds["test_denoising_theory"], rtol=1e-14)
+    with open(outputs["metrics"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["test_error_final"]) for r in rows] == [r["test_error_final"] for r in gen.metrics(ds)]
+    with open(outputs["claims"]) as fh:
+        claim_rows = list(csv.DictReader(fh))
+    assert tuple(claim_rows[0]) == COLUMNS
+    assert [r["claim"] for r in claim_rows] == [r["claim"] for r in gen.claims(ds)]
+    with open(outputs["optimal_noise"]) as fh:
+        assert len(list(csv.DictReader(fh))) == 4
+    figure_job(params, outputs["combined"], [str(tmp_path / "fig.png")])
+    assert (tmp_path / "fig.png").read_bytes().startswith(b"\x89PNG")
