@@ -82,9 +82,12 @@ def plot_generalisation(ds, title: str = ""):
         ax_s.plot(s2, one["eps_star_measured"], "o", color=n_colors[i], ms=7)
         ax_s.plot(s2, one["eps_star_final_theory"], "o", color=n_colors[i], ms=11, mfc="none", mew=1.0)
     ax_s.plot(curve, curve, "k--", lw=0.8, label="ε = σ²_test")
+    ax_s.plot([], [], "-", color="0.3", label="theory, trained to the fixed point")
+    ax_s.plot([], [], "o", color="0.3", ms=7, label="grid search over the trained nets")
+    ax_s.plot([], [], "o", color="0.3", ms=11, mfc="none", label="theory at the last epoch")
     ax_s.set_xlabel("test-noise variance σ²_test")
     ax_s.set_ylabel("optimal training noise ε*")
-    ax_s.set_title("ε*: lines theory (fixed point), ● grid search, ○ theory at the last epoch", fontsize=10)
+    ax_s.set_title("optimal training noise", fontsize=10)
     ax_s.legend(fontsize=8, loc="upper left")
 
     noisy = s2 > 0
@@ -92,14 +95,14 @@ def plot_generalisation(ds, title: str = ""):
     for k, v in enumerate(s2[noisy]):
         one = ds.sel(sigma2_test=v)
         ax_n.plot(ns, one["eps_star"] / v, "-", color=s2_colors[k], lw=1.4, marker="s", ms=4,
-                  label=f"σ²_test = {v:g}: theory (fixed point)")
-        ax_n.plot(ns, one["eps_star_measured"] / v, "o", color=s2_colors[k], ms=7, label="grid search")
+                  label=f"σ²_test = {v:g}")
+        ax_n.plot(ns, one["eps_star_measured"] / v, "o", color=s2_colors[k], ms=7)
         ax_n.plot(ns, one["eps_star_final_theory"] / v, "o", color=s2_colors[k], ms=11, mfc="none", mew=1.0)
     ax_n.axhline(1.0, color="k", ls="--", lw=0.8)
     ax_n.set_xscale("log")
     ax_n.set_xlabel("training samples N")
     ax_n.set_ylabel("ε* / σ²_test")
-    ax_n.set_title("how far ε* is from σ²_test", fontsize=10)
+    ax_n.set_title("ε* / σ²_test against N (markers as on the left)", fontsize=10)
     ax_n.legend(fontsize=7, loc="best")
 
     hidden, lr = int(ds["hidden_units"]), float(ds["lr"])
