@@ -15,9 +15,10 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from daedyn import data, generalisation as gen, linear, spectrum, store
+from daedyn.training import init_weights
 from daedyn.claims import COLUMNS, VERDICTS
 from daedyn.jobs import JobInfo
-from daedyn.jobs.generalisation import heldout_moment_job
+from daedyn.jobs.heldout import heldout_moment_job
 from daedyn.jobs.spectrum import spectrum_job
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -71,7 +72,7 @@ def gd_datapass(X, W1, W2, *, lr, eps, steps):
 def test_errors_equal_the_empirical_held_out_mse_along_a_gd_run(problem):
     X, Xt, spec, mom = problem
     lam, V, C = spec["eigenvalue"].values, spec["eigenvector"].values, mom["test_moment"].values
-    W1, W2 = linear.init_weights(24, 5, init_std=0.3, seed=3)   # large: far from aligned
+    W1, W2 = init_weights(24, 5, init_std=0.3, seed=3)   # large: far from aligned
     states = gd_datapass(X, W1, W2, lr=0.1, eps=0.2, steps=40)
     sigma2 = 0.3
     A1 = np.stack([w1 @ V for w1, _ in states])
@@ -102,21 +103,73 @@ def test_errors_of_the_exact_engine_weights(problem):
     """The project's own engine: the final weights of short float64 runs, rotated back to pixels."""
     X, Xt, spec, mom = problem
     lam, V, C = spec["eigenvalue"].values, spec["eigenvector"].values, mom["test_moment"].values
-    for epochs in (0, 7, 60):
+    for epochs in (1, 7, 60):
         run = linear.train_exact(lam, V, hidden=6, lr=0.1, epochs=epochs, eps=0.5, init_std=0.2, seed=1,
-                                 dtype="float64", device="cpu", log_every=max(epochs, 1))
+                                 dtype="float64", device="cpu", log_every=epochs)
         W = run.W2 @ run.W1
         M = gen.eigenbasis_weights(run.W1 @ V, run.W2.T @ V)
         assert gen.heldout_error(M, C, 0.7) == pytest.approx(half_mse(Xt, W) + 0.35 * np.sum(W * W), abs=1e-10)
         # the tracker's train error is the same quantity
-        assert gen.train_error(M, lam) == pytest.approx(float(run.trajectory["train_error"][-1]), abs=1e-10)
+        assert gen.train_error(M, lam) == pytest.approx(float(run.trajectory["loss_reconstruction"][-1]), abs=1e-10)
+
+
+@pytest.mark.parametrize("engine", ["exact", "datapass", "sampled"])
+def test_tracked_test_errors_equal_numpy_at_every_logged_epoch(problem, engine):
+    """Every engine records the held-out errors of its current weights at each logged epoch.
+
+    Checked against numpy in pixel space: a run stopped at a logged epoch t ends with the weights
+    the full run had at t (same seed, same steps, same noise stream), and ½·mean‖x − Wx‖² over the
+    held-out samples plus σ²/2‖W‖²_F must equal what the full run recorded at t.
+    """
+    X, Xt, spec, mom = problem
+    lam, V, C = spec["eigenvalue"].values, spec["eigenvector"].values, mom["test_moment"].values
+    sigma2 = [0.0, 0.25, 1.0]
+    kw = dict(engine=engine, n_samples=X.shape[0], hidden=5, lr=0.05, eps=0.3, gamma=0.01, init_std=0.3, seed=2,
+              dtype="float64", device="cpu", heldout="test", sigma2_test=sigma2,
+              batch_size=16 if engine == "sampled" else None)
+    full = linear.train(linear.LinearConfig.make(epochs=24, log_every=6, **kw), lam, V, X, C=C).trajectory
+    np.testing.assert_array_equal(full["sigma2_test"], sigma2)
+    for t in full["epoch"].values:
+        short = linear.train(linear.LinearConfig.make(epochs=int(t) if t else 1, log_every=max(int(t), 1), **kw),
+                             lam, V, X, C=C)
+        W = short.W2 @ short.W1 if t else short.W2_init @ short.W1_init
+        clean = half_mse(Xt, W)
+        np.testing.assert_allclose(short.trajectory["u"].sel(epoch=t), full["u"].sel(epoch=t), rtol=0, atol=1e-13)
+        assert float(full["test_reconstruction"].sel(epoch=t)) == pytest.approx(clean, rel=0, abs=1e-10)
+        np.testing.assert_allclose(full["test_denoising"].sel(epoch=t),
+                                   clean + 0.5 * np.array(sigma2) * np.sum(W * W), rtol=0, atol=1e-10)
+        assert float(full["loss_reconstruction"].sel(epoch=t)) == pytest.approx(half_mse(X, W), rel=0, abs=1e-10)
+    # the errors move: a test that passed on a frozen network would prove little
+    assert np.ptp(full["test_reconstruction"].values) > 0.1
+
+
+def test_tracking_without_a_held_out_set_is_unchanged_and_checked(problem):
+    X, _, spec, mom = problem
+    lam, V, C = spec["eigenvalue"].values, spec["eigenvector"].values, mom["test_moment"].values
+    kw = dict(hidden=5, lr=0.05, epochs=20, log_every=5, eps=0.3, init_std=0.3, dtype="float64", device="cpu")
+    plain = linear.train_exact(lam, V, **kw)
+    tracked = linear.train_exact(lam, V, C=C, heldout="test", sigma2_test=[0.5], **kw)
+    assert "test_reconstruction" not in plain.trajectory and "heldout" not in plain.trajectory.coords
+    assert tracked.trajectory["heldout"].item() == "test"
+    for name, var in plain.trajectory.data_vars.items():          # tracking changes no other record
+        np.testing.assert_array_equal(tracked.trajectory[name], var)
+    with pytest.raises(ValueError, match="need the held-out moment"):
+        linear.train_exact(lam, V, heldout="test", **kw)
+    with pytest.raises(ValueError, match="need the held-out moment"):
+        linear.train_exact(lam, V, sigma2_test=[0.5], **kw)
+    with pytest.raises(ValueError, match=r"must be \(24, 24\)"):
+        linear.train_exact(lam, V, C=C[:5, :5], heldout="test", **kw)
+    with pytest.raises(ValueError, match="symmetric"):
+        linear.train_exact(lam, V, C=C + np.triu(np.ones_like(C), 1), heldout="test", **kw)
+    with pytest.raises(ValueError, match=r"sigma2_test\[1\] must be >= 0"):
+        linear.LinearConfig.make(hidden=5, lr=0.05, epochs=20, heldout="test", sigma2_test=[0.5, -1])
 
 
 def test_expected_noisy_error_by_monte_carlo(problem):
     """The identity behind the denoising error, checked by sampling test noise."""
     _, Xt, spec, mom = problem
     V, C = spec["eigenvector"].values, mom["test_moment"].values
-    W1, W2 = linear.init_weights(24, 5, init_std=0.4, seed=5)
+    W1, W2 = init_weights(24, 5, init_std=0.4, seed=5)
     W = W2 @ W1
     sigma2, draws = 0.5, 400
     rng = np.random.default_rng(7)
@@ -301,26 +354,11 @@ def test_heldout_moment_of_the_training_samples_is_diagonal():
 
 
 def _tracked_run(lam, V, C, *, n, eps, hidden, lr, epochs, log_every, sigma2, W1, W2):
-    """One exact-engine run (eigenbasis recurrence, float64) recording what the trackers record."""
-    A1, B2 = W1 @ V, W2.T @ V
-    recorded = linear.log_epochs(epochs, log_every)
-    rows = []
-    for t in range(epochs + 1):
-        if t in recorded:
-            e = gen.state_errors(torch.as_tensor(A1), torch.as_tensor(B2), torch.as_tensor(C), sigma2,
-                                 lam=torch.as_tensor(lam))
-            rows.append((np.sum(A1 * B2, axis=0), float(e["train_error"]), float(e["test_reconstruction"]),
-                         e["test_denoising"].numpy()))
-        P, A1s = B2 @ B2.T, A1 * (lam + eps)
-        A1, B2 = A1 + lr * (B2 * lam) - lr * P @ A1s, B2 + lr * (A1 * lam) - lr * (A1s @ A1.T) @ B2
-    u, train, rec, den = (np.array(v) for v in zip(*rows))
-    return xr.Dataset(
-        {"u": (("epoch", "mode"), u), "train_error": ("epoch", train), "test_reconstruction": ("epoch", rec),
-         "test_denoising": (("epoch", "sigma2_test"), den),
-         "w1_init": (("hidden", "feature"), W1), "w2_init": (("feature", "hidden"), W2)},
-        coords={"epoch": recorded, "mode": np.arange(lam.size), "lam": ("mode", lam), "sigma2_test": sigma2,
-                "eps": eps, "lr": lr, "hidden_units": hidden},
-        attrs={"n_samples": n})
+    """One run of the project's exact engine (float64) with the held-out errors tracked: a run file."""
+    config = linear.LinearConfig.make(engine="exact", heldout="test", sigma2_test=[float(v) for v in sigma2],
+                                      n_samples=n, eps=eps, hidden=hidden, lr=lr, epochs=epochs,
+                                      log_every=log_every, dtype="float64", device="cpu")
+    return linear.train_exact(lam, V, config, C=C, W1=W1, W2=W2).dataset()
 
 
 def _experiment(ns, X, Xt, *, hidden=8, eps_grid=(0.0, 0.15, 0.3, 0.6), sigma2=(0.0, 0.3), init=None):
@@ -330,7 +368,7 @@ def _experiment(ns, X, Xt, *, hidden=8, eps_grid=(0.0, 0.15, 0.3, 0.6), sigma2=(
         spectra[n] = spectrum.spectrum(X, n)
         moments[n] = gen.heldout_moment(Xt, spectra[n])
         lam, V = spectra[n]["eigenvalue"].values, spectra[n]["eigenvector"].values
-        W1, W2 = init(V) if init else linear.init_weights(lam.size, hidden, init_std=1e-3, seed=0)
+        W1, W2 = init(V) if init else init_weights(lam.size, hidden, init_std=1e-3, seed=0)
         for eps in eps_grid:
             runs.append(_tracked_run(lam, V, moments[n]["test_moment"].values, n=n, eps=eps, hidden=hidden,
                                      lr=0.1, epochs=300, log_every=5, sigma2=np.asarray(sigma2), W1=W1, W2=W2))
@@ -368,7 +406,7 @@ def test_combine_runs_checks_the_grid(experiment):
     assert dict(ds["u"].sizes) == {"n_samples": 2, "eps": 4, "epoch": 61, "mode": 16}
     assert ds["test_denoising"].dims == ("n_samples", "eps", "epoch", "sigma2_test")
     one = runs[5]
-    np.testing.assert_array_equal(ds["test_denoising"].sel(n_samples=400, eps=0.15), one["test_denoising"])
+    np.testing.assert_array_equal(ds["test_denoising"].sel(n_samples=400, eps=0.15), one["test_denoising"][0, 0])
     with pytest.raises(ValueError, match="missing"):
         gen.combine_runs(runs[:-1])
     with pytest.raises(ValueError, match="duplicate"):
@@ -516,3 +554,85 @@ def test_aggregate_and_figure_jobs(experiment, tmp_path):
         assert len(list(csv.DictReader(fh))) == 4
     figure_job(params, outputs["combined"], [str(tmp_path / "fig.png")])
     assert (tmp_path / "fig.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.workflow
+def test_generalisation_experiment_end_to_end(tmp_path):
+    """A tiny experiment on synthetic data, a second synthetic set of the same population as the
+    held-out split: held-out moments, training with tracked test errors, aggregation, figure, claims."""
+    import csv
+
+    from conftest import run_snakemake
+
+    syn = {"n_samples": 400, "dim": 10, "spectrum": "exponential", "scale": 2.0, "decay": 0.7, "exact": False}
+    exp = {"dataset": "syn", "heldout": "syn_test", "n_samples": [40, 400], "eps": [0.0, 0.5],
+           "sigma2_test": [0.0, 0.3], "hidden": 4, "lr": 0.1, "epochs": 150, "log_every": 10, "dtype": "float64"}
+    config = {"data": {"download": False}, "spectra": [],
+              "datasets": {"syn": {"source": "synthetic", "synthetic": {**syn, "seed": 1}},
+                           "syn_test": {"source": "synthetic", "synthetic": {**syn, "seed": 2}}},
+              # off: its claims would join results/claims/beyond.csv
+              "generalisation_experiments": {"generalisation_mnist": {"enabled": False}, "gtiny": exp}}
+    targets = ["results/figures/gtiny.png", "results/gtiny/metrics.csv", "results/claims/beyond.csv"]
+    run_snakemake(tmp_path, config, "-c2", *targets)
+
+    runs = sorted((tmp_path / "results/runs/gtiny").glob("*/seed0.nc"))
+    assert [p.parent.name for p in runs] == sorted(f"n{n}_eps{e}" for n in (40, 400) for e in ("0p0", "0p5"))
+    one = store.open_dataset(tmp_path / "results/runs/gtiny/n40_eps0p5/seed0.nc")
+    assert one["heldout"].item() == "syn_test" and one["eps"].item() == 0.5 and one["n_samples"].item() == 40
+    assert one.attrs["snakemake_rule"] == "generalisation_train" and one["engine"].item() == "exact"
+    # the recorded held-out errors are those of the run's final weights on the held-out samples
+    x_test = store.open_dataset(tmp_path / "results/data/syn_test.nc")["x"].values
+    W = one["w2"].values[0, 0] @ one["w1"].values[0, 0]
+    clean = 0.5 * np.mean(np.sum((x_test - x_test @ W.T) ** 2, axis=1))
+    assert float(one["test_reconstruction"][0, 0, -1]) == pytest.approx(clean, rel=0, abs=1e-10)
+    assert float(one["test_denoising"][0, 0, -1, 1]) == pytest.approx(clean + 0.15 * np.sum(W * W), abs=1e-10)
+
+    combined = store.open_dataset(tmp_path / "results/gtiny/combined.nc")
+    assert dict(combined["test_denoising"].sizes) == {"n_samples": 2, "eps": 2, "epoch": 16, "sigma2_test": 2}
+    assert {"test_denoising_theory", "eps_star", "eps_star_measured"} <= set(combined.data_vars)
+    with open(tmp_path / "results/gtiny/metrics.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2 * 2 * 2
+    with open(tmp_path / "results/gtiny/optimal_noise.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2 * 2
+    with open(tmp_path / "results/claims/beyond.csv") as fh:
+        beyond = list(csv.DictReader(fh))
+    with open(tmp_path / "results/gtiny/claims.csv") as fh:
+        own = list(csv.DictReader(fh))
+    assert [r["claim"] for r in own] == [r["claim"] for r in beyond][: len(own)] and "no-noise-shrinkage" in {
+        r["claim"] for r in own}
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"results/figures/gtiny.{ext}").stat().st_size > 20_000
+    assert (tmp_path / "logs/aggregate/gtiny.log").read_text().count("finished") == 1
+
+    # every stored variable has a long_name and a row in docs/python.md; CF without high findings
+    from test_netcdf_compliance import cf_findings, documented_variables
+
+    for rel in ("results/runs/gtiny/n40_eps0p5/seed0.nc", "results/gtiny/combined.nc",
+                "results/spectra/syn_n40_test_syn_test.nc"):
+        ds = store.open_dataset(tmp_path / rel)
+        assert [n for n, v in ds.variables.items() if not v.attrs.get("long_name")] == [], rel
+        assert sorted(set(ds.variables) - documented_variables()) == [], rel
+        assert cf_findings(tmp_path / rel, tmp_path)["high"] == [], rel
+
+
+@pytest.mark.workflow
+def test_default_config_plans_the_generalisation_experiment(tmp_path):
+    from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
+
+    exp = load_yaml(REPO / "config.yaml")["generalisation_experiments"]["generalisation_mnist"]
+    assert not exp.get("paper", False) and exp.get("enabled", True)
+    out = run_snakemake(tmp_path, None, "-n").stdout
+    jobs = dry_run_jobs(out)
+    train = {w for rule, w in jobs if rule == "generalisation_train"}
+    assert len(train) == len(exp["n_samples"]) * len(exp["eps"]) == 24
+    assert "gen_experiment=generalisation_mnist, run=n500_eps0p125, seed=0" in train
+    moments = {w for rule, w in jobs if rule == "heldout_moment"}
+    assert moments == {f"dataset=mnist, n={n}, testset=mnist_test" for n in exp["n_samples"]}
+    for rule in ("generalisation_aggregate", "generalisation_figure", "beyond_claims"):
+        assert any(r == rule for r, _ in jobs), rule
+    assert "results/generalisation_mnist/claims.csv" in out and "results/figures/generalisation_mnist.png" in out
+    # the paper-scale grids wait for `snakemake paper`
+    assert "generalisation_mnist_paper" not in out and "fashion" not in out
+    paper = run_snakemake(tmp_path, None, "-n", "paper").stdout
+    assert "results/figures/generalisation_mnist_paper.png" in paper
+    assert "results/figures/generalisation_fashion_mnist.png" in paper

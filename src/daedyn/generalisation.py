@@ -44,8 +44,8 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import brentq
 
-from daedyn import spectrum as _spectrum
 from daedyn import theory
+from daedyn.heldout import heldout_moment, state_errors
 
 __all__ = [
     "heldout_moment",
@@ -63,55 +63,6 @@ __all__ = [
     "error_trajectories",
     "state_errors",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# the held-out second moment in the training eigenbasis
-# --------------------------------------------------------------------------------------------
-
-
-def heldout_moment(x, spec: xr.Dataset, *, block_size: int = 4096, progress: bool = False) -> xr.Dataset:
-    """C = V̂ᵀΣ_testV̂ of held-out inputs `x` in the eigenbasis of a training spectrum `spec`.
-
-    `x` is anything :func:`daedyn.spectrum.second_moment` reads block-wise (a lazily opened
-    DataArray, an array); all its rows are used. Σ_test is accumulated in float64. When the
-    training spectrum is centred (``center`` = 1), the held-out inputs are centred with the
-    *training* mean (the preprocessing a deployed model would apply), not their own.
-    Returns ``test_moment(component, component2)``, its diagonal ``c(component)``, the
-    training ``eigenvalue(component)`` and the attributes ``n_test``, ``trace_test``
-    (= tr Σ_test = tr C), ``n_samples`` (training N) and ``center``.
-    """
-    V = np.asarray(spec["eigenvector"].values, dtype=np.float64)
-    d = V.shape[0]
-    if x.shape[1] != d:
-        raise ValueError(f"the held-out inputs have {x.shape[1]} features but the training spectrum "
-                         f"has {d}; pair a test split with the training set of the same source")
-    second, mean_test = _spectrum.second_moment(x, center=False, block_size=block_size,
-                                                progress=progress)
-    center = bool(spec.attrs.get("center", 0))
-    if center:  # E[(x − μ)(x − μ)ᵀ] = S − m μᵀ − μ mᵀ + μ μᵀ, μ the training mean
-        mu = np.asarray(spec["mean"].values, dtype=np.float64)
-        second = second - np.outer(mean_test, mu) - np.outer(mu, mean_test) + np.outer(mu, mu)
-    C = V.T @ second @ V
-    C = 0.5 * (C + C.T)
-    k = np.arange(d)
-    return xr.Dataset(
-        {
-            "test_moment": (("component", "component2"), C, {
-                "long_name": "held-out second moment in the training eigenbasis, C = V^T Sigma_test V",
-                "units": "1"}),
-            "c": ("component", np.diag(C).copy(), {
-                "long_name": "held-out variance along each training eigenvector, c_i = v_i^T Sigma_test v_i",
-                "units": "1"}),
-            "eigenvalue": ("component", np.asarray(spec["eigenvalue"].values, dtype=np.float64), {
-                "long_name": "eigenvalue of the training second moment (descending)", "units": "1"}),
-        },
-        coords={"component": k, "component2": k},
-        attrs={"n_test": int(x.shape[0]), "trace_test": float(np.trace(second)),
-               "n_samples": int(spec.attrs["n_samples"]), "center": int(center),
-               "matrix": "covariance about the training mean" if center
-               else "uncentred second moment X_test^T X_test / N_test"},
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,65 +252,21 @@ def error_trajectories(steps: int, lam, c, *, lr: float, eps: float = 0.0, sigma
 
 
 # --------------------------------------------------------------------------------------------
-# torch: the errors of recorded states, for the training engines' trackers
-# --------------------------------------------------------------------------------------------
-
-
-def state_errors(A1, B2, C, sigma2_test=0.0, *, lam=None, P=None, G=None) -> dict:
-    """Train, held-out reconstruction and held-out denoising errors of states (A₁, B₂), in torch.
-
-    ``A1`` = W₁V̂ and ``B2`` = W₂ᵀV̂ are (..., H, d) (a leading batch of recorded states is
-    allowed), ``C`` = V̂ᵀΣ_testV̂ (d, d) symmetric, on the same device and dtype.
-    ``sigma2_test`` is a float or a 1-D sequence of test-noise variances (then the denoising
-    error gets a trailing axis). ``lam`` (d,) adds the clean train error; ``P`` = B₂B₂ᵀ and
-    ``G`` = A₁A₁ᵀ are reused when the caller has them. Cost per state: one H×d by d×d product
-    (O(H·d²)) and a few O(H²·d) ones, never a d×d product of two dense matrices:
-
-        tr(MC) = Σ (A₁C) ⊙ B₂,   tr(MCMᵀ) = Σ (A₁CA₁ᵀ) ⊙ P,   ‖M‖²_F = Σ G ⊙ P.
-
-    Returns a dict of tensors: ``test_reconstruction`` (...), ``test_denoising`` (...[, S]),
-    ``weight_norm_sq`` = ‖W‖²_F (...) and, with ``lam``, ``train_error`` (...). The trace
-    expansion loses about 1e-7·tr Σ_test of absolute accuracy in float32.
-    """
-    import torch
-
-    At = A1.transpose(-1, -2)
-    AC = A1 @ C                                             # (..., H, d)
-    if P is None:
-        P = B2 @ B2.transpose(-1, -2)
-    if G is None:
-        G = A1 @ At
-    tr_mc = (AC * B2).sum((-2, -1))
-    tr_mcm = ((AC @ At) * P).sum((-2, -1))
-    norm_sq = (G * P).sum((-2, -1))
-    rec = 0.5 * (torch.diagonal(C).sum() - 2.0 * tr_mc + tr_mcm)
-    s2 = torch.as_tensor(sigma2_test, dtype=rec.dtype, device=rec.device)
-    if s2.ndim > 1:
-        raise ValueError("sigma2_test must be a float or a 1-D sequence")
-    if s2.ndim == 1:
-        den = rec[..., None] + 0.5 * s2 * norm_sq[..., None]
-    else:
-        den = rec + 0.5 * s2 * norm_sq
-    out = {"test_reconstruction": rec, "test_denoising": den, "weight_norm_sq": norm_sq}
-    if lam is not None:
-        u = (A1 * B2).sum(-2)
-        q_lam = (A1 * lam) @ At
-        out["train_error"] = 0.5 * (lam.sum() - 2.0 * (lam * u).sum(-1) + (q_lam * P).sum((-2, -1)))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # the experiment: runs over training-set sizes N and training noises ε, theory, metrics, claims
 # --------------------------------------------------------------------------------------------
 #
 # A combined dataset of the experiment has the dims n_samples (N), eps (ε), epoch, mode and
-# sigma2_test, one seed, and holds what the linear trackers record:
-#   u(n_samples, eps, epoch, mode), train_error(n_samples, eps, epoch),
-#   test_reconstruction(n_samples, eps, epoch), test_denoising(n_samples, eps, epoch, sigma2_test),
+# sigma2_test, one seed, and holds what the linear trackers record (run files of daedyn.linear
+# with a held-out set):
+#   u(n_samples, eps, epoch, mode), train_error(n_samples, eps, epoch) (the tracker's
+#   loss_reconstruction, the clean train error), test_reconstruction(n_samples, eps, epoch),
+#   test_denoising(n_samples, eps, epoch, sigma2_test),
 # and the scalar coordinates lr and hidden_units. Every run of a seed starts from the same
-# weights (daedyn.linear.init_weights), so the initial weights are passed once.
+# weights (daedyn.training.init_weights), so the initial weights are passed once.
 
-RUN_VARIABLES = ("u", "train_error", "test_reconstruction", "test_denoising")
+#: run-file variable -> name in the combined dataset
+RUN_VARIABLES = {"u": "u", "loss_reconstruction": "train_error", "test_reconstruction": "test_reconstruction",
+                 "test_denoising": "test_denoising"}
 
 
 def combine_runs(runs) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
@@ -379,7 +286,10 @@ def combine_runs(runs) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
 
     pieces, keys, init = [], [], None
     for ds in runs:
-        ds = ds.squeeze([d for d in ("run", "seed") if d in ds.dims], drop=True)
+        stacked = {d: 0 for d in ("run", "seed") if d in ds.dims}
+        if any(ds.sizes[d] != 1 for d in stacked):
+            raise ValueError(f"each run dataset must hold one run and one seed, got {dict(ds.sizes)}")
+        ds = ds.isel(stacked)  # the run's settings along `run` become scalar coordinates
         key = (int(scalar(ds, "n_samples")), float(scalar(ds, "eps")))
         if key in keys:
             raise ValueError(f"duplicate run for n_samples={key[0]}, eps={key[1]:g}")
@@ -391,8 +301,13 @@ def combine_runs(runs) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
             raise ValueError(f"run n_samples={key[0]}, eps={key[1]:g} starts from other weights; combine one "
                              "seed at a time")
         attrs = {k: scalar(ds, k) for k in ("lr", "hidden_units")}
-        one = ds[list(RUN_VARIABLES)]
-        one = one.drop_vars([v for v in one.coords if v not in one.dims])
+        missing_vars = sorted(set(RUN_VARIABLES) - set(ds.data_vars))
+        if missing_vars:
+            raise ValueError(f"run n_samples={key[0]}, eps={key[1]:g} lacks {missing_vars}; train it with a held-out "
+                             "set and test-noise variances (heldout, sigma2_test)")
+        one = ds[list(RUN_VARIABLES)].rename(RUN_VARIABLES)
+        # the encoding read from a run file would name the dropped coordinates in the output file
+        one = one.drop_vars([v for v in one.coords if v not in one.dims]).drop_encoding()
         one.attrs = attrs
         pieces.append(one.expand_dims(n_samples=[key[0]], eps=[key[1]]))
     if not pieces:
@@ -408,6 +323,9 @@ def combine_runs(runs) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
     combined = xr.combine_by_coords(pieces, join="exact", combine_attrs="override")
     combined = combined.assign_coords(lr=float(pieces[0].attrs["lr"]),
                                       hidden_units=int(pieces[0].attrs["hidden_units"]))
+    for name, long_name in (("n_samples", "number of training samples N"), ("eps", "input noise variance epsilon"),
+                            ("lr", "learning rate eta"), ("hidden_units", "number of hidden units H")):
+        combined[name].attrs.update(long_name=long_name, units="1")
     combined.attrs = {}
     return combined.sel(n_samples=ns, eps=es), init[0], init[1]
 
@@ -428,6 +346,17 @@ def _parabola_min(x, y) -> float:
         return float(x[j])
     best = x1 - 0.5 * num / den
     return float(np.exp(best) if logs else best)
+
+
+def _trajectories_at(epochs, lam, eps, lr, *, hidden=None, x0, y0, max_values: int = 2**23) -> np.ndarray:
+    """:func:`mode_trajectories` for each ε of ``eps`` (shape (ε, mode, len(epochs))), kept only at
+    ``epochs``; computed a few ε at a time, so that no more than ``max_values`` floats of full
+    trajectories are held at once (a paper-scale grid would need gigabytes)."""
+    steps = int(np.max(epochs))
+    chunk = max(1, max_values // (np.size(lam) * (steps + 1)))
+    return np.concatenate([
+        mode_trajectories(steps, lam, eps[j:j + chunk, None], lr, hidden=hidden, x0=x0, y0=y0)[..., epochs]
+        for j in range(0, eps.size, chunk)])
 
 
 def add_theory(combined: xr.Dataset, spectra, moments, w1_init, w2_init, *,
@@ -483,11 +412,11 @@ def add_theory(combined: xr.Dataset, spectra, moments, w1_init, w2_init, *,
         if not np.allclose(mom["eigenvalue"].values, lam[i], rtol=1e-12, atol=0):
             raise ValueError(f"the held-out moment for N={n} belongs to another spectrum")
         x0, y0 = theory.mode_state_from_weights(w1_init, w2_init, spec["eigenvector"].values)
-        u_th[i] = mode_trajectories(steps, lam[i], eps[:, None], lr, hidden=hidden, x0=x0, y0=y0)[..., epochs]
+        u_th[i] = _trajectories_at(epochs, lam[i], eps, lr, hidden=hidden, x0=x0, y0=y0)
         star[i] = optimal_noise(lam[i], c[i], s2, hidden)
         curve[i] = optimal_noise(lam[i], c[i], s2_curve, hidden)
         k = min(hidden, d)
-        u_fine = mode_trajectories(steps, lam[i, :k], fine[:, None], lr, x0=x0[:k], y0=y0[:k])[..., -1]
+        u_fine = _trajectories_at(epochs[-1:], lam[i, :k], fine, lr, x0=x0[:k], y0=y0[:k])[..., 0]
         err_fine = mode_heldout_error(u_fine[:, None, :], c[i], s2[None, :])        # (fine, sigma2)
         star_t[i] = [_parabola_min(fine, err_fine[:, j]) for j in range(s2.size)]
         wu = wiener_u(c[i, :k], s2[:, None])

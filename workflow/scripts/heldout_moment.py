@@ -1,6 +1,6 @@
-"""Thin adapter: rule heldout_moment -> daedyn.jobs.generalisation.heldout_moment_job."""
+"""Thin adapter: rule heldout_moment -> daedyn.jobs.heldout.heldout_moment_job."""
 from daedyn.jobs import JobInfo
-from daedyn.jobs.generalisation import heldout_moment_job
+from daedyn.jobs.heldout import heldout_moment_job
 
 heldout_moment_job(
     dict(snakemake.params.spec),

@@ -14,11 +14,14 @@ log = logging.getLogger("daedyn")
 
 
 def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str | None, output: str,
-              job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
+              job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0,
+              heldout_path: str | None = None) -> None:
     """Train one run (one condition, one seed) → ``results/runs/{experiment}/{run}/seed{seed}.nc``.
 
     ``params`` are the run's settings (:meth:`daedyn.runconfig.LinearConfig.from_params`);
-    ``threads`` and ``checkpoint_every`` (0: no checkpoints) do not change the result.
+    ``heldout_path`` the held-out moment in the spectrum's eigenbasis (rule heldout_moment) when
+    the run names a ``heldout`` set; ``threads`` and ``checkpoint_every`` (0: no checkpoints) do
+    not change the result.
     """
     from daedyn import data, linear
     from daedyn.runconfig import LinearConfig
@@ -30,6 +33,15 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         who = job.rule or "linear_train"
         spec = store.open_dataset(spectrum_path, needed_by=who)
         lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
+        C = None
+        if config.heldout is not None:
+            if heldout_path is None:
+                raise ValueError(f"{config.label}: heldout = {config.heldout!r} but no held-out moment file was given")
+            moment = store.open_dataset(heldout_path, needed_by=who)
+            if not np.array_equal(moment["eigenvalue"].values, lam):
+                raise ValueError(f"{heldout_path} was computed in the eigenbasis of another spectrum than "
+                                 f"{spectrum_path}; rebuild it (rule heldout_moment)")
+            C = moment["test_moment"].values
         x = None
         if config.engine != "exact":
             ds = store.open_dataset(dataset_path, needed_by=who)
@@ -37,10 +49,10 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         log.info("%s seed %d: %s engine, H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
                  config.engine, config.hidden, config.eps, config.gamma, config.lr, config.epochs)
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = linear.train(config, lam, V, x, checkpoint=checkpoint, threads=threads, progress=True)
+        result = linear.train(config, lam, V, x, C=C, checkpoint=checkpoint, threads=threads, progress=True)
         out = result.dataset()
         log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
-        inputs = [spectrum_path] + ([dataset_path] if dataset_path else [])
+        inputs = [spectrum_path] + [p for p in (dataset_path, heldout_path) if p]
         store.write_dataset(out, output, provenance_attrs=provenance.collect(
             dict(params), rule=job.rule, wildcards=job.wildcards, inputs=inputs, seed=config.seed,
             device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
