@@ -407,6 +407,14 @@ def test_combine_runs_checks_the_grid(experiment):
     assert ds["test_denoising"].dims == ("n_samples", "eps", "epoch", "sigma2_test")
     one = runs[5]
     np.testing.assert_array_equal(ds["test_denoising"].sel(n_samples=400, eps=0.15), one["test_denoising"][0, 0])
+    # several runs in one dataset (one training job per N) combine the same way
+    import xarray as xr
+
+    per_n = [xr.concat(runs[k:k + 4], dim="run", data_vars="minimal", coords="minimal", compat="identical")
+             for k in (0, 4)]
+    stacked, *_ = gen.combine_runs(per_n)
+    measured = ds[list(stacked.data_vars)]
+    xr.testing.assert_identical(stacked, measured.drop_vars([v for v in measured.coords if v not in stacked.coords]))
     with pytest.raises(ValueError, match="missing"):
         gen.combine_runs(runs[:-1])
     with pytest.raises(ValueError, match="duplicate"):
@@ -549,7 +557,7 @@ def test_aggregate_and_figure_jobs(experiment, tmp_path):
     with open(outputs["claims"]) as fh:
         claim_rows = list(csv.DictReader(fh))
     assert tuple(claim_rows[0]) == COLUMNS
-    assert [r["claim"] for r in claim_rows] == [r["claim"] for r in gen.claims(ds)]
+    assert [r["claim"] for r in claim_rows] == [f"tiny/{r['claim']}" for r in gen.claims(ds)]
     with open(outputs["optimal_noise"]) as fh:
         assert len(list(csv.DictReader(fh))) == 4
     figure_job(params, outputs["combined"], [str(tmp_path / "fig.png")])
@@ -559,10 +567,14 @@ def test_aggregate_and_figure_jobs(experiment, tmp_path):
 @pytest.mark.workflow
 def test_generalisation_experiment_end_to_end(tmp_path):
     """A tiny experiment on synthetic data, a second synthetic set of the same population as the
-    held-out split: held-out moments, training with tracked test errors, aggregation, figure, claims."""
+    held-out split: held-out moments, training with tracked test errors, aggregation, figure, claims;
+    then which jobs an edit of the analysis or of the held-out formulas reruns (in a copy of the
+    workflow, whose sources the test may edit)."""
     import csv
+    import shutil
 
-    from conftest import run_snakemake
+    from conftest import REPO, dry_run_jobs
+    from test_reruns import edit, snakemake, write_config
 
     syn = {"n_samples": 400, "dim": 10, "spectrum": "exponential", "scale": 2.0, "decay": 0.7, "exact": False}
     exp = {"dataset": "syn", "heldout": "syn_test", "n_samples": [40, 400], "eps": [0.0, 0.5],
@@ -573,19 +585,35 @@ def test_generalisation_experiment_end_to_end(tmp_path):
               # off: its claims would join results/claims/beyond.csv
               "generalisation_experiments": {"generalisation_mnist": {"enabled": False}, "gtiny": exp}}
     targets = ["results/figures/gtiny.png", "results/gtiny/metrics.csv", "results/claims/beyond.csv"]
-    run_snakemake(tmp_path, config, "-c2", *targets)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("Snakefile", "config.yaml", "requirements.lock"):
+        shutil.copy(REPO / name, repo / name)
+    for name in ("workflow", "src"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    write_config(tmp_path, config)
+    snakemake(repo, tmp_path, "-c2", *targets)
 
-    runs = sorted((tmp_path / "results/runs/gtiny").glob("*/seed0.nc"))
-    assert [p.parent.name for p in runs] == sorted(f"n{n}_eps{e}" for n in (40, 400) for e in ("0p0", "0p5"))
-    one = store.open_dataset(tmp_path / "results/runs/gtiny/n40_eps0p5/seed0.nc")
-    assert one["heldout"].item() == "syn_test" and one["eps"].item() == 0.5 and one["n_samples"].item() == 40
-    assert one.attrs["snakemake_rule"] == "generalisation_train" and one["engine"].item() == "exact"
-    # the recorded held-out errors are those of the run's final weights on the held-out samples
+    # one job per N trains every ε, into one file with the runs along `run`
+    assert sorted(p.parent.name for p in (tmp_path / "results/runs/gtiny").glob("*/seed0.nc")) == ["n40", "n400"]
+    runs = store.open_dataset(tmp_path / "results/runs/gtiny/n40/seed0.nc")
+    assert runs["run"].values.tolist() == ["n40_eps0p0", "n40_eps0p5"] and runs["eps"].values.tolist() == [0, 0.5]
+    assert runs["heldout"].values.tolist() == ["syn_test"] * 2 and runs["n_samples"].values.tolist() == [40, 40]
+    assert runs.attrs["snakemake_rule"] == "generalisation_train" and set(runs["engine"].values) == {"exact"}
+    # the recorded held-out errors are those of each run's final weights on the held-out samples
     x_test = store.open_dataset(tmp_path / "results/data/syn_test.nc")["x"].values
-    W = one["w2"].values[0, 0] @ one["w1"].values[0, 0]
-    clean = 0.5 * np.mean(np.sum((x_test - x_test @ W.T) ** 2, axis=1))
-    assert float(one["test_reconstruction"][0, 0, -1]) == pytest.approx(clean, rel=0, abs=1e-10)
-    assert float(one["test_denoising"][0, 0, -1, 1]) == pytest.approx(clean + 0.15 * np.sum(W * W), abs=1e-10)
+    for k in range(2):
+        W = runs["w2"].values[k, 0] @ runs["w1"].values[k, 0]
+        clean = 0.5 * np.mean(np.sum((x_test - x_test @ W.T) ** 2, axis=1))
+        assert float(runs["test_reconstruction"][k, 0, -1]) == pytest.approx(clean, rel=0, abs=1e-10)
+        assert float(runs["test_denoising"][k, 0, -1, 1]) == pytest.approx(clean + 0.15 * np.sum(W * W), abs=1e-10)
+    # the runs of one job equal runs trained alone (same seed: the same initial weights)
+    spec = store.open_dataset(tmp_path / "results/spectra/syn_n40.nc")
+    C = store.open_dataset(tmp_path / "results/spectra/syn_n40_test_syn_test.nc")["test_moment"].values
+    alone = linear.train_exact(spec["eigenvalue"].values, spec["eigenvector"].values, C=C, heldout="syn_test",
+                               sigma2_test=[0.0, 0.3], eps=0.5, hidden=4, lr=0.1, epochs=150, log_every=10,
+                               dtype="float64", device="cpu")
+    np.testing.assert_array_equal(alone.trajectory["test_denoising"], runs["test_denoising"][1, 0])
 
     combined = store.open_dataset(tmp_path / "results/gtiny/combined.nc")
     assert dict(combined["test_denoising"].sizes) == {"n_samples": 2, "eps": 2, "epoch": 16, "sigma2_test": 2}
@@ -598,8 +626,8 @@ def test_generalisation_experiment_end_to_end(tmp_path):
         beyond = list(csv.DictReader(fh))
     with open(tmp_path / "results/gtiny/claims.csv") as fh:
         own = list(csv.DictReader(fh))
-    assert [r["claim"] for r in own] == [r["claim"] for r in beyond][: len(own)] and "no-noise-shrinkage" in {
-        r["claim"] for r in own}
+    assert [r["claim"] for r in own] == [r["claim"] for r in beyond][: len(own)]
+    assert "gtiny/no-noise-shrinkage" in {r["claim"] for r in own}
     for ext in ("png", "pdf"):
         assert (tmp_path / f"results/figures/gtiny.{ext}").stat().st_size > 20_000
     assert (tmp_path / "logs/aggregate/gtiny.log").read_text().count("finished") == 1
@@ -607,12 +635,21 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     # every stored variable has a long_name and a row in docs/python.md; CF without high findings
     from test_netcdf_compliance import cf_findings, documented_variables
 
-    for rel in ("results/runs/gtiny/n40_eps0p5/seed0.nc", "results/gtiny/combined.nc",
+    for rel in ("results/runs/gtiny/n40/seed0.nc", "results/gtiny/combined.nc",
                 "results/spectra/syn_n40_test_syn_test.nc"):
         ds = store.open_dataset(tmp_path / rel)
         assert [n for n, v in ds.variables.items() if not v.attrs.get("long_name")] == [], rel
         assert sorted(set(ds.variables) - documented_variables()) == [], rel
         assert cf_findings(tmp_path / rel, tmp_path)["high"] == [], rel
+
+    # the analysis (theory, metrics, claims) is not an input of training: editing it retrains nothing
+    def planned_rules():
+        return {rule for rule, _ in dry_run_jobs(snakemake(repo, tmp_path, "-n", *targets))}
+
+    edit(repo / "src/daedyn/generalisation.py")
+    assert planned_rules() == {"generalisation_aggregate", "generalisation_figure", "beyond_claims"}
+    edit(repo / "src/daedyn/heldout.py")        # the formulas the moments and the trackers use
+    assert {"heldout_moment", "generalisation_train"} <= planned_rules()
 
 
 @pytest.mark.workflow
@@ -624,8 +661,8 @@ def test_default_config_plans_the_generalisation_experiment(tmp_path):
     out = run_snakemake(tmp_path, None, "-n").stdout
     jobs = dry_run_jobs(out)
     train = {w for rule, w in jobs if rule == "generalisation_train"}
-    assert len(train) == len(exp["n_samples"]) * len(exp["eps"]) == 24
-    assert "gen_experiment=generalisation_mnist, run=n500_eps0p125, seed=0" in train
+    assert train == {f"gen_experiment=generalisation_mnist, n={n}, seed=0" for n in exp["n_samples"]}
+    assert len(exp["n_samples"]) * len(exp["eps"]) == 24     # runs: one job per N trains every ε
     moments = {w for rule, w in jobs if rule == "heldout_moment"}
     assert moments == {f"dataset=mnist, n={n}, testset=mnist_test" for n in exp["n_samples"]}
     for rule in ("generalisation_aggregate", "generalisation_figure", "beyond_claims"):

@@ -275,7 +275,8 @@ def combine_runs(runs) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
     Each run holds :data:`RUN_VARIABLES` over (epoch[, mode][, sigma2_test]), the scalar
     coordinates or attributes ``n_samples``, ``eps``, ``lr``, ``hidden_units`` and the initial
     weights ``w1_init`` (hidden, feature), ``w2_init`` (feature, hidden), which must be the
-    same in every run; a length-1 ``run`` or ``seed`` dimension is squeezed. A missing or
+    same in every run. A dataset may hold several runs along ``run`` (a run file of
+    :mod:`daedyn.linear`, their settings as coordinates along ``run``) and one seed. A missing or
     duplicate (N, ε) pair, or runs with other epochs, learning rates or widths, are errors.
     """
     def scalar(ds, key):
@@ -284,12 +285,18 @@ def combine_runs(runs) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
             raise ValueError(f"a run has no {key!r} (coordinate or attribute)")
         return np.asarray(value).item()
 
+    def single_runs(datasets):
+        for ds in datasets:
+            if ds.sizes.get("seed", 1) != 1:
+                raise ValueError(f"combine one seed at a time; a dataset has seeds {ds['seed'].values.tolist()}")
+            ds = ds.isel(seed=0) if "seed" in ds.dims else ds
+            if "run" not in ds.dims:
+                yield ds
+            for k in range(ds.sizes.get("run", 0)):
+                yield ds.isel(run=k)  # the run's settings along `run` become scalar coordinates
+
     pieces, keys, init = [], [], None
-    for ds in runs:
-        stacked = {d: 0 for d in ("run", "seed") if d in ds.dims}
-        if any(ds.sizes[d] != 1 for d in stacked):
-            raise ValueError(f"each run dataset must hold one run and one seed, got {dict(ds.sizes)}")
-        ds = ds.isel(stacked)  # the run's settings along `run` become scalar coordinates
+    for ds in single_runs(runs):
         key = (int(scalar(ds, "n_samples")), float(scalar(ds, "eps")))
         if key in keys:
             raise ValueError(f"duplicate run for n_samples={key[0]}, eps={key[1]:g}")
@@ -527,9 +534,10 @@ def _g(x, digits=3) -> str:
     return f"{float(x):.{digits}g}"
 
 
-def claims(ds: xr.Dataset) -> list[dict]:
+def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     """Rows (claim, statement, measured, expected, verdict, note) for the experiment's claims.csv,
-    from a combined dataset with theory (:func:`add_theory`)."""
+    from a combined dataset with theory (:func:`add_theory`). With ``experiment`` the claim ids
+    are ``<experiment>/<id>``, so that they stay unique in the table of every experiment's claims."""
     from daedyn.claims import _grade, _row
 
     ns = [int(n) for n in ds["n_samples"].values]
@@ -650,4 +658,7 @@ def claims(ds: xr.Dataset) -> list[dict]:
             _grade(bool(np.all(np.diff(gap) < 0)), bool(gap[-1] < gap[0])),
             "a negative gap at large N means the held-out split has less variance outside the learned "
             "modes than the training samples"))
+    if experiment:
+        for row in rows:
+            row["claim"] = f"{experiment}/{row['claim']}"
     return rows

@@ -557,16 +557,14 @@ def eps_tag(eps):
     return repr(float(eps)).replace(".", "p").replace("-", "m").replace("+", "")
 
 
-def generalisation_run_grid(exp):
-    """Run name -> (N, eps), in the order N major, eps minor."""
-    return {
-        f"n{n}_eps{eps_tag(e)}": (n, e) for n in exp["n_samples"] for e in exp["eps"]
-    }
-
-
 def generalisation_train_inputs(wildcards):
     exp = config["generalisation_experiments"][wildcards.gen_experiment]
-    n, _ = generalisation_run_grid(exp)[wildcards.run]
+    n = int(wildcards.n)
+    if n not in exp["n_samples"]:
+        config_error(
+            f"generalisation_experiments.{wildcards.gen_experiment}.n_samples",
+            f"no N = {n}; sizes: {exp['n_samples']}",
+        )
     return {
         "spectrum": spectrum_path(exp["dataset"], n),
         "heldout": heldout_moment_path(exp["dataset"], n, exp["heldout"]),
@@ -574,36 +572,30 @@ def generalisation_train_inputs(wildcards):
 
 
 def generalisation_train_params(wildcards):
+    """One job trains every eps of one N (short runs: job start-up would cost more than they do)."""
     exp = config["generalisation_experiments"][wildcards.gen_experiment]
-    grid = generalisation_run_grid(exp)
-    if wildcards.run not in grid:
-        config_error(
-            f"generalisation_experiments.{wildcards.gen_experiment}",
-            f"no run {wildcards.run!r}; runs: {sorted(grid)}",
-        )
-    n, eps = grid[wildcards.run]
+    n = int(wildcards.n)
     keys = ("dataset", "heldout", "sigma2_test", "hidden", "lr", "epochs", "log_every")
     keys += ("init_std", "dtype", "device")
-    return canonical(
-        {
-            **GENERALISATION_FIXED,
-            **{k: exp[k] for k in keys},
-            "experiment": wildcards.gen_experiment,
-            "run": wildcards.run,
-            "seed": int(wildcards.seed),
-            "n_samples": n,
-            "eps": eps,
-        }
-    )
+    settings = {
+        **GENERALISATION_FIXED,
+        **{k: exp[k] for k in keys},
+        "experiment": wildcards.gen_experiment,
+        "seed": int(wildcards.seed),
+        "n_samples": n,
+    }
+    runs = {f"n{n}_eps{eps_tag(e)}": {"eps": e} for e in exp["eps"]}
+    return canonical({"settings": settings, "runs": runs})
 
 
 def generalisation_runtime(wildcards, attempt):
-    """Minutes, from the flops per epoch (steps, and records with the held-out errors) at 2 GFLOP/s."""
+    """Minutes, from the flops of all eps runs of one N (steps, and records with the held-out
+    errors) at 2 GFLOP/s."""
     exp = config["generalisation_experiments"][wildcards.gen_experiment]
     _, d = dataset_shape(exp["dataset"])
     h = exp["hidden"]
     flops = 8 * d * h * h + 2 * h * d * d / exp["log_every"]
-    return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
+    return int((10 + len(exp["eps"]) * exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
 def generalisation_mem_mb(wildcards, attempt):
@@ -615,12 +607,12 @@ def generalisation_mem_mb(wildcards, attempt):
 
 
 def generalisation_inputs(wildcards):
-    """The runs (N major, eps minor) and, per N, the spectrum and held-out moment."""
+    """Per N (in the config's order): the runs, the spectrum and the held-out moment."""
     exp = config["generalisation_experiments"][wildcards.gen_experiment]
     return {
         "runs": [
-            f"results/runs/{wildcards.gen_experiment}/{run}/seed{exp['seed']}.nc"
-            for run in generalisation_run_grid(exp)
+            f"results/runs/{wildcards.gen_experiment}/n{n}/seed{exp['seed']}.nc"
+            for n in exp["n_samples"]
         ],
         "spectra": [spectrum_path(exp["dataset"], n) for n in exp["n_samples"]],
         "moments": [

@@ -1,7 +1,8 @@
 # Generalisation: held-out second moment in a training spectrum's eigenbasis (computed once per
 # spectrum and held-out set; daedyn.heldout, so that an edit of daedyn.generalisation recomputes
-# neither it nor the training runs); the experiments of `generalisation_experiments`: train each run of
-# the grid N x eps -> aggregate with the per-mode theory, metrics and claims -> figure.
+# neither it nor the training runs); the experiments of `generalisation_experiments`: train the
+# runs of the grid N x eps (one job per N) -> aggregate with the per-mode theory, metrics and
+# claims -> figure.
 
 GEN_EXPERIMENT = "|".join(config["generalisation_experiments"]) or "(?!)"
 
@@ -39,14 +40,14 @@ rule generalisation_train:
         ),
         lock=LOCK,
     output:
-        "results/runs/{gen_experiment}/{run}/seed{seed}.nc",
+        "results/runs/{gen_experiment}/n{n}/seed{seed}.nc",
     log:
-        "logs/runs/{gen_experiment}/{run}/seed{seed}.log",
+        "logs/runs/{gen_experiment}/n{n}/seed{seed}.log",
     benchmark:
-        "benchmarks/runs/train/{gen_experiment}/{run}/seed{seed}.tsv"
+        "benchmarks/runs/train/{gen_experiment}/n{n}/seed{seed}.tsv"
     wildcard_constraints:
         gen_experiment=GEN_EXPERIMENT,
-    # small matrices (d x H): one thread each, two runs side by side on two cores
+    # small matrices (d x H): one thread each, two jobs side by side on two cores
     threads: 1
     resources:
         mem_mb=generalisation_mem_mb,
