@@ -573,7 +573,7 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     import csv
     import shutil
 
-    from conftest import REPO, dry_run_jobs
+    from conftest import REPO, dry_run_jobs, run_snakemake
     from test_reruns import edit, snakemake, write_config
 
     syn = {"n_samples": 400, "dim": 10, "spectrum": "exponential", "scale": 2.0, "decay": 0.7, "exact": False}
@@ -583,8 +583,14 @@ def test_generalisation_experiment_end_to_end(tmp_path):
               "datasets": {"syn": {"source": "synthetic", "synthetic": {**syn, "seed": 1}},
                            "syn_test": {"source": "synthetic", "synthetic": {**syn, "seed": 2}}},
               # off: its claims would join results/claims/beyond.csv
-              "generalisation_experiments": {"generalisation_mnist": {"enabled": False}, "gtiny": exp}}
-    targets = ["results/figures/gtiny.png", "results/gtiny/metrics.csv", "results/claims/beyond.csv"]
+              "generalisation_experiments": {"generalisation_mnist": {"enabled": False}, "gtiny": exp},
+              # a plain linear experiment can track the same held-out errors
+              "linear_experiments": {"lheld": {
+                  "dataset": "syn", "n_samples": 40, "hidden": 4, "lr": 0.1, "epochs": 150, "log_every": 10,
+                  "dtype": "float64", "modes": [0, 1], "heldout": "syn_test", "sigma2_test": [0.3],
+                  "runs": {"dae": {"eps": 0.5}}}}}
+    targets = ["results/figures/gtiny.png", "results/gtiny/metrics.csv", "results/claims/beyond.csv",
+               "results/runs/lheld/dae/seed0.nc"]
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("Snakefile", "config.yaml", "requirements.lock"):
@@ -614,6 +620,10 @@ def test_generalisation_experiment_end_to_end(tmp_path):
                                sigma2_test=[0.0, 0.3], eps=0.5, hidden=4, lr=0.1, epochs=150, log_every=10,
                                dtype="float64", device="cpu")
     np.testing.assert_array_equal(alone.trajectory["test_denoising"], runs["test_denoising"][1, 0])
+    lheld = store.open_dataset(tmp_path / "results/runs/lheld/dae/seed0.nc")
+    assert lheld.attrs["snakemake_rule"] == "linear_train" and lheld["heldout"].values.tolist() == ["syn_test"]
+    np.testing.assert_array_equal(lheld["test_reconstruction"][0, 0], runs["test_reconstruction"][1, 0])
+    np.testing.assert_array_equal(lheld["test_denoising"][0, 0, :, 0], runs["test_denoising"][1, 0, :, 1])
 
     combined = store.open_dataset(tmp_path / "results/gtiny/combined.nc")
     assert dict(combined["test_denoising"].sizes) == {"n_samples": 2, "eps": 2, "epoch": 16, "sigma2_test": 2}
@@ -649,7 +659,14 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     edit(repo / "src/daedyn/generalisation.py")
     assert planned_rules() == {"generalisation_aggregate", "generalisation_figure", "beyond_claims"}
     edit(repo / "src/daedyn/heldout.py")        # the formulas the moments and the trackers use
-    assert {"heldout_moment", "generalisation_train"} <= planned_rules()
+    assert {"heldout_moment", "generalisation_train", "linear_train"} <= planned_rules()
+
+    # configuration mistakes stop the run before any job, naming the key
+    for bad, key in (({"heldout": "nope"}, "linear_experiments.lheld.heldout"),
+                     ({"heldout": None}, "linear_experiments.lheld.sigma2_test")):
+        wrong = {**config, "linear_experiments": {"lheld": {**config["linear_experiments"]["lheld"], **bad}}}
+        proc = run_snakemake(tmp_path / "bad", wrong, "-n", check=False)
+        assert proc.returncode != 0 and key in proc.stdout + proc.stderr, key
 
 
 @pytest.mark.workflow

@@ -36,7 +36,7 @@ rule generalisation_train:
         # the linear engines record the held-out errors through daedyn.heldout (not daedyn.generalisation:
         # an edit of the experiment's theory or claims must not retrain)
         code=package_sources(
-            "training", "runconfig", "linear", "heldout", "data", "jobs/linear"
+            "training", "runconfig", "linear", "heldout", "jobs/linear"
         ),
         lock=LOCK,
     output:
