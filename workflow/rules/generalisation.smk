@@ -23,7 +23,7 @@ rule heldout_moment:
         testset="[a-z][a-z0-9_]*",
     resources:
         mem_mb=heldout_moment_mem_mb,
-        runtime=30,
+        runtime=heldout_moment_runtime,
     params:
         spec=heldout_moment_params,
     script:
@@ -88,6 +88,8 @@ rule generalisation_aggregate:
         "logs/aggregate/{gen_experiment}.log",
     wildcard_constraints:
         gen_experiment=GEN_EXPERIMENT,
+    resources:
+        mem_mb=generalisation_aggregate_mem_mb,
     params:
         spec=generalisation_aggregate_params,
     script:
