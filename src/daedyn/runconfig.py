@@ -44,10 +44,13 @@ def _resolve(prop: dict) -> dict:
 
 
 def _properties(kind: str) -> dict[str, dict]:
-    """Per-run properties of an experiment kind: experiment level, overridden by a run's entry."""
+    """Per-run properties of an experiment kind: experiment level, overridden by a run's entry.
+
+    A key a run may override keeps the experiment level's default (a run's value defaults to its
+    experiment's), so the two are merged, not replaced."""
     exp = schema()["$defs"][kind]["properties"]
     run = exp["runs"]["additionalProperties"]["properties"]
-    return {k: _resolve(v) for k, v in {**exp, **run}.items()}
+    return {k: _resolve({**_resolve(exp.get(k, {})), **_resolve(run.get(k, {}))}) for k in {**exp, **run}}
 
 
 def schema_defaults(kind: str) -> dict[str, Any]:
