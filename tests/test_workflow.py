@@ -37,7 +37,10 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
                    for e in default_experiments(config, kind).values()]
     spectra = {(s["dataset"], s["n_samples"]) for s in config["spectra"]}
     spectra |= {(e["dataset"], e["n_samples"]) for e in experiments}
-    assert jobs["dataset"] == len({name for name, _ in spectra})
+    generalisation = default_experiments(config, "generalisation_experiments").values()
+    spectra |= {(e["dataset"], n) for e in generalisation for n in e["n_samples"]}
+    heldout = {e["heldout"] for e in generalisation}
+    assert jobs["dataset"] == len({name for name, _ in spectra} | heldout)
     assert jobs["spectrum"] == len(spectra)
     for name, n in spectra:
         assert f"results/spectra/{name}_n{n}.nc" in proc.stdout

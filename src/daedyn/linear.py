@@ -66,7 +66,12 @@ eigenbasis, so all engines record the same quantities from the same formulas):
 * the marginalised loss terms ``loss``, ``loss_reconstruction``, ``loss_noise``,
   ``loss_decay`` computed from Σ (also for the sampled engine, so that runs compare);
   ``loss_reconstruction`` is also the clean training error ½·mean‖x − Wx‖²;
-* ``norm_w1``, ``norm_w2`` (Frobenius) and ``balancedness`` = ‖W₁W₁ᵀ − W₂ᵀW₂‖_F.
+* ``norm_w1``, ``norm_w2`` (Frobenius) and ``balancedness`` = ‖W₁W₁ᵀ − W₂ᵀW₂‖_F;
+* with a held-out moment ``C`` = VᵀΣ_testV (config ``heldout``): ``test_reconstruction``, the
+  error ½·mean‖x − Wx‖² on the clean held-out inputs, and ``test_denoising`` (epoch,
+  sigma2_test), the expected error ½·mean E‖x − W(x + n)‖² with test noise n ~ N(0, σ²_test I)
+  for each σ²_test of ``config.sigma2_test`` (:func:`daedyn.heldout.state_errors`, exact
+  for any W, O(H·d²) per record).
 
 The loss terms use the trace expansion ½(Σλ_i − 2Σλ_iu_i + tr(PQ_λ)), so in float32 their
 absolute error is about 1e-7·tr Σ. The driver checks the recorded loss for divergence (so a
@@ -84,6 +89,7 @@ one thread can beat two, because multithreaded BLAS waits for descheduled thread
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -139,6 +145,13 @@ _META = {
     "balancedness": ("|W1 W1^T - W2^T W2|_F", "1"),
 }
 
+_TEST_META = {
+    "test_reconstruction": ("held-out reconstruction error 1/2 mean_n |x_n - W x_n|^2 (clean held-out inputs)",
+                            "1"),
+    "test_denoising": ("expected held-out denoising error 1/2 mean_n E|x_n - W (x_n + n)|^2, "
+                       "n ~ N(0, sigma2_test I)", "1"),
+}
+
 
 
 
@@ -146,12 +159,15 @@ class _Tracker(Records):
     """Records the tracked quantities into preallocated device buffers, in Σ's eigenbasis.
 
     Works on A1 = W1 V (H×d) and B2 = A2ᵀ = W2ᵀV (H×d): u_i = Σ_h A1[h,i] B2[h,i],
-    ‖W‖²_F = tr(P G) with P = B2B2ᵀ = W2ᵀW2 and G = A1A1ᵀ = W1W1ᵀ.
+    ‖W‖²_F = tr(P G) with P = B2B2ᵀ = W2ᵀW2 and G = A1A1ᵀ = W1W1ᵀ. With the held-out moment
+    ``C`` = VᵀΣ_testV (d×d, same dtype and device) it also records the held-out errors, the
+    denoising one for each test-noise variance of ``sigma2_test``.
     """
 
     BUFFERS = ("u", "sv", "scalars")
 
-    def __init__(self, lam: torch.Tensor, eps: float, gamma: float, hidden: int, n_log: int):
+    def __init__(self, lam: torch.Tensor, eps: float, gamma: float, hidden: int, n_log: int,
+                 C: torch.Tensor | None = None, sigma2_test: tuple[float, ...] = ()):
         d = lam.shape[0]
         self.lam, self.eps, self.gamma = lam, float(eps), float(gamma)
         self.trace = float(lam.sum())
@@ -160,6 +176,13 @@ class _Tracker(Records):
         self.u = torch.empty(n_log, d, **kw)
         self.sv = torch.empty(n_log, self.k, **kw)
         self.scalars = torch.empty(n_log, len(_SCALARS), **kw)
+        self.C, self.sigma2_test = C, tuple(sigma2_test)
+        if C is not None:
+            from daedyn.heldout import state_errors  # only runs with a held-out set need it
+
+            self.state_errors = state_errors
+            self.test = torch.empty(n_log, 1 + len(self.sigma2_test), **kw)  # reconstruction, denoising
+            self.BUFFERS = (*self.BUFFERS, "test")
 
     def record(self, row: int, A1, B2, P=None, Q=None) -> float:
         """Store the state (A1, B2) as row ``row``; pass P = B2B2ᵀ, Q = A1diag(λ+ε)A1ᵀ if known.
@@ -193,6 +216,10 @@ class _Tracker(Records):
         s[0], s[1], s[2], s[3] = rec + noise + decay, rec, noise, decay
         s[4], s[5] = n1sq.sqrt(), n2sq.sqrt()
         s[6] = torch.linalg.matrix_norm(G - P)
+        if self.C is not None:
+            err = self.state_errors(A1, B2, self.C, list(self.sigma2_test), P=P, G=G)
+            self.test[row, 0] = err["test_reconstruction"]
+            self.test[row, 1:] = err["test_denoising"]
         loss = float(s[0])
         if math.isfinite(loss):
             with num_threads(threads):
@@ -207,13 +234,24 @@ class _Tracker(Records):
                 "singular_values": (("epoch", "sv"), self.sv.double().cpu().numpy())}
         for j, name in enumerate(_SCALARS):
             data[name] = (("epoch",), sc[:, j])
-        ds = xr.Dataset(data, coords={
+        coords = {
             "epoch": ("epoch", np.asarray(epochs, dtype=np.int64)),
             "mode": ("mode", np.arange(lam.shape[0], dtype=np.int64)),
             "lam": ("mode", np.asarray(lam, dtype=np.float64)),
             "sv": ("sv", np.arange(self.k, dtype=np.int64)),
-        })
-        for name, (long_name, units) in _META.items():
+        }
+        meta = dict(_META)
+        if self.C is not None:
+            test = self.test.double().cpu().numpy()
+            data["test_reconstruction"] = (("epoch",), test[:, 0])
+            meta["test_reconstruction"] = _TEST_META["test_reconstruction"]
+            if self.sigma2_test:
+                data["test_denoising"] = (("epoch", "sigma2_test"), test[:, 1:])
+                meta["test_denoising"] = _TEST_META["test_denoising"]
+                coords["sigma2_test"] = ("sigma2_test", np.asarray(self.sigma2_test, dtype=np.float64),
+                                         {"long_name": "variance of the Gaussian test noise", "units": "1"})
+        ds = xr.Dataset(data, coords=coords)
+        for name, (long_name, units) in meta.items():
             ds[name].attrs.update(long_name=long_name, units=units)
         ds["epoch"].attrs.update(long_name="epoch (one full-batch GD step; for minibatch runs one "
                                  "pass over the data)", units="1")
@@ -286,11 +324,29 @@ class Run:
 # engines
 
 
+def _heldout_moment(config: LinearConfig, C, d: int) -> np.ndarray | None:
+    """The held-out moment C as a symmetric float64 (d, d) array, or None; checked against the config."""
+    if C is None:
+        if config.heldout is not None or config.sigma2_test:
+            raise ValueError(f"{config.label}: heldout = {config.heldout!r}, sigma2_test = {list(config.sigma2_test)} "
+                             "need the held-out moment C = V^T Sigma_test V (rule heldout_moment); none was given")
+        return None
+    C = np.ascontiguousarray(C.cpu().numpy() if torch.is_tensor(C) else C, dtype=np.float64)
+    if C.shape != (d, d):
+        raise ValueError(f"{config.label}: the held-out moment C must be ({d}, {d}), got {C.shape}")
+    scale = max(float(np.abs(C).max()), 1e-300)
+    if not np.all(np.isfinite(C)) or float(np.abs(C - C.T).max()) > 1e-10 * scale:
+        raise ValueError(f"{config.label}: the held-out moment C must be a finite symmetric matrix")
+    return C
+
+
 class _LinearEngine:
     """What the linear engines share: the configuration, spectrum, initial weights, tracker and
-    the stability guard, all set up before the first step."""
+    the stability guard, all set up before the first step. ``C`` (d×d) is the held-out moment
+    VᵀΣ_testV in the basis V, needed when the config names a held-out set (``heldout``) or
+    test-noise variances (``sigma2_test``)."""
 
-    def __init__(self, config: LinearConfig, lam, V, W1, W2, X=None):
+    def __init__(self, config: LinearConfig, lam, V, W1, W2, X=None, C=None):
         self.config = config
         self.device, self.dtype = resolve_device(config.device), resolve_dtype(config.dtype)
         if (lam is None) != (V is None):
@@ -311,7 +367,10 @@ class _LinearEngine:
         self.eta_max = theory.stability_limit(self.lam, config.eps, config.gamma, config.hidden)
         stability_guard(config, self.lam, eta_max=self.eta_max)
         n_log = len(log_epochs(config.epochs, config.log_every))
-        self.tracker = _Tracker(self.lam_t, config.eps, config.gamma, config.hidden, n_log)
+        self.C = _heldout_moment(config, C, d)
+        self.tracker = _Tracker(self.lam_t, config.eps, config.gamma, config.hidden, n_log,
+                                None if self.C is None else as_tensor(self.C, self.dtype, self.device),
+                                config.sigma2_test)
 
     def generators(self) -> dict[str, torch.Generator]:
         return {}
@@ -329,7 +388,10 @@ class _LinearEngine:
         return {"n_steps": self.config.epochs}
 
     def fingerprint_extra(self) -> dict:
-        return {"given_weights": self.given}
+        extra = {"given_weights": self.given}
+        if self.C is not None:  # records made with another held-out moment must not be resumed
+            extra["heldout_sha256"] = hashlib.sha256(self.C.tobytes()).hexdigest()
+        return extra
 
 
 class ExactEngine(_LinearEngine):
@@ -340,8 +402,8 @@ class ExactEngine(_LinearEngine):
     updates into double buffers (no allocation inside the loop).
     """
 
-    def __init__(self, config: LinearConfig, lam, V, W1=None, W2=None):
-        super().__init__(config, lam, V, W1, W2)
+    def __init__(self, config: LinearConfig, lam, V, W1=None, W2=None, C=None):
+        super().__init__(config, lam, V, W1, W2, C=C)
         _check_orthogonal(self.V)
         V_t, H = self.V, config.hidden
         self.A1, self.B2 = (self.W1_0 @ V_t).contiguous(), (self.W2_0.T @ V_t).contiguous()
@@ -390,8 +452,8 @@ class DatapassEngine(_LinearEngine):
     (noise marginalised: the ε‖W‖²/2 term).
     """
 
-    def __init__(self, config: LinearConfig, X, lam=None, V=None, W1=None, W2=None):
-        super().__init__(config, lam, V, W1, W2, X=X)
+    def __init__(self, config: LinearConfig, X, lam=None, V=None, W1=None, W2=None, C=None):
+        super().__init__(config, lam, V, W1, W2, X=X, C=C)
         self.X = as_tensor(X, self.dtype, self.device).contiguous()
         n, d = self.X.shape
         self.W1, self.W2 = self.W1_0.clone(), self.W2_0.clone()
@@ -443,8 +505,8 @@ class SampledEngine(_LinearEngine):
     CPU and CUDA runs draw different noise.
     """
 
-    def __init__(self, config: LinearConfig, X, lam=None, V=None, W1=None, W2=None):
-        super().__init__(config, lam, V, W1, W2, X=X)
+    def __init__(self, config: LinearConfig, X, lam=None, V=None, W1=None, W2=None, C=None):
+        super().__init__(config, lam, V, W1, W2, X=X, C=C)
         self.X, self.B = data_and_batch(X, config.batch_size, self.dtype, self.device)
         n, d = self.X.shape
         self.full = self.B == n
@@ -510,7 +572,7 @@ def _config(config: LinearConfig | None, engine: str, n_samples: int | None, ove
     return config
 
 
-def train_exact(lam, V, config: LinearConfig | None = None, *, W1=None, W2=None,
+def train_exact(lam, V, config: LinearConfig | None = None, *, W1=None, W2=None, C=None,
                 checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
                 **overrides) -> Run:
     """Full-batch GD on the marginalised loss, run in Σ's eigenbasis from (λ, V) alone.
@@ -519,32 +581,34 @@ def train_exact(lam, V, config: LinearConfig | None = None, *, W1=None, W2=None,
     columns (checked with a random probe). One step costs O(d·H²) (:class:`ExactEngine`); the
     trajectory is that of :func:`train_datapass` on data with this Σ. ``config`` (or keywords
     for :meth:`LinearConfig.make`, e.g. ``hidden=16, lr=0.01, epochs=200, eps=0.5``) gives the
-    run; ``W1`` (H×d), ``W2`` (d×H) optional initial weights.
+    run; ``W1`` (H×d), ``W2`` (d×H) optional initial weights; ``C`` (d×d) the held-out moment
+    VᵀΣ_testV, whose errors are then recorded too (config ``heldout``, ``sigma2_test``).
     """
     config = _config(config, "exact", None, overrides)
-    return run_engine(ExactEngine(config, lam, V, W1, W2), Run, checkpoint=checkpoint, threads=threads,
+    return run_engine(ExactEngine(config, lam, V, W1, W2, C), Run, checkpoint=checkpoint, threads=threads,
                       progress=progress)
 
 
-def train_datapass(X, config: LinearConfig | None = None, *, lam=None, V=None, W1=None, W2=None,
+def train_datapass(X, config: LinearConfig | None = None, *, lam=None, V=None, W1=None, W2=None, C=None,
                    checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
                    **overrides) -> Run:
     """Reference full-batch GD from a pass over the data X (N×d) (:class:`DatapassEngine`).
 
     ``lam``, ``V`` (Σ's spectrum, used for the tracking and the guard) are computed from X in
-    float64 when not given.
+    float64 when not given; ``C`` as for :func:`train_exact`, in the basis V.
     """
     config = _config(config, "datapass", int(np.shape(X)[0]), overrides)
-    return run_engine(DatapassEngine(config, X, lam, V, W1, W2), Run, checkpoint=checkpoint,
+    return run_engine(DatapassEngine(config, X, lam, V, W1, W2, C), Run, checkpoint=checkpoint,
                       threads=threads, progress=progress)
 
 
-def train_sampled(X, config: LinearConfig | None = None, *, lam=None, V=None, W1=None, W2=None,
+def train_sampled(X, config: LinearConfig | None = None, *, lam=None, V=None, W1=None, W2=None, C=None,
                   checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
                   **overrides) -> Run:
-    """A real linear DAE with fresh Gaussian input noise every step (:class:`SampledEngine`)."""
+    """A real linear DAE with fresh Gaussian input noise every step (:class:`SampledEngine`); ``C``
+    as for :func:`train_datapass`."""
     config = _config(config, "sampled", int(np.shape(X)[0]), overrides)
-    return run_engine(SampledEngine(config, X, lam, V, W1, W2), Run, checkpoint=checkpoint, threads=threads,
+    return run_engine(SampledEngine(config, X, lam, V, W1, W2, C), Run, checkpoint=checkpoint, threads=threads,
                       progress=progress)
 
 

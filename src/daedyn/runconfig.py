@@ -47,11 +47,11 @@ def _resolve(prop: dict) -> dict:
 def _properties(kind: str) -> dict[str, dict]:
     """Per-run properties of an experiment kind: experiment level, overridden by a run's entry.
 
-    A key allowed at both levels keeps the experiment level's default unless the run's entry
-    declares its own."""
+    A key a run may override keeps the experiment level's default (a run's value defaults to its
+    experiment's), so the two are merged, not replaced."""
     exp = schema()["$defs"][kind]["properties"]
     run = exp["runs"]["additionalProperties"]["properties"]
-    return {k: {**_resolve(exp.get(k, {})), **_resolve(run.get(k, {}))} for k in {**exp, **run}}
+    return {k: _resolve({**_resolve(exp.get(k, {})), **_resolve(run.get(k, {}))}) for k in {**exp, **run}}
 
 
 def schema_defaults(kind: str) -> dict[str, Any]:
@@ -228,6 +228,7 @@ class LinearConfig(RunConfig):
         "gamma": ("weight decay gamma", "1"),
         "hidden_units": ("number of hidden units H", "1"),
         "allow_unstable": ("1: trained although lr >= eta_max on purpose", "1"),
+        "heldout": ("held-out dataset of the test errors", ""),
         **_SHARED_META,
     }
 
@@ -236,6 +237,18 @@ class LinearConfig(RunConfig):
     eps: float
     gamma: float
     allow_unstable: bool
+    heldout: str | None        # held-out dataset whose moment C the tracker evaluates (None: no test errors)
+    sigma2_test: tuple[float, ...]  # test-noise variances of the recorded held-out denoising errors
+
+    def __post_init__(self):
+        # a list in params and the schema; a tuple here, so that the frozen config stays hashable
+        where = f"{self.family} run {self.label}"
+        if not isinstance(self.sigma2_test, (list, tuple)):
+            raise ValueError(f"{where}: sigma2_test must be a list of variances, got {self.sigma2_test!r}")
+        item = _properties(self.KIND)["sigma2_test"]["items"]
+        object.__setattr__(self, "sigma2_test", tuple(
+            _check(where, f"sigma2_test[{i}]", v, item) for i, v in enumerate(self.sigma2_test)))
+        super().__post_init__()
 
     @property
     def hidden_units(self) -> int:  # "hidden" is the weights' dimension in a run file

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from daedyn import configcheck
+from daedyn.runconfig import LinearConfig, schema_defaults
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -349,11 +350,20 @@ def linear_run_spectra(wildcards):
 
 
 def linear_train_inputs(wildcards):
-    """The spectrum always; the dataset too for the engines that pass over the data."""
+    """The spectrum always; the dataset too for the engines that pass over the data; the held-out
+    moment (and the module that evaluates it) when the experiment names a held-out set.
+    """
     exp = linear_experiment(wildcards)
     inputs = {"spectrum": linear_spectrum(wildcards)}
     if run_setting(exp, wildcards.run, "engine") != "exact":
         inputs["dataset"] = f"results/data/{exp['dataset']}.nc"
+    if exp["heldout"] is not None:
+        inputs["heldout"] = heldout_moment_path(
+            exp["dataset"],
+            run_setting(exp, wildcards.run, "n_samples"),
+            exp["heldout"],
+        )
+        inputs["heldout_code"] = package_sources("heldout")[-1]
     return inputs
 
 
@@ -361,6 +371,7 @@ def linear_train_params(wildcards):
     exp = config["linear_experiments"][wildcards.experiment]
     keys = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std")
     keys += ("engine", "batch_size", "shuffle", "dtype", "device", "allow_unstable")
+    keys += ("heldout", "sigma2_test")
     return canonical(
         {
             "experiment": wildcards.experiment,
@@ -626,7 +637,237 @@ def experiment_targets(paper):
         for name in sweeps
         for ext in ("png", "pdf")
     ] + [f"results/{name}/sweep.csv" for name in sweeps]
-    return sorted(spectra) + tables + figures + sweep_outputs
+    return (
+        sorted(spectra)
+        + tables
+        + figures
+        + sweep_outputs
+        + generalisation_targets(paper)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Generalisation (held-out errors of linear DAEs trained on N samples): the held-out moment of a
+# spectrum, and the experiments of `generalisation_experiments`, whose runs are the grid N x eps.
+
+
+def heldout_moment_path(dataset, n_samples, testset):
+    return f"results/spectra/{dataset}_n{n_samples}_test_{testset}.nc"
+
+
+def heldout_moment_params(wildcards):
+    """The training spectrum (dataset, N) and the held-out dataset; both must be configured."""
+    for name in (wildcards.dataset, wildcards.testset):
+        if name not in DATASETS:
+            config_error(
+                "datasets", f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}"
+            )
+    return canonical(
+        {
+            "dataset": wildcards.dataset,
+            "n_samples": int(wildcards.n),
+            "testset": wildcards.testset,
+        }
+    )
+
+
+def heldout_moment_mem_mb(wildcards, attempt):
+    """As the spectrum: a few d x d float64 matrices plus one block of the held-out inputs."""
+    return spectrum_mem_mb(wildcards, attempt)
+
+
+def heldout_moment_runtime(wildcards, attempt):
+    """Minutes: N_test d^2 flops for the held-out moment and 2 d^3 for the rotation at 10 GFLOP/s."""
+    n, d = dataset_shape(wildcards.testset)
+    return requested_minutes((n * d * d + 2 * d**3) / 10e9, attempt)
+
+
+def check_heldout(key, exp):
+    """A held-out set must be configured and have the training set's input dimension."""
+    if exp["heldout"] not in DATASETS:
+        config_error(
+            f"{key}.heldout",
+            f"unknown dataset {exp['heldout']!r}; allowed: {sorted(DATASETS)}",
+        )
+    d_train, d_test = (dataset_shape(exp[k])[1] for k in ("dataset", "heldout"))
+    if d_train != d_test:
+        config_error(
+            f"{key}.heldout",
+            f"{exp['heldout']!r} has {d_test} inputs but {exp['dataset']!r} has {d_train}; "
+            "pair a training set with the held-out split of the same source",
+        )
+
+
+for _name, _exp in config["linear_experiments"].items():
+    if _exp["heldout"] is not None:
+        check_heldout(f"linear_experiments.{_name}", _exp)
+    elif _exp["sigma2_test"]:
+        config_error(
+            f"linear_experiments.{_name}.sigma2_test",
+            "test-noise variances need a held-out set (`heldout`)",
+        )
+
+for _name, _exp in config["generalisation_experiments"].items():
+    _key = f"generalisation_experiments.{_name}"
+    if (
+        _name in config["linear_experiments"]
+        or _name in config["nonlinear_experiments"]
+    ):
+        config_error(
+            _key,
+            "the name is also another experiment's; experiment names must be unique",
+        )
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"{_key}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    check_heldout(_key, _exp)
+    for _field in ("n_samples", "eps", "sigma2_test"):
+        if len(set(_exp[_field])) != len(_exp[_field]):
+            config_error(f"{_key}.{_field}", f"repeated values in {_exp[_field]}")
+    if max(_exp["n_samples"]) > dataset_shape(_exp["dataset"])[0]:
+        config_error(
+            f"{_key}.n_samples",
+            f"{max(_exp['n_samples'])} exceeds the {dataset_shape(_exp['dataset'])[0]} samples "
+            f"of {_exp['dataset']!r}",
+        )
+
+GENERALISATION = {
+    name: exp
+    for name, exp in config["generalisation_experiments"].items()
+    if exp["enabled"]
+}
+# the runs of a generalisation experiment are trained as linear runs: the settings it does not
+# choose take the linear schema's defaults, and the engine is the exact one
+GENERALISATION_FIXED = {
+    **{
+        k: v
+        for k, v in schema_defaults("linear_experiment").items()
+        if k in LinearConfig.__dataclass_fields__
+    },
+    "engine": "exact",
+    "gamma": 0.0,
+}
+
+
+def eps_tag(eps):
+    """A run-name fragment for a noise variance: 0.25 -> 0p25, 1e-05 -> 1em05."""
+    return repr(float(eps)).replace(".", "p").replace("-", "m").replace("+", "")
+
+
+def generalisation_train_inputs(wildcards):
+    exp = config["generalisation_experiments"][wildcards.gen_experiment]
+    n = int(wildcards.n)
+    if n not in exp["n_samples"]:
+        config_error(
+            f"generalisation_experiments.{wildcards.gen_experiment}.n_samples",
+            f"no N = {n}; sizes: {exp['n_samples']}",
+        )
+    return {
+        "spectrum": spectrum_path(exp["dataset"], n),
+        "heldout": heldout_moment_path(exp["dataset"], n, exp["heldout"]),
+    }
+
+
+def generalisation_train_params(wildcards):
+    """One job trains every eps of one N (short runs: job start-up would cost more than they do)."""
+    exp = config["generalisation_experiments"][wildcards.gen_experiment]
+    n = int(wildcards.n)
+    keys = ("dataset", "heldout", "sigma2_test", "hidden", "lr", "epochs", "log_every")
+    keys += ("init_std", "dtype", "device")
+    settings = {
+        **GENERALISATION_FIXED,
+        **{k: exp[k] for k in keys},
+        "experiment": wildcards.gen_experiment,
+        "seed": int(wildcards.seed),
+        "n_samples": n,
+    }
+    runs = {f"n{n}_eps{eps_tag(e)}": {"eps": e} for e in exp["eps"]}
+    return canonical({"settings": settings, "runs": runs})
+
+
+def generalisation_runtime(wildcards, attempt):
+    """Minutes for every eps run of one N: each an exact-engine run as linear_runtime counts it,
+    plus per record the held-out errors (2 H d^2 flops)."""
+    exp = config["generalisation_experiments"][wildcards.gen_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    h = exp["hidden"]
+    records = exp["epochs"] // exp["log_every"] + 1
+    run = exp["epochs"] * 8 * d * h * h
+    run += records * (4 * d * h * h + 50 * h**3 + 2 * h * d * d)
+    return requested_minutes(gemm_seconds(len(exp["eps"]) * run), attempt)
+
+
+def generalisation_mem_mb(wildcards, attempt):
+    """Spectrum, held-out moment and their copies (d x d float64), and every run's records."""
+    exp = config["generalisation_experiments"][wildcards.gen_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    records = exp["epochs"] // exp["log_every"] + 1
+    return requested_mb((5 * d * d + 2 * len(exp["eps"]) * records * d) * 8, attempt)
+
+
+def generalisation_aggregate_mem_mb(wildcards, attempt):
+    """The measured and theory mode strengths over (N, eps, epoch, mode) and a few temporaries
+    as large (the errors over sigma2_test)."""
+    exp = config["generalisation_experiments"][wildcards.gen_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    records = exp["epochs"] // exp["log_every"] + 1
+    grid = len(exp["n_samples"]) * len(exp["eps"]) * records * d
+    return requested_mb((4 + len(exp["sigma2_test"])) * grid * 8, attempt)
+
+
+def generalisation_inputs(wildcards):
+    """Per N (in the config's order): the runs, the spectrum and the held-out moment."""
+    exp = config["generalisation_experiments"][wildcards.gen_experiment]
+    return {
+        "runs": [
+            f"results/runs/{wildcards.gen_experiment}/n{n}/seed{exp['seed']}.nc"
+            for n in exp["n_samples"]
+        ],
+        "spectra": [spectrum_path(exp["dataset"], n) for n in exp["n_samples"]],
+        "moments": [
+            heldout_moment_path(exp["dataset"], n, exp["heldout"])
+            for n in exp["n_samples"]
+        ],
+    }
+
+
+def generalisation_aggregate_params(wildcards):
+    exp = config["generalisation_experiments"][wildcards.gen_experiment]
+    return canonical(
+        {
+            "experiment": wildcards.gen_experiment,
+            "n_samples": exp["n_samples"],
+            "seed": exp["seed"],
+        }
+    )
+
+
+def generalisation_targets(paper):
+    """Tables, claims and figures of the enabled generalisation experiments flagged `paper`."""
+    return [
+        out
+        for name, exp in GENERALISATION.items()
+        if exp["paper"] == paper
+        for out in [
+            f"results/{name}/{table}"
+            for table in (
+                "combined.nc",
+                "metrics.csv",
+                "optimal_noise.csv",
+                "claims.csv",
+            )
+        ]
+        + [f"results/figures/{name}.{ext}" for ext in ("png", "pdf")]
+    ]
+
+
+BEYOND_CLAIMS += [
+    f"results/{name}/claims.csv"
+    for name, exp in GENERALISATION.items()
+    if not exp["paper"]
+]
 
 
 # the sweep summaries' claims (fixed points, timing) are claims beyond the paper

@@ -11,4 +11,5 @@ train_job(
     threads=snakemake.threads,
     # not a param: the checkpoint cadence does not change the result, so changing it reruns nothing
     checkpoint_every=snakemake.config["linear_experiments"][snakemake.wildcards.experiment]["checkpoint_every"],
+    heldout_path=snakemake.input.get("heldout"),
 )

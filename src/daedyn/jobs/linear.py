@@ -14,11 +14,14 @@ log = logging.getLogger("daedyn")
 
 
 def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str | None, output: str,
-              job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
+              job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0,
+              heldout_path: str | None = None) -> None:
     """Train one run (one condition, one seed) → ``results/runs/{experiment}/{run}/seed{seed}.nc``.
 
     ``params`` are the run's settings (:meth:`daedyn.runconfig.LinearConfig.from_params`);
-    ``threads`` and ``checkpoint_every`` (0: no checkpoints) do not change the result.
+    ``heldout_path`` the held-out moment in the spectrum's eigenbasis (rule heldout_moment) when
+    the run names a ``heldout`` set; ``threads`` and ``checkpoint_every`` (0: no checkpoints) do
+    not change the result.
     """
     from daedyn import data, linear
     from daedyn.runconfig import LinearConfig
@@ -28,8 +31,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         started = provenance.now()
         config = LinearConfig.from_params(params)
         who = job.rule or "linear_train"
-        spec = store.open_dataset(spectrum_path, needed_by=who)
-        lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
+        spec, lam, V, C = _spectrum_and_moment(config, spectrum_path, heldout_path, who)
         x = None
         if config.engine != "exact":
             ds = store.open_dataset(dataset_path, needed_by=who)
@@ -37,13 +39,73 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         log.info("%s seed %d: %s engine, H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
                  config.engine, config.hidden, config.eps, config.gamma, config.lr, config.epochs)
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = linear.train(config, lam, V, x, checkpoint=checkpoint, threads=threads, progress=True)
+        result = linear.train(config, lam, V, x, C=C, checkpoint=checkpoint, threads=threads, progress=True)
         out = result.dataset()
         log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
-        inputs = [spectrum_path] + ([dataset_path] if dataset_path else [])
+        inputs = [spectrum_path] + [p for p in (dataset_path, heldout_path) if p]
         store.write_dataset(out, output, provenance_attrs=provenance.collect(
             dict(params), rule=job.rule, wildcards=job.wildcards, inputs=inputs, seed=config.seed,
             device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
+
+
+def _spectrum_and_moment(config, spectrum_path: str, heldout_path: str | None, who: str):
+    """The training spectrum (dataset, λ, V) and, when the run names a held-out set, its moment C."""
+    spec = store.open_dataset(spectrum_path, needed_by=who)
+    lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
+    if config.heldout is None:
+        return spec, lam, V, None
+    if heldout_path is None:
+        raise ValueError(f"{config.label}: heldout = {config.heldout!r} but no held-out moment file was given")
+    moment = store.open_dataset(heldout_path, needed_by=who)
+    if not np.array_equal(moment["eigenvalue"].values, lam):
+        raise ValueError(f"{heldout_path} was computed in the eigenbasis of another spectrum than "
+                         f"{spectrum_path}; rebuild it (rule heldout_moment)")
+    return spec, lam, V, moment["test_moment"].values
+
+
+def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: JobInfo = JobInfo(), *,
+                   heldout_path: str | None = None, threads: int | None = None, checkpoint_every: int = 0) -> None:
+    """Train several runs of the exact engine on one spectrum, one after the other, into one file
+    (the runs along ``run``, the layout of a run file): short runs whose job start-up would
+    otherwise cost more than their training.
+
+    ``params["settings"]`` are the settings the runs share and ``params["runs"]`` maps each run's
+    name to its own settings (:meth:`daedyn.runconfig.LinearConfig.from_params` of the two
+    merged); ``heldout_path`` as for :func:`train_job`. A checkpoint per run
+    (``<output>.<run>.ckpt``) resumes the run a killed job was training; the runs it had finished
+    are trained again.
+    """
+    import xarray as xr
+
+    from daedyn import linear
+    from daedyn.runconfig import LinearConfig
+    from daedyn.training import Checkpoint, resolve_device
+
+    with logged(job):
+        started = provenance.now()
+        configs = [LinearConfig.from_params({**params["settings"], "run": run, **own})
+                   for run, own in params["runs"].items()]
+        if any(c.engine != "exact" for c in configs):
+            raise ValueError("train_runs_job trains the exact engine only (it reads no data)")
+        who = job.rule or "train_runs"
+        _, lam, V, C = _spectrum_and_moment(configs[0], spectrum_path, heldout_path, who)
+        datasets, resumed = [], []
+        for config in configs:
+            log.info("%s seed %d: H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
+                     config.hidden, config.eps, config.gamma, config.lr, config.epochs)
+            checkpoint = Checkpoint(f"{output}.{config.run}.ckpt", checkpoint_every) if checkpoint_every else None
+            result = linear.train(config, lam, V, C=C, checkpoint=checkpoint, threads=threads, progress=True)
+            datasets.append(result.dataset())
+            resumed += result.resumed_from
+        out = xr.concat(datasets, dim="run", data_vars="minimal", coords="minimal", compat="equals",
+                        join="exact", combine_attrs="override")
+        first = configs[0]
+        out.attrs = {"title": f"daedyn linear runs {first.experiment} ({len(configs)}) seed {first.seed}",
+                     "summary": datasets[0].attrs["summary"]}
+        inputs = [spectrum_path] + ([heldout_path] if heldout_path else [])
+        store.write_dataset(out, output, provenance_attrs=provenance.collect(
+            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=inputs, seed=first.seed,
+            device=str(resolve_device(first.device)), started=started, resumed_from=resumed))
 
 
 def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_path: str, combined_out: str,

@@ -1,0 +1,14 @@
+"""Thin adapter: rule generalisation_figure -> daedyn.jobs.generalisation.figure_job."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; the library itself never picks a backend
+
+from daedyn.jobs import JobInfo
+from daedyn.jobs.generalisation import figure_job
+
+figure_job(
+    dict(snakemake.params.spec),
+    snakemake.input.combined,
+    [snakemake.output.png, snakemake.output.pdf],
+    JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),
+)
