@@ -159,7 +159,12 @@ def reject_non_integers(config: Mapping[str, Any], schema: Mapping[str, Any]) ->
     integer_only = base.TYPE_CHECKER.redefine(
         "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
     strict = validators.extend(base, type_checker=integer_only)(schema)
-    for error in strict.iter_errors(config):
+    def with_alternatives(errors):  # a oneOf/anyOf error holds each alternative's errors as context
+        for error in errors:
+            yield error
+            yield from with_alternatives(error.context or [])
+
+    for error in with_alternatives(strict.iter_errors(config)):
         allowed = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         if error.validator == "type" and "integer" in allowed and isinstance(error.instance, float):
             value = error.instance
