@@ -316,8 +316,9 @@ class _Progress:
     def update(self, epoch: int, loss: float, checkpoint_next: bool = False) -> None:
         """``checkpoint_next``: a checkpoint line for this epoch follows, so no periodic line."""
         self.bar.update(epoch - self.bar.n)
-        if epoch >= self.next and not checkpoint_next:
-            self.line(epoch, loss)
+        if epoch >= self.next:
+            if not checkpoint_next:
+                self.line(epoch, loss)
             self.next = epoch + max(1, self.total // 10)
 
     def close(self) -> None:
