@@ -1,0 +1,295 @@
+"""Tests of daedyn.beyond against independent references: brute-force GD, train_sampled, lstsq."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from daedyn import beyond, data, linear, theory
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# ------------------------------------------------------------------------------------------
+# learning-rate-normalised comparison
+# ------------------------------------------------------------------------------------------
+
+
+def test_plan_rates_gammas_and_errors():
+    lam = np.array([3.0, 1.0, 0.4, 0.1])
+    plan = beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.25, 0.9], matched_modes=[1, 2], gammas=[0.05],
+                                     hidden=3, x0=1e-6, max_epochs=5000)
+    assert [r.name for r in plan] == ["dae_f0.25", "wdae_k1_f0.25", "wdae_k2_f0.25", "wdae_g0.05_f0.25",
+                                      "dae_f0.9", "wdae_k1_f0.9", "wdae_k2_f0.9", "wdae_g0.05_f0.9"]
+    for r in plan:
+        assert r.lr == pytest.approx(r.fraction * theory.eta_max_network(lam, r.eps, r.gamma, 3), rel=1e-14)
+        assert r.baseline == f"dae_f{r.fraction:g}"
+        if r.matched_mode >= 0:  # equal plateaus on the matched mode
+            k = r.matched_mode
+            assert theory.fixed_point(lam[k], 0.0, r.gamma) == pytest.approx(theory.fixed_point(lam[k], 0.5))
+    assert plan[0].eta_max == pytest.approx(1 / 3.0)  # the DAE limit is 1/λ₁ whatever ε
+    # epochs: enough for the slowest compared mode (modes 0, 1, 2) to reach 99 % of u*
+    for r in plan:
+        steps = theory.steps_to_fraction(0.99, lam[:3], r.eps, r.gamma, r.lr, 1e-6, exact=True)
+        assert np.nanmax(steps[np.isfinite(steps)]) <= r.epochs
+    with pytest.raises(ValueError, match="fractions"):
+        beyond.plan_lr_normalised(lam, eps=0.5, fractions=[1.0])
+    with pytest.raises(ValueError, match="matched_modes"):
+        beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.5], matched_modes=[3], hidden=3)
+    with pytest.raises(ValueError, match="gammas"):
+        beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.5], gammas=[3.0])
+    with pytest.raises(ValueError, match="duplicate"):
+        beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.5], matched_modes=[1, 1])
+
+
+def test_one_mode_plan_gives_identical_maps():
+    """A one-mode network: the planned DAE(ε) and WDAE(γ of equal plateau) runs are the same map."""
+    for lam, eps in [(1.0, 0.3), (2.5, 1.8), (0.5, 0.2)]:
+        for f in (0.25, 0.5, 0.9):
+            dae, wdae = beyond.plan_lr_normalised([lam], eps=eps, fractions=[f], matched_modes=[0], hidden=1)
+            assert wdae.lr == pytest.approx(theory.matched_wdae_lr(dae.lr, lam, eps), rel=1e-12)
+            ud = theory.balanced_map(800, lam, eps, 0.0, dae.lr, 1e-6)
+            uw = theory.balanced_map(800, lam, 0.0, wdae.gamma, wdae.lr, 1e-6)
+            assert np.max(np.abs(ud - uw)) <= 1e-12
+
+
+@pytest.fixture(scope="module")
+def two_modes():
+    """DAE vs WDAE on a 2-mode spectrum, trained by the exact engine in float64, every step recorded."""
+    lam, V = np.array([2.0, 0.5]), np.linalg.qr(np.random.default_rng(3).standard_normal((2, 2)))[0]
+    x0, y0 = beyond.initial_mode_state(2, 3, V, [0, 1], init_std=1e-3, seed=0)
+    plan = beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.5, 0.9], matched_modes=[1], gammas=[0.1, 0.6],
+                                     hidden=3, modes=[0, 1], x0=x0, y0=y0)
+    ds = beyond.run_lr_normalised(lam, V, plan, hidden=3, modes=[0, 1], init_std=1e-3, seed=0, dtype="float64",
+                                  log_every=1)
+    return plan, ds, beyond.lr_normalised_comparison(ds)
+
+
+def test_measured_step_ratio_matches_prediction(two_modes):
+    plan, ds, comp = two_modes
+    ok = comp["compared"]
+    # γ = 0.6 > λ₂ = 0.5: the WDAE never learns mode 1, so there is no plateau to compare
+    assert not ok.sel(pair="wdae_g0.6_f0.5", mode=1) and ok.sel(pair="wdae_g0.6_f0.5", mode=0)
+    assert int(ok.sum()) == 2 * 3 - 1 + 2 * 3 - 1
+    for q in (50, 90):
+        for model in ("dae", "wdae"):
+            meas, pred = comp[f"t{q}_{model}_measured"], comp[f"t{q}_{model}_predicted"]
+            assert float(np.abs(meas - pred).where(ok).max()) <= 2.0
+        # the measured ratio, in steps of the WDAE run, is the predicted one
+        gap = np.abs(comp[f"ratio{q}_measured"] - comp[f"ratio{q}_predicted"]) * comp[f"t{q}_dae_measured"]
+        assert float(gap.where(ok).max()) <= 2.0
+    # the top mode is learned at the same pace, mode 1 more slowly with decay, as the curve says
+    r = comp["ratio90_measured"]
+    assert np.all(np.abs(r.sel(mode=0) - 1) < 0.03)
+    assert np.all(r.sel(mode=1).where(ok.sel(mode=1), 2.0) > 1.15)
+    assert np.allclose(r.sel(mode=1).where(ok.sel(mode=1), drop=True),
+                       comp["ratio_curve"].sel(mode=1).where(ok.sel(mode=1), drop=True), rtol=0.05)
+
+
+def test_step_counts_against_brute_force_gd(two_modes):
+    """The measured crossing is the first step of full-matrix GD (written here) above q × its last value."""
+    plan, ds, comp = two_modes
+    lam = np.array([2.0, 0.5])
+    V = np.linalg.qr(np.random.default_rng(3).standard_normal((2, 2)))[0]
+    Sigma = V @ np.diag(lam) @ V.T
+    W1_0, W2_0 = linear.init_weights(2, 3, init_std=1e-3, seed=0)
+    for r in plan[:3]:
+        W1, W2 = W1_0.copy(), W2_0.copy()
+        us = []
+        for _ in range(r.epochs + 1):
+            us.append(np.diag(V.T @ W2 @ W1 @ V))
+            M = Sigma - W2 @ W1 @ (Sigma + r.eps * np.eye(2))
+            W1, W2 = W1 + r.lr * (W2.T @ M - r.gamma * W1), W2 + r.lr * (M @ W1.T - r.gamma * W2)
+        us = np.array(us)
+        first = np.argmax(us >= 0.9 * us[-1], axis=0)  # first integer step at or above 90 %
+        t90 = comp["t90_dae_measured" if r.model == "DAE" else "t90_wdae_measured"]
+        t90 = t90.sel(pair=[p for p in comp["pair"].values if p == r.name or comp["baseline"].sel(pair=p) == r.name][0])
+        assert np.all(np.ceil(t90.values) == first)
+
+
+def test_rows_claims_and_figure(two_modes, tmp_path):
+    from daedyn.figures import style
+    from daedyn.figures.beyond import plot_lr_normalised
+
+    _, _, comp = two_modes
+    rows = beyond.lr_normalised_rows(comp)
+    assert len(rows) == comp.sizes["pair"] * comp.sizes["mode"]
+    assert {"t50_dae_measured", "t90_wdae_predicted", "ratio90_measured", "ratio_curve"} <= set(rows[0])
+    claims = beyond.lr_normalised_claims(comp, "synthetic")
+    assert [c["verdict"] for c in claims] == ["confirmed"] * 3
+    assert "mode 1 1.7" in claims[2]["measured"]  # γ of mode 1's plateau: about 1.7× the steps
+    # a wrong measurement is caught: swap the models' measured times
+    bad = comp.copy()
+    bad["t90_wdae_measured"], bad["t90_dae_measured"] = comp["t90_dae_measured"], comp["t90_wdae_measured"]
+    bad["ratio90_measured"] = 1 / comp["ratio90_measured"]
+    verdicts = [c["verdict"] for c in beyond.lr_normalised_claims(bad)]
+    assert verdicts[1] != "confirmed" and verdicts[2] == "refuted"
+    fig = plot_lr_normalised(comp, title="synthetic")
+    assert len(fig.axes) == 2
+    written = style.save(fig, tmp_path / "lr")
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+# ------------------------------------------------------------------------------------------
+# sampled vs marginalised noise
+# ------------------------------------------------------------------------------------------
+
+
+def _synthetic(n, lam, seed=1):
+    X = data.matrix(data.synthetic(n, len(lam), np.asarray(lam, float), seed=seed))
+    lam, V = linear.second_moment_spectrum(X)
+    return X, lam, V
+
+
+@pytest.mark.parametrize("batch_size", [None, 16, 10])
+def test_batched_engine_reproduces_train_sampled(batch_size):
+    X, lam, V = _synthetic(64, [3, 2, 1, 0.5, 0.25, 0.1])
+    seeds = [0, 3, 5]
+    eng = beyond.SeedBatchSampledEngine(X, V, hidden=4, lr=0.05, eps=0.3, gamma=0.01, seeds=seeds, modes=range(6),
+                                        n_log=3, batch_size=batch_size, init_std=0.1)
+    beyond.run_engine(eng, 10, 5)
+    u = eng.dataset()["u"]
+    for j, s in enumerate(seeds):
+        ref = linear.train_sampled(X, hidden=4, lr=0.05, epochs=10, eps=0.3, gamma=0.01, batch_size=batch_size,
+                                   seed=s, init_std=0.1, dtype="float64", device="cpu", log_every=5, lam=lam, V=V)
+        assert np.max(np.abs(ref.trajectory["u"].values - u.sel(seed=s).values)) <= 1e-12
+        assert np.max(np.abs(ref.W1 - eng.W1[j].numpy())) <= 1e-12
+        assert np.max(np.abs(ref.W2 - eng.W2[j].numpy())) <= 1e-12
+
+
+@pytest.mark.parametrize("make", ["batched", "fixed"])
+def test_engines_restore_from_state_and_generators(make):
+    """What a checkpoint holds (state tensors, generators) is enough to resume exactly."""
+    X, lam, V = _synthetic(40, [2, 1, 0.5])
+    if make == "batched":
+        eng = beyond.SeedBatchSampledEngine(X, V, hidden=2, lr=0.05, eps=0.3, seeds=[1, 2], modes=[0, 1],
+                                            n_log=1, batch_size=8, init_std=0.1)
+    else:
+        eng = beyond.FixedCopyEngine(X, lam, V, hidden=2, lr=0.05, eps=0.3, n_log=1, batch_size=8, init_std=0.1)
+    assert eng.generators()
+    eng.record(0, 0)
+    for t in range(3):
+        eng.step(t)
+    saved = {k: v.clone() for k, v in eng.state().items()}
+    gens = {k: g.get_state() for k, g in eng.generators().items()}
+    for t in range(3, 6):
+        eng.step(t)
+    first = {k: v.clone() for k, v in eng.state().items()}
+    for k, v in eng.state().items():
+        v.copy_(saved[k])
+    for k, g in eng.generators().items():
+        g.set_state(gens[k])
+    for t in range(3, 6):
+        eng.step(t)
+    for k, v in eng.state().items():
+        assert torch.equal(v.nan_to_num(), first[k].nan_to_num())
+    assert int(eng.epochs[0]) == 0  # the records are part of the state
+
+
+def test_mean_over_200_seeds_follows_marginalised_recurrence():
+    X, lam, V = _synthetic(256, [1.0, 0.6, 0.35, 0.2])
+    H, eps, lr, steps = 4, 0.3, 0.25, 120
+    W1, W2 = linear.init_weights(4, H, init_std=0.05, seed=7)
+    ref = linear.train_exact(lam, V, hidden=H, lr=lr, epochs=steps, eps=eps, W1=W1, W2=W2, log_every=1,
+                             dtype="float64", device="cpu")
+    eng = beyond.SeedBatchSampledEngine(X, V, hidden=H, lr=lr, eps=eps, seeds=range(200), modes=range(4),
+                                        n_log=13, W1=W1, W2=W2)
+    beyond.run_engine(eng, steps, 10)
+    u = eng.dataset()["u"]
+    cmp = beyond.mean_vs_marginalised(u, ref.trajectory["u"].sel(epoch=u["epoch"]).drop_vars("lam"))
+    z = cmp["z"].isel(epoch=slice(1, None))  # epoch 0: no noise yet, se = 0
+    assert float(np.abs(z).max()) <= 3.0
+    assert float(cmp["se"].isel(epoch=-1).min()) > 0  # the noise does spread the seeds
+    # the comparison has power: a reference 5 standard errors off fails it
+    shifted = ref.trajectory["u"].sel(epoch=u["epoch"]).drop_vars("lam") + 5 * cmp["se"]
+    assert float(np.abs(beyond.mean_vs_marginalised(u, shifted)["z"]).isel(epoch=slice(1, None)).max()) > 3
+    # learning actually happened: the modes went from near 0 to near u*
+    assert np.all(cmp["mean"].isel(epoch=-1) > 0.8 * theory.fixed_point(lam, eps))
+
+
+def _hadamard(n, lam, seed=1):
+    """Data whose eigen-coordinates are ±√λᵢ (Hadamard columns): XᵀX/N = VΛVᵀ exactly and xᵢ² = λᵢ for
+    every sample, so the minibatch gradient along a mode carries only the input-noise part."""
+    from scipy.linalg import hadamard
+
+    lam = np.asarray(lam, float)
+    V = np.linalg.qr(np.random.default_rng(seed).standard_normal((lam.size, lam.size)))[0]
+    X = hadamard(n)[:, 1:lam.size + 1] * np.sqrt(lam) @ V.T
+    return X, lam, V
+
+
+def _stationary(X, lam, V, lr, batch_size, seeds=200, window=15.0):
+    """Variance over seeds of u near the minimum, and its first-order prediction (4 modes, H = 4)."""
+    H, eps = 4, 0.3
+    W1, W2 = beyond.balanced_minimum(lam, V, eps=eps, hidden=H)
+    n = X.shape[0]
+    spe = -(-n // (n if batch_size is None else batch_size))
+    tau = 1 / (2 * lr * lam[-1])
+    epochs = int(np.ceil((3 + window) * tau / spe))
+    every = max(1, int(tau // (2 * spe)))
+    eng = beyond.SeedBatchSampledEngine(X, V, hidden=H, lr=lr, eps=eps, seeds=range(seeds), modes=range(4),
+                                        n_log=linear.log_epochs(epochs, every).size, W1=W1, W2=W2,
+                                        batch_size=batch_size)
+    beyond.run_engine(eng, epochs, every)
+    st = beyond.stationary_variance(eng.dataset()["u"], start=3 * tau / spe)
+    pred = beyond.predicted_stationary_variance(X, lam, V, eps=eps, lr=lr, batch_size=batch_size, modes=range(4))
+    return st["variance"].values, pred
+
+
+def test_stationary_variance_scales_as_eta_over_b():
+    X, lam, V = _hadamard(256, [1.0, 0.9, 0.8, 0.7])
+    lrs = [0.01, 0.02, 0.04, 0.08]
+    res = [_stationary(X, lam, V, lr, 16) for lr in lrs]
+    slope = beyond.loglog_slope(lrs, np.array([r[0] for r in res]))
+    assert np.all(np.abs(slope - 1) <= 0.1), slope
+    bs = [4, 8, 16, 32]
+    res += [_stationary(X, lam, V, 0.04, b) for b in bs]
+    slope = beyond.loglog_slope(bs, np.array([r[0] for r in res[4:]]))
+    assert np.all(np.abs(slope + 1) <= 0.1), slope
+    # the first-order prediction gets the size right too
+    ratio = np.array([r[0] / r[1] for r in res])
+    assert np.all(np.abs(ratio - 1) <= 0.15), ratio
+
+
+def test_reshuffled_minibatches_suppress_the_data_noise():
+    """With Gaussian data the per-sample gradient also varies over the data; one pass per epoch without
+    replacement cancels that part when a mode relaxes over many epochs, as the prediction says."""
+    X, lam, V = _synthetic(512, [1.0, 0.9, 0.8, 0.7])
+    var, pred = _stationary(X, lam, V, 0.01, 32, seeds=100)
+    assert np.all(np.abs(var / pred - 1) <= 0.15), var / pred
+    # an i.i.d.-minibatch prediction (data part not cancelled) is clearly too large
+    iid = beyond.predicted_stationary_variance(X, lam, V, eps=0.3, lr=0.01, batch_size=32, modes=range(4),
+                                               reshuffle=False)
+    assert np.all(var / iid < 0.8), var / iid
+
+
+@pytest.mark.parametrize("hidden", [4, 2])
+def test_fixed_copy_engine_converges_to_empirical_minimiser(hidden):
+    X, lam, V = _synthetic(60, [1.5, 1.0, 0.7, 0.5])
+    eps = 0.2
+    eng = beyond.FixedCopyEngine(X, lam, V, hidden=hidden, lr=0.4, eps=eps, n_log=2, init_std=0.3, seed=4)
+    beyond.run_engine(eng, 4000, 4000)
+    Xt = eng.Xt.numpy()
+    W = (eng.W2 @ eng.W1).numpy()
+    # independent reference: least squares X ≈ X̃ Wᵀ (H ≥ d) ...
+    W_ls = np.linalg.lstsq(Xt, X, rcond=None)[0].T
+    W_star = beyond.fixed_copy_minimiser(X, Xt, hidden)
+    if hidden >= 4:
+        assert np.max(np.abs(W_star - W_ls)) <= 1e-12
+    # ... and, any rank, no nearby rank-H matrix A·B fits the copy better (W_star is the minimum)
+    loss = lambda M: 0.5 * np.mean(np.sum((X - Xt @ M.T) ** 2, axis=1))  # noqa: E731
+    rng = np.random.default_rng(0)
+    U, s, Vt = np.linalg.svd(W_star)
+    A, B = U[:, :hidden] * s[:hidden], Vt[:hidden]
+    for _ in range(50):
+        P = (A + 1e-3 * rng.standard_normal(A.shape)) @ (B + 1e-3 * rng.standard_normal(B.shape))
+        assert loss(P) > loss(W_star)
+    assert np.max(np.abs(W - W_star)) <= 1e-8
+    # it is biased: the copy's minimiser is not the marginalised Σ(Σ+εI)⁻¹ (H ≥ d)
+    if hidden >= 4:
+        Sigma = X.T @ X / X.shape[0]
+        assert np.max(np.abs(W_star - Sigma @ np.linalg.inv(Sigma + eps * np.eye(4)))) > 0.01
+    tr = eng.trajectory()
+    assert tr.sizes["epoch"] == 2 and tr.attrs["engine"] == "fixed_copy"
+    plateaus = beyond.fixed_copy_plateaus(X, V, eps=eps, seeds=[4], hidden=hidden)
+    assert np.allclose(plateaus[0], np.diag(V.T @ W_star @ V), atol=1e-12)
