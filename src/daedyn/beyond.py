@@ -314,7 +314,8 @@ def lr_normalised_comparison(ds: xr.Dataset, levels: Sequence[float] = (0.5, 0.9
 
     def times(run, var, q):
         u = ds[var].sel(run=run).values
-        return _crossing(epochs, u, q * _final(u))
+        kept = np.isfinite(u).all(axis=1)  # this run's records (the epoch grid is the union of all runs')
+        return _crossing(epochs[kept], u[kept], q * _final(u))
 
     def reached(run):
         return _final(ds["u_theory"].sel(run=run).values) >= reach * ds["u_star"].sel(run=run).values
@@ -1032,7 +1033,8 @@ def sampled_rows(summary: xr.Dataset) -> list[dict]:
             add("variance_vs_lr", m, one["var_lr"], one["var_lr_predicted"], one["var_lr_se"],
                 batch=int(summary.attrs["var_batch"]), lr=float(eta))
         for key in ("lr", "batch"):
-            add(f"slope_vs_{key}", m, summary[f"slope_{key}"].sel(mode=m), summary[f"slope_{key}_predicted"].sel(mode=m))
+            add(f"slope_vs_{key}", m, summary[f"slope_{key}"].sel(mode=m),
+                summary[f"slope_{key}_predicted"].sel(mode=m))
         bias = summary["bias"].sel(mode=m)
         add("fixed_copy_bias", m, bias.mean(), se=bias.std(ddof=1) / math.sqrt(bias.size))
         add("fixed_copy_rms", m, np.sqrt((bias**2).mean()))
@@ -1078,7 +1080,8 @@ def sampled_claims(summary: xr.Dataset, name: str = "") -> list[dict]:
         where = (f"η = {x.min():.3g}…{x.max():.3g} ({x.min() / summary.attrs['eta_max']:g}–"
                  f"{x.max() / summary.attrs['eta_max']:g} η_max), B = {int(summary.attrs['var_batch'])}"
                  if key == "lr" else
-                 f"B = {', '.join('N' if b == n else str(int(b)) for b in x)}, η = {summary.attrs['fraction']:g} η_max")
+                 f"B = {', '.join('N' if b == n else str(int(b)) for b in x)}, "
+                 f"η = {summary.attrs['fraction']:g} η_max")
         rows.append(_row(
             f"sampled noise, variance vs {label}{tag}",
             f"Near the fixed point the stationary variance of uᵢ over seeds scales as η/B: log-log slope "
@@ -1107,7 +1110,8 @@ def sampled_claims(summary: xr.Dataset, name: str = "") -> list[dict]:
         "Training on one fixed noisy copy of the data ends at that copy's empirical minimiser, not at the "
         "marginalised plateau",
         measured,
-        "each copy's plateaus off u* (its noise covariance is not εI and Σ xₙnₙᵀ ≠ 0); fresh noise averages to u*",
+        "each copy's plateaus off u* (its noise covariance is not εI and Σ xₙnₙᵀ ≠ 0); "
+        "fresh noise averages to u*",
         _grade(trained, bool(np.all(rms > 0))),
         f"N = {n}: the per-copy error shrinks as 1/√N; a systematic offset is significant where |mean| > 3 s.e.; "
         "confirmed when the trained copies end within a fifth of the rms of their own minimiser"))
