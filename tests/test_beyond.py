@@ -317,3 +317,28 @@ def test_fixed_copy_engine_converges_to_empirical_minimiser(hidden):
     assert tr.sizes["epoch"] == 2 and tr.attrs["engine"] == "fixed_copy"
     plateaus = beyond.fixed_copy_plateaus(X, V, eps=eps, seeds=[4], hidden=hidden)
     assert np.allclose(plateaus[0], np.diag(V.T @ W_star @ V), atol=1e-12)
+
+
+def test_sampled_summary_rows_claims_and_figure(tmp_path):
+    from daedyn.figures import style
+    from daedyn.figures.beyond import plot_sampled_vs_marginalised
+
+    X, lam, V = _synthetic(256, [1.0, 0.6, 0.35, 0.2])
+    out = beyond.sampled_summary(X, lam, V, eps=0.3, hidden=3, modes=[0, 1], seeds=range(20), steps=200,
+                                 batches=(None, 64), records=20, init_std=0.05, var_fractions=(0.05, 0.1),
+                                 var_batch=16, window=5.0, copies=8, trained_copies=1, dtype="float64")
+    assert out.sizes == {"mode": 2, "step": out.sizes["step"], "batch": 2, "lr": 2, "copy": 8, "trained_copy": 1}
+    assert list(out["batch"].values) == [256, 64]
+    assert np.all(out["var_batch"].sel(batch=64) > out["var_batch"].sel(batch=256))
+    # the trained copy ends at its own closed-form minimiser, not at u*
+    assert np.allclose(out["fixed_trained"], out["fixed_closed_form"], atol=1e-3)
+    rows = beyond.sampled_rows(out)
+    assert {r["quantity"] for r in rows} == {"max_abs_z", "max_rel_diff", "variance_vs_batch", "variance_vs_lr",
+                                             "slope_vs_lr", "slope_vs_batch", "fixed_copy_bias", "fixed_copy_rms"}
+    claims = beyond.sampled_claims(out, "synthetic")
+    assert len(claims) == 4 and all(c["verdict"] in ("confirmed", "qualified", "refuted") for c in claims)
+    fig = plot_sampled_vs_marginalised(out, title="synthetic")
+    assert len(fig.axes) == 5
+    assert style.save(fig, tmp_path / "svm.png")[0].stat().st_size > 1000
+    with pytest.raises(ValueError, match="plateau"):
+        beyond.sampled_summary(X, lam, V, eps=0.3, hidden=3, modes=[0, 1], seeds=range(2), steps=5)
