@@ -50,6 +50,18 @@ def mnist_dir() -> Path:
     return SHARED_MNIST
 
 
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory) -> Path:
+    """The working directory of one run of the tiny configuration (.test/config.yaml), shared by the
+    tests that check its results (the run takes minutes, so it is made once per session)."""
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST raw files not found in {SHARED_MNIST} (set DAEDYN_TEST_MNIST)")
+    workdir = tmp_path_factory.mktemp("tiny_workflow")
+    run_snakemake(workdir, load_yaml(REPO / ".test" / "config.yaml"), "-c2",
+                  env={"DAEDYN_DATA_MIRROR": str(SHARED_MNIST.parent)})
+    return workdir
+
+
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 

@@ -19,10 +19,8 @@ def problem():
 
 def run_file(lam, V, run, seed, eps, gamma, epochs=300):
     result = linear.train_exact(lam, V, hidden=100, lr=0.05, epochs=epochs, eps=eps, gamma=gamma, seed=seed,
-                                init_std=1e-3, dtype="float64", device="cpu", log_every=10)
-    out = result.trajectory.merge(result.weights()[["w1_init", "w2_init"]])
-    out = out.expand_dims(run=[run], seed=[seed])
-    return out.assign_coords(eps=("run", [eps]), gamma=("run", [gamma]), lr=0.05)
+                                init_std=1e-3, dtype="float64", device="cpu", log_every=10, run=run)
+    return result.dataset().drop_vars(["w1", "w2"])  # as the aggregation loads a run file
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +58,7 @@ def test_theory_matches_its_own_recurrence_at_recorded_epochs(combined, problem)
 
 def test_per_mode_theory_tracks_training(combined):
     # small random init and many hidden units (nearly orthogonal per-mode weight vectors): the
-    # decoupled theory from the actual initial weights is close (B9a); with H ~ d it is not
+    # decoupled theory from the actual initial weights is close (E15); with H ~ d it is not
     learned = combined.sel(mode=slice(0, 5))
     assert float(abs(learned["u_theory"] - learned["u"]).max()) < 0.02
 

@@ -10,10 +10,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from conftest import REPO, dry_run_jobs, run_snakemake
-from daedyn import data, linear, provenance, store
+from daedyn import data, linear, provenance, store, training
 
 
 class Killed(Exception):
@@ -50,37 +51,111 @@ def test_resumed_run_equals_uninterrupted_run(engine, problem, tmp_path, monkeyp
               dtype="float32", threads=1)
     reference = ENGINES[engine](x, lam, V, **kw)
 
-    ckpt = tmp_path / "run.ckpt"
-    real_save = linear.Checkpoint.save
+    path = tmp_path / "run.ckpt"
+    real_save = training.Checkpoint.save
 
-    def save_then_die(self, epoch, *args, **kwargs):
-        real_save(self, epoch, *args, **kwargs)
-        if epoch == 60:
+    def save_then_die(self, state):
+        real_save(self, state)
+        if state["epoch"] == 60:
             raise Killed  # the process dies right after the checkpoint of epoch 60
 
-    monkeypatch.setattr(linear.Checkpoint, "save", save_then_die)
+    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
     with pytest.raises(Killed):
-        ENGINES[engine](x, lam, V, checkpoint=ckpt, checkpoint_every=20, **kw)
-    assert ckpt.exists()
-    monkeypatch.setattr(linear.Checkpoint, "save", real_save)
-    resumed = ENGINES[engine](x, lam, V, checkpoint=ckpt, checkpoint_every=20, **kw)
+        ENGINES[engine](x, lam, V, checkpoint=training.Checkpoint(path, 20), **kw)
+    assert path.exists()
+    monkeypatch.setattr(training.Checkpoint, "save", real_save)
+    resumed = ENGINES[engine](x, lam, V, checkpoint=training.Checkpoint(path, 20), **kw)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
     np.testing.assert_array_equal(resumed.W1, reference.W1)
     np.testing.assert_array_equal(resumed.W2, reference.W2)
-    assert not ckpt.exists()  # removed once the run is complete
+    assert resumed.resumed_from == [60] and reference.resumed_from == []
+    assert not path.exists()  # removed once the run is complete
 
 
 def test_checkpoint_of_another_run_is_ignored(problem, tmp_path, caplog):
     x, _ = problem
     lam, V = linear.second_moment_spectrum(x)
-    ckpt = tmp_path / "run.ckpt"
     kw = dict(hidden=6, lr=0.05, epochs=40, device="cpu", dtype="float64", log_every=10)
-    linear.Checkpoint(ckpt, 10, {"something": "else"}).save(
-        20, 2, linear._Tracker(linear._tensor(lam, linear.torch.float64, "cpu"), 0, 0, 6, 5, 0.05),
-        {"A1": linear.torch.zeros(6, 8), "B2": linear.torch.zeros(6, 8)})
-    run = linear.train_exact(lam, V, checkpoint=ckpt, **kw)
-    assert "belongs to another run" in caplog.text
+    other = training.Checkpoint(tmp_path / "run.ckpt", 10)
+    other.fingerprint = "something else"
+    other.save({"epoch": 20, "row": 2, "first_loss": 1.0, "resumed_from": [], "tensors": {}, "tracker": {},
+                "generators": {}})
+    run = linear.train_exact(lam, V, checkpoint=training.Checkpoint(tmp_path / "run.ckpt", 10), **kw)
+    assert "belongs to another run" in caplog.text and run.resumed_from == []
     xr.testing.assert_identical(run.trajectory, linear.train_exact(lam, V, **kw).trajectory)
+
+
+def test_corrupt_checkpoint_is_set_aside_and_the_run_starts_afresh(problem, tmp_path, caplog):
+    x, _ = problem
+    lam, V = linear.second_moment_spectrum(x)
+    kw = dict(hidden=6, lr=0.05, epochs=40, device="cpu", dtype="float64", log_every=10)
+    path = tmp_path / "run.ckpt"
+    path.write_bytes(b"PK\x03\x04 not really a zip file")
+    run = linear.train_exact(lam, V, checkpoint=training.Checkpoint(path, 10), **kw)
+    assert f"checkpoint {path} is unreadable" in caplog.text and "starting afresh" in caplog.text
+    assert (tmp_path / "run.ckpt.corrupt").read_bytes().startswith(b"PK")
+    assert not path.exists()
+    xr.testing.assert_identical(run.trajectory, linear.train_exact(lam, V, **kw).trajectory)
+
+
+def test_diverged_run_leaves_no_checkpoint(problem, tmp_path):
+    x, _ = problem
+    lam, V = linear.second_moment_spectrum(x)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(training.DivergenceError):
+        linear.train_exact(lam, V, hidden=6, lr=3.0 / lam[0], epochs=400, log_every=50, init_std=0.1,
+                           device="cpu", dtype="float64", allow_unstable=True,
+                           checkpoint=training.Checkpoint(path, 20))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_minibatch_checkpoints_every_k_epochs(tmp_path, monkeypatch):
+    """The loop variable of the minibatch loop must not hide the epoch the checkpoint cadence uses."""
+    X = np.random.default_rng(1).random((2000, 16))
+    saved = []
+    real_save = training.Checkpoint.save
+    monkeypatch.setattr(training.Checkpoint, "save", lambda self, state: (saved.append(state["epoch"]),
+                                                                           real_save(self, state)))
+    linear.train_sampled(X, hidden=4, lr=0.01, epochs=35, eps=0.3, batch_size=100, log_every=5, device="cpu",
+                         checkpoint=training.Checkpoint(tmp_path / "run.ckpt", 10))
+    assert saved == [10, 20, 30]
+
+
+CHILD = """
+import sys, time
+import numpy as np
+from daedyn import linear, training
+X = np.random.default_rng(1).random((2000, 16))
+step = linear.SampledEngine.step
+def slow_step(self, epoch):
+    step(self, epoch)
+    if epoch + 1 >= 25:            # past the checkpoint of epoch 20: announce, then wait for the kill
+        open(sys.argv[2], "w").close()
+        time.sleep(600)
+linear.SampledEngine.step = slow_step
+linear.train_sampled(X, hidden=4, lr=0.01, epochs=40, eps=0.3, batch_size=100, log_every=5, device="cpu",
+                     threads=1, checkpoint=training.Checkpoint(sys.argv[1], 10))
+"""
+
+
+def test_sigkilled_minibatch_run_resumes_from_epoch_20(tmp_path):
+    X = np.random.default_rng(1).random((2000, 16))
+    kw = dict(hidden=4, lr=0.01, epochs=40, eps=0.3, batch_size=100, log_every=5, device="cpu", threads=1)
+    reference = linear.train_sampled(X, **kw)
+    path, marker = tmp_path / "run.ckpt", tmp_path / "epoch25"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(marker)])
+    deadline = time.time() + 120
+    while not marker.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the child never reached epoch 25"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert torch.load(path, weights_only=True)["epoch"] == 20
+    resumed = linear.train_sampled(X, checkpoint=training.Checkpoint(path, 10), **kw)
+    assert resumed.resumed_from == [20]
+    xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
+    np.testing.assert_array_equal(resumed.W1, reference.W1)
+    np.testing.assert_array_equal(resumed.W2, reference.W2)
 
 
 CONFIG = {
@@ -127,6 +202,7 @@ def test_sigkilled_training_job_resumes_and_matches(tmp_path):
     assert "resuming from" in (killed_dir / "logs/runs/slow/dae/seed0.log").read_text()
     a = store.open_dataset(reference_dir / TARGET)
     b = store.open_dataset(killed_dir / TARGET)
+    assert a.attrs["resume_history"] == "[]" and b.attrs["resume_history"] != "[]"  # the provenance says so
     a.attrs, b.attrs = ({k: v for k, v in ds.attrs.items() if k not in provenance.VOLATILE_ATTRS} for ds in (a, b))
     xr.testing.assert_identical(a, b)
     assert not ckpt.exists()
@@ -150,12 +226,14 @@ def test_corrupt_input_is_reported_with_file_and_rule(tmp_path):
 def test_after_a_failed_job_only_what_failed_or_is_missing_runs(tmp_path):
     config = {**CONFIG, "linear_experiments": {"two": {
         **CONFIG["linear_experiments"]["slow"], "epochs": 300, "log_every": 10,
-        "runs": {"good": {"gamma": 0.1}, "bad": {"gamma": 50.0}}}}}  # 1 - lr*gamma < -1: diverges
+        "runs": {"good": {"gamma": 0.1}, "bad": {"gamma": 50.0}}}}}  # 1 - lr*gamma < -1: unstable
     target = "results/figures/two.png"
     proc = run_snakemake(tmp_path, config, "-c1", "--keep-going", target, check=False)
     assert proc.returncode != 0
     log = (tmp_path / "logs/runs/two/bad/seed0.log").read_text()
-    assert "diverged" in log and "eta_max" in log and "eta=0.05" in log
+    assert "linear run two/bad: learning rate lr = 0.05" in log and "stability limit eta_max" in log
+    assert "allow_unstable: true" in log
+    assert list((tmp_path / "results/runs/two/bad").glob("*")) == []  # no orphans
     assert (tmp_path / "results/runs/two/good/seed0.nc").exists()
     assert not (tmp_path / "results/runs/two/bad/seed0.nc").exists()
 

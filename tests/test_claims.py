@@ -90,3 +90,20 @@ def test_csv_and_format(rows, tmp_path):
         assert f"claim {r['claim']}:" in text
     n = {v: sum(r["verdict"] == v for r in rows) for v in claims.VERDICTS}
     assert f"{n['confirmed']} confirmed" in text
+
+
+def test_beyond_claims_table_concatenates_and_checks_experiment_files(tmp_path):
+    from daedyn import claims, store
+    from daedyn.jobs.claims import beyond_claims_job
+
+    row = {"claim": "depth-1", "statement": "s", "measured": "1", "expected": "1", "verdict": "confirmed",
+           "note": ""}
+    claims.write_claims_csv([row], tmp_path / "a.csv")
+    claims.write_claims_csv([{**row, "claim": "mask-1", "verdict": "refuted"}], tmp_path / "b.csv")
+    beyond_claims_job([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")], str(tmp_path / "beyond.csv"))
+    lines = (tmp_path / "beyond.csv").read_text().splitlines()
+    assert lines[0] == ",".join(claims.COLUMNS) and [ln.split(",")[0] for ln in lines[1:]] == ["depth-1", "mask-1"]
+    claims.write_claims_csv([{**row, "verdict": "probably"}], tmp_path / "bad.csv")
+    with pytest.raises(store.ResultFileError, match="bad.csv: claim 'depth-1' has verdict 'probably'"):
+        beyond_claims_job([str(tmp_path / "bad.csv")], str(tmp_path / "out.csv"))
+    assert not (tmp_path / "out.csv").exists()

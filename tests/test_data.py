@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,8 +76,9 @@ def test_truncated_gzip_is_reported_not_a_traceback(idx_fixture, monkeypatch):
     path = mirror / "mnist" / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:20])
     monkeypatch.setitem(data._IDX_SPECS, "mnist", spec)
-    with pytest.raises(data.DatasetIntegrityError, match="cannot be read"):
+    with pytest.raises(data.DatasetIntegrityError, match="cannot be read") as err:
         data.build({"source": "mnist"}, mirror=mirror)
+    assert str(path) in str(err.value) and spec.files["train"]["train-images-idx3-ubyte"] in str(err.value)
 
 
 def test_missing_files_say_where_and_how(tmp_path):
@@ -182,3 +184,29 @@ def test_spectrum_values():
     np.testing.assert_allclose(data.spectrum_values("exponential", 3, scale=1, decay=0.5), [1, 0.5, 0.25])
     with pytest.raises(ValueError, match="exactly dim=3"):
         data.spectrum_values("list", 3, values=[1, 2])
+
+
+def test_flipped_byte_in_a_gzip_file_names_file_and_checksum(idx_fixture, monkeypatch):
+    """Every single flipped byte of a gzipped raw file either leaves its content intact (header fields)
+    or stops the build naming the file and the expected checksum, whichever layer notices: zlib (a
+    damaged deflate stream), gzip (CRC, length) or the checksum of the content."""
+    mirror, spec, images, _ = idx_fixture
+    monkeypatch.setitem(data._IDX_SPECS, "mnist", spec)
+    path = mirror / "mnist" / "train-images-idx3-ubyte.gz"
+    pristine = path.read_bytes()
+    expected = spec.files["train"]["train-images-idx3-ubyte"]
+    causes = set()
+    for pos in range(len(pristine)):
+        corrupt = bytearray(pristine)
+        corrupt[pos] ^= 0x55
+        path.write_bytes(bytes(corrupt))
+        try:
+            ds = data.build({"source": "mnist"}, mirror=mirror)
+        except data.DatasetIntegrityError as err:
+            message = str(err)
+            assert str(path) in message and expected in message and "Replace it" in message, message
+            causes.add(type(err.__cause__))
+        else:
+            np.testing.assert_array_equal(ds["x"].values, images.reshape(7, -1) / 255.0)
+    assert zlib.error in causes  # the case that used to escape as a raw traceback
+    assert gzip.BadGzipFile in causes

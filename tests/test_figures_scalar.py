@@ -48,7 +48,7 @@ def test_save_without_suffix_writes_png_and_pdf(datasets, tmp_path):
 def test_fig2_opacities_are_visible_and_valid(datasets):
     fig = fs.plot_fig2(datasets["fig2"])
     alphas = [ln.get_alpha() for ax in fig.axes for ln in ax.get_lines()]
-    assert alphas and all(0 < a <= 1 for a in alphas)  # K9: never 0, never > 1
+    assert alphas and all(0 < a <= 1 for a in alphas)  # D7: never 0, never > 1
     a = fs.opacity([0.0, 0.5, 1.047])
     assert a[0] > 0 and a[-1] == 1.0 and np.all(np.diff(a) > 0)
 
@@ -75,3 +75,18 @@ def test_fig3_caption_states_zero_difference(datasets):
     # both learning-rate variants are drawn in the difference panel
     styles = {ln.get_linestyle() for ln in fig.axes[2].get_lines()}
     assert len(styles) >= 2
+
+
+def test_fig3_rate_labels_match_the_curves_drawn(datasets):
+    """Each line of the middle panel is labelled with the formula it draws, computed here from ε."""
+    ds = datasets["fig3"]
+    lam, eps = ds.attrs["lam"], ds["eps_grid"].values
+    gamma = lam * eps / (lam + eps)
+    expected = {"1/(2λ+3ε)": 1 / (2 * lam + 3 * eps), "1/(2λ+γ)": 1 / (2 * lam + gamma),
+                "1/(2λ+2γ)": 1 / (2 * lam + 2 * gamma), "λ/(λ+ε)": lam / (lam + eps)}
+    lines = fs.plot_fig3(ds).axes[1].get_lines()
+    drawn = {ln.get_label().rsplit(" ", 1)[-1].rsplit("=", 1)[-1]: ln for ln in lines}
+    assert set(drawn) == set(expected), [ln.get_label() for ln in lines]
+    for formula, values in expected.items():
+        np.testing.assert_allclose(drawn[formula].get_ydata(), values, rtol=1e-12, err_msg=formula)
+    assert drawn["1/(2λ+2γ)"].get_linestyle() == ":"  # the dotted line is the notebook's WDAE rate

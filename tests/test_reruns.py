@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("reruns")
     repo = root / "repo"
     repo.mkdir()
-    for name in ("Snakefile", "config.yaml", "requirements.lock", "environment.yml"):
+    for name in ("Snakefile", "config.yaml", "requirements.lock"):
         shutil.copy(REPO / name, repo / name)
     for name in ("workflow", "src"):
         shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -53,7 +54,8 @@ def write_config(work, config):
 def snakemake(repo, work, *args):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(work),
                            "--workflow-profile", "none", "--configfile", str(work / "c.yaml"), *args],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(repo / "src")})  # the copy's package runs
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -87,11 +89,27 @@ def test_changing_one_runs_hyperparameter_reruns_that_run_and_its_dependents(pro
     assert "Params have changed" in jobs[("linear_train", "experiment=tiny, run=b, seed=0")]
 
 
+def test_changing_settings_that_do_not_change_results_reruns_nothing(project):
+    repo, work = project
+    changed = yaml.safe_load(yaml.safe_dump(CONFIG))
+    changed["linear_experiments"]["tiny"]["checkpoint_every"] = 7
+    changed["nonlinear_experiments"]["tiny_nl"]["checkpoint_every"] = 3
+    write_config(work, changed)
+    try:
+        jobs = planned(repo, work)
+        output = snakemake(repo, work, "-n", "--cores", "1", *TARGETS)   # threads: a runtime setting too
+    finally:
+        write_config(work, CONFIG)
+    assert jobs == {} and "Nothing to be done" in output
+
+
 @pytest.mark.parametrize("module, rules", [
     ("figures/linear.py", {"linear_figure"}),
     ("theory.py", {"linear_aggregate", "linear_figure", "nonlinear_aggregate", "nonlinear_figure"}),
     ("linear.py", {"linear_train", "linear_aggregate", "linear_figure",
                    "nonlinear_train", "nonlinear_aggregate", "nonlinear_figure"}),
+    ("training.py", {"linear_train", "linear_aggregate", "linear_figure",
+                     "nonlinear_train", "nonlinear_aggregate", "nonlinear_figure"}),
     ("nonlinear.py", {"nonlinear_train", "nonlinear_aggregate", "nonlinear_figure"}),
     ("spectrum.py", {"spectrum", "linear_train", "linear_aggregate", "linear_figure",
                      "nonlinear_train", "nonlinear_aggregate", "nonlinear_figure"}),

@@ -74,7 +74,7 @@ def test_fig1_gd_vs_hyperbolic_theory_claim2_numbers():
     ds = scalar.fig1_data(**scalar.FIGURE_DEFAULTS["fig1"])
     d = np.abs(ds["u_theory"] - ds["u_gd"])
     mx = d.max(("trial", "epoch")).values
-    # paper.md claim 2: 0.02, 0.04, 0.16 (rounded) for ε = 0, 1, 5
+    # claim 2 (docs/science.md): 0.02, 0.04, 0.16 (rounded) for ε = 0, 1, 5
     np.testing.assert_allclose(mx, [0.02, 0.04, 0.16], rtol=0.05)
     late = d.where(ds["epoch"] > 50).max(("trial", "epoch")).values
     assert late[2] <= 0.0015 and np.all(late < 0.01)

@@ -1,4 +1,4 @@
-"""Cluster submission through SLURM (workflow/profiles/slurm, docs/cluster.md).
+"""Cluster submission through SLURM (profiles/slurm, docs/cluster.md).
 
 * The dry run of the paper-scale config with the SLURM profile needs no SLURM.
 * The real run needs a reachable cluster with an idle node (CI starts one with .ci/slurm-up.sh).
@@ -27,7 +27,7 @@ from daedyn.provenance import VOLATILE_ATTRS
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 SLURM_TIMEOUT_S = 360  # the whole SLURM run; normally about a minute
 
 # A tiny experiment: synthetic data -> spectrum -> two training runs (SLURM jobs) -> aggregate (local rule)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +45,8 @@ def test_provenance_round_trips(tmp_path):
         assert back.attrs[key]
     assert back.attrs["git_dirty"] in (0, 1)
     assert "_FillValue" not in back["lr"].encoding  # no fill value on coordinates
-    xr.testing.assert_identical(back["u"].reset_coords(drop=True), small_dataset()["u"].reset_coords(drop=True))
+    xr.testing.assert_equal(back["u"].reset_coords(drop=True), small_dataset()["u"].reset_coords(drop=True))
+    assert back["u"].attrs == small_dataset()["u"].attrs
     report = provenance.describe(back.attrs)
     assert back.attrs["config_sha256"] in report and "git commit" in report
 
@@ -112,3 +116,83 @@ def test_provenance_command(tmp_path, capsys):
     assert attrs["config_sha256"] in out and "seed: 7" in out and '"lr": 0.5' in out
     assert main(["provenance", str(tmp_path / "nope.nc")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          capture_output=True, check=True).stdout
+
+
+def test_dirty_tree_records_the_hash_of_its_diff(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "m.py").write_text("a = 1\n")
+    _git(repo, "add", "m.py")
+    _git(repo, "commit", "-q", "-m", "first")
+    clean = provenance.git_state(repo)
+    assert clean["git_dirty"] == 0 and clean["git_diff_sha256"] == ""
+
+    (repo / "m.py").write_text("a = 2\n")
+    first = provenance.git_state(repo)
+    assert first["git_dirty"] == 1 and first["git_commit"] == clean["git_commit"]
+    assert first["git_diff_sha256"] == hashlib.sha256(_git(repo, "diff", "HEAD", "--binary")).hexdigest()
+    (repo / "m.py").write_text("a = 3\n")  # same commit, other edit: told apart
+    assert provenance.git_state(repo)["git_diff_sha256"] not in ("", first["git_diff_sha256"])
+    assert provenance.git_state(tmp_path)["git_diff_sha256"] == ""  # not a checkout
+
+
+def test_provenance_identifies_package_threads_and_resumption(tmp_path, one_torch_thread):
+    import torch
+
+    attrs = provenance.collect({"lr": 0.5}, device="cpu", resumed_from=[500, 1000])
+    assert attrs["package_path"] == str(Path(provenance.__file__).resolve().parent)
+    assert attrs["torch_threads"] == torch.get_num_threads() == 1
+    assert json.loads(attrs["resume_history"]) == [500, 1000]
+    assert json.loads(provenance.collect({})["resume_history"]) == []
+    assert {"package_path", "resume_history", "git_diff_sha256"} <= set(provenance.VOLATILE_ATTRS)
+
+
+def test_provenance_command_shows_code_threads_and_resumption(tmp_path, capsys, one_torch_thread):
+    from daedyn.__main__ import main
+
+    attrs = {**provenance.collect({"lr": 0.5}, device="cpu", resumed_from=[40]), "git_diff_sha256": "d1ff" * 16}
+    path = store.write_dataset(small_dataset(), tmp_path / "r.nc", title="run", summary="s", provenance_attrs=attrs)
+    assert main(["provenance", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"package: {provenance.PACKAGE_ROOT}" in out
+    assert f"git diff sha256: {'d1ff' * 16}" in out
+    assert "torch threads: 1" in out and "resumed from: [40]" in out
+
+
+def test_job_fails_first_when_it_imports_another_checkout(tmp_path, monkeypatch):
+    from daedyn.jobs import JobInfo
+    from daedyn.jobs.spectrum import spectrum_job
+
+    monkeypatch.setenv(provenance.WORKFLOW_SOURCE_ENV, str(provenance.PACKAGE_ROOT.parent))
+    provenance.check_source()  # the workflow's own sources: fine
+    monkeypatch.delenv(provenance.WORKFLOW_SOURCE_ENV)
+    provenance.check_source()  # outside a workflow: nothing to compare
+
+    other = tmp_path / "other" / "src"
+    monkeypatch.setenv(provenance.WORKFLOW_SOURCE_ENV, str(other))
+    with pytest.raises(provenance.ForeignPackageError) as err:
+        # the input does not exist either: the check comes first, before any work
+        spectrum_job({"n_samples": 1}, str(tmp_path / "missing.nc"), str(tmp_path / "out.nc"), JobInfo(rule="spectrum"))
+    message = str(err.value)
+    assert f"imports daedyn from {provenance.PACKAGE_ROOT}" in message
+    assert f"pip install -e {tmp_path / 'other'}" in message and f"{tmp_path / 'other' / 'run.sh'} pipeline" in message
+
+
+def test_shared_coordinates_get_a_long_name_and_files_a_licence(tmp_path):
+    ds = small_dataset().assign_coords(seed=[7], run=["dae"])
+    ds["mode"].attrs["long_name"] = "my own mode label"
+    path = store.write_dataset(ds, tmp_path / "r.nc", title="t", summary="s", provenance_attrs={})
+    back = store.open_dataset(path)
+    assert back["epoch"].attrs["long_name"] == store.COORDINATE_LONG_NAMES["epoch"]
+    assert back["seed"].attrs["long_name"] == store.COORDINATE_LONG_NAMES["seed"]
+    assert back["run"].attrs["long_name"] == store.COORDINATE_LONG_NAMES["run"]
+    assert back["mode"].attrs["long_name"] == "my own mode label"  # a coordinate's own name wins
+    assert "long_name" not in back["lr"].attrs  # not a shared coordinate: its maker must name it
+    assert back.attrs["license"] == store.LICENSE and "MIT" in back.attrs["license"]
+    assert back.attrs["creator_name"] == "daedyn contributors" and back.attrs["institution"] != "daedyn"

@@ -156,7 +156,7 @@ def test_period_two_above_eta_max():
     assert np.all(np.abs(np.diff(tail)) > 1e-2)  # alternates
     assert np.allclose(tail[2:], tail[:-2], atol=1e-10)  # with period 2
     assert min(tail[-1], tail[-2]) < ustar < max(tail[-1], tail[-2])
-    # paper.md example: converges at η = 0.33, 2-cycle between ≈0.818 and ≈0.895 at η = 0.334
+    # known example: converges at η = 0.33, 2-cycle between ≈0.818 and ≈0.895 at η = 0.334
     assert abs(th.balanced_map(20000, lam, eps, 0.0, 0.33)[-1] - ustar) < 1e-9
     cyc = th.balanced_map(20000, lam, eps, 0.0, 0.334)[-2:]
     assert np.allclose(np.sort(cyc), [0.818, 0.895], atol=1e-3)
@@ -208,7 +208,7 @@ def _e5_ode(t, lam, eps, gamma, lr, w1, w2):
 
 
 def _e11_paper(t, lam, eps, lr, w1, w2):
-    """paper.md E11 as written (tanh form), valid for c0 > 0."""
+    """E11 as the authors' notebook writes it (artanh form), valid for c0 > 0."""
     c0 = abs(w2**2 - w1**2)
     T0 = np.tanh(np.arcsinh(2 * w1 * w2 / c0) / 2)
     kap = 1 + eps / lam
@@ -258,7 +258,7 @@ def test_unbalanced_u_weight_decay():
     lam, eps, gamma, lr, w1, w2 = 1.0, 0.3, 0.1, 0.01, 1.8, -0.4
     t = np.linspace(0, 3000, 151)
     W1, W2, u = th.unbalanced_u(t, lam, eps, gamma, lr, w1, w2)
-    # independent: B6 reduced form τu̇ = sqrt(c(t)² + 4u²)(λ − ξu) − 2γu, c(t) = c0 e^{−2γt/τ}, Radau
+    # independent: the E18 reduced form τu̇ = sqrt(c(t)² + 4u²)(λ − ξu) − 2γu, c(t) = c0 e^{−2γt/τ}, Radau
     c0 = w1**2 - w2**2
 
     def rhs(s, y):
@@ -357,34 +357,34 @@ def _dense_hessian_top(lam, eps, gamma, H, seed=0):
 
 
 @pytest.mark.parametrize("H", [3, 5, 7])
-def test_eta_max_network_vs_dense_hessian(H):
+def test_stability_limit_vs_dense_hessian(H):
     rng = np.random.default_rng(H)
     lam = np.sort(rng.uniform(0.05, 3.0, 5))[::-1]
     for eps, gamma in [(0.0, 0.3), (0.0, 1.0), (0.4, 0.2), (0.7, 0.0)]:  # γ = 1 leaves some λ ≤ γ
         ref = _dense_hessian_top(lam, eps, gamma, H)
         assert abs(th.hessian_top_eigenvalue(lam, eps, gamma, H) - ref) <= 1e-9
-        assert abs(th.eta_max_network(rng.permutation(lam), eps, gamma, hidden=H) - 2 / ref) <= 1e-6
+        assert abs(th.stability_limit(rng.permutation(lam), eps, gamma, hidden=H) - 2 / ref) <= 1e-6
 
 
-def test_eta_max_network_dae_and_paper_example():
+def test_stability_limit_dae_and_paper_example():
     rng = np.random.default_rng(3)
     lam = np.sort(rng.uniform(0.01, 3.0, 40))[::-1]
     lam[0] = 3.0
     for eps in [0.4, 1.5]:
         for H in [10, 40]:
-            assert th.eta_max_network(lam, eps, 0.0, hidden=H) == pytest.approx(1 / 3.0, rel=1e-12)
-    # paper.md §3: top eigenvalue 5.855 (vs 2(λ1−γ) = 5.8) at λ1 = 3, γ = 0.1 (second mode λ = 2)
+            assert th.stability_limit(lam, eps, 0.0, hidden=H) == pytest.approx(1 / 3.0, rel=1e-12)
+    # known example (E16): top eigenvalue 5.855 (vs 2(λ1−γ) = 5.8) at λ1 = 3, γ = 0.1 (second mode λ = 2)
     top = th.hessian_top_eigenvalue([3.0, 2.0, 1.0], 0.0, 0.1)
     assert round(top, 3) == 5.855
-    assert th.eta_max_network([3.0, 2.0, 1.0], 0.0, 0.1) < th.eta_max_mode(3.0, 0.0, 0.1)
+    assert th.stability_limit([3.0, 2.0, 1.0], 0.0, 0.1) < th.eta_max_mode(3.0, 0.0, 0.1)
 
 
-def test_eta_max_network_mnist_size_is_fast():
+def test_stability_limit_mnist_size_is_fast():
     import time
 
     lam = np.geomspace(50.0, 1e-4, 784)
     t0 = time.perf_counter()
-    e = th.eta_max_network(lam, 0.0, 0.5, hidden=256)
+    e = th.stability_limit(lam, 0.0, 0.5, hidden=256)
     assert time.perf_counter() - t0 < 3.0
     assert 0 < e <= 1 / (50.0 - 0.5) * (1 + 1e-12)
 
@@ -424,7 +424,7 @@ def test_steps_to_fraction_exact_and_continuous():
         tc = th.steps_to_fraction(f, lam, eps, gamma, lr, u0, discrete_correction=True)
         # the corrected prediction brackets the first-passage step: k - 1 < tc ≲ k
         assert k - 1 - 0.1 < tc < k + 0.1
-        # B7: plain E10b within 2 steps when ln(u_f/u0)/4 is small (u0 = 1e-3, f = 0.9) ...
+        # E19: plain E10b within 2 steps when ln(u_f/u0)/4 is small (u0 = 1e-3, f = 0.9) ...
         if u0 == 1e-3 and f == 0.9:
             assert abs(tf - k) <= 2
         # ... in general E10b lags by ≈ ln(u_f/u0)/4 + ln((a − b u_f)/(a − b u0))/2 steps
@@ -455,7 +455,7 @@ def test_steps_to_fraction_exact_and_continuous():
 
 
 def test_paper_half_times():
-    """paper.md §3 half-time table (u0 = 1e-6, τ = 1000) from E10b and by root-finding E7b."""
+    """Half-time table (claim 6) (u0 = 1e-6, τ = 1000) from E10b and by root-finding E7b."""
     for lam, eps, ae, dae, wdae in [(1.0, 1.0, 6908, 6561, 13122), (0.5, 1.8, 13816, 12289, 56531)]:
         gamma = th.noise_to_decay(lam, eps)
         got = [

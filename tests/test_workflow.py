@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,12 +24,17 @@ def planned_jobs(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
 
 
+def default_experiments(config: dict, kind: str) -> dict:
+    """Experiments the default target builds: enabled and not paper-scale."""
+    return {k: v for k, v in config[kind].items() if v.get("enabled", True) and not v.get("paper", False)}
+
+
 def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     proc = run_snakemake(tmp_path, None, "-n")
     jobs = planned_jobs(proc.stdout)
     config = load_yaml(REPO / "config.yaml")
     experiments = [e for kind in ("linear_experiments", "nonlinear_experiments")
-                   for e in config[kind].values() if e.get("enabled", True)]
+                   for e in default_experiments(config, kind).values()]
     spectra = {(s["dataset"], s["n_samples"]) for s in config["spectra"]}
     spectra |= {(e["dataset"], e["n_samples"]) for e in experiments}
     assert jobs["dataset"] == len({name for name, _ in spectra})
@@ -35,18 +44,78 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     assert "results/spectra/mnist_n50000.nc" in proc.stdout
     assert jobs["scalar_figure_data"] == jobs["scalar_figure_plot"] == 4
     assert jobs["theory_claims"] == 1
-    enabled = {k: v for k, v in config["linear_experiments"].items() if v.get("enabled", True)}
+    enabled = default_experiments(config, "linear_experiments")
     assert jobs["linear_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in enabled.values())
     assert jobs["linear_aggregate"] == jobs["linear_figure"] == len(enabled)
-    enabled = {k: v for k, v in config["nonlinear_experiments"].items() if v.get("enabled", True)}
+    enabled = default_experiments(config, "nonlinear_experiments")
     assert jobs["nonlinear_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in enabled.values())
     assert jobs["nonlinear_aggregate"] == jobs["nonlinear_figure"] == len(enabled)
+    # the quick default: the paper-scale Fig. 6 (hours on a small CPU) waits for `snakemake paper`
+    assert "results/figures/fig6_mnist_small.png" in proc.stdout
+    assert "results/nonlinear/fig6_mnist/" not in proc.stdout and "cifar10" not in proc.stdout
 
 
-def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
+#: variables dropped on purpose since the fixture was made: a duplicate of loss_reconstruction
+DROPPED_SINCE_FIXTURE = {"train_error"}
+
+
+def assert_results_unchanged(results: Path) -> None:
+    """Every variable of every run file equals the code's output before the training-core rewrite
+    (tests/fixtures/runs_before_core.npz): float64 runs bitwise, float32 runs within 1e-6 relative."""
+    reference = np.load(REPO / "tests/fixtures/runs_before_core.npz")
+    files = sorted({key.split("::")[0] for key in reference.files})
+    assert len(files) == 13
+    for rel in files:
+        ds = store.open_dataset(results / rel)
+        float64_run = ds["dtype"].item() == "float64" if "dtype" in ds.coords else False
+        for key in (k for k in reference.files if k.startswith(rel + "::")):
+            name, old = key.split("::")[1], reference[key]
+            if name in DROPPED_SINCE_FIXTURE:
+                assert name not in ds, (rel, name)
+                continue
+            new = ds[name].values.reshape(old.shape) if ds[name].size == old.size else ds[name].values
+            assert new.shape == old.shape, (rel, name, new.shape, old.shape)
+            if float64_run or old.dtype.kind != "f":
+                np.testing.assert_array_equal(new, old, err_msg=f"{rel}::{name}")
+            else:
+                np.testing.assert_allclose(new, old, rtol=1e-6, atol=0, err_msg=f"{rel}::{name}")
+
+
+def test_paper_target_plans_the_paper_scale_set(tmp_path):
+    proc = run_snakemake(tmp_path, None, "-n", "paper")
+    jobs = planned_jobs(proc.stdout)
+    config = load_yaml(REPO / "config.yaml")
+    paper = {name: e for kind in ("linear_experiments", "nonlinear_experiments")
+             for name, e in config[kind].items() if e.get("paper", False) and e.get("enabled", True)}
+    assert {"fig6_mnist", "fig5_cifar10", "fig6_cifar10"} <= set(paper)
+    for name, e in paper.items():
+        assert f"results/figures/{name}.png" in proc.stdout
+        runs = "nonlinear" if name.startswith("fig6") else "runs"
+        for run in e["runs"]:
+            assert f"results/{runs}/{name}/{run}/seed0.nc" in proc.stdout
+    assert jobs["paper"] == 1 and "all" not in jobs
+    assert jobs["nonlinear_train"] == sum(len(e["runs"]) for n, e in paper.items() if n.startswith("fig6"))
+    assert "scalar_figure_data" not in jobs and "fig6_mnist_small" not in proc.stdout
+
+
+def test_bare_snakemake_in_the_repository_root_uses_the_default_profile(tmp_path):
+    """`snakemake -n` with no flags, in a copy of the repository: the profile is found beside the Snakefile."""
+    for name in ("Snakefile", "config.yaml", "requirements.lock"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for name in ("workflow", "profiles", "src"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "Using workflow specific profile profiles/default" in proc.stderr
+    assert "Shell command:" in proc.stdout  # the profile's printshellcmds took effect
+    assert "results/figures/fig5_mnist.png" in proc.stdout
+
+
+def test_tiny_pipeline_end_to_end(tiny_workflow, mnist_dir):
+    tmp_path = tiny_workflow  # the pipeline of .test/config.yaml has run there (conftest)
     config = load_yaml(REPO / ".test" / "config.yaml")
     env = {"DAEDYN_DATA_MIRROR": str(mnist_dir.parent)}
-    run_snakemake(tmp_path, config, "-c2", env=env)
 
     for name, n in (("synthetic", 256), ("digits", 500), ("mnist", 1000)):
         ds = store.open_dataset(tmp_path / f"results/data/{name}.nc")
@@ -115,6 +184,8 @@ def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
     syn = store.open_dataset(tmp_path / "results/fig5_synthetic/combined.nc")
     assert float(abs(syn["u_theory"] - syn["u"]).max()) < 0.05
 
+    assert_results_unchanged(tmp_path / "results")
+
     # Snakemake's HTML report holds every figure with its caption and configuration
     run_snakemake(tmp_path, config, "--report", "report.html", env=env)
     report = (tmp_path / "report.html").read_text()
@@ -132,7 +203,7 @@ def test_tiny_pipeline_end_to_end(tmp_path, mnist_dir):
 def test_resources_are_sized_from_the_experiment(tmp_path):
     config = {"spectra": [{"dataset": "mnist", "n_samples": 50000}, {"dataset": "cifar10", "n_samples": 30000}],
               "linear_experiments": {"fig5_cifar10": {"enabled": True, "device": "cuda"}}}
-    out = run_snakemake(tmp_path, config, "-n").stdout
+    out = run_snakemake(tmp_path, config, "-n", "all", "paper").stdout
     resources = {job: dict(kv.split("=", 1) for kv in fields["resources"].split(", "))
                  for job, fields in dry_run_jobs(out).items() if "resources" in fields}
     cifar = resources[("spectrum", "dataset=cifar10, n=30000")]

@@ -7,11 +7,11 @@ along ``run`` and ``seed``, failing on a missing or duplicate run;
 
 ``u_theory``
     the exact per-mode discrete map started from each mode's *actual* initial
-    weights (beyond.md B9a: x₀ = ‖a+b‖²/4, y₀ = ‖a−b‖²/4 with a = W₁vᵢ,
+    weights (E15 in docs/science.md: x₀ = ‖a+b‖²/4, y₀ = ‖a−b‖²/4 with a = W₁vᵢ,
     b = W₂ᵀvᵢ), cross-mode coupling neglected;
 ``u_paper``
     the paper's balanced closed form (E7b) with its single heuristic
-    u₀ = (sum of the top 100 singular values of the initial W)/d (paper.md K3).
+    u₀ = (sum of the top 100 singular values of the initial W)/d (D3).
 
 :func:`metrics` compares both with the trained network's uᵢ = vᵢᵀWvᵢ.
 """
@@ -23,7 +23,7 @@ import xarray as xr
 
 from daedyn import theory
 
-PAPER_U0_TOP = 100  # the authors sum the top 100 singular values of the initial W (K3)
+PAPER_U0_TOP = 100  # the authors sum the top 100 singular values of the initial W (D3)
 
 
 def combine_runs(runs: list[xr.Dataset], expected_runs: list[str], expected_seeds: list[int]) -> xr.Dataset:
@@ -48,7 +48,7 @@ def paper_u0(singular_values_init: np.ndarray, d: int, top: int = PAPER_U0_TOP) 
 
 
 def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray) -> xr.Dataset:
-    """Add ``u_theory`` (B9a, from each mode's initial weights) and ``u_paper`` (E7b, heuristic u₀).
+    """Add ``u_theory`` (E15, from each mode's initial weights) and ``u_paper`` (E7b, heuristic u₀).
 
     Both are computed at every step in float64 and sampled at the recorded
     epochs, so they share the coordinates of the trained ``u``.
@@ -71,14 +71,20 @@ def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray) -> xr.Datas
     dims = ("run", "seed", "mode", "epoch")
     combined = combined.copy()
     combined["u_theory"] = xr.DataArray(u_theory, dims=dims, attrs={
-        "long_name": "per-mode theory from each mode's initial weights (exact discrete map, B9a)",
+        "long_name": "per-mode theory from each mode's initial weights (exact discrete map, E15)",
         "units": "1"}).transpose(*combined["u"].dims)
     combined["u_paper"] = xr.DataArray(u_paper, dims=dims, attrs={
-        "long_name": "paper's balanced closed form (E7b) with the heuristic u0 (K3)",
+        "long_name": "paper's balanced closed form (E7b) with the heuristic u0 (D3)",
         "units": "1"}).transpose(*combined["u"].dims)
     combined["u0_paper"] = (("run", "seed"), u0s, {
         "long_name": f"heuristic u0 = sum of the top {PAPER_U0_TOP} singular values of the initial W / d",
         "units": "1"})
+    # the network's stability limit for each run (the guard's number)
+    combined = combined.assign_coords(eta_max=("run", [
+        theory.stability_limit(lam, float(combined["eps"].sel(run=r)), float(combined["gamma"].sel(run=r)),
+                               int(combined["hidden_units"].sel(run=r))) for r in combined["run"].values],
+        {"long_name": "stability limit eta_max of full-batch gradient descent for the whole network",
+         "units": "1"}))
     combined["u_star"] = (("run", "mode"), theory.fixed_point(
         lam[None, :], combined["eps"].values[:, None], combined["gamma"].values[:, None]), {
         "long_name": "fixed point max(lam - gamma, 0)/(lam + eps) (E8)", "units": "1"})
@@ -92,18 +98,19 @@ def _first_epoch(epochs: np.ndarray, u: np.ndarray, level: np.ndarray) -> np.nda
     return np.where(level > 0, first, np.nan)
 
 
-PLATEAU_TOLERANCE = 0.05  # paper.md claim 14: plateaus read off the paper's figure, ±0.05
+PLATEAU_TOLERANCE = 0.05  # claim 14 (docs/science.md): plateaus read off the paper's figure, ±0.05
 
 
 def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None = None) -> list[dict]:
     """Per run, seed and mode: theory-vs-actual errors and the epochs to 50 % / 90 % of u*.
 
     Relative errors are max|Δu| divided by the mode's fixed point u* (undefined
-    where u* = 0). "Predicted" epochs come from the B9a theory curve, at the
+    where u* = 0). "Predicted" epochs come from the E15 theory curve, at the
     recording resolution like the measured ones; ``t50_paper`` is the paper's
     closed form (E10b) with its heuristic u₀. ``eta_max`` is the network's stability
-    limit (:func:`daedyn.theory.eta_max_network`), so ``lr_over_eta_max`` < 1 says how
-    safely the learning rate was chosen. With ``paper_plateaus`` (run name → one value per
+    limit (:func:`daedyn.theory.stability_limit`, added by :func:`add_theory`), so
+    ``lr_over_eta_max`` < 1 says how safely the learning rate was chosen and
+    ``above_stability_limit`` flags a run trained above it on purpose (``allow_unstable``). With ``paper_plateaus`` (run name → one value per
     mode, read off the paper's figure) each row also says whether the trained plateau lies
     within ±0.05 of the paper's (1/0; blank without a paper value).
     """
@@ -124,10 +131,7 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
             t_pred = {f: _first_epoch(epochs, th, f * ustar) for f in (0.5, 0.9)}
             t_meas = {f: _first_epoch(epochs, actual, f * ustar) for f in (0.5, 0.9)}
             t50_paper = theory.steps_to_fraction(0.5, lam, eps, gamma, lr, float(one["u0_paper"]))
-            # stability limit of the whole network at its aligned balanced minimum (paper.md claim 18)
-            eta_max = float(theory.eta_max_network(combined["lam"].values, eps, gamma,
-                                                   int(combined["hidden_units"]) if "hidden_units" in combined.coords
-                                                   else None))
+            eta_max = float(one["eta_max"])
             for k, mode in enumerate(modes):
                 rows.append({
                     "run": str(run), "seed": int(seed), "mode": int(mode), "lam": float(lam[k]),
@@ -139,6 +143,7 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
                     "t90_predicted": float(t_pred[0.9][k]), "t90_measured": float(t_meas[0.9][k]),
                     "t50_paper": float(np.asarray(t50_paper)[k]),
                     "lr": lr, "eta_max": eta_max, "lr_over_eta_max": lr / eta_max,
+                    "above_stability_limit": int(lr >= eta_max),
                     **_plateau_check(paper_plateaus, str(run), k, float(actual[-1, k])),
                 })
     return rows

@@ -1,9 +1,9 @@
-"""Check the paper's theory claims (paper.md §6) against the Fig. 1–4 datasets.
+"""Check the paper's theory claims (docs/science.md, "Claims checked") against the Fig. 1–4 datasets.
 
 :func:`theory_claims` takes the four datasets built by :mod:`daedyn.scalar` and returns one
-row per claim with the columns ``claim`` (the §6 number), ``statement``, ``measured`` (numbers
+row per claim with the columns ``claim`` (its number in docs/science.md), ``statement``, ``measured`` (numbers
 computed here from the datasets, from independent ODE solves or finite differences, or from
-:mod:`daedyn.theory`), ``expected`` (the value and tolerance stated in paper.md), ``verdict``
+:mod:`daedyn.theory`), ``expected`` (the value and tolerance stated in docs/science.md), ``verdict``
 ("confirmed", "qualified" or "refuted") and ``note``. The expected values quoted below refer to
 the paper's parameters (``scalar.FIGURE_DEFAULTS``); with other parameters the comparisons still
 run but the doc's numbers may not apply.
@@ -351,7 +351,7 @@ def _claim11(fig3):
         f"at the rates the middle panel calls optimal, max |u_DAE − u_WDAE| = {_e(opt)}",
         "a positive lead of the DAE",
         "refuted" if opt <= 1e-12 else "qualified",
-        "K5: the lead in the original figure comes from running the WDAE at 0.005/(2λ+2γ), not "
+        "the lead in the original figure comes from running the WDAE at 0.005/(2λ+2γ), not "
         "at its own 'optimal' 0.005/(2λ+γ); at matched rates the trajectories are identical (E13)"))
     return rows
 
@@ -453,7 +453,7 @@ def _claim16():
         "O(η); ≈1.6e-3, 1.6e-2, 0.16 at η = 1e-3, 1e-2, 1e-1",
         _grade(linear <= 0.2 and np.all(np.abs(at3 / 1.6 - 1) <= 0.25), linear <= 0.2),
         "the constant grows with ln(u*/u0) (the map lags the flow by a fixed number of steps "
-        "during the growth phase); paper.md does not state u0, so only the O(η) scaling is "
+        "during the growth phase); the claim states no u0, so only the O(η) scaling is "
         "checked strictly")
 
 
@@ -509,7 +509,7 @@ def _claim19(fig2, n=50000):
 
 
 def theory_claims(fig1, fig2, fig3, fig4):
-    """Evaluate paper.md §6 claims 1–13, 16, 17, 19 (theory / scalar parts) on the datasets.
+    """Evaluate claims 1–13, 16, 17, 19 of docs/science.md (theory / scalar parts) on the datasets.
 
     Returns a list of dicts with keys :data:`COLUMNS`; ``verdict`` ∈ :data:`VERDICTS`.
     """

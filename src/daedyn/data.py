@@ -29,6 +29,7 @@ import hashlib
 import logging
 import os
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -217,20 +218,24 @@ def locate_raw_files(
 
 
 def verified_bytes(path: Path, expected: str, algorithm: str, label: str) -> bytes:
-    """Content of a raw file after checking its checksum (of the uncompressed bytes)."""
+    """Content of a raw file after checking its checksum (of the uncompressed bytes).
+
+    A file that cannot be read or decompressed (truncated, or a damaged deflate stream, which
+    zlib reports) is reported like a checksum mismatch: file, expected checksum, what to do.
+    """
+    content = f"{algorithm.upper()} of its {'uncompressed ' if path.suffix == '.gz' else ''}content"
+    fix = "Replace it with a fresh copy (mirror folder or download) and rerun."
     try:
         data = _read_raw(path)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise DatasetIntegrityError(
-            f"{label} file {path} cannot be read ({err}); replace it with a fresh copy."
+            f"{label} file {path} cannot be read ({type(err).__name__}: {err}); it is corrupt or truncated "
+            f"(expected {content}: {expected}). {fix}"
         ) from err
     actual = _digest(data, algorithm)
     if actual != expected:
         raise DatasetIntegrityError(
-            f"{label} file {path} is corrupt: {algorithm.upper()} of its "
-            f"{'uncompressed ' if path.suffix == '.gz' else ''}content is {actual}, expected {expected}. "
-            f"Replace it with a fresh copy (mirror folder or download) and rerun."
-        )
+            f"{label} file {path} is corrupt: {content} is {actual}, expected {expected}. {fix}")
     return data
 
 

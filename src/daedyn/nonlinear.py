@@ -8,13 +8,13 @@ loss is torch's mean squared error over all N·d elements (as in the paper's ReL
     L_net = 1/(N·d) Σ_n ‖x_n − W₂ φ(W₁ x̃_n)‖²,        x̃_n = x_n + σ z_n,  z_n ~ N(0, I_d),
 
 with the clean input as target. ``noise_std`` σ is a noise **standard deviation** (the paper's
-Fig. 6 uses σ = 2, i.e. variance σ² = 4; paper.md K13); the noise is drawn afresh for every
+Fig. 6 uses σ = 2, i.e. variance σ² = 4; D10 in docs/science.md); the noise is drawn afresh for every
 step. Weight decay is torch's: ``torch.optim.SGD(weight_decay=wd)`` adds wd·W to each gradient,
 i.e. it minimises L_net + wd/2 (‖W₁‖²_F + ‖W₂‖²_F). Plain SGD (no momentum); full batch by
 default (one step = one epoch, lr 0.9, 2000 epochs, wd 0.0045 at paper scale), or minibatches
 of ``batch_size`` rows in a fresh random order each epoch.
 
-Linear theory in the same units (K10)
+Linear theory in the same units (E21)
 -------------------------------------
 The linear theory (:mod:`daedyn.theory`) uses the mean convention L_rec = 1/(2N) Σ_n ‖x_n − x̂_n‖²
 with weight decay γ/2 (‖W₁‖² + ‖W₂‖²) and noise variance ε. Since L_net = (2/d)·L_rec, one SGD
@@ -41,7 +41,7 @@ epoch the trainer records, for the top ``k_modes`` modes and the state after tha
 
 * ``mapping``: m_i with x̂ from the **clean** inputs;
 * ``mapping_noisy``: m_i with x̂ from the **noisy** forward pass that the next step uses (the
-  paper's measurement, K10; for the last epoch a pass with fresh noise and no update follows).
+  paper's measurement, D8; for the last epoch a pass with fresh noise and no update follows).
   With minibatches it is an extra full-batch pass whose noise comes from a separate measurement
   generator, so recording does not change the training trajectory. Equal to ``mapping`` when
   σ = 0;
@@ -61,21 +61,27 @@ the same trajectory as the linear sampled engine run at (η_eff, ε, γ_eff).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from daedyn.linear import (EXPLODE_FACTOR, Checkpoint, DivergenceError, Run, _fingerprint, _initial, _num_threads,
-                           _Progress, _Records, _data_and_batch,
-                           _resolve_dtype, _tensor, log_epochs, noise_seed, resolve_device,
-                           second_moment_spectrum)
+from daedyn.linear import Run, second_moment_spectrum
+from daedyn.runconfig import NonlinearConfig
+from daedyn.training import (Checkpoint, DivergenceError, Records, as_tensor, data_and_batch,
+                             initial_weights, log_epochs, noise_seed, resolve_device, resolve_dtype,
+                             run_engine, stability_guard)
 
-__all__ = ["ACTIVATIONS", "NoiseSource", "NonlinearRun", "forward", "half_times", "linear_theory",
-           "measurement_seed", "objective", "theory_params", "train"]
+__all__ = ["ACTIVATIONS", "NoiseSource", "NonlinearEngine", "NonlinearRun", "forward", "half_times",
+           "linear_theory", "measurement_seed", "objective", "theory_params", "train"]
+
+#: a run fails as collapsed when the weight norms pass this bound (the ReLUs blow up and die)
+NORM_BOUND = 1e4
+#: ... or when every measured mapping is below this while the loss sits at the trivial value
+COLLAPSED_MAPPING = 1e-6
 
 #: φ of the hidden layer
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "identity": lambda z: z}
@@ -86,9 +92,9 @@ _META = {
     "mapping_noisy": ("learned mapping m_i as above, x_hat from the NOISY pre-update forward pass "
                       "(the paper's measurement)", "1"),
     "loss": ("training loss: MSE over N*d elements on the noisy pre-update forward pass "
-             "(no weight-decay term)", "(data units)^2"),
+             "(no weight-decay term)", "1"),
     "loss_clean": ("clean reconstruction error: MSE over N*d elements on clean inputs",
-                   "(data units)^2"),
+                   "1"),
     "norm_w1": ("Frobenius norm of W1", "1"),
     "norm_w2": ("Frobenius norm of W2", "1"),
 }
@@ -145,7 +151,7 @@ def objective(W1, W2, x_noisy, x, *, activation: str = "relu", weight_decay: flo
 
 
 def theory_params(lr: float, noise_std: float, weight_decay: float, d: int) -> dict:
-    """Hyperparameters of the network in the linear theory's units (module docstring, K10).
+    """Hyperparameters of the network in the linear theory's units (module docstring, E21).
 
     Returns {"lr": η_eff = 2η/d, "eps": ε = σ² (noise variance), "gamma": γ_eff = wd·d/2}.
     """
@@ -156,7 +162,7 @@ def theory_params(lr: float, noise_std: float, weight_decay: float, d: int) -> d
 # tracking
 
 
-class _Tracker(_Records):
+class _Tracker(Records):
     """Preallocated records of the measurement (module docstring), in float64 on the device."""
 
     BUFFERS = ("mapping", "mapping_noisy", "scalars")
@@ -170,29 +176,22 @@ class _Tracker(_Records):
         self.mapping = torch.empty(n_log, Vk.shape[1], **kw)
         self.mapping_noisy = torch.empty_like(self.mapping)
         self.scalars = torch.empty(n_log, 4, **kw)            # loss, loss_clean, norm_w1, norm_w2
-        self.first_loss = None
 
     def _mapping(self, xhat, out):
         torch.sum((xhat @ self.Vk).double() * self.XV, dim=0, out=out)
         out.mul_(self.scale)
 
     @torch.no_grad()
-    def record(self, row, epoch, W1, W2, xhat_noisy, loss_noisy, lr, lam):
+    def record(self, row, W1, W2, xhat_noisy, loss_noisy) -> float:
         self._mapping(xhat_noisy, self.mapping_noisy[row])
         xhat = forward(W1, W2, self.X, self.activation)
         self._mapping(xhat, self.mapping[row])
         s = self.scalars[row]
         s[0], s[1] = loss_noisy, F.mse_loss(xhat, self.X)
         s[2], s[3] = torch.linalg.vector_norm(W1), torch.linalg.vector_norm(W2)
-        loss = float(s[0])
-        if self.first_loss is None:
-            self.first_loss = loss
-        if not math.isfinite(loss) or loss > EXPLODE_FACTOR * max(abs(self.first_loss), 1e-30):
-            raise DivergenceError(
-                f"training diverged by epoch {epoch} (loss {loss:.4g}, initial {self.first_loss:.4g}); "
-                f"in theory units eta_eff*lam_1 = {lr * float(lam[0]):.3g} (linear GD needs < 1)")
+        return float(s[0])
 
-    def dataset(self, epochs, lam, attrs):
+    def dataset(self, epochs, lam):
         mp = self.mapping.cpu().numpy()
         data = {"mapping": (("epoch", "mode"), mp),
                 "mapping_noisy": (("epoch", "mode"), self.mapping_noisy.cpu().numpy())}
@@ -203,14 +202,17 @@ class _Tracker(_Records):
             "epoch": ("epoch", np.asarray(epochs, dtype=np.int64)),
             "mode": ("mode", np.arange(len(lam), dtype=np.int64)),
             "lam": ("mode", np.asarray(lam, dtype=np.float64)),
-        }, attrs=attrs)
+        }, attrs={
+            "loss_convention": "torch MSE: mean over N*d elements; SGD weight_decay adds wd*W to the gradient",
+            "noise_convention": "noise_std is a standard deviation; x_tilde = x + noise_std * N(0, I), "
+                                "fresh every step"})
         for name, (long_name, units) in _META.items():
             ds[name].attrs.update(long_name=long_name, units=units)
         ds["epoch"].attrs.update(long_name="epoch (one full-batch SGD step; for minibatch runs one "
                                  "pass over the data); state after that many epochs", units="1")
         ds["mode"].attrs.update(long_name="eigenmode index of Sigma (descending eigenvalue)", units="1")
         ds["lam"].attrs.update(long_name="eigenvalue of Sigma = X^T X / N (uncentred)",
-                               units="(data units)^2")
+                               units="1")
         return ds
 
 
@@ -218,124 +220,164 @@ class _Tracker(_Records):
 # trainer
 
 
-@dataclass
 class NonlinearRun(Run):
-    """:class:`daedyn.linear.Run` of a nonlinear network (x̂ = W₂ φ(W₁x̃))."""
+    """:class:`daedyn.linear.Run` of a nonlinear network (x̂ = W₂ φ(W₁x̃)); its run file keeps the
+    final weights only (the linear theory beside it starts from the expected initial state)."""
 
-    def weights(self) -> xr.Dataset:
-        ds = super().weights()
-        act = self.trajectory.attrs.get("activation", "phi")
-        for name, what in [("w1", "encoder W1"), ("w2", "decoder W2")]:
-            ds[name].attrs["long_name"] = f"final {what} (column convention, x_hat = W2 {act}(W1 x))"
-        return ds
+    STORED_WEIGHTS = ("w1", "w2")
+    TITLE = "daedyn nonlinear run"
+    SUMMARY = ("Trajectory of a two-layer nonlinear autoencoder trained by SGD with sampled Gaussian input "
+               "noise: learned mapping along the top eigen-directions (clean and noisy pass), losses, "
+               "weight norms; final weights.")
+
+    @property
+    def MODEL(self) -> str:
+        return f"x_hat = W2 {self.config.activation}(W1 x)"
 
 
-def train(X, *, hidden: int, activation: str = "relu", lr: float, epochs: int, noise_std: float = 0.0,
-          weight_decay: float = 0.0, batch_size: int | None = None, shuffle: bool = True,
-          init_std: float = 1e-3, seed: int = 0, dtype="float32", device="auto", lam=None, V=None,
-          k_modes: int = 4, log_every: int = 10, W1=None, W2=None, progress: bool = False,
-          threads: int | None = None, checkpoint=None, checkpoint_every: int = 100) -> NonlinearRun:
+class NonlinearEngine:
+    """SGD on the mean MSE of x̂ = W₂φ(W₁x̃) with sampled Gaussian input noise (the state W1, W2
+    and one epoch's step; the loop is :func:`daedyn.training.drive`).
+
+    Full batch: the noisy forward pass of an epoch is computed once and serves both the record
+    of that epoch (the paper's measurement) and the update. Minibatches: one pass over shuffled
+    minibatches per epoch; the record's noisy pass is an extra full-batch pass whose noise comes
+    from a separate measurement generator, so recording does not change the trajectory.
+    """
+
+    def __init__(self, config: NonlinearConfig, X, lam=None, V=None, W1=None, W2=None):
+        self.config = c = config
+        self.device, self.dtype = resolve_device(c.device), resolve_dtype(c.dtype)
+        self.X, self.B = data_and_batch(X, c.batch_size, self.dtype, self.device)
+        n, d = self.X.shape
+        self.full = self.B == n
+        k = c.k_modes
+        if not k <= d:
+            raise ValueError(f"{c.label}: k_modes must be in [1, {d}], got {k}")
+        if (lam is None) != (V is None):
+            raise ValueError("give both lam and V, or neither")
+        if lam is None:
+            lam, V = second_moment_spectrum(X)
+        self.lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)[:k]
+        V_k = as_tensor(V, self.dtype, self.device)[:, :k].contiguous()
+        if self.lam.shape != (k,) or V_k.shape != (d, k) or not np.all(self.lam > 0):
+            raise ValueError(f"need >= {k} positive eigenvalues and V with {d} rows and >= {k} columns")
+        self.given = W1 is not None
+        self.W1_0, self.W2_0 = initial_weights(d, c.hidden, c.init_std, c.seed, W1, W2, self.dtype, self.device)
+        self.eff = theory_params(c.lr, c.noise_std, c.weight_decay, d)
+        from daedyn import theory  # only the warning uses it: a theory edit changes no trained result
+
+        # the linear theory's limit (theory units) in the network's learning-rate units: η = η_eff d/2
+        self.eta_max_theory = theory.stability_limit(self.lam, self.eff["eps"], self.eff["gamma"], c.hidden)
+        stability_guard(c, self.lam, eta_max=self.eta_max_theory * d / 2, strict=False,
+                        units=" (the linear theory's limit, in the network's units)")
+        self.tracker = _Tracker(self.X, V_k, torch.as_tensor(self.lam, device=self.device),
+                                len(log_epochs(c.epochs, c.log_every)), c.activation)
+        self.trivial_loss = float(self.X.double().square().mean())       # the loss of x̂ = 0
+        self.train_noise = NoiseSource(c.noise_std, noise_seed(c.seed), self.B, d, dtype=self.dtype,
+                                       device=self.device)
+        self.measure_noise = self.train_noise if self.full else NoiseSource(
+            c.noise_std, measurement_seed(c.seed), n, d, dtype=self.dtype, device=self.device)
+        self.act = ACTIVATIONS[c.activation]
+        self.W1 = self.W1_0.clone().requires_grad_(True)
+        self.W2 = self.W2_0.clone().requires_grad_(True)
+        self.opt = torch.optim.SGD([self.W1, self.W2], lr=float(c.lr), weight_decay=float(c.weight_decay))
+        self.noisy_pass = None                         # (x̂, loss) of this epoch's full-batch step
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"W1": self.W1, "W2": self.W2}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"train": self.train_noise.generator, "measure": self.measure_noise.generator}
+
+    def _pass(self, noise: NoiseSource):
+        xhat = self.act(noise.corrupt(self.X) @ self.W1.T) @ self.W2.T
+        return xhat, F.mse_loss(xhat, self.X)
+
+    def record(self, row: int, epoch: int) -> float:
+        if self.full and epoch < self.config.epochs:     # this epoch's step pass is the measured one
+            self.noisy_pass = self._pass(self.train_noise)
+            xhat, loss = self.noisy_pass
+        else:
+            with torch.no_grad():
+                xhat, loss = self._pass(self.measure_noise)
+        W1, W2 = self.W1.detach(), self.W2.detach()
+        value = self.tracker.record(row, W1, W2, xhat.detach(), loss.detach())
+        self._check_collapse(row, epoch, value)
+        return value
+
+    def _check_collapse(self, row: int, epoch: int, loss: float) -> None:
+        """Fail a run whose weights blew up, or whose mapping died while the theory predicts learning."""
+        norms = self.tracker.scalars[row, 2:].max().item()
+        dead = bool((self.tracker.mapping[row].abs() < COLLAPSED_MAPPING).all())
+        learnable = bool((self.lam > self.eff["gamma"]).any())
+        trivial = loss >= 0.99 * self.trivial_loss
+        if norms > NORM_BOUND or (epoch > 0 and dead and trivial and learnable):
+            what = (f"weight norm {norms:.3g} > {NORM_BOUND:g}" if norms > NORM_BOUND else
+                    f"the mapping of every measured mode is below {COLLAPSED_MAPPING:g} while the loss "
+                    f"{loss:.4g} sits at the trivial value mean(x^2) = {self.trivial_loss:.4g}")
+            raise DivergenceError(f"training collapsed by epoch {epoch}: {what}; {self.divergence_note()}")
+
+    def step(self, epoch: int) -> None:
+        if self.full:
+            _, loss = self.noisy_pass if self.noisy_pass is not None else self._pass(self.train_noise)
+            self.noisy_pass = None
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            return
+        X, B = self.X, self.B
+        n = X.shape[0]
+        order = self.train_noise.permutation(n) if self.config.shuffle else None
+        for lo in range(0, n, B):
+            xb = X[lo:lo + B] if order is None else X[order[lo:lo + B]]
+            loss = F.mse_loss(self.act(self.train_noise.corrupt(xb) @ self.W1.T) @ self.W2.T, xb)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+
+    def divergence_note(self) -> str:
+        c = self.config
+        return (f"learning rate lr={c.lr:g}, in theory units eta_eff = 2 lr/d = {self.eff['lr']:.4g}, "
+                f"eta_eff*lam_1 = {self.eff['lr'] * float(self.lam[0]):.3g} (linear GD needs < 1); the linear "
+                f"theory's stability limit is eta_max = {self.eta_max_theory * self.X.shape[1] / 2:.4g} in the "
+                f"network's units: lower lr")
+
+    def derived(self) -> dict:
+        n = self.X.shape[0]
+        return {"n_steps": self.config.epochs * -(-n // self.B), "batch_size": int(self.B)}
+
+    def fingerprint_extra(self) -> dict:
+        return {"given_weights": self.given, "n": int(self.X.shape[0]), "device": str(self.device)}
+
+    def final_weights(self):
+        return self.W1.detach(), self.W2.detach()
+
+
+def train(X, config: NonlinearConfig | None = None, *, lam=None, V=None, W1=None, W2=None,
+          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
+          **overrides) -> NonlinearRun:
     """Train x̂ = W₂φ(W₁x̃) by SGD on the mean MSE with sampled Gaussian input noise (Fig. 6).
 
-    ``X`` (N×d) are the clean inputs (also the targets). ``noise_std`` is the noise standard
-    deviation σ (variance σ²); ``weight_decay`` is torch SGD's wd (adds wd·W to the gradient).
-    ``lam`` (≥ k,), ``V`` (d×≥k): Σ's eigenvalues (descending) and eigenvectors as columns, used
-    for the measurement only; computed from X in float64 when not given. Only the top
-    ``k_modes`` are used. ``batch_size`` None: full batch (one step per epoch); otherwise one
-    epoch is a pass over minibatches in a fresh random order (when ``shuffle``). Initial weights:
-    :func:`daedyn.linear.init_weights` (``seed``, ``init_std``) unless ``W1`` (H×d), ``W2`` (d×H)
-    are given. See the module docstring for the recorded quantities. Raises
-    :class:`daedyn.linear.DivergenceError` when the recorded loss is non-finite or explodes.
+    ``X`` (N×d) are the clean inputs (also the targets). ``config`` (or keywords for
+    :meth:`NonlinearConfig.make`): ``noise_std`` is the noise standard deviation σ (variance σ²),
+    ``weight_decay`` torch SGD's wd (adds wd·W to the gradient), ``batch_size`` None for full
+    batch (one step per epoch). ``lam`` (≥ k,), ``V`` (d×≥k): Σ's eigenvalues (descending) and
+    eigenvectors as columns, used for the measurement of the top ``k_modes``; computed from X in
+    float64 when not given. Initial weights: :func:`daedyn.training.init_weights` unless ``W1``
+    (H×d), ``W2`` (d×H) are given. Raises :class:`daedyn.training.DivergenceError` when the
+    recorded loss is non-finite or explodes, or the network collapses (weights past
+    ``NORM_BOUND``, or every mapping dead at the trivial loss although the theory learns).
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    if hidden < 1 or epochs < 0 or not lr > 0 or noise_std < 0 or weight_decay < 0:
-        raise ValueError("need hidden >= 1, epochs >= 0, lr > 0, noise_std >= 0, weight_decay >= 0")
-    device, dt = resolve_device(device), _resolve_dtype(dtype)
-    Xt, B = _data_and_batch(X, batch_size, dt, device)
-    n, d = Xt.shape
-    full = B == n
-    k = int(k_modes)
-    if not 1 <= k <= d:
-        raise ValueError(f"k_modes must be in [1, {d}], got {k_modes}")
-    if (lam is None) != (V is None):
-        raise ValueError("give both lam and V, or neither")
-    if lam is None:
-        lam, V = second_moment_spectrum(X)
-    lam_k = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)[:k]
-    V_k = _tensor(V, dt, device)[:, :k].contiguous()
-    if lam_k.shape != (k,) or V_k.shape != (d, k) or not np.all(lam_k > 0):
-        raise ValueError(f"need >= {k} positive eigenvalues and V with {d} rows and >= {k} columns")
-    given = W1 is not None
-    W1_0, W2_0 = _initial(d, hidden, init_std, seed, W1, W2, dt, device)
-    epochs_log = log_epochs(epochs, log_every)
-    tracker = _Tracker(Xt, V_k, torch.as_tensor(lam_k, device=device), len(epochs_log), activation)
-    eff = theory_params(lr, noise_std, weight_decay, d)
-    train_noise = NoiseSource(noise_std, noise_seed(seed), B, d, dtype=dt, device=device)
-    measure_noise = train_noise if full else NoiseSource(noise_std, measurement_seed(seed), n, d,
-                                                         dtype=dt, device=device)
-    act = ACTIVATIONS[activation]
-    ckpt = Checkpoint(checkpoint, checkpoint_every, _fingerprint(
-        "nonlinear", lam_k, n=n, hidden=hidden, activation=activation, lr=lr, epochs=epochs,
-        noise_std=noise_std, weight_decay=weight_decay, batch_size=B, shuffle=bool(shuffle), init_std=init_std,
-        seed=seed, dtype=str(dt), device=str(device), log_every=log_every, given=W1 is not None))
-    generators = {"train": train_noise.generator, "measure": measure_noise.generator}
-
-    with _num_threads(threads):
-        W1_ = W1_0.clone().requires_grad_(True)
-        W2_ = W2_0.clone().requires_grad_(True)
-        opt = torch.optim.SGD([W1_, W2_], lr=float(lr), weight_decay=float(weight_decay))  # stateless
-        start, row = ckpt.resume(tracker, {"W1": W1_, "W2": W2_}, generators)
-        bar = _Progress(epochs, progress, "nonlinear.train")
-        for t in range(start, epochs + 1):
-            if ckpt.due(t, start):
-                ckpt.save(t, row, tracker, {"W1": W1_, "W2": W2_}, generators)
-            last = t == epochs
-            record = row < len(epochs_log) and t == epochs_log[row]
-            step_pass = full and not last      # this step's pre-update noisy pass is the measured one
-            if step_pass:
-                xhat = act(train_noise.corrupt(Xt) @ W1_.T) @ W2_.T
-                loss = F.mse_loss(xhat, Xt)
-            if record:
-                if not step_pass:
-                    with torch.no_grad():
-                        xhat = act(measure_noise.corrupt(Xt) @ W1_.T) @ W2_.T
-                        loss = F.mse_loss(xhat, Xt)
-                tracker.record(row, t, W1_.detach(), W2_.detach(), xhat.detach(), loss.detach(),
-                               eff["lr"], lam_k)
-                row += 1
-            if last:
-                break
-            if full:
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            else:
-                order = train_noise.permutation(n) if shuffle else None
-                for start in range(0, n, B):
-                    xb = Xt[start:start + B] if order is None else Xt[order[start:start + B]]
-                    loss = F.mse_loss(act(train_noise.corrupt(xb) @ W1_.T) @ W2_.T, xb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-            bar.update(t + 1)
-        bar.close()
-    ckpt.remove()
-    attrs = dict(engine="nonlinear", activation=activation, hidden=int(hidden), lr=float(lr),
-                 epochs=int(epochs), noise_std=float(noise_std), noise_var=float(noise_std) ** 2,
-                 weight_decay=float(weight_decay), init_std=float(init_std), seed=int(seed),
-                 noise_seed=noise_seed(seed), dtype=str(dt).replace("torch.", ""), device=str(device),
-                 log_every=int(log_every), n_samples=int(n), n_features=int(d), k_modes=k,
-                 batch_size=int(B), shuffle=int(bool(shuffle) and not full),
-                 n_steps=int(epochs * -(-n // B)), init="given" if given else "random",
-                 lr_theory=eff["lr"], eps_theory=eff["eps"], gamma_theory=eff["gamma"],
-                 loss_convention="torch MSE: mean over N*d elements; SGD weight_decay adds wd*W to the gradient",
-                 noise_convention="noise_std is a standard deviation; x_tilde = x + noise_std * N(0, I), "
-                                  "fresh every step; noise_var = noise_std^2")
-    if not full:
-        attrs["measurement_seed"] = measurement_seed(seed)
-    ds = tracker.dataset(epochs_log, lam_k, attrs)
-    return NonlinearRun(ds, *(w.detach().cpu().numpy() for w in (W1_, W2_, W1_0, W2_0)))
+    n = int(np.shape(X)[0])
+    if config is None:
+        config = NonlinearConfig.make(n_samples=n, **overrides)
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    if config.n_samples is not None and config.n_samples != n:
+        raise ValueError(f"{config.label}: n_samples is {config.n_samples} but the data have {n} rows")
+    return run_engine(NonlinearEngine(config, X, lam, V, W1, W2), NonlinearRun, checkpoint=checkpoint,
+                      threads=threads, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,18 +386,18 @@ def train(X, *, hidden: int, activation: str = "relu", lr: float, epochs: int, n
 
 def linear_theory(lam, epochs, *, lr: float, noise_std: float, weight_decay: float, d: int,
                   init_std: float, hidden: int) -> xr.DataArray:
-    """Per-mode linear theory for a network trained with these hyperparameters (K10).
+    """Per-mode linear theory for a network trained with these hyperparameters (E21).
 
     The hyperparameters are mapped to theory units by :func:`theory_params` (η_eff = 2η/d,
     ε = σ², γ_eff = wd·d/2) and each mode follows the exact per-mode GD map of a linear network
-    whose mode weights are H-vectors, :func:`daedyn.theory.vector_mode_map` (beyond.md B9a):
+    whose mode weights are H-vectors, :func:`daedyn.theory.vector_mode_map` (E15):
     x' = x[1 + η(λ − γ − ξu)]², y' = y[1 − η(λ + γ − ξu)]², u = x − y, ξ = λ + ε.
 
     Initial state: the expectation under the i.i.d. N(0, s²) init (s = ``init_std``). With
     a = W₁v_i and b = W₂ᵀv_i, both with H independent N(0, s²) entries,
     x₀ = E‖a+b‖²/4 = H s²/2 and y₀ = E‖a−b‖²/4 = H s²/2, so u(0) = 0 = E[u(0)] and the growing
     part starts from H s²/2 (1.28e-4 for H = 256, s = 1e-3). One u₀ for all modes and runs, no
-    fitting (unlike the paper's heuristic, K3). Cross-mode coupling and the nonlinearity are
+    fitting (unlike the paper's heuristic, D3). Cross-mode coupling and the nonlinearity are
     neglected: the curve is a reference for timing and plateaus, not a prediction of a ReLU net.
 
     ``lam``: eigenvalues of Σ (k,); ``epochs``: recorded epochs (non-negative integers) or an int
@@ -372,7 +414,7 @@ def linear_theory(lam, epochs, *, lr: float, noise_std: float, weight_decay: flo
     u = theory.vector_mode_map(steps, lam, eff["eps"], eff["gamma"], eff["lr"], x0=x0, y0=y0)[:, epochs]
     return xr.DataArray(u, dims=("mode", "epoch"), name="mapping_theory", coords={
         "mode": np.arange(lam.size), "epoch": epochs, "lam": ("mode", lam)}, attrs={
-        "long_name": "linear per-mode theory (B9a map) for the same hyperparameters in theory units",
+        "long_name": "linear per-mode theory (E15 map) for the same hyperparameters in theory units",
         "units": "1", "lr": float(lr), "noise_std": float(noise_std), "weight_decay": float(weight_decay),
         "n_features": int(d), "hidden": int(hidden), "init_std": float(init_std),
         "lr_theory": eff["lr"], "eps_theory": eff["eps"], "gamma_theory": eff["gamma"],
@@ -397,5 +439,5 @@ def half_times(curve: xr.DataArray, *, fraction: float = 0.5, min_final: float =
     out = xr.DataArray(first, dims=c.dims[:-1], coords={k: v for k, v in c.coords.items()
                                                         if "epoch" not in v.dims})
     out.attrs.update(long_name=f"first recorded epoch with value >= {fraction:g} x final value "
-                               f"(NaN: never, or final < {min_final:g})", units="epoch")
+                               f"(NaN: never, or final < {min_final:g})", units="1")
     return out

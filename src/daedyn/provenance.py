@@ -24,6 +24,8 @@ from typing import Any, Iterable, Mapping
 from daedyn import __version__
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+#: set by the workflow for its jobs: the ``src/`` folder whose modules Snakemake tracks
+WORKFLOW_SOURCE_ENV = "DAEDYN_WORKFLOW_SOURCE"
 #: distributions whose versions are recorded in every result
 TRACKED_PACKAGES = (
     "numpy", "scipy", "xarray", "netCDF4", "torch", "torchvision",
@@ -62,27 +64,52 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+class ForeignPackageError(RuntimeError):
+    """The imported daedyn is not the one in the workflow's own ``src/`` folder."""
+
+
+def check_source() -> None:
+    """Fail unless the imported daedyn is the workflow's own (the ``src/`` it sets in the environment).
+
+    Snakemake tracks the workflow's ``src/daedyn`` files; a job that imports another checkout
+    installed in a shared environment would run code that neither Snakemake nor the recorded git
+    state describe. Outside the workflow (no variable set) there is nothing to compare.
+    """
+    expected = os.environ.get(WORKFLOW_SOURCE_ENV)
+    if not expected or (Path(expected).resolve() / "daedyn") == PACKAGE_ROOT:
+        return
+    repo = Path(expected).resolve().parent
+    raise ForeignPackageError(
+        f"this job imports daedyn from {PACKAGE_ROOT}, but the workflow's own package is "
+        f"{repo / 'src' / 'daedyn'}: the job would run other code than the workflow tracks and records. "
+        f"Install the workflow's checkout into the environment that runs Snakemake (`pip install -e {repo}`), "
+        f"or run the workflow with `{repo / 'run.sh'} pipeline`, which builds its own .venv from it."
+    )
+
+
 def git_state(path: str | os.PathLike = PACKAGE_ROOT) -> dict[str, Any]:
-    """Commit, dirty flag and `git describe` of the repository holding `path`.
+    """Commit, dirty flag, `git describe` and (when dirty) the SHA-256 of `git diff HEAD`.
 
     The package's own checkout is asked (not the working directory), so a
     workflow run with ``--directory elsewhere`` still records the code version.
-    Outside a git checkout the fields say "unknown" and git_dirty is -1.
+    The diff's hash tells apart two runs of the same commit with different
+    uncommitted edits. Outside a git checkout the fields say "unknown" and
+    git_dirty is -1.
     """
 
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=20
-        ).stdout.strip()
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, check=True, timeout=20).stdout
 
     try:
-        commit = git("rev-parse", "HEAD")
+        commit = git("rev-parse", "HEAD").decode().strip()
         # tracked files only: untracked results or scratch files do not make the code "dirty"
-        dirty = 1 if git("status", "--porcelain", "--untracked-files=no") else 0
-        describe = git("describe", "--always", "--dirty", "--tags")
+        dirty = 1 if git("status", "--porcelain", "--untracked-files=no").strip() else 0
+        describe = git("describe", "--always", "--dirty", "--tags").decode().strip()
+        diff = git("diff", "HEAD", "--binary", "--no-ext-diff", "--no-color") if dirty else None
     except (OSError, subprocess.SubprocessError):
-        return {"git_commit": "unknown", "git_dirty": -1, "git_describe": "unknown"}
-    return {"git_commit": commit, "git_dirty": dirty, "git_describe": describe}
+        return {"git_commit": "unknown", "git_dirty": -1, "git_describe": "unknown", "git_diff_sha256": ""}
+    return {"git_commit": commit, "git_dirty": dirty, "git_describe": describe,
+            "git_diff_sha256": hashlib.sha256(diff).hexdigest() if diff is not None else ""}
 
 
 def package_versions() -> dict[str, str]:
@@ -101,6 +128,8 @@ def device_info(device: str | None) -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         info["cuda_version"] = torch.version.cuda or ""
+        # CPU reductions are split by thread: results are bit-identical only at equal counts
+        info["torch_threads"] = torch.get_num_threads()
         info["torch_deterministic"] = int(torch.are_deterministic_algorithms_enabled())
         if device and device.startswith("cuda") and torch.cuda.is_available():
             info["gpu_name"] = torch.cuda.get_device_name(torch.device(device))
@@ -116,6 +145,7 @@ def collect(
     seed: int | str | None = None,
     device: str | None = None,
     started: str | None = None,
+    resumed_from: Iterable[int] = (),
 ) -> dict[str, Any]:
     """Provenance attributes of one job.
 
@@ -123,10 +153,13 @@ def collect(
     Snakemake's ``params:``, or the arguments of a notebook call); it is stored
     as JSON together with its SHA-256. `inputs` are files whose SHA-256 is
     recorded, so a result can be traced to the exact data it was computed from.
+    `resumed_from` lists the epochs of the checkpoints the run was resumed from
+    (stored as ``resume_history``, ``[]`` for a run that went through at once).
     """
     config_json = canonical_json(config)
     attrs: dict[str, Any] = {
         "daedyn_version": __version__,
+        "package_path": str(PACKAGE_ROOT),
         **git_state(),
         "config_json": config_json,
         "config_sha256": sha256_text(config_json),
@@ -140,6 +173,7 @@ def collect(
         "python_version": platform.python_version(),
         "package_versions": canonical_json(package_versions()),
         "time_started": started or now(),
+        "resume_history": canonical_json([int(epoch) for epoch in resumed_from]),
     }
     attrs.update(device_info(device))
     return attrs
@@ -148,15 +182,18 @@ def collect(
 #: attributes that change between otherwise identical runs (dropped when comparing results)
 VOLATILE_ATTRS = (
     "time_started", "time_finished", "date_created", "history", "hostname", "platform",
-    "slurm_job_id", "git_commit", "git_dirty", "git_describe", "input_sha256",
+    "slurm_job_id", "git_commit", "git_dirty", "git_describe", "git_diff_sha256", "input_sha256",
+    "package_path", "resume_history",
 )
 
 _REPORT_KEYS = (
     ("title", "title"), ("snakemake_rule", "rule"), ("snakemake_wildcards", "wildcards"),
     ("config_sha256", "config sha256"), ("config_json", "config"), ("daedyn_version", "daedyn"),
-    ("git_commit", "git commit"), ("git_dirty", "git dirty"), ("git_describe", "git describe"),
+    ("package_path", "package"), ("git_commit", "git commit"), ("git_dirty", "git dirty"),
+    ("git_describe", "git describe"), ("git_diff_sha256", "git diff sha256"),
     ("input_sha256", "inputs (sha256)"), ("seed", "seed"), ("hostname", "host"),
-    ("device", "device"), ("gpu_name", "gpu"), ("slurm_job_id", "slurm job"),
+    ("device", "device"), ("gpu_name", "gpu"), ("torch_threads", "torch threads"),
+    ("slurm_job_id", "slurm job"), ("resume_history", "resumed from"),
     ("time_started", "started"), ("time_finished", "finished"),
     ("package_versions", "packages"),
 )

@@ -38,7 +38,7 @@ __all__ = [
 
 _EPS_0_TO_1_8 = [round(0.2 * k, 10) for k in range(10)]  # 0, 0.2, …, 1.8
 
-#: The paper's parameters (paper.md §4), as keyword arguments of ``figN_data``.
+#: The paper's parameters (the authors' notebooks), as keyword arguments of ``figN_data``.
 FIGURE_DEFAULTS: dict[str, dict] = {
     "fig1": {
         "lam": 1.0,
@@ -55,7 +55,7 @@ FIGURE_DEFAULTS: dict[str, dict] = {
         "manifold_points": 1000,  # samples of the hyperbola of minima
     },
     "fig2": {
-        "lam": [2.5, 1.0, 0.5],  # columns (the notebook also lists 0.1, dropped: K9)
+        "lam": [2.5, 1.0, 0.5],  # columns (the notebook also lists 0.1, never drawn: D7)
         "eps": _EPS_0_TO_1_8,
         "gamma_rule": "matched",  # WDAE row: γ = λε/(λ+ε) (E9)
         "lr": 0.001,  # τ = 1000
@@ -200,6 +200,13 @@ def minimum_manifold(lam, eps=0.0, gamma=0.0, extent=2.0, points=1000):
     return m1, m2
 
 
+def _manifold_coords(points):
+    """Coordinates of :func:`minimum_manifold`'s output."""
+    return {"branch": ("branch", [0, 1], {"long_name": "branch of the minima (0: w1 > 0, 1: w1 < 0)"}),
+            "manifold_point": ("manifold_point", np.arange(points),
+                               {"long_name": "sample index along the branch"})}
+
+
 def _grid(extent, points):
     return np.linspace(-extent, extent, int(points))
 
@@ -273,7 +280,7 @@ def fig1_data(lam=1.0, eps=(0.0, 1.0, 5.0), lr=0.01, epochs=200, trials=10, seed
                           {"long_name": "epoch (GD step)", "units": "1"}),
                 "s_w1": ("s_w1", g, {"long_name": "w1", "units": "1"}),
                 "s_w2": ("s_w2", g, {"long_name": "w2", "units": "1"}),
-                "branch": [0, 1], "manifold_point": np.arange(manifold_points)},
+                **_manifold_coords(manifold_points)},
     )
     ds.attrs.update(figure="fig1", lam=float(lam), gamma=0.0, lr=float(lr), tau=1.0 / lr,
                     surface_zmax=float(surface_zmax), params=_json(params),
@@ -320,7 +327,7 @@ def fig2_data(lam=(2.5, 1.0, 0.5), eps=tuple(_EPS_0_TO_1_8), gamma_rule="matched
         return np.broadcast_to(theory.steps_to_fraction(0.5, le, ee, gg, lr, u0), G.shape).copy()
 
     d2 = ("lam", "eps")
-    ep = {"units": "epoch"}
+    ep = {"units": "1"}  # a number of epochs (UDUNITS has no epoch)
     ds = xr.Dataset(
         {
             "u_dae": (("lam", "eps", "epoch"), np.asarray(u_dae, float),
@@ -361,7 +368,7 @@ def fig3_data(lam=1.0, eps=tuple(_EPS_0_TO_1_8), eps_grid_step=0.02, eps_grid_ma
     """Fig. 3: DAE vs WDAE at the heuristic "optimal" learning rates (E13), both WDAE variants.
 
     DAE: ε, γ = 0, η = s/(2λ+3ε) with s = ``lr_scale``. WDAE: ε = 0, γ = λε/(λ+ε), and
-    ``lr_rule`` = "notebook": η = s/(2λ+2γ) (what the authors' left/right panels ran, K5),
+    ``lr_rule`` = "notebook": η = s/(2λ+2γ) (what the authors' left/right panels ran, D5),
     or "optimal": η = s/(2λ+γ) (what their middle panel labels optimal). Variables:
     ``u_dae`` (eps, epoch), ``u_wdae`` and ``u_diff`` = u_DAE − u_WDAE (lr_rule, eps, epoch),
     the rates ``lr_dae``/``lr_wdae``, and on the fine grid ``eps_grid`` ∈ [0, max): ``eta_dae``
@@ -428,7 +435,7 @@ def fig4_data(lam=1.0, eps=0.1, lr=0.01, epochs=1000, trials=10, seed_stride=2, 
     Trial 0 is the small-init run w1 = w2 = ``small_init``; trials 1…``trials`` are the
     seeded U(low, high) restarts. Variables: GD ``w1``, ``w2``, ``u``, ``loss``, ``norm`` =
     √(w1²+w2²) (model, trial, epoch); the gradient flow ``u_flow``, ``imbalance_flow`` =
-    w1²−w2² (theory.unbalanced_u, B6); ``u_star``; ``norm_min`` = √(2u*); ``norm_pred`` =
+    w1²−w2² (theory.unbalanced_u, E18); ``u_star``; ``norm_min`` = √(2u*); ``norm_pred`` =
     limiting norm, (c0²+4u*²)^{1/4} for γ = 0 and √(2u*) for γ > 0 (E12); ``norm_long``, the
     GD norm and ``u_long`` the GD u after ``long_epochs``; the surface ``surface_loss`` and
     the negative gradient ``neg_grad_w1``/``neg_grad_w2`` on the grid; and the minima
@@ -480,7 +487,7 @@ def fig4_data(lam=1.0, eps=0.1, lr=0.01, epochs=1000, trials=10, seed_stride=2, 
             "norm": (dmte, np.hypot(sim["w1"].values, sim["w2"].values),
                      {"long_name": "weight norm √(w1²+w2²) (GD)", **one}),
             "u_flow": (dmte, np.stack(per["uf"]),
-                       {"long_name": "u under gradient flow (ODE solve, B6)", **one}),
+                       {"long_name": "u under gradient flow (ODE solve, E18)", **one}),
             "imbalance_flow": (dmte, np.stack(per["cf"]),
                                {"long_name": "w1² − w2² under gradient flow", **one}),
             "u_star": (dm, np.array(per["ustar"]), {"long_name": "fixed point u* (E8)", **one}),
@@ -511,11 +518,13 @@ def fig4_data(lam=1.0, eps=0.1, lr=0.01, epochs=1000, trials=10, seed_stride=2, 
             "min_w2": (("model", "branch", "manifold_point"), np.stack(per["m2"]),
                        {"long_name": "w2 at the global minima (NaN-padded)", **one}),
         },
-        coords={"model": list(models), "trial": np.arange(w10.size),
+        coords={"model": ("model", list(models),
+                          {"long_name": "model: DAE (input noise) or WDAE (weight decay)"}),
+                "trial": np.arange(w10.size),
                 "epoch": ("epoch", np.arange(epochs + 1), {"long_name": "epoch (GD step)", **one}),
                 "s_w1": ("s_w1", g, {"long_name": "w1", **one}),
                 "s_w2": ("s_w2", g, {"long_name": "w2", **one}),
-                "branch": [0, 1], "manifold_point": np.arange(manifold_points)},
+                **_manifold_coords(manifold_points)},
     )
     ds.attrs.update(figure="fig4", lam=float(lam), eps=float(eps), gamma=gamma_w, lr=float(lr),
                     tau=1.0 / lr, small_init=float(small_init), quiver_every=int(quiver_every),

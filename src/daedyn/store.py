@@ -1,7 +1,9 @@
 """The project's only netCDF writer and reader.
 
 Every result file goes through :func:`write_dataset`, which adds the CF / ACDD
-global attributes and the provenance of :mod:`daedyn.provenance`, chooses an
+global attributes (CF-1.11: UDUNITS units, a long_name on every variable; the shared
+index coordinates get theirs from :data:`COORDINATE_LONG_NAMES`) and the provenance of
+:mod:`daedyn.provenance`, chooses an
 explicit encoding (zlib, no fill value on coordinates) and writes atomically:
 to a temporary file in the same folder, then ``os.replace``. A job killed
 mid-write therefore never leaves a file that looks complete.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -31,6 +34,22 @@ REFERENCES = (
     "Pretorius, Kroon & Kamper, Learning Dynamics of Linear Denoising Autoencoders, "
     "ICML 2018, arXiv:1806.05413"
 )
+LICENSE = (
+    "daedyn is MIT-licensed software. Results derived from a public dataset (MNIST, Fashion-MNIST, "
+    "CIFAR-10, scikit-learn's digits) are also subject to that dataset's own terms of use."
+)
+#: long_name of the index coordinates that many files share; a coordinate that brings its own keeps it
+COORDINATE_LONG_NAMES = {
+    "sample": "sample index (order of the source dataset)",
+    "feature": "input feature index (flattened pixel and channel)",
+    "component": "eigen-component index (0 = largest eigenvalue)",
+    "mode": "eigenmode index of Sigma (0 = largest eigenvalue)",
+    "epoch": "epoch (full-batch gradient steps taken)",
+    "run": "training condition (a key of the experiment's runs)",
+    "seed": "random seed of the run (initial weights and noise)",
+    "trial": "random restart index",
+    "hidden_units": "hidden width H (number of hidden units)",
+}
 
 
 class ResultFileError(OSError):
@@ -55,14 +74,15 @@ def write_dataset(
     ds: xr.Dataset,
     path: str | os.PathLike,
     *,
-    title: str,
-    summary: str,
+    title: str | None = None,
+    summary: str | None = None,
     provenance_attrs: Mapping[str, Any],
     encoding: Mapping[str, Mapping[str, Any]] | None = None,
     complevel: int = 4,
 ) -> Path:
     """Write `ds` to `path` atomically with CF attributes and provenance.
 
+    `title` and `summary` may also come from ``ds.attrs`` (a dataset's own attributes win).
     `encoding` overrides the default per-variable encoding (zlib level
     `complevel`, NaN fill for float data, none for coordinates), e.g. to store
     pixels as uint8 with a ``scale_factor``. Attribute values must be str,
@@ -73,15 +93,19 @@ def write_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     finished = provenance.now()
     ds = ds.copy()
+    if not (title or ds.attrs.get("title")) or not (summary or ds.attrs.get("summary")):
+        raise ValueError(f"{path}: a result file needs a title and a summary")
     ds.attrs = _clean_attrs({
         "Conventions": CONVENTIONS,
         "title": title,
         "summary": summary,
-        "institution": "daedyn",
+        "institution": "daedyn project (open-source software)",
         "source": f"daedyn {__version__}",
         "references": REFERENCES,
+        "license": LICENSE,
         "keywords": "denoising autoencoder, learning dynamics, linear networks, weight decay",
-        "creator_name": "daedyn pipeline",
+        "creator_name": "daedyn contributors",
+        "creator_type": "group",
         "product_version": __version__,
         "comment": "Mean convention Sigma = X^T X / N; noise eps is a variance; one epoch = one full-batch step.",
         "date_created": finished,
@@ -93,6 +117,8 @@ def write_dataset(
     ds.attrs["history"] = f"{history}\n{ds.attrs['history']}" if "history" in ds.attrs else history
     for name, var in ds.variables.items():
         var.attrs = _clean_attrs(var.attrs)
+        if name in ds.coords and "long_name" not in var.attrs and name in COORDINATE_LONG_NAMES:
+            var.attrs["long_name"] = COORDINATE_LONG_NAMES[name]
 
     enc: dict[str, dict[str, Any]] = {}
     for name, var in ds.variables.items():
@@ -122,11 +148,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed to `path`, on failure removed.
 
     Used for every result file (netCDF, CSV, figures), so that an interrupted
-    job never leaves a file that looks complete.
+    job never leaves a file that looks complete. A write killed outright
+    (SIGKILL, node failure) cannot remove its temporary file; the next write of
+    the same `path` does.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    prefix, suffix = f".{path.stem}.", f".tmp{path.suffix}"
+    leftover = re.compile(rf"{re.escape(prefix)}[a-z0-9_]+{re.escape(suffix)}")  # mkstemp's names, no dots
+    for old in path.parent.iterdir():
+        if leftover.fullmatch(old.name):
+            old.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     umask = os.umask(0)
@@ -148,20 +181,40 @@ def open_dataset(path: str | os.PathLike, *, needed_by: str = "", load: bool = T
     of large datasets) and the caller must close it.
     """
     path = Path(path)
-    who = f" (needed by {needed_by})" if needed_by else ""
     if not path.exists():
-        raise ResultFileError(f"result file {path} does not exist{who}; rerun the step that makes it")
+        raise ResultFileError(f"result file {path} does not exist{_who(needed_by)}; rerun the step that makes it")
     try:
         ds = xr.open_dataset(path, engine=ENGINE, **kwargs)
         if load:
             with ds:
                 ds = ds.load()
     except (OSError, ValueError, RuntimeError, KeyError) as err:
-        raise ResultFileError(
-            f"cannot read {path}{who}: {err}. The file is corrupt or truncated; delete it and rerun "
-            f"the workflow so that it is rebuilt."
-        ) from err
+        raise _unreadable(path, needed_by, err) from err
     return ds
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, *, needed_by: str = "") -> Iterator[None]:
+    """Report read errors of a lazily opened file (``open_dataset(..., load=False)``) like open_dataset.
+
+    A damaged chunk shows up only when it is read, as netCDF4's ``RuntimeError: NetCDF: HDF
+    error`` (or an OSError), which names no file; inside this block it names the file and the rule.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        raise _unreadable(Path(path), needed_by, err) from err
+
+
+def _who(needed_by: str) -> str:
+    return f" (needed by {needed_by})" if needed_by else ""
+
+
+def _unreadable(path: Path, needed_by: str, err: BaseException) -> ResultFileError:
+    return ResultFileError(
+        f"cannot read {path}{_who(needed_by)}: {err}. The file is corrupt or truncated; delete it and rerun "
+        f"the workflow so that it is rebuilt."
+    )
 
 
 def config_of(ds: xr.Dataset) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 r"""Closed-form and exact-recurrence theory for linear (denoising) autoencoders.
 
-Model (paper.md §2-§3). A two-layer linear network :math:`\hat x = W_2 W_1 \tilde x`
+Model (docs/science.md, whose labels E1–E21 are cited below). A two-layer linear network :math:`\hat x = W_2 W_1 \tilde x`
 (no biases) trained on the loss
 
 .. math::
@@ -23,7 +23,7 @@ by N. :func:`to_n_scaled` / :func:`from_n_scaled` convert between the two.
 
 Continuous time (gradient flow τ θ̇ = −∇ℓ) is exact only as η → 0; the discrete maps
 (:func:`balanced_map`, :func:`mode_map`, :func:`vector_mode_map`) are the exact per-mode
-full-batch GD recurrences (E14, beyond.md B1, B9a) at any η.
+full-batch GD recurrences (E14, E15) at any η.
 
 All functions take floats or arrays that broadcast together and compute in float64.
 """
@@ -47,7 +47,7 @@ __all__ = [
     "hyperbolic_u_from_state",
     "unbalanced_u",
     "eta_max_mode",
-    "eta_max_network",
+    "stability_limit",
     "hessian_top_eigenvalue",
     "steps_to_fraction",
     "noise_to_decay",
@@ -127,7 +127,7 @@ def balanced_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, u0=1e-6):
 
 
 def mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, w1=1e-3, w2=1e-3):
-    """Exact per-mode GD map of the (possibly unbalanced) scalar network (E14, B1).
+    """Exact per-mode GD map of the (possibly unbalanced) scalar network (E14).
 
     r_k = λ − (λ+ε) w₁w₂;  w₁ ← w₁ + η(w₂ r − γw₁),  w₂ ← w₂ + η(w₁ r − γw₂), both from the old
     values, i.e. plain gradient descent on ℓ_λ (E6). Returns (w1, w2), each of shape
@@ -147,7 +147,7 @@ def mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, w1=1e-3, w2=1e-3):
 
 
 def vector_mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, x0=1e-6, y0=0.0):
-    r"""Exact GD map of one mode whose weights are H-vectors (beyond.md B9a).
+    r"""Exact GD map of one mode whose weights are H-vectors (E15).
 
     With a = W₁v, b = W₂ᵀv (per mode), x = ‖a+b‖²/4, y = ‖a−b‖²/4, u = aᵀb = x − y and ξ = λ+ε:
 
@@ -170,7 +170,7 @@ def vector_mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, x0=1e-6, y0=0.0):
 
 
 def mode_state_from_weights(W1, W2, V):
-    """Per-mode (x₀, y₀) of B9a from actual weights.
+    """Per-mode (x₀, y₀) of the E15 map from actual weights.
 
     W1: H×d encoder, W2: d×H decoder, V: d×k eigenvectors as columns. With a_i = W₁v_i and
     b_i = W₂ᵀv_i: x₀ = ‖a_i + b_i‖²/4, y₀ = ‖a_i − b_i‖²/4, so u_i(0) = v_iᵀW₂W₁v_i = x₀ − y₀.
@@ -205,7 +205,7 @@ def _riccati(s, z0, beta, xi, delta):
 
 
 def hyperbolic_u_from_state(t, lam, eps=0.0, lr=1.0, x0=1e-6, y0=0.0):
-    r"""Exact noise-only (γ = 0) gradient flow of a mode from its (x, y) state (E11, B9a).
+    r"""Exact noise-only (γ = 0) gradient flow of a mode from its (x, y) state (E11, E15).
 
     With ξ = λ+ε and s = t/τ, τẋ = 2x(λ − ξu), τẏ = −2y(λ − ξu), u = x − y, so K = xy is
     conserved and x, y each obey a constant-coefficient Riccati equation:
@@ -239,7 +239,7 @@ def unbalanced_u(t, lam, eps=0.0, gamma=0.0, lr=1.0, w1=1e-3, w2=1e-3, rtol=1e-1
     r"""Gradient flow of the scalar network (E5) from any start, by accurate ODE integration.
 
     τẇ₁ = w₂(λ − (λ+ε)w₁w₂) − γw₁,  τẇ₂ = w₁(λ − (λ+ε)w₁w₂) − γw₂, integrated with DOP853 in
-    s = t/τ. Weight decay destroys the conserved imbalance (B6: w₁² − w₂² ∝ e^{−2γt/τ}), so
+    s = t/τ. Weight decay destroys the conserved imbalance (E12, E18: w₁² − w₂² ∝ e^{−2γt/τ}), so
     there is no closed form for γ > 0. ``t`` is a 1-D array of times ≥ 0 (any order);
     lam, eps, gamma, lr, w1, w2 may broadcast (one ODE solve per element).
     Returns (w1, w2, u), each of shape broadcast(params) + t.shape.
@@ -276,7 +276,7 @@ def unbalanced_u(t, lam, eps=0.0, gamma=0.0, lr=1.0, w1=1e-3, w2=1e-3, rtol=1e-1
 
 
 def eta_max_mode(lam, eps=0.0, gamma=0.0):
-    """Per-mode stability limit of balanced GD, η_max = 1/(λ−γ) (inf where λ ≤ γ; B1).
+    """Per-mode stability limit of balanced GD, η_max = 1/(λ−γ) (inf where λ ≤ γ; E16).
 
     At u* the map's multiplier is 1 − 2η(λ−γ); ε does not enter.
     """
@@ -339,10 +339,13 @@ def hessian_top_eigenvalue(lams, eps=0.0, gamma=0.0, hidden=None):
     return float(top)
 
 
-def eta_max_network(lams, eps=0.0, gamma=0.0, hidden=None):
+def stability_limit(lams, eps=0.0, gamma=0.0, hidden=None):
     """Stability limit of full-batch GD for the whole network at its aligned balanced minimum.
 
-    η_max = 2 / (top Hessian eigenvalue) from :func:`hessian_top_eigenvalue`. For the DAE
+    The project's one stability-limit function: the engines' guard, the training log, the
+    metrics table and the figures all use it. η_max = 2 / (top Hessian eigenvalue) from
+    :func:`hessian_top_eigenvalue`. A mode with λ ≤ γ stays at the origin (curvature λ + γ), and
+    with γ > 0 the imbalance direction has curvature 2γ, so η_max ≤ 1/γ. For the DAE
     (γ = 0) this equals 1/λ₁ whatever ε (top eigenvalue exactly 2λ₁); for the WDAE cross-mode
     curvature makes it slightly smaller than 1/(λ₁ − γ). ``lams``: eigenvalues of Σ (any order);
     ``hidden``: H (default d = len(lams)).
@@ -358,7 +361,7 @@ def eta_max_network(lams, eps=0.0, gamma=0.0, hidden=None):
 def steps_to_fraction(
     f, lam, eps=0.0, gamma=0.0, lr=1.0, u0=1e-6, exact=False, max_steps=10**6, discrete_correction=False
 ):
-    r"""Time for a balanced mode to reach f·u* from u₀ (B7).
+    r"""Time for a balanced mode to reach f·u* from u₀ (E10b, E19).
 
     exact=False: continuous E10b, t_f = τ/(2a) · ln[(f/(1−f)) (u*/u₀ − 1)] (a float, in steps).
     exact=True: the first integer k with u_k ≥ f·u* under :func:`balanced_map`, searched up to
@@ -419,7 +422,7 @@ def decay_to_noise(lam, gamma):
 
 
 def matched_wdae_lr(lr, lam, eps):
-    """WDAE rate η(λ+ε)/λ at which WDAE(γ = λε/(λ+ε)) equals DAE(ε) at rate η exactly (B2).
+    """WDAE rate η(λ+ε)/λ at which WDAE(γ = λε/(λ+ε)) equals DAE(ε) at rate η exactly (E17).
 
     Both give η_WDAE(λ−γ) = ηλ and η_WDAE·λ = η(λ+ε), so the balanced maps coincide per mode.
     """
@@ -440,7 +443,7 @@ def optimal_lr_wdae(lam, gamma):
 
 
 def notebook_lr_wdae(lam, gamma):
-    """WDAE rate 1/(2λ+2γ) that the original Fig. 3 code actually runs (times 0.005; paper.md K5)."""
+    """WDAE rate 1/(2λ+2γ) that the original Fig. 3 code actually runs (times 0.005; D5)."""
     lam, gamma = _f64(lam, gamma)
     return 1.0 / (2.0 * lam + 2.0 * gamma)
 

@@ -4,10 +4,18 @@ import json
 import os
 from pathlib import Path
 
+from daedyn import configcheck
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+# NaN and infinity pass every schema bound, 100.0 passes as an integer: checked around validation.
+SCHEMA = Path(workflow.basedir) / "src" / "daedyn" / "config.schema.yaml"
+try:
+    configcheck.reject_non_finite(config)
+    validate(config, schema=str(SCHEMA), set_default=True)
+    configcheck.reject_non_integers(config, configcheck.load_schema(SCHEMA))
+except configcheck.ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 # The package's own sources are declared as inputs, so that editing a module reruns
 # exactly the rules that import it (imports are invisible to Snakemake otherwise).
@@ -29,11 +37,28 @@ def canonical(params):
     return json.loads(json.dumps(params, sort_keys=True))
 
 
+# Every beyond-the-paper experiment kind appends its enabled experiments' claims files here
+# (results/{experiment}/claims.csv), in its section below; rule beyond_claims gathers them.
+BEYOND_CLAIMS = []
+
+
 def config_error(key, message):
     raise WorkflowError(f"Invalid config: {key}: {message}")
 
 
 DATASETS = config["datasets"]
+
+
+def dataset_shape(name):
+    """(number of training samples, input dimension) of a configured dataset, known without reading it."""
+    entry = DATASETS[name]
+    if entry["source"] == "synthetic":
+        return entry["synthetic"]["n_samples"], entry["synthetic"]["dim"]
+    return {"cifar10": (50000, 3072), "digits": (1797, 64)}.get(
+        entry["source"], (60000, 784)
+    )
+
+
 for _i, _entry in enumerate(config["spectra"]):
     if _entry["dataset"] not in DATASETS:
         config_error(
@@ -69,10 +94,14 @@ for _name, _exp in config["linear_experiments"].items():
             f"linear_experiments.{_name}.dataset",
             f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
         )
-    if max(_exp["modes"]) >= _exp["hidden"]:
+    # a linear network learns at most min(hidden, d) modes, and the data have only d
+    _d = dataset_shape(_exp["dataset"])[1]
+    if max(_exp["modes"]) >= min(_exp["hidden"], _d):
         config_error(
             f"linear_experiments.{_name}.modes",
-            f"mode {max(_exp['modes'])} cannot be learned with hidden={_exp['hidden']} units",
+            f"mode {max(_exp['modes'])} cannot be learned with hidden={_exp['hidden']} units "
+            f"on {_exp['dataset']!r} (d={_d} inputs); modes must be < min(hidden, d) = "
+            f"{min(_exp['hidden'], _d)}",
         )
     for _run, _values in _exp["paper_plateaus"].items():
         if _run not in _exp["runs"] or len(_values) != len(_exp["modes"]):
@@ -98,6 +127,15 @@ for _name, _exp in config["nonlinear_experiments"].items():
             f"nonlinear_experiments.{_name}",
             "the name is also a linear experiment; experiment names must be unique",
         )
+    # measured along the top eigen-directions, each beside the linear theory of its mode
+    _d = dataset_shape(_exp["dataset"])[1]
+    if _exp["k_modes"] > min(_exp["hidden"], _d):
+        config_error(
+            f"nonlinear_experiments.{_name}.k_modes",
+            f"{_exp['k_modes']} modes cannot be measured against the linear theory with "
+            f"hidden={_exp['hidden']} units on {_exp['dataset']!r} (d={_d} inputs); "
+            f"k_modes must be <= min(hidden, d) = {min(_exp['hidden'], _d)}",
+        )
 
 
 wildcard_constraints:
@@ -120,6 +158,54 @@ if config["data"]["mirror"]:
 os.environ.setdefault(
     "DAEDYN_DATA_DOWNLOAD", "1" if config["data"]["download"] else "0"
 )
+# Jobs check that they import this workflow's own package (not another checkout installed in a
+# shared environment); not a param, since where the checkout lies changes no result.
+os.environ.update(
+    DAEDYN_WORKFLOW_SOURCE=str((Path(workflow.basedir) / "src").resolve())
+)
+
+
+# training rules: the config section and the wildcard that names their experiment
+TRAIN_RULES = {
+    "linear_train": ("linear_experiments", "experiment"),
+    "nonlinear_train": ("nonlinear_experiments", "nl_experiment"),
+}
+
+
+def cuda_jobs_here():
+    """Config keys `device: cuda` of the training jobs about to run on this machine."""
+    keys = set()
+    for job in workflow.dag.needrun_jobs():
+        if job.rule.name in TRAIN_RULES and (workflow.local_exec or job.is_local):
+            section, wildcard = TRAIN_RULES[job.rule.name]
+            name = job.wildcards_dict[wildcard]
+            if config[section][name]["device"] == "cuda":
+                keys.add(f"{section}.{name}.device")
+    return sorted(keys)
+
+
+def check_cuda_here():
+    """`device: cuda` without CUDA fails here, before any job, when the jobs run on this machine.
+
+    Called when the jobs are about to start (not in dry runs): only then is it known whether they
+    run here or are submitted by a cluster executor, whose GPU nodes the login node cannot judge.
+    """
+    keys = cuda_jobs_here()
+    if not keys:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        config_error(
+            ", ".join(keys),
+            "cuda, but CUDA is not available on this machine, where the jobs would run. Use "
+            "device: auto (CUDA when available, else the CPU) or cpu, or submit the jobs to GPU "
+            "nodes with a cluster profile (--profile profiles/slurm).",
+        )
+
+
+onstart:
+    check_cuda_here()
 
 
 def dataset_params(wildcards):
@@ -183,8 +269,7 @@ def linear_train_inputs(wildcards):
 def linear_train_params(wildcards):
     exp = config["linear_experiments"][wildcards.experiment]
     keys = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std")
-    keys += ("checkpoint_every",)
-    keys += ("engine", "batch_size", "dtype", "device")
+    keys += ("engine", "batch_size", "shuffle", "dtype", "device", "allow_unstable")
     return canonical(
         {
             "experiment": wildcards.experiment,
@@ -228,16 +313,6 @@ def linear_figure_params(wildcards):
     return canonical({"experiment": wildcards.experiment, "modes": exp["modes"]})
 
 
-def dataset_shape(name):
-    """(number of training samples, input dimension) of a configured dataset, known without reading it."""
-    entry = DATASETS[name]
-    if entry["source"] == "synthetic":
-        return entry["synthetic"]["n_samples"], entry["synthetic"]["dim"]
-    return {"cifar10": (50000, 3072), "digits": (1797, 64)}.get(
-        entry["source"], (60000, 784)
-    )
-
-
 def dataset_mem_mb(wildcards, attempt):
     """The float64 images twice over (decoded copy, encoded copy), with 1 GB headroom."""
     n, d = dataset_shape(wildcards.dataset)
@@ -267,14 +342,6 @@ def linear_runtime(wildcards, attempt):
     return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
-SPECTRA = sorted(
-    set(SPECTRA)
-    | {spectrum_path(e["dataset"], e["n_samples"]) for e in LINEAR.values()}
-)
-LINEAR_TARGETS = [
-    f"results/{name}/{out}" for name in LINEAR for out in ("combined.nc", "metrics.csv")
-] + [f"results/figures/{name}.{ext}" for name in LINEAR for ext in ("png", "pdf")]
-
 NONLINEAR = {
     name: exp for name, exp in config["nonlinear_experiments"].items() if exp["enabled"]
 }
@@ -292,14 +359,12 @@ def nonlinear_dataset(wildcards):
 def nonlinear_train_params(wildcards):
     exp = config["nonlinear_experiments"][wildcards.nl_experiment]
     keys = ("dataset", "n_samples", "hidden", "activation", "lr", "epochs", "log_every")
-    keys += ("init_std", "batch_size", "dtype", "device", "k_modes", "checkpoint_every")
+    keys += ("init_std", "batch_size", "shuffle", "dtype", "device", "k_modes")
     return canonical(
         {
             "experiment": wildcards.nl_experiment,
             "run": wildcards.run,
             "seed": int(wildcards.seed),
-            "noise_std": 0.0,
-            "weight_decay": 0.0,
             **{k: exp[k] for k in keys},
             **exp["runs"][wildcards.run],
         }
@@ -354,14 +419,37 @@ def nonlinear_runtime(wildcards, attempt):
     return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
-SPECTRA = sorted(
-    set(SPECTRA)
-    | {spectrum_path(e["dataset"], e["n_samples"]) for e in NONLINEAR.values()}
-)
-NONLINEAR_TARGETS = [
-    f"results/{name}/{out}"
-    for name in NONLINEAR
-    for out in ("combined.nc", "halftimes.csv")
-] + [f"results/figures/{name}.{ext}" for name in NONLINEAR for ext in ("png", "pdf")]
+def experiment_targets(paper):
+    """Spectra, tables and figures of the enabled experiments whose `paper` flag is `paper`."""
+    linear = {name: e for name, e in LINEAR.items() if e["paper"] == paper}
+    nonlinear = {name: e for name, e in NONLINEAR.items() if e["paper"] == paper}
+    spectra = {
+        spectrum_path(e["dataset"], e["n_samples"])
+        for e in [*linear.values(), *nonlinear.values()]
+    }
+    tables = [
+        f"results/{name}/{out}"
+        for name in linear
+        for out in ("combined.nc", "metrics.csv")
+    ] + [
+        f"results/{name}/{out}"
+        for name in nonlinear
+        for out in ("combined.nc", "halftimes.csv")
+    ]
+    figures = [
+        f"results/figures/{name}.{ext}"
+        for name in [*linear, *nonlinear]
+        for ext in ("png", "pdf")
+    ]
+    return sorted(spectra) + tables + figures
 
-ALL_TARGETS = SPECTRA + SCALAR_TARGETS + LINEAR_TARGETS + NONLINEAR_TARGETS
+BEYOND_TARGETS = ["results/claims/beyond.csv"] if BEYOND_CLAIMS else []
+
+# `snakemake` builds ALL_TARGETS (quick on a small CPU); `snakemake paper` the paper-scale
+# experiments (`paper: true`), which are GPU work.
+ALL_TARGETS = (
+    sorted(set(SPECTRA + experiment_targets(paper=False)))
+    + SCALAR_TARGETS
+    + BEYOND_TARGETS
+)
+PAPER_TARGETS = experiment_targets(paper=True)

@@ -11,8 +11,6 @@ rule dataset:
         "logs/data/{dataset}.log",
     benchmark:
         "benchmarks/runs/data/{dataset}.tsv"
-    conda:
-        "../../environment.yml"
     resources:
         mem_mb=dataset_mem_mb,
         runtime=30,

@@ -4,7 +4,9 @@
 rule linear_train:
     input:
         unpack(linear_train_inputs),
-        code=package_sources("linear", "data", "jobs/linear"),
+        # theory is imported for the stability guard only, which stops or warns but changes no
+        # result: a theory edit must not retrain
+        code=package_sources("training", "runconfig", "linear", "data", "jobs/linear"),
         lock=LOCK,
     output:
         "results/runs/{experiment}/{run}/seed{seed}.nc",
@@ -12,8 +14,6 @@ rule linear_train:
         "logs/runs/{experiment}/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/runs/train/{experiment}/{run}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 2
     resources:
         mem_mb=linear_mem_mb,
@@ -41,8 +41,6 @@ rule linear_aggregate:
     log:
         "logs/aggregate/{experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=linear_aggregate_params,
     script:
@@ -66,8 +64,6 @@ rule linear_figure:
     log:
         "logs/figures/{experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=linear_figure_params,
     script:

@@ -5,7 +5,10 @@ rule nonlinear_train:
     input:
         dataset=nonlinear_dataset,
         spectrum=nonlinear_spectrum,
-        code=package_sources("nonlinear", "linear", "data", "jobs/nonlinear"),
+        # theory: the stability warning only (see linear_train)
+        code=package_sources(
+            "training", "runconfig", "nonlinear", "linear", "data", "jobs/nonlinear"
+        ),
         lock=LOCK,
     output:
         "results/nonlinear/{nl_experiment}/{run}/seed{seed}.nc",
@@ -13,8 +16,6 @@ rule nonlinear_train:
         "logs/nonlinear/{nl_experiment}/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/runs/nonlinear/{nl_experiment}/{run}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
     threads: 2
     resources:
         mem_mb=nonlinear_mem_mb,
@@ -42,8 +43,6 @@ rule nonlinear_aggregate:
     log:
         "logs/aggregate/{nl_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         spec=nonlinear_aggregate_params,
     script:
@@ -67,8 +66,6 @@ rule nonlinear_figure:
     log:
         "logs/figures/{nl_experiment}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         experiment="{nl_experiment}",
     script:

@@ -11,8 +11,6 @@ rule scalar_figure_data:
         "logs/scalar/{figure}.log",
     benchmark:
         "benchmarks/runs/scalar/{figure}.tsv"
-    conda:
-        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=20,
@@ -40,8 +38,6 @@ rule scalar_figure_plot:
     log:
         "logs/figures/{figure}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         figure="{figure}",
     script:
@@ -61,8 +57,6 @@ rule theory_claims:
     log:
         "logs/claims/theory.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
         figures=SCALAR_FIGURES,
     script:

@@ -12,8 +12,6 @@ rule spectrum:
         "logs/spectra/{dataset}_n{n}.log",
     benchmark:
         "benchmarks/runs/spectra/{dataset}_n{n}.tsv"
-    conda:
-        "../../environment.yml"
     resources:
         mem_mb=spectrum_mem_mb,
         runtime=60,

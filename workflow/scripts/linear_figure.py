@@ -1,4 +1,8 @@
 """Thin adapter: rule linear_figure -> daedyn.jobs.linear.figure_job."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; the library itself never picks a backend
+
 from daedyn.jobs import JobInfo
 from daedyn.jobs.linear import figure_job
 

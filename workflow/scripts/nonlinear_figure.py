@@ -1,4 +1,8 @@
 """Thin adapter: rule nonlinear_figure -> daedyn.jobs.nonlinear.figure_job."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; the library itself never picks a backend
+
 from daedyn.jobs import JobInfo
 from daedyn.jobs.nonlinear import figure_job
 

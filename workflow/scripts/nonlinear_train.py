@@ -9,4 +9,6 @@ train_job(
     snakemake.output[0],
     JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),
     threads=snakemake.threads,
+    # not a param: the checkpoint cadence does not change the result, so changing it reruns nothing
+    checkpoint_every=snakemake.config["nonlinear_experiments"][snakemake.wildcards.nl_experiment]["checkpoint_every"],
 )

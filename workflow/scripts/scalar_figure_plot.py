@@ -1,4 +1,8 @@
 """Thin adapter: rule scalar_figure_plot -> daedyn.jobs.scalar.figure_plot_job."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; the library itself never picks a backend
+
 from daedyn.jobs import JobInfo
 from daedyn.jobs.scalar import figure_plot_job
 

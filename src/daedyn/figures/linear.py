@@ -2,10 +2,10 @@
 
 Drawn only from an experiment's combined file (:func:`daedyn.analysis.add_theory`).
 Top row: one panel per regularised run beside the AE (the paper's left: AE vs WDAE, right:
-AE vs DAE); lines are the per-mode theory from the actual initial weights (B9a), thin dotted
+AE vs DAE); lines are the per-mode theory from the actual initial weights (E15 in docs/science.md), thin dotted
 lines the paper's balanced closed form with its heuristic u₀, ``x`` markers the trained
 network's uᵢ = vᵢᵀWvᵢ at the epoch they were recorded (the original plots them 100 epochs
-late, K8). Bottom row: |theory − actual| per mode, so the agreement is a number.
+late, D6). Bottom row: |theory − actual| per mode, so the agreement is a number.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from daedyn.figures import style
-from daedyn.figures.style import model_of
+from daedyn.figures.style import model_of, shared
 
 __all__ = ["plot_fig5"]
 
@@ -75,8 +75,12 @@ def plot_fig5(ds, modes, title: str = "", seed=None):
         bottom.set_ylabel("|theory − trained|\n(solid: per-mode, dotted: paper)")
         bottom.set_ylim(1e-6, 1)
         bottom.set_xlim(epochs[0], epochs[-1] * 1.04)
-    lr, hidden = float(ds["lr"]), int(ds["hidden_units"])
-    fig.suptitle(f"Fig. 5 — {title}: linear autoencoder, H = {hidden}, η = {lr:g}, seed {seed}, "
+    unstable = [f"{r}: lr = {ratio:.2f} η_max (above the stability limit)"
+                for r, ratio in zip(runs, ds["lr"].values / ds["eta_max"].values) if ratio >= 1]
+    if unstable:
+        title = f"{title} — {'; '.join(unstable)}"
+    fig.suptitle(f"Fig. 5 — {title}: linear autoencoder, H = {shared(ds, 'hidden_units')}, "
+                 f"η = {shared(ds, 'lr')}, seed {seed}, "
                  f"modes {', '.join(map(str, modes))} (labels at right)\n"
                  "solid: per-mode theory from the actual initial weights; dotted: paper's closed form "
                  "with heuristic $u_0$; dashed: fixed points $u^*$", fontsize=11)

@@ -4,7 +4,7 @@ Drawn only from an experiment's combined file (:func:`daedyn.jobs.nonlinear.aggr
 (run, [seed], epoch, mode). Left: the paper's panel, the learned mapping m_i along the top
 eigen-directions vs epoch (lines: measured on clean inputs; dots: on the noisy pre-update pass,
 the paper's measurement, which differs only for the DAE). Middle: the same network curves as
-markers under the linear per-mode theory for the same hyperparameters in theory units (K10).
+markers under the linear per-mode theory for the same hyperparameters in theory units (E21 in docs/science.md).
 Right: a table of final values and half-times (first recorded epoch at half the final value),
 network vs linear theory, which makes "qualitatively" a number. Colours: AE blue, WDAE orange,
 DAE green.
@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from daedyn.figures import style
-from daedyn.figures.style import model_of
+from daedyn.figures.style import model_of, shared
 
 __all__ = ["run_label", "plot_fig6"]
 
@@ -76,7 +76,7 @@ def plot_fig6(ds, title: str = "", seed=None, modes=None):
                          f"{float(one['mapping_theory'].sel(mode=mode)[-1]):.3f}",
                          _fmt(float(one["t_half"].sel(mode=mode))),
                          _fmt(float(one["t_half_theory"].sel(mode=mode)))])
-    act = ds.attrs.get("activation", "relu")
+    act = shared(ds, "activation")
     ax_net.set_title(f"{act} network: mapping $m_i = v_i^T\\hat C v_i/\\lambda_i$\n"
                      "lines: clean inputs; dots: noisy pre-update pass (paper)")
     ax_th.set_title("linear theory for the same hyperparameters (lines)\n"
@@ -105,13 +105,12 @@ def plot_fig6(ds, title: str = "", seed=None, modes=None):
     ax_tab.set_title("net: clean inputs; noisy: noisy pre-update pass (paper);\n"
                      "t½: first recorded epoch at half the final value", fontsize=10)
 
-    attrs = ds.attrs
-    lr, d_txt = attrs.get("lr", np.nan), f"d = {d}" if d else ""
+    d_txt = f"d = {d}" if d else ""
     fig.suptitle(
-        f"Fig. 6 — {title}: {act} autoencoder, H = {attrs.get('hidden', '?')}, N = {attrs.get('n_samples', '?')}, "
-        f"{d_txt}, lr = {lr:g}, init std = {attrs.get('init_std', np.nan):g}, modes 1–{len(modes)} "
+        f"Fig. 6 — {title}: {act} autoencoder, H = {shared(ds, 'hidden_units')}, N = {shared(ds, 'n_samples')}, "
+        f"{d_txt}, lr = {shared(ds, 'lr')}, init std = {shared(ds, 'init_std')}, modes 1–{len(modes)} "
         f"(1 = top eigenvector of Σ = XᵀX/N)\n"
-        f"theory units: η_eff = 2·lr/d = {attrs.get('lr_theory', np.nan):.3g}, γ_eff = wd·d/2, ε = σ² "
+        f"theory units: η_eff = 2·lr/d = {shared(ds, 'lr_theory', '.3g')}, γ_eff = wd·d/2, ε = σ² "
         "(noise is a standard deviation σ; its variance σ² enters the theory)", fontsize=11)
     fig.subplots_adjust(left=0.05, right=0.99, top=0.80, bottom=0.09)
     return fig

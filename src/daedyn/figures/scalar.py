@@ -1,9 +1,9 @@
 """The paper's scalar-network Figures 1–4, drawn only from the ``figN_data`` datasets.
 
 Each ``plot_figN(ds)`` returns a matplotlib Figure with the paper's panels. Fixes
-relative to the notebooks: Fig. 2 opacities stay in (0, 1] (K9); Fig. 3 shows both
-WDAE learning rates and states what the matched "optimal" rates imply (K5); the Fig. 1
-surfaces draw (E6) with the λ weighting (K11).
+relative to the notebooks (docs/science.md): Fig. 2 opacities stay in (0, 1] (D7); Fig. 3 shows both
+WDAE learning rates and states what the matched "optimal" rates imply (D5); the Fig. 1
+surfaces draw (E6) with the λ weighting (D9).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def plot_fig1(ds):
         ax.set_xlim(t[0], t[-1])
         if i == 0:
             ax.legend(handles=[
-                Line2D([], [], color=style.THEORY, lw=2.4, label="theory (E11), same init"),
+                Line2D([], [], color=style.THEORY, lw=2.4, label="closed form, same init"),
                 Line2D([], [], color=style.GD, ls="--", label="gradient descent"),
                 Line2D([], [], color=style.FIXED, ls="-.", label="fixed point u*"),
             ], loc="lower right")
@@ -83,7 +83,7 @@ def plot_fig1(ds):
         ax3.set_ylabel("w₂")
         ax3.set_zlabel("ℓ_λ")
         ax3.set_zlim(0, zmax)
-        ax3.set_title(f"loss (E6), λ = {_fmt(ds.attrs['lam'])}, ε = {_fmt(e)} "
+        ax3.set_title(f"per-mode loss ℓ_λ, λ = {_fmt(ds.attrs['lam'])}, ε = {_fmt(e)} "
                       f"(z clipped at {_fmt(zmax)})")
         if i == 0:
             ax3.legend(handles=[
@@ -110,7 +110,7 @@ def _cmap(name):
 @style.styled
 def plot_fig2(ds):
     """Fig. 2 (2×3): closed-form u(t) (E7b); top DAE (green, opacity ∝ ε), bottom WDAE with
-    matched γ = λε/(λ+ε) (orange, opacity ∝ γ); columns λ. Opacities lie in [0.2, 1] (K9)."""
+    matched γ = λε/(λ+ε) (orange, opacity ∝ γ); columns λ. Opacities lie in [0.2, 1] (D7)."""
     lams, eps = ds["lam"].values, ds["eps"].values
     n = lams.size
     fig = style.figure(figsize=(5.6 * n, 8.5))
@@ -137,10 +137,10 @@ def plot_fig2(ds):
         ax.set_ylabel("u = w₂·w₁")
     axes[0, 0].set_ylim(0, 1.1)
     axes[0, 0].set_xlim(t[0], t[-1])
-    fig.suptitle(f"Fig. 2 — {ds.attrs.get('title', '')}: balanced closed form (E7b), "
+    fig.suptitle(f"Fig. 2 — {ds.attrs.get('title', '')}: balanced closed-form solution, "
                  f"η = {_fmt(ds.attrs['lr'])} (τ = {_fmt(ds.attrs['tau'], 8)}), "
                  f"u₀ = {_fmt(ds.attrs['u0'])}, ε = {_fmt(eps[0], 2)} … {_fmt(eps[-1], 2)} "
-                 f"({eps.size} values), WDAE γ = λε/(λ+ε) (E9)",
+                 f"({eps.size} values), WDAE γ = λε/(λ+ε) (the DAE's plateau)",
                  fontsize=13)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
@@ -150,7 +150,7 @@ def plot_fig2(ds):
 
 
 def fig3_caption(ds):
-    """Caption of Fig. 3 with the differences measured from ``ds`` (K5)."""
+    """Caption of Fig. 3 with the differences measured from ``ds`` (D5)."""
     d = ds["u_diff"]
     opt = float(np.abs(d.sel(lr_rule="optimal")).max())
     nb = d.sel(lr_rule="notebook")
@@ -201,11 +201,11 @@ def plot_fig3(ds):
     ax_eta.plot(g, ds["eta_dae"], color=style.COLORS["DAE"], label="η*_DAE = 1/(2λ+3ε)")
     ax_eta.plot(g, ds["eta_wdae"], color=style.COLORS["WDAE"], label="η*_WDAE = 1/(2λ+γ)")
     ax_eta.plot(g, ds["eta_wdae_notebook"], color=style.COLORS["WDAE"], ls=":",
-                label="notebook WDAE: 1/(2λ+2γ)")
+                label="notebook WDAE rate, run left and right: 1/(2λ+2γ)")
     ax_eta.plot(g, ds["eta_ratio"], color=style.RATIO, ls="--",
                 label="ratio η*_DAE/η*_WDAE = λ/(λ+ε)")
     ax_eta.set(xlabel="noise variance ε (γ = λε/(λ+ε))", ylabel="learning rate / ratio",
-               xlim=(g[0], g[-1]), ylim=(0, 1.05), title="\"optimal\" learning rates (E13)")
+               xlim=(g[0], g[-1]), ylim=(0, 1.05), title="\"optimal\" rates: 1/top Hessian eigenvalue at w₁ = w₂ = 1")
     ax_eta.legend(loc="upper right")
 
     ax_d.legend(handles=[
@@ -215,7 +215,7 @@ def plot_fig3(ds):
     ], loc="upper right", title="opacity ∝ ε")
     ax_d.set(xlabel="epoch t", ylabel="u_DAE − u_WDAE", xlim=(t[0], t[-1]),
              title="difference DAE − WDAE")
-    fig.suptitle(f"Fig. 3 — {ds.attrs.get('title', '')} (closed form E7b, u₀ = "
+    fig.suptitle(f"Fig. 3 — {ds.attrs.get('title', '')} (balanced closed-form solution, u₀ = "
                  f"{_fmt(ds.attrs['u0'])})", fontsize=13)
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     fig.text(0.5, 0.015, _wrap(fig3_caption(ds), 150), ha="center", va="bottom", fontsize=10,
@@ -295,7 +295,7 @@ def plot_fig4(ds):
             Line2D([], [], color=style.NORM, label="GD, random init"),
             Line2D([], [], color=style.SMALL_INIT, label="GD, small init"),
             Line2D([], [], color="k", ls=":", label=f"√(2u*) = {nmin:.3f} (minimum norm)"),
-            Line2D([], [], color="k", marker="x", ls="", label="predicted limit (E12)"),
+            Line2D([], [], color="k", marker="x", ls="", label="predicted final norm"),
         ], loc="lower right")
     axes[0, 0].legend(handles=[
         Line2D([], [], color=style.GD, ls="--", label="GD path"),

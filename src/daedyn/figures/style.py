@@ -1,6 +1,8 @@
-"""Shared matplotlib style for daedyn figures (Agg backend, no display needed).
+"""Shared matplotlib style for daedyn figures.
 
-Colours follow the paper: AE blue, WDAE (weight decay) orange, DAE (noise) green.
+Colours follow the paper: AE blue, WDAE (weight decay) orange, DAE (noise) green. Importing
+this module (or any of :mod:`daedyn.figures`) leaves matplotlib's backend alone, so the figures
+show inline in a notebook; the workflow's figure scripts choose the file-only Agg backend.
 """
 
 from __future__ import annotations
@@ -8,11 +10,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are only ever written to files
-
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 #: Model colours used in every figure.
 COLORS = {"AE": "tab:blue", "WDAE": "tab:orange", "DAE": "tab:green"}
@@ -102,3 +101,14 @@ def model_of(noise: float, decay: float) -> str:
     if noise == 0:
         return "WDAE"
     return "DAE" if decay == 0 else "DAE+WD"
+
+
+def shared(ds, name: str, fmt: str = "g") -> str:
+    """A per-run coordinate for a title: its value when every run has the same, else "varies"."""
+    if name not in ds.coords:
+        return "?"
+    values = np.unique(np.atleast_1d(ds[name].values))
+    if values.size != 1:
+        return "varies"
+    value = values[0]
+    return format(value, fmt) if isinstance(value, (int, float, np.number)) else str(value)

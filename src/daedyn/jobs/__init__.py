@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from daedyn import provenance
 
 log = logging.getLogger("daedyn")
 
@@ -34,7 +35,10 @@ class JobInfo:
 
 @contextlib.contextmanager
 def logged(job: JobInfo) -> Iterator[None]:
-    """Send the package's log records to the job's log file and stderr; log failures."""
+    """Send the package's log records to the job's log file and stderr; log failures.
+
+    A job first checks that it runs the workflow's own package (:func:`daedyn.provenance.check_source`).
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if job.log:
         Path(job.log).parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +52,7 @@ def logged(job: JobInfo) -> Iterator[None]:
     start = time.perf_counter()
     log.info("rule %s %s started (pid %d)", job.rule or "-", dict(job.wildcards), os.getpid())
     try:
+        provenance.check_source()
         yield
     except Exception:
         log.exception("rule %s failed", job.rule or "-")
@@ -60,9 +65,18 @@ def logged(job: JobInfo) -> Iterator[None]:
             h.close()
 
 
-#: per-run provenance kept as coordinates along (run, seed) when runs are combined
-RUN_PROVENANCE = ("config_sha256", "git_commit", "git_dirty", "device", "hostname", "slurm_job_id",
-                  "time_finished")
+#: per-run provenance kept as coordinates along (run, seed) when runs are combined, with its long_name
+RUN_PROVENANCE = {
+    "config_sha256": "SHA-256 of the run's job configuration (provenance)",
+    "git_commit": "git commit of the code that trained the run",
+    "git_dirty": "1 if the code had uncommitted changes, 0 if not, -1 if unknown",
+    "git_diff_sha256": "SHA-256 of the uncommitted changes (empty when the tree was clean)",
+    "device": "device the run trained on",
+    "hostname": "host the run trained on",
+    "slurm_job_id": "SLURM job id of the run (empty outside SLURM)",
+    "resume_history": "epochs the run resumed from checkpoints (JSON list)",
+    "time_finished": "time the run finished (UTC, ISO 8601)",
+}
 
 
 def load_runs(paths: Sequence[str], needed_by: str) -> list:
@@ -74,7 +88,8 @@ def load_runs(paths: Sequence[str], needed_by: str) -> list:
     runs = []
     for path in paths:
         ds = store.open_dataset(path, needed_by=needed_by)
-        prov = {key: (("run", "seed"), np.array([[ds.attrs.get(key, "")]])) for key in RUN_PROVENANCE}
+        prov = {key: (("run", "seed"), np.array([[ds.attrs.get(key, "")]]), {"long_name": long_name})
+                for key, long_name in RUN_PROVENANCE.items()}
         runs.append(ds.drop_vars(["w1", "w2"], errors="ignore").assign_coords(prov))
     return runs
 

@@ -14,51 +14,36 @@ log = logging.getLogger("daedyn")
 
 
 def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str | None, output: str,
-              job: JobInfo = JobInfo(), threads: int | None = None) -> None:
-    """Train one run (one condition, one seed) → ``results/runs/{experiment}/{run}/seed{seed}.nc``."""
+              job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
+    """Train one run (one condition, one seed) → ``results/runs/{experiment}/{run}/seed{seed}.nc``.
+
+    ``params`` are the run's settings (:meth:`daedyn.runconfig.LinearConfig.from_params`);
+    ``threads`` and ``checkpoint_every`` (0: no checkpoints) do not change the result.
+    """
     from daedyn import data, linear
+    from daedyn.runconfig import LinearConfig
+    from daedyn.training import Checkpoint, resolve_device
 
     with logged(job):
         started = provenance.now()
-        spec = store.open_dataset(spectrum_path, needed_by=job.rule or "linear_train")
+        config = LinearConfig.from_params(params)
+        who = job.rule or "linear_train"
+        spec = store.open_dataset(spectrum_path, needed_by=who)
         lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
-        common = dict(hidden=params["hidden"], lr=params["lr"], epochs=params["epochs"], eps=params["eps"],
-                      gamma=params["gamma"], init_std=params["init_std"], seed=params["seed"],
-                      dtype=params["dtype"], device=params["device"], log_every=params["log_every"],
-                      progress=True, threads=threads, checkpoint=f"{output}.ckpt",
-                      checkpoint_every=params.get("checkpoint_every", 0))
-        log.info("%s/%s seed %d: %s engine, eps=%g, gamma=%g, lr=%g, eta_max=%.4g", params["experiment"],
-                 params["run"], params["seed"], params["engine"], params["eps"], params["gamma"], params["lr"],
-                 linear.stability_limit(lam, params["eps"], params["gamma"]))
-        if params["engine"] == "exact":
-            result = linear.train_exact(lam, V, **common)
-        else:
-            ds = store.open_dataset(dataset_path, needed_by=job.rule or "linear_train")
-            x = data.matrix(ds, params["n_samples"], center=bool(spec.attrs["center"]))
-            if params["engine"] == "datapass":
-                result = linear.train_datapass(x, lam=lam, V=V, **common)
-            else:
-                result = linear.train_sampled(x, lam=lam, V=V, batch_size=params["batch_size"], **common)
-        out = result.trajectory.merge(result.weights()[["w1_init", "w2_init", "w1", "w2"]])
-        out = out.expand_dims(run=[params["run"]], seed=[params["seed"]])
-        out = out.assign_coords(eps=("run", [float(params["eps"])]), gamma=("run", [float(params["gamma"])]),
-                                lr=float(params["lr"]), hidden_units=int(params["hidden"]))
-        out["eps"].attrs.update(long_name="input noise variance", units="1")
-        out["gamma"].attrs.update(long_name="weight decay", units="1")
-        out["lr"].attrs.update(long_name="learning rate (one epoch = one full-batch step)", units="1")
-        final = out["u"].isel(epoch=-1).squeeze()
-        log.info("final u of modes 0..4: %s", np.array2string(final.values[:5], precision=4))
+        x = None
+        if config.engine != "exact":
+            ds = store.open_dataset(dataset_path, needed_by=who)
+            x = data.matrix(ds, config.n_samples, center=bool(spec.attrs["center"]))
+        log.info("%s seed %d: %s engine, H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
+                 config.engine, config.hidden, config.eps, config.gamma, config.lr, config.epochs)
+        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
+        result = linear.train(config, lam, V, x, checkpoint=checkpoint, threads=threads, progress=True)
+        out = result.dataset()
+        log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
         inputs = [spectrum_path] + ([dataset_path] if dataset_path else [])
-        store.write_dataset(
-            out, output,
-            title=f"daedyn linear run {params['experiment']}/{params['run']} seed {params['seed']}",
-            summary="Trajectory of a two-layer linear autoencoder trained by gradient descent: mode strengths, "
-                    "singular values, loss terms, weight norms; initial and final weights.",
-            provenance_attrs=provenance.collect(dict(params), rule=job.rule, wildcards=job.wildcards,
-                                                inputs=inputs, seed=params["seed"],
-                                                device=str(result.trajectory.attrs.get("device", "cpu")),
-                                                started=started),
-        )
+        store.write_dataset(out, output, provenance_attrs=provenance.collect(
+            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=inputs, seed=config.seed,
+            device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
 
 
 def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_path: str, combined_out: str,

@@ -23,55 +23,42 @@ log = logging.getLogger("daedyn")
 
 
 def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, output: str,
-              job: JobInfo = JobInfo(), threads: int | None = None) -> None:
-    """Train one run (one condition, one seed) → ``results/nonlinear/{experiment}/{run}/seed{seed}.nc``."""
+              job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
+    """Train one run (one condition, one seed) → ``results/nonlinear/{experiment}/{run}/seed{seed}.nc``.
+
+    ``params`` are the run's settings (:meth:`daedyn.runconfig.NonlinearConfig.from_params`);
+    ``threads`` and ``checkpoint_every`` (0: no checkpoints) do not change the result.
+    """
     from daedyn import data, nonlinear
+    from daedyn.runconfig import NonlinearConfig
+    from daedyn.training import Checkpoint, resolve_device
 
     with logged(job):
         started = provenance.now()
+        config = NonlinearConfig.from_params(params)
         who = job.rule or "nonlinear_train"
         spec = store.open_dataset(spectrum_path, needed_by=who)
-        if int(spec.attrs["n_samples"]) != int(params["n_samples"]):
+        if int(spec.attrs["n_samples"]) != config.n_samples:
             raise ValueError(f"spectrum {spectrum_path} is of N={spec.attrs['n_samples']} samples, "
-                             f"the run uses n_samples={params['n_samples']}")
-        k = int(params["k_modes"])
+                             f"the run uses n_samples={config.n_samples}")
+        k = config.k_modes
         lam, V = spec["eigenvalue"].values[:k], spec["eigenvector"].values[:, :k]
         ds = store.open_dataset(dataset_path, needed_by=who)
-        x = data.matrix(ds, params["n_samples"], center=bool(spec.attrs["center"]), dtype=np.float32)
-        eff = nonlinear.theory_params(params["lr"], params["noise_std"], params["weight_decay"], x.shape[1])
-        log.info("%s/%s seed %d: %s, H=%d, lr=%g, noise std=%g (variance %g), weight decay=%g; theory units "
-                 "eta_eff=%.4g (eta_eff*lam_1=%.3g), eps=%g, gamma_eff=%.4g", params["experiment"], params["run"],
-                 params["seed"], params["activation"], params["hidden"], params["lr"], params["noise_std"],
-                 eff["eps"], params["weight_decay"], eff["lr"], eff["lr"] * lam[0], eff["eps"], eff["gamma"])
-        result = nonlinear.train(
-            x, hidden=params["hidden"], activation=params["activation"], lr=params["lr"], epochs=params["epochs"],
-            noise_std=params["noise_std"], weight_decay=params["weight_decay"], batch_size=params.get("batch_size"),
-            init_std=params["init_std"], seed=params["seed"], dtype=params["dtype"], device=params["device"],
-            lam=lam, V=V, k_modes=k, log_every=params["log_every"], progress=True, threads=threads,
-            checkpoint=f"{output}.ckpt", checkpoint_every=params.get("checkpoint_every", 0))
-        out = result.trajectory.merge(result.weights()[["w1", "w2"]])
-        out = out.expand_dims(run=[params["run"]], seed=[params["seed"]])
-        out = out.assign_coords(noise_std=("run", [float(params["noise_std"])]),
-                                weight_decay=("run", [float(params["weight_decay"])]),
-                                lr=float(params["lr"]), hidden_units=int(params["hidden"]))
-        out["noise_std"].attrs.update(long_name="input noise STANDARD DEVIATION sigma (variance sigma^2)",
-                                      units="(data units)")
-        out["weight_decay"].attrs.update(long_name="torch SGD weight_decay wd (adds wd*W to the gradient)",
-                                         units="1")
-        out["lr"].attrs.update(long_name="learning rate of torch SGD on the MSE over N*d elements", units="1")
-        final = out["mapping"].isel(epoch=-1).squeeze()
-        log.info("final mapping of modes 0..%d: %s", k - 1, np.array2string(final.values, precision=4))
-        store.write_dataset(
-            out, output,
-            title=f"daedyn nonlinear run {params['experiment']}/{params['run']} seed {params['seed']}",
-            summary="Trajectory of a two-layer nonlinear autoencoder trained by SGD with sampled Gaussian input "
-                    "noise: learned mapping along the top eigen-directions (clean and noisy pass), losses, "
-                    "weight norms; final weights.",
-            provenance_attrs=provenance.collect(dict(params), rule=job.rule, wildcards=job.wildcards,
-                                                inputs=[spectrum_path, dataset_path], seed=params["seed"],
-                                                device=str(result.trajectory.attrs.get("device", "cpu")),
-                                                started=started),
-        )
+        x = data.matrix(ds, config.n_samples, center=bool(spec.attrs["center"]), dtype=np.float32)
+        eff = nonlinear.theory_params(config.lr, config.noise_std, config.weight_decay, x.shape[1])
+        log.info("%s seed %d: %s, H=%d, lr=%g, noise std=%g (variance %g), weight decay=%g; theory units "
+                 "eta_eff=%.4g (eta_eff*lam_1=%.3g), eps=%g, gamma_eff=%.4g", config.label, config.seed,
+                 config.activation, config.hidden, config.lr, config.noise_std, eff["eps"], config.weight_decay,
+                 eff["lr"], eff["lr"] * lam[0], eff["eps"], eff["gamma"])
+        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
+        result = nonlinear.train(x, config, lam=lam, V=V, checkpoint=checkpoint, threads=threads, progress=True)
+        out = result.dataset()
+        log.info("final mapping of modes 0..%d: %s", k - 1,
+                 np.array2string(result.trajectory["mapping"].values[-1], precision=4))
+        store.write_dataset(out, output, provenance_attrs=provenance.collect(
+            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path, dataset_path],
+            seed=config.seed, device=str(resolve_device(config.device)), started=started,
+            resumed_from=result.resumed_from))
 
 
 def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
@@ -80,15 +67,17 @@ def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
     from daedyn import nonlinear
 
     lam, epochs = combined["lam"].values, combined["epoch"].values
-    lr, hidden, init_std = float(combined["lr"]), int(combined["hidden_units"]), float(combined.attrs["init_std"])
-    curves = [nonlinear.linear_theory(lam, epochs, lr=lr, noise_std=float(combined["noise_std"].sel(run=r)),
-                                      weight_decay=float(combined["weight_decay"].sel(run=r)), d=d,
-                                      init_std=init_std, hidden=hidden)
-              for r in combined["run"].values]
+    curves = []
+    for r in combined["run"].values:
+        one = combined.sel(run=r)
+        curves.append(nonlinear.linear_theory(
+            lam, epochs, lr=float(one["lr"]), noise_std=float(one["noise_std"]),
+            weight_decay=float(one["weight_decay"]), d=d, init_std=float(one["init_std"]),
+            hidden=int(one["hidden_units"])))
     th = xr.concat([c.drop_vars("lam") for c in curves], dim="run").assign_coords(run=combined["run"].values)
     out = combined.copy()
     out["mapping_theory"] = th.assign_attrs(
-        long_name="linear per-mode theory (B9a map, expected i.i.d. init x0 = y0 = H init_std^2 / 2) for the "
+        long_name="linear per-mode theory (E15 map, expected i.i.d. init x0 = y0 = H init_std^2 / 2) for the "
                   "same hyperparameters in theory units: eta_eff = 2 lr/d, gamma_eff = wd d/2, eps = noise_std^2",
         units="1")
     out["t_half"] = nonlinear.half_times(out["mapping"])
@@ -97,13 +86,15 @@ def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
     for name, what in (("t_half", "network, clean inputs"), ("t_half_noisy", "network, noisy pass (paper)"),
                        ("t_half_theory", "linear theory")):
         out[name].attrs["long_name"] = f"first recorded epoch at half the final mapping ({what}); NaN: never"
-    eff = [nonlinear.theory_params(lr, float(s), float(w), d)
-           for s, w in zip(out["noise_std"].values, out["weight_decay"].values)]
+    eff = [nonlinear.theory_params(float(lr), float(s), float(w), d)
+           for lr, s, w in zip(out["lr"].values, out["noise_std"].values, out["weight_decay"].values)]
     out = out.assign_coords(
         noise_var=("run", out["noise_std"].values ** 2, {"long_name": "input noise variance sigma^2", "units": "1"}),
         gamma_theory=("run", [e["gamma"] for e in eff],
                       {"long_name": "weight decay in theory units gamma_eff = wd d/2", "units": "1"}))
-    out.attrs.update(lr_theory=2.0 * lr / d, n_features=int(d))
+    out = out.assign_coords(lr_theory=("run", [e["lr"] for e in eff], {
+        "long_name": "learning rate in theory units eta_eff = 2 lr/d", "units": "1"}))
+    out.attrs["n_features"] = int(d)
     return out
 
 

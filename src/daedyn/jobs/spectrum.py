@@ -15,10 +15,12 @@ def spectrum_job(params: Mapping[str, Any], dataset_path: str, output: str, job:
     """Eigendecompose Σ of the first N samples of a dataset file into ``results/spectra/…``."""
     with logged(job):
         started = provenance.now()
-        ds = store.open_dataset(dataset_path, needed_by=job.rule or "spectrum", load=False)
+        needed_by = job.rule or "spectrum"
+        ds = store.open_dataset(dataset_path, needed_by=needed_by, load=False)
         try:
-            result = spectrum.spectrum(ds["x"], params["n_samples"], center=params["center"],
-                                       block_size=params.get("block_size", 4096), progress=True)
+            with store.reading(dataset_path, needed_by=needed_by):  # blocks are read (and found damaged) here
+                result = spectrum.spectrum(ds["x"], params["n_samples"], center=params["center"],
+                                           block_size=params.get("block_size", 4096), progress=True)
             result.attrs["dataset_source"] = ds.attrs.get("source", "")
         finally:
             ds.close()

@@ -1,0 +1,248 @@
+"""Run configurations: one frozen dataclass per model family, built and validated once.
+
+A training job receives its experiment's values merged with its run's own entry (the rule's
+params); :meth:`RunConfig.from_params` turns that dict into a :class:`LinearConfig` or
+:class:`NonlinearConfig`. The object then travels unchanged to the engine, the checkpoint
+fingerprint and the run file's coordinates (:meth:`RunConfig.coords`).
+
+Defaults live in one place, the config schema shipped with the package
+(``daedyn/config.schema.yaml``, the same file the workflow validates against): a notebook call
+``LinearConfig.make(hidden=16, lr=0.01, epochs=200, eps=0.5)`` takes every value it does not
+name from the schema's defaults. Every field is checked against the schema's type, enum and bounds
+once, in ``__post_init__``, with a message that names the field (NaN and infinity included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import yaml
+
+__all__ = ["LinearConfig", "NonlinearConfig", "RunConfig", "schema", "schema_defaults"]
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+@functools.cache
+def schema() -> dict:
+    """The config schema (JSON Schema as YAML)."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _resolve(prop: dict) -> dict:
+    """A schema property with its local ``$ref`` merged in."""
+    if "$ref" in prop:
+        target = schema()
+        for part in prop["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
+    return prop
+
+
+def _properties(kind: str) -> dict[str, dict]:
+    """Per-run properties of an experiment kind: experiment level, overridden by a run's entry."""
+    exp = schema()["$defs"][kind]["properties"]
+    run = exp["runs"]["additionalProperties"]["properties"]
+    return {k: _resolve(v) for k, v in {**exp, **run}.items()}
+
+
+def schema_defaults(kind: str) -> dict[str, Any]:
+    """Schema defaults of one experiment kind ("linear_experiment", "nonlinear_experiment").
+
+    ``seed`` defaults to the first entry of the default ``seeds``.
+    """
+    props = _properties(kind)
+    out = {k: v["default"] for k, v in props.items() if "default" in v}
+    out["seed"] = out.pop("seeds")[0]
+    return out
+
+
+def _check(where: str, name: str, value: Any, prop: dict) -> Any:
+    """``value`` checked against its schema property; returns it normalised (int → float)."""
+    types = prop.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if value is None:
+        if "null" in types:
+            return None
+        raise ValueError(f"{where}: {name} is required (got null)")
+    if "enum" in prop:
+        if value not in prop["enum"]:
+            raise ValueError(f"{where}: {name} must be one of {prop['enum']}, got {value!r}")
+        return value
+    if "boolean" in types:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: {name} must be true or false, got {value!r}")
+        return value
+    if "integer" in types:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: {name} must be an integer, got {value!r}")
+    elif "number" in types:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: {name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
+        value = float(value)
+    elif "string" in types:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: {name} must be a string, got {value!r}")
+        return value
+    if "minimum" in prop and value < prop["minimum"]:
+        raise ValueError(f"{where}: {name} must be >= {prop['minimum']}, got {value!r}")
+    if "exclusiveMinimum" in prop and value <= prop["exclusiveMinimum"]:
+        raise ValueError(f"{where}: {name} must be > {prop['exclusiveMinimum']}, got {value!r}")
+    if "maximum" in prop and value > prop["maximum"]:
+        raise ValueError(f"{where}: {name} must be <= {prop['maximum']}, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Base of the run configurations: construction from params or keywords, validation, export."""
+
+    KIND: ClassVar[str]
+    #: identification, not hyperparameters: no schema entry, so no validation beyond the type
+    IDENTITY: ClassVar[tuple[str, ...]] = ("experiment", "run", "dataset")
+    #: may be None in a notebook call, where the data say it (the engines fill it in)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("n_samples",)
+    #: long_name and units of the fields stored as coordinates of a run file
+    META: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    # what every model family has; each subclass adds its own hyperparameters
+    experiment: str
+    run: str
+    dataset: str
+    n_samples: int | None
+    lr: float
+    epochs: int
+    init_std: float
+    seed: int
+    log_every: int
+    dtype: str
+    device: str
+    batch_size: int | None
+    shuffle: bool
+
+    def __post_init__(self):
+        props = _properties(self.KIND)
+        where = f"{self.family} run {self.label}"
+        for f in dataclasses.fields(self):
+            if f.name in self.IDENTITY:
+                if not isinstance(getattr(self, f.name), str):
+                    raise ValueError(f"{where}: {f.name} must be a string")
+                continue
+            if f.name in self.OPTIONAL and getattr(self, f.name) is None:
+                continue
+            prop = props["seeds"]["items"] if f.name == "seed" else props[f.name]
+            object.__setattr__(self, f.name, _check(where, f.name, getattr(self, f.name), prop))
+
+    @property
+    def family(self) -> str:
+        return self.KIND.removesuffix("_experiment")
+
+    @property
+    def label(self) -> str:
+        """experiment/run (or "(notebook)" outside the workflow)."""
+        return f"{self.experiment}/{self.run}" if self.experiment else "(notebook)"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]):
+        """The configuration of one training job from its params (experiment values merged with
+        the run's entry, schema defaults already applied by the workflow). Keys that are not run
+        settings are an error, so a params function cannot drift from this class silently."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown params {unknown}; known: {sorted(names)}")
+        missing = sorted(names - set(params) - set(cls.IDENTITY))
+        if missing:
+            raise ValueError(f"{cls.__name__}: params lack {missing}")
+        return cls(**{k: params.get(k, "") for k in names})
+
+    @classmethod
+    def make(cls, **values):
+        """A configuration for a notebook call: every value not given comes from the schema."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise TypeError(f"{cls.__name__}: unknown settings {unknown}; known: {sorted(names)}")
+        defaults = {k: v for k, v in schema_defaults(cls.KIND).items() if k in names}
+        merged = {**dict.fromkeys(cls.IDENTITY, ""), **dict.fromkeys(cls.OPTIONAL), **defaults, **values}
+        missing = sorted(names - set(merged))
+        if missing:
+            raise TypeError(f"{cls.__name__}: {missing} must be given (the schema has no default)")
+        return cls(**merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def coords(self) -> dict[str, tuple[Any, dict[str, str]]]:
+        """The hyperparameters stored as coordinates of the run file: name → (value, attrs)."""
+        out = {}
+        for name, (long_name, units) in self.META.items():
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                value = int(value)
+            out[name] = (value, {"long_name": long_name, **({"units": units} if units else {})})
+        return out
+
+
+_SHARED_META = {
+    "lr": ("learning rate eta", "1"),
+    "init_std": ("standard deviation of the i.i.d. Gaussian initial weights", "1"),
+    "n_samples": ("number of training samples N", "1"),
+    "dtype": ("floating-point precision of training", ""),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearConfig(RunConfig):
+    """One run of a two-layer linear AE / DAE / WDAE (fields: see the schema's linear_experiment)."""
+
+    KIND: ClassVar[str] = "linear_experiment"
+    META: ClassVar[dict[str, tuple[str, str]]] = {
+        "engine": ("training engine (exact: eigenbasis, datapass: data pass, sampled: noise drawn)", ""),
+        "eps": ("input noise variance epsilon", "1"),
+        "gamma": ("weight decay gamma", "1"),
+        "hidden_units": ("number of hidden units H", "1"),
+        "allow_unstable": ("1: trained although lr >= eta_max on purpose", "1"),
+        **_SHARED_META,
+    }
+
+    engine: str
+    hidden: int
+    eps: float
+    gamma: float
+    allow_unstable: bool
+
+    @property
+    def hidden_units(self) -> int:  # "hidden" is the weights' dimension in a run file
+        return self.hidden
+
+
+@dataclasses.dataclass(frozen=True)
+class NonlinearConfig(RunConfig):
+    """One run of a D→H→D ReLU/tanh network (fields: see the schema's nonlinear_experiment)."""
+
+    KIND: ClassVar[str] = "nonlinear_experiment"
+    META: ClassVar[dict[str, tuple[str, str]]] = {
+        "activation": ("hidden-layer activation", ""),
+        "noise_std": ("input noise standard deviation sigma (variance sigma^2)", "1"),
+        "weight_decay": ("torch SGD weight_decay wd (adds wd*W to the gradient)", "1"),
+        "hidden_units": ("number of hidden units H", "1"),
+        "k_modes": ("number of measured top eigen-directions", "1"),
+        **_SHARED_META,
+    }
+
+    hidden: int
+    activation: str
+    noise_std: float
+    weight_decay: float
+    k_modes: int
+
+    @property
+    def hidden_units(self) -> int:
+        return self.hidden

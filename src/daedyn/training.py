@@ -1,0 +1,418 @@
+"""The one training loop of daedyn, and what every engine shares.
+
+:func:`drive` owns the epoch loop of every engine (linear exact / data pass / sampled, the
+nonlinear trainer, and any engine added later):
+
+* start, or resume from a :class:`Checkpoint` (weights, records, random generators);
+* the checkpoint cadence (every ``checkpoint.every`` epochs);
+* the recording cadence (epoch 0, every ``log_every`` epochs and the final epoch,
+  :func:`log_epochs`);
+* divergence detection (a non-finite recorded loss, or one above ``EXPLODE_FACTOR`` times the
+  first recorded loss, raises :class:`DivergenceError` and removes the checkpoint);
+* progress: one log line (epoch, loss, elapsed, ETA) every ~10 % of the run and at each
+  checkpoint, and a tqdm bar only when stderr is a terminal (a SLURM log gets no bar redraws).
+
+An engine supplies only its state and its step (:class:`Engine`). Engines that draw random
+numbers (sampled noise, minibatch order) also hand over their generators, so that a resumed run
+continues the same streams and ends bit-identical to an uninterrupted one (same device and
+thread count).
+
+Seed conventions shared by every engine: :func:`init_weights` draws the initial weights from a
+CPU generator seeded with the run's seed, and :func:`noise_seed` derives the seed of the noise /
+shuffling generator, so the same seed gives the same initial weights in every engine, dtype and
+device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+__all__ = [
+    "Checkpoint", "DivergenceError", "Engine", "Loop", "Records", "UnstableLearningRateError",
+    "as_tensor", "data_and_batch", "drive", "fingerprint", "init_weights", "initial_weights",
+    "log_epochs", "noise_seed", "num_threads", "resolve_device", "resolve_dtype", "run_engine",
+    "stability_guard",
+]
+
+log = logging.getLogger(__name__)
+
+#: a recorded loss above this multiple of the first recorded loss counts as divergence
+EXPLODE_FACTOR = 1e6
+
+
+class DivergenceError(FloatingPointError):
+    """Training diverged (non-finite or exploding loss)."""
+
+
+class UnstableLearningRateError(ValueError):
+    """The learning rate is at or above the network's stability limit (and that was not allowed)."""
+
+
+# ---------------------------------------------------------------------------------------
+# devices, tensors, seeds
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" → CUDA when available, else CPU; "cpu", "cuda", "cuda:k" are passed through."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    table = {"float32": torch.float32, "float64": torch.float64,
+             torch.float32: torch.float32, torch.float64: torch.float64}
+    if dtype not in table:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return table[dtype]
+
+
+def as_tensor(a, dtype, device) -> torch.Tensor:
+    if torch.is_tensor(a):
+        return a.detach().to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """Temporarily set torch's intra-op CPU threads (None: leave as is)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def init_weights(d: int, hidden: int, *, init_std: float, seed: int):
+    """Initial weights (W1 (H×d), W2 (d×H)) as float64 numpy arrays, entries N(0, init_std²).
+
+    Drawn in float64 by ``torch.Generator("cpu").manual_seed(seed)``: W1 first, then W2.
+    """
+    g = torch.Generator("cpu").manual_seed(int(seed))
+    w1 = torch.randn(hidden, d, generator=g, dtype=torch.float64) * init_std
+    w2 = torch.randn(d, hidden, generator=g, dtype=torch.float64) * init_std
+    return w1.numpy(), w2.numpy()
+
+
+def initial_weights(d, hidden, init_std, seed, W1, W2, dtype, device):
+    """The run's initial weights as tensors: ``W1``/``W2`` when given, else :func:`init_weights`."""
+    if (W1 is None) != (W2 is None):
+        raise ValueError("give both W1 and W2, or neither")
+    if W1 is None:
+        W1, W2 = init_weights(d, hidden, init_std=init_std, seed=seed)
+    W1, W2 = as_tensor(W1, dtype, device), as_tensor(W2, dtype, device)
+    if W1.shape != (hidden, d) or W2.shape != (d, hidden):
+        raise ValueError(f"W1 must be ({hidden}, {d}) and W2 ({d}, {hidden}); "
+                         f"got {tuple(W1.shape)} and {tuple(W2.shape)}")
+    return W1.contiguous(), W2.contiguous()
+
+
+def noise_seed(seed: int) -> int:
+    """Seed of an engine's noise/shuffle generator, derived from the run's ``seed``.
+
+    Derived with numpy's SeedSequence so that it is not the init generator's stream.
+    """
+    return int(np.random.SeedSequence([int(seed), 0xDAE]).generate_state(1, dtype=np.uint32)[0])
+
+
+def data_and_batch(X, batch_size, dtype, device) -> tuple[torch.Tensor, int]:
+    """The data as a contiguous tensor and the minibatch size (None: the full batch)."""
+    Xt = as_tensor(X, dtype, device).contiguous()
+    n = Xt.shape[0]
+    B = n if batch_size is None else int(batch_size)
+    if not 1 <= B <= n:
+        raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
+    return Xt, B
+
+
+def log_epochs(epochs: int, log_every: int) -> np.ndarray:
+    """Recorded epochs: 0, log_every, 2·log_every, … and always the final epoch."""
+    if epochs < 0 or log_every < 1:
+        raise ValueError("need epochs >= 0 and log_every >= 1")
+    return np.unique(np.r_[np.arange(0, epochs + 1, log_every), epochs]).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# stability
+
+
+def stability_guard(config, lam, *, eta_max: float, strict: bool = True, units: str = "") -> float:
+    """Check the run's learning rate against the network's stability limit ``eta_max``
+    (:func:`daedyn.theory.stability_limit`, computed by the engine).
+
+    With lr ≥ η_max a strict guard raises :class:`UnstableLearningRateError` before the first
+    step, unless the config says ``allow_unstable``; otherwise it logs a WARNING with the same
+    numbers. Returns lr/η_max. ``units`` names the units of η_max when they are not the config's
+    own (the nonlinear trainer's limit is the linear theory's, in the network's units).
+    """
+    lam1 = float(np.max(lam))
+    lr = float(config.lr)
+    ratio = lr / eta_max
+    if ratio < 1:
+        log.info("%s: lr = %g is %.3g of the stability limit eta_max = %.6g%s (lambda_1 = %.6g)",
+                 config.label, lr, ratio, eta_max, units, lam1)
+        return ratio
+    what = (f"{config.family} run {config.label}: learning rate lr = {lr:g} is {ratio:.3g} x the network's "
+            f"stability limit eta_max = {eta_max:.6g}{units} (lambda_1 = {lam1:.6g}")
+    for name in ("eps", "gamma"):
+        if hasattr(config, name):
+            what += f", {name} = {getattr(config, name):g}"
+    what += ")"
+    if strict and not getattr(config, "allow_unstable", False):
+        raise UnstableLearningRateError(
+            f"{what}. Above the limit gradient descent oscillates or diverges instead of following the "
+            f"theory. Lower lr below {eta_max:.6g}, or set `allow_unstable: true` on experiment "
+            f"{config.experiment or '(this run)'} to study the unstable regime on purpose.")
+    log.warning("%s; training anyway (%s)", what,
+                "allow_unstable: true" if strict else "the limit is the linear theory's, only approximate here")
+    return ratio
+
+
+# ---------------------------------------------------------------------------------------
+# checkpoints
+
+
+class Records:
+    """Preallocated record buffers of a tracker (named in ``BUFFERS``), checkpointable."""
+
+    BUFFERS: tuple[str, ...] = ()
+
+    def state(self, rows: int) -> dict:
+        """The first ``rows`` records, for :class:`Checkpoint`."""
+        return {name: getattr(self, name)[:rows].cpu().clone() for name in self.BUFFERS}
+
+    def restore(self, state: dict) -> None:
+        for name in self.BUFFERS:
+            getattr(self, name)[: state[name].shape[0]] = state[name]
+
+
+class Checkpoint:
+    """Resumable training state, written atomically every ``every`` epochs to ``path``.
+
+    The state holds the engine's tensors, the rows recorded so far, the step count, the first
+    recorded loss (the divergence reference) and the engine's random generators, so a run killed
+    at any moment and started again with the same configuration resumes from the last checkpoint
+    and ends with exactly the result of an uninterrupted run (same device and thread count). A
+    checkpoint written by another run or by other code (its fingerprint differs) is ignored; an
+    unreadable one is set aside as ``<path>.corrupt`` and the run starts afresh.
+    """
+
+    def __init__(self, path, every: int):
+        self.path = Path(path)
+        self.every = int(every)
+        self.fingerprint = ""
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            fingerprint = state["fingerprint"]
+        except Exception as err:  # any unreadable file: torch raises zip, pickle and key errors
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            os.replace(self.path, aside)
+            log.warning("checkpoint %s is unreadable (%s: %s); set aside as %s, starting afresh",
+                        self.path, type(err).__name__, err, aside)
+            return None
+        if fingerprint != self.fingerprint:
+            log.warning("checkpoint %s belongs to another run or older code; starting afresh", self.path)
+            return None
+        log.warning("resuming from %s at epoch %d", self.path, state["epoch"])
+        return state
+
+    def due(self, epoch: int, start: int) -> bool:
+        return self.every > 0 and epoch > start and epoch % self.every == 0
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({"fingerprint": self.fingerprint, **state}, tmp)
+        os.replace(tmp, self.path)  # atomic: a kill mid-save keeps the previous checkpoint
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+
+
+def fingerprint(config, lam, engine, **extra) -> str:
+    """What must match for a checkpoint to be resumed: the run configuration, the spectrum, the
+    engine's and this module's code (a checkpoint written by older code is not resumed), and
+    ``extra`` facts of the run (given initial weights, data size, device)."""
+    code = hashlib.sha256()
+    for module in (inspect.getsourcefile(type(engine)), __file__):
+        code.update(Path(module).read_bytes())
+    lam_sha = hashlib.sha256(np.ascontiguousarray(lam, dtype=np.float64).tobytes()).hexdigest()
+    return json.dumps({"config": config.to_dict(), "engine": type(engine).__name__, "lam_sha256": lam_sha,
+                       "code_sha256": code.hexdigest(), **extra}, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------------------
+# the loop
+
+
+class Engine(Protocol):
+    """What an engine supplies to :func:`drive`."""
+
+    tracker: Records
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Tensors that make up the training state (checkpointed, restored in place)."""
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """Random generators the steps draw from ({} when none)."""
+
+    def record(self, row: int, epoch: int) -> float:
+        """Record the current state as row ``row`` of the tracker; return the loss."""
+
+    def step(self, epoch: int) -> None:
+        """Advance one epoch (all its minibatches)."""
+
+    def divergence_note(self) -> str:
+        """Words for a divergence message: the learning rate against its stability limit."""
+
+
+class _Progress:
+    """A log line every ~10 % of the run and at each checkpoint; a tqdm bar on a terminal."""
+
+    def __init__(self, total: int, start: int, desc: str, enabled: bool):
+        self.total, self.start, self.desc, self.enabled = total, start, desc, enabled
+        self.t0 = time.perf_counter()
+        self.next = start + max(1, total // 10)
+        self.bar = tqdm(total=total, initial=start, desc=desc, unit="epoch", mininterval=1.0,
+                        disable=not (enabled and sys.stderr.isatty()))
+
+    def line(self, epoch: int, loss: float, why: str = "") -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        done = epoch - self.start
+        eta = elapsed / done * (self.total - epoch) if done > 0 else math.nan
+        log.info("%s: epoch %d/%d (%d%%), loss %.6g, elapsed %.1f s, ETA %.1f s%s", self.desc, epoch,
+                 self.total, 100 * epoch // max(self.total, 1), loss, elapsed, eta, why)
+
+    def update(self, epoch: int, loss: float, checkpoint_next: bool = False) -> None:
+        """``checkpoint_next``: a checkpoint line for this epoch follows, so no periodic line."""
+        self.bar.update(epoch - self.bar.n)
+        if epoch >= self.next and not checkpoint_next:
+            self.line(epoch, loss)
+            self.next = epoch + max(1, self.total // 10)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class Loop:
+    """What :func:`drive` reports: the recorded epochs and the epochs the run resumed from."""
+
+    epochs: np.ndarray
+    resumed_from: list[int]
+
+
+def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progress: bool = False,
+          desc: str = "") -> Loop:
+    """Run ``engine`` for ``config.epochs`` epochs, recording at :func:`log_epochs`.
+
+    With a ``checkpoint`` the state is saved every ``checkpoint.every`` epochs and a run with the
+    same fingerprint resumes from it; the checkpoint is removed when the run ends, also when it
+    diverged (a diverged run is final, there is nothing to resume).
+    """
+    epochs = log_epochs(config.epochs, config.log_every)
+    start, row, first_loss, loss = 0, 0, None, math.nan
+    resumed_from = []
+    if checkpoint is not None:
+        saved = checkpoint.load()
+        if saved is not None:
+            with torch.no_grad():
+                for name, tensor in engine.state().items():
+                    tensor.copy_(saved["tensors"][name])
+            engine.tracker.restore(saved["tracker"])
+            for name, generator in engine.generators().items():
+                generator.set_state(saved["generators"][name])
+            start, row, first_loss = saved["epoch"], saved["row"], saved["first_loss"]
+            resumed_from = [*saved["resumed_from"], start]
+    bar = _Progress(config.epochs, start, desc or f"{type(engine).__name__} {config.label}", progress)
+    try:
+        for t in range(start, config.epochs + 1):
+            if checkpoint is not None and checkpoint.due(t, start):
+                checkpoint.save({
+                    "epoch": t, "row": row, "first_loss": first_loss, "resumed_from": resumed_from,
+                    "tensors": {k: v.detach().cpu().clone() for k, v in engine.state().items()},
+                    "tracker": engine.tracker.state(row),
+                    "generators": {k: g.get_state() for k, g in engine.generators().items()}})
+                bar.line(t, loss, f" (checkpoint {checkpoint.path.name})")
+            if row < len(epochs) and t == epochs[row]:
+                loss = engine.record(row, t)
+                first_loss = loss if first_loss is None else first_loss
+                if not math.isfinite(loss) or loss > EXPLODE_FACTOR * max(abs(first_loss), 1e-30):
+                    raise DivergenceError(
+                        f"training diverged by epoch {t} (loss {loss:.4g}, initial loss {first_loss:.4g}); "
+                        f"{engine.divergence_note()}")
+                row += 1
+            if t == config.epochs:
+                break
+            engine.step(t)
+            bar.update(t + 1, loss, checkpoint is not None and checkpoint.due(t + 1, start))
+    except DivergenceError:
+        if checkpoint is not None:
+            checkpoint.remove()
+        raise
+    finally:
+        bar.close()
+    if checkpoint is not None:
+        checkpoint.remove()
+    if progress:
+        log.info("%s: done, %d epochs in %.1f s (loss %.6g)", bar.desc, config.epochs - start,
+                 time.perf_counter() - bar.t0, loss)
+    return Loop(epochs, resumed_from)
+
+
+
+#: long_name and units of the facts an engine derives from its configuration and data
+DERIVED_META = {
+    "n_steps": ("number of gradient steps of the run", "1"),
+    "batch_size": ("minibatch size (N: full batch)", "1"),
+}
+
+
+def run_engine(engine, run_cls, *, checkpoint: Checkpoint | None = None, threads: int | None = None,
+               progress: bool = False):
+    """Drive ``engine`` (:func:`drive`) and collect its result as ``run_cls``.
+
+    The engine's ``config`` and ``derived()`` facts become scalar coordinates of the trajectory,
+    the one place a run's hyperparameters are stored (the run file's layout is ``run_cls.dataset``).
+    """
+    cfg = engine.config
+    if checkpoint is not None:
+        checkpoint.fingerprint = fingerprint(cfg, engine.lam, engine, **engine.fingerprint_extra())
+    with num_threads(threads):
+        loop = drive(engine, cfg, checkpoint=checkpoint, progress=progress)
+    trajectory = engine.tracker.dataset(loop.epochs, engine.lam).assign_coords(
+        {name: ((), value, dict(zip(("long_name", "units"), DERIVED_META[name])))
+         for name, value in engine.derived().items()})
+    trajectory = trajectory.assign_coords({k: ((), v, a) for k, (v, a) in cfg.coords().items() if v is not None})
+    weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
+    return run_cls(cfg, trajectory, *weights, resumed_from=loop.resumed_from)

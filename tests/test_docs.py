@@ -1,0 +1,55 @@
+"""Every label the repository cites (equations E…, departures D…, claim numbers) is defined in
+docs/science.md, and nothing cites documents that are not in the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import REPO
+
+SCIENCE = REPO / "docs" / "science.md"
+THIS = Path(__file__).resolve()  # it spells out the patterns it looks for
+SOURCES = ["Snakefile", "README.md", "config.yaml", "run.sh", "pyproject.toml", "environment.yml", ".test/config.yaml"]
+FOLDERS = ["src", "workflow", "profiles", "docs", "tests", "benchmarks"]
+SUFFIXES = {".py", ".md", ".smk", ".yaml", ".rst", ".sh", ".toml"}
+
+
+def cited_texts() -> dict[str, str]:
+    files = [REPO / name for name in SOURCES]
+    files += [p for folder in FOLDERS for p in sorted((REPO / folder).rglob("*"))
+              if p.suffix in SUFFIXES and "__pycache__" not in p.parts and p not in (SCIENCE, THIS)]
+    # flake8 codes in `noqa` comments look like labels (E402, E731)
+    return {str(p.relative_to(REPO)): re.sub(r"noqa: [A-Z]\d+(, [A-Z]\d+)*", "", p.read_text()) for p in files}
+
+
+def defined_labels() -> set[str]:
+    text = SCIENCE.read_text()
+    labels = set()
+    for head in re.findall(r"\*\*((?:[ED]\d+[a-c]?(?:, )?)+) —", text):
+        labels |= set(head.split(", "))
+    return labels
+
+
+def test_science_md_defines_the_labels_and_claims():
+    labels = defined_labels()
+    assert {f"E{i}" for i in range(1, 22) if i not in (7, 10)} <= labels
+    assert {"E7a", "E7b", "E10a", "E10b", "E10c"} <= labels and {f"D{i}" for i in range(1, 11)} <= labels
+    claims = re.findall(r"^(\d+)\. ", SCIENCE.read_text().split("## Claims checked")[1], re.M)
+    assert claims == [str(i) for i in range(1, 20)]
+
+
+def test_every_cited_label_is_defined_in_science_md():
+    labels = defined_labels()
+    undefined = {f"{name}: {label}" for name, text in cited_texts().items()
+                 for label in re.findall(r"\b([ED]\d+[a-c]?)\b", text) if label not in labels}
+    assert not undefined, sorted(undefined)
+
+
+def test_nothing_cites_documents_outside_the_repository():
+    external = re.compile(r"paper\.md|beyond\.md|pipeline\.md|shared/docs|\bK\d+\b|\bB\d+[a-z]\b|\bB(?!2\b)\d+\b")
+    found = {f"{name}: {m.group()}" for name, text in cited_texts().items() for m in external.finditer(text)}
+    assert not found, sorted(found)
+    claims = {f"{name}: claim {n}" for name, text in cited_texts().items()
+              for n in re.findall(r"\b[Cc]laims? (\d+)", text) if not 1 <= int(n) <= 19}
+    assert not claims, sorted(claims)
