@@ -33,6 +33,7 @@ include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/scalar.smk"
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/nonlinear.smk"
+include: "workflow/rules/beyond.smk"
 include: "workflow/rules/claims.smk"
 
 

@@ -1,10 +1,13 @@
 """Tests of daedyn.beyond against independent references: brute-force GD, train_sampled, lstsq."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from daedyn import beyond, data, linear, theory
+from daedyn import beyond, data, linear, theory, training
+from daedyn.runconfig import LinearConfig, LrNormalisedConfig, SampledConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -17,11 +20,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_plan_rates_gammas_and_errors():
     lam = np.array([3.0, 1.0, 0.4, 0.1])
     plan = beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.25, 0.9], matched_modes=[1, 2], gammas=[0.05],
-                                     hidden=3, x0=1e-6, max_epochs=5000)
+                                     hidden=3, x0=1e-6, epoch_budget=1250)
     assert [r.name for r in plan] == ["dae_f0.25", "wdae_k1_f0.25", "wdae_k2_f0.25", "wdae_g0.05_f0.25",
                                       "dae_f0.9", "wdae_k1_f0.9", "wdae_k2_f0.9", "wdae_g0.05_f0.9"]
     for r in plan:
-        assert r.lr == pytest.approx(r.fraction * theory.eta_max_network(lam, r.eps, r.gamma, 3), rel=1e-14)
+        assert r.lr == pytest.approx(r.fraction * theory.stability_limit(lam, r.eps, r.gamma, 3), rel=1e-14)
+        assert r.epochs <= np.ceil(1250 / r.fraction)
         assert r.baseline == f"dae_f{r.fraction:g}"
         if r.matched_mode >= 0:  # equal plateaus on the matched mode
             k = r.matched_mode
@@ -57,11 +61,18 @@ def two_modes():
     """DAE vs WDAE on a 2-mode spectrum, trained by the exact engine in float64, every step recorded."""
     lam, V = np.array([2.0, 0.5]), np.linalg.qr(np.random.default_rng(3).standard_normal((2, 2)))[0]
     x0, y0 = beyond.initial_mode_state(2, 3, V, [0, 1], init_std=1e-3, seed=0)
-    plan = beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.5, 0.9], matched_modes=[1], gammas=[0.1, 0.6],
-                                     hidden=3, modes=[0, 1], x0=x0, y0=y0)
-    ds = beyond.run_lr_normalised(lam, V, plan, hidden=3, modes=[0, 1], init_std=1e-3, seed=0, dtype="float64",
-                                  log_every=1)
+    config = _lr_config(fractions=[0.5, 0.9], matched_modes=[1], gammas=[0.1, 0.6])
+    plan = beyond.lr_normalised_plan(config, lam, V)
+    assert plan == beyond.plan_lr_normalised(lam, eps=0.5, fractions=[0.5, 0.9], matched_modes=[1], gammas=[0.1, 0.6],
+                                             hidden=3, modes=[0, 1], x0=x0, y0=y0, epoch_budget=config.epoch_budget)
+    ds = beyond.run_lr_normalised(config, lam, V)
     return plan, ds, beyond.lr_normalised_comparison(ds)
+
+
+def _lr_config(**kw):
+    """The two-mode comparison: H = 3, ε = 0.5, float64, every step recorded."""
+    return LrNormalisedConfig.make(**{"hidden": 3, "eps": 0.5, "modes": [0, 1], "init_std": 1e-3, "seed": 0,
+                                      "dtype": "float64", "device": "cpu", "log_every": 1, **kw})
 
 
 def test_measured_step_ratio_matches_prediction(two_modes):
@@ -91,7 +102,7 @@ def test_step_counts_against_brute_force_gd(two_modes):
     lam = np.array([2.0, 0.5])
     V = np.linalg.qr(np.random.default_rng(3).standard_normal((2, 2)))[0]
     Sigma = V @ np.diag(lam) @ V.T
-    W1_0, W2_0 = linear.init_weights(2, 3, init_std=1e-3, seed=0)
+    W1_0, W2_0 = training.init_weights(2, 3, init_std=1e-3, seed=0)
     for r in plan[:3]:
         W1, W2 = W1_0.copy(), W2_0.copy()
         us = []
@@ -113,8 +124,9 @@ def test_crossings_use_each_runs_own_records(two_modes):
     interpolated between that run's own neighbouring records."""
     plan, _, _ = two_modes
     lam, V = np.array([2.0, 0.5]), np.linalg.qr(np.random.default_rng(3).standard_normal((2, 2)))[0]
-    ds = beyond.run_lr_normalised(lam, V, plan[:2], hidden=3, modes=[0, 1], init_std=1e-3, seed=0,
-                                  dtype="float64", log_every=4)
+    config = _lr_config(fractions=[0.5], matched_modes=[1], log_every=4)
+    assert [r.name for r in beyond.lr_normalised_plan(config, lam, V)] == [r.name for r in plan[:2]]
+    ds = beyond.run_lr_normalised(config, lam, V)
     expected = {}
     for run in ("dae_f0.5", "wdae_k1_f0.5"):
         u = ds["u"].sel(run=run).dropna("epoch")
@@ -165,61 +177,74 @@ def _synthetic(n, lam, seed=1):
     return X, lam, V
 
 
+def _sampled(X, **kw) -> LinearConfig:
+    """A sampled-noise linear run configuration in float64 on the CPU."""
+    return LinearConfig.make(**{"engine": "sampled", "n_samples": X.shape[0], "dtype": "float64", "device": "cpu",
+                                **kw})
+
+
 @pytest.mark.parametrize("batch_size", [None, 16, 10])
 def test_batched_engine_reproduces_train_sampled(batch_size):
     X, lam, V = _synthetic(64, [3, 2, 1, 0.5, 0.25, 0.1])
     seeds = [0, 3, 5]
-    eng = beyond.SeedBatchSampledEngine(X, V, hidden=4, lr=0.05, eps=0.3, gamma=0.01, seeds=seeds, modes=range(6),
-                                        n_log=3, batch_size=batch_size, init_std=0.1)
-    beyond.run_engine(eng, 10, 5)
-    u = eng.dataset()["u"]
+    config = _sampled(X, hidden=4, lr=0.05, epochs=10, eps=0.3, gamma=0.01, batch_size=batch_size, init_std=0.1,
+                      log_every=5)
+    run = beyond.train_seed_batch(X, lam, V, config, seeds=seeds, modes=range(6))
+    u = run.trajectory["u"]
+    assert list(u["epoch"].values) == [0, 5, 10]
     for j, s in enumerate(seeds):
-        ref = linear.train_sampled(X, hidden=4, lr=0.05, epochs=10, eps=0.3, gamma=0.01, batch_size=batch_size,
-                                   seed=s, init_std=0.1, dtype="float64", device="cpu", log_every=5, lam=lam, V=V)
+        ref = linear.train_sampled(X, dataclasses.replace(config, seed=s), lam=lam, V=V)
         assert np.max(np.abs(ref.trajectory["u"].values - u.sel(seed=s).values)) <= 1e-12
-        assert np.max(np.abs(ref.W1 - eng.W1[j].numpy())) <= 1e-12
-        assert np.max(np.abs(ref.W2 - eng.W2[j].numpy())) <= 1e-12
+        assert np.max(np.abs(ref.W1 - run.W1[j])) <= 1e-12
+        assert np.max(np.abs(ref.W2 - run.W2[j])) <= 1e-12
+        assert np.allclose(ref.trajectory["loss"].values, run.trajectory["loss"].sel(seed=s).values, rtol=1e-10)
+    assert int(run.trajectory["n_steps"]) == 10 * (1 if batch_size is None else -(-64 // batch_size))
 
 
 @pytest.mark.parametrize("make", ["batched", "fixed"])
-def test_engines_restore_from_state_and_generators(make):
-    """What a checkpoint holds (state tensors, generators) is enough to resume exactly."""
+def test_interrupted_run_resumes_bit_identically(make, tmp_path, monkeypatch):
+    """A run killed mid-way resumes from the driver's checkpoint (weights, records, generators) and
+    ends exactly like an uninterrupted run."""
     X, lam, V = _synthetic(40, [2, 1, 0.5])
-    if make == "batched":
-        eng = beyond.SeedBatchSampledEngine(X, V, hidden=2, lr=0.05, eps=0.3, seeds=[1, 2], modes=[0, 1],
-                                            n_log=1, batch_size=8, init_std=0.1)
-    else:
-        eng = beyond.FixedCopyEngine(X, lam, V, hidden=2, lr=0.05, eps=0.3, n_log=1, batch_size=8, init_std=0.1)
-    assert eng.generators()
-    eng.record(0, 0)
-    for t in range(3):
-        eng.step(t)
-    saved = {k: v.clone() for k, v in eng.state().items()}
-    gens = {k: g.get_state() for k, g in eng.generators().items()}
-    for t in range(3, 6):
-        eng.step(t)
-    first = {k: v.clone() for k, v in eng.state().items()}
-    for k, v in eng.state().items():
-        v.copy_(saved[k])
-    for k, g in eng.generators().items():
-        g.set_state(gens[k])
-    for t in range(3, 6):
-        eng.step(t)
-    for k, v in eng.state().items():
-        assert torch.equal(v.nan_to_num(), first[k].nan_to_num())
-    assert int(eng.epochs[0]) == 0  # the records are part of the state
+    engine = beyond.SeedBatchSampledEngine if make == "batched" else beyond.FixedCopyEngine
+
+    def train(checkpoint=None):
+        if make == "batched":
+            config = _sampled(X, hidden=2, lr=0.05, epochs=9, eps=0.3, batch_size=8, init_std=0.1, log_every=2)
+            return beyond.train_seed_batch(X, lam, V, config, seeds=[1, 2], modes=[0, 1], checkpoint=checkpoint)
+        config = _sampled(X, engine="datapass", hidden=2, lr=0.05, epochs=9, eps=0.3, batch_size=8, init_std=0.1,
+                          log_every=2, seed=3)
+        return beyond.train_fixed_copy(X, lam, V, config, checkpoint=checkpoint)
+
+    whole = train()
+    step = engine.step
+
+    def killed_at_6(self, epoch):
+        if epoch == 6:
+            raise KeyboardInterrupt
+        step(self, epoch)
+
+    monkeypatch.setattr(engine, "step", killed_at_6)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train(training.Checkpoint(path, 4))
+    assert path.exists()
+    monkeypatch.setattr(engine, "step", step)
+    resumed = train(training.Checkpoint(path, 4))
+    assert resumed.resumed_from == [4] and not path.exists()
+    for name in whole.trajectory.data_vars:
+        np.testing.assert_array_equal(resumed.trajectory[name].values, whole.trajectory[name].values)
+    np.testing.assert_array_equal(resumed.W1, whole.W1)
 
 
 def test_mean_over_200_seeds_follows_marginalised_recurrence():
     X, lam, V = _synthetic(256, [1.0, 0.6, 0.35, 0.2])
     H, eps, lr, steps = 4, 0.3, 0.25, 120
-    W1, W2 = linear.init_weights(4, H, init_std=0.05, seed=7)
+    W1, W2 = training.init_weights(4, H, init_std=0.05, seed=7)
     ref = linear.train_exact(lam, V, hidden=H, lr=lr, epochs=steps, eps=eps, W1=W1, W2=W2, log_every=1,
                              dtype="float64", device="cpu")
-    eng = beyond.SeedBatchSampledEngine(X, V, hidden=H, lr=lr, eps=eps, seeds=range(200), modes=range(4),
-                                        n_log=13, W1=W1, W2=W2)
-    beyond.run_engine(eng, steps, 10)
-    u = eng.dataset()["u"]
+    config = _sampled(X, hidden=H, lr=lr, epochs=steps, eps=eps, log_every=10)
+    u = beyond.train_seed_batch(X, lam, V, config, seeds=range(200), modes=range(4), W1=W1, W2=W2).trajectory["u"]
     cmp = beyond.mean_vs_marginalised(u, ref.trajectory["u"].sel(epoch=u["epoch"]).drop_vars("lam"))
     z = cmp["z"].isel(epoch=slice(1, None))  # epoch 0: no noise yet, se = 0
     assert float(np.abs(z).max()) <= 3.0
@@ -249,13 +274,10 @@ def _stationary(X, lam, V, lr, batch_size, seeds=200, window=15.0):
     n = X.shape[0]
     spe = -(-n // (n if batch_size is None else batch_size))
     tau = 1 / (2 * lr * lam[-1])
-    epochs = int(np.ceil((3 + window) * tau / spe))
-    every = max(1, int(tau // (2 * spe)))
-    eng = beyond.SeedBatchSampledEngine(X, V, hidden=H, lr=lr, eps=eps, seeds=range(seeds), modes=range(4),
-                                        n_log=linear.log_epochs(epochs, every).size, W1=W1, W2=W2,
-                                        batch_size=batch_size)
-    beyond.run_engine(eng, epochs, every)
-    st = beyond.stationary_variance(eng.dataset()["u"], start=3 * tau / spe)
+    config = _sampled(X, hidden=H, lr=lr, epochs=int(np.ceil((3 + window) * tau / spe)), eps=eps,
+                      log_every=max(1, int(tau // (2 * spe))), batch_size=batch_size)
+    run = beyond.train_seed_batch(X, lam, V, config, seeds=range(seeds), modes=range(4), W1=W1, W2=W2)
+    st = beyond.stationary_variance(run.trajectory["u"], start=3 * tau / spe)
     pred = beyond.predicted_stationary_variance(X, lam, V, eps=eps, lr=lr, batch_size=batch_size, modes=range(4))
     return st["variance"].values, pred
 
@@ -291,10 +313,12 @@ def test_reshuffled_minibatches_suppress_the_data_noise():
 def test_fixed_copy_engine_converges_to_empirical_minimiser(hidden):
     X, lam, V = _synthetic(60, [1.5, 1.0, 0.7, 0.5])
     eps = 0.2
-    eng = beyond.FixedCopyEngine(X, lam, V, hidden=hidden, lr=0.4, eps=eps, n_log=2, init_std=0.3, seed=4)
-    beyond.run_engine(eng, 4000, 4000)
-    Xt = eng.Xt.numpy()
-    W = (eng.W2 @ eng.W1).numpy()
+    config = _sampled(X, engine="datapass", hidden=hidden, lr=0.4, epochs=4000, log_every=4000, eps=eps,
+                      init_std=0.3, seed=4)
+    engine = beyond.FixedCopyEngine(config, X, lam, V)
+    run = training.run_engine(engine, linear.Run)
+    Xt = engine.Xt.numpy()
+    W = run.W2 @ run.W1
     # independent reference: least squares X ≈ X̃ Wᵀ (H ≥ d) ...
     W_ls = np.linalg.lstsq(Xt, X, rcond=None)[0].T
     W_star = beyond.fixed_copy_minimiser(X, Xt, hidden)
@@ -313,10 +337,18 @@ def test_fixed_copy_engine_converges_to_empirical_minimiser(hidden):
     if hidden >= 4:
         Sigma = X.T @ X / X.shape[0]
         assert np.max(np.abs(W_star - Sigma @ np.linalg.inv(Sigma + eps * np.eye(4)))) > 0.01
-    tr = eng.trajectory()
-    assert tr.sizes["epoch"] == 2 and tr.attrs["engine"] == "fixed_copy"
+    assert run.trajectory.sizes["epoch"] == 2
     plateaus = beyond.fixed_copy_plateaus(X, V, eps=eps, seeds=[4], hidden=hidden)
     assert np.allclose(plateaus[0], np.diag(V.T @ W_star @ V), atol=1e-12)
+    with pytest.raises(ValueError, match="fixed data"):
+        beyond.train_fixed_copy(X, lam, V, dataclasses.replace(config, engine="sampled"))
+
+
+def _small_sampled_config(**kw):
+    return SampledConfig.make(**{"hidden": 3, "eps": 0.3, "modes": [0, 1], "seeds": 20, "steps": 200,
+                                 "batches": [None, 64], "records": 20, "init_std": 0.05, "var_fractions": [0.05, 0.1],
+                                 "var_batch": 16, "window": 5.0, "copies": 8, "trained_copies": 1,
+                                 "dtype": "float64", "device": "cpu", **kw})
 
 
 def test_sampled_summary_rows_claims_and_figure(tmp_path):
@@ -324,9 +356,8 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
     from daedyn.figures.beyond import plot_sampled_vs_marginalised
 
     X, lam, V = _synthetic(256, [1.0, 0.6, 0.35, 0.2])
-    out = beyond.sampled_summary(X, lam, V, eps=0.3, hidden=3, modes=[0, 1], seeds=range(20), steps=200,
-                                 batches=(None, 64), records=20, init_std=0.05, var_fractions=(0.05, 0.1),
-                                 var_batch=16, window=5.0, copies=8, trained_copies=1, dtype="float64")
+    config = _small_sampled_config()
+    out = beyond.sampled_summary(X, lam, V, config)
     assert out.sizes == {"mode": 2, "step": out.sizes["step"], "batch": 2, "lr": 2, "copy": 8, "trained_copy": 1}
     assert list(out["batch"].values) == [256, 64]
     assert np.all(out["var_batch"].sel(batch=64) > out["var_batch"].sel(batch=256))
@@ -341,4 +372,31 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
     assert len(fig.axes) == 5
     assert style.save(fig, tmp_path / "svm.png")[0].stat().st_size > 1000
     with pytest.raises(ValueError, match="plateau"):
-        beyond.sampled_summary(X, lam, V, eps=0.3, hidden=3, modes=[0, 1], seeds=range(2), steps=5)
+        beyond.sampled_summary(X, lam, V, dataclasses.replace(config, seeds=2, steps=5))
+
+
+def test_sampled_parts_need_their_keys_and_a_learnable_mode():
+    X, lam, V = _synthetic(64, [1.0, 0.6, 0.35, 0.2])
+    config = _small_sampled_config()
+    part = SampledConfig.from_params({k: v for k, v in config.to_dict().items() if k not in ("copies", "steps")})
+    assert part.copies is None and part.fraction == config.fraction
+    with pytest.raises(ValueError, match="needs \\['steps', 'copies'\\]"):
+        beyond.fixed_copies(X, lam, V, part)
+    with pytest.raises(ValueError, match="min\\(hidden, dim\\) = 1"):
+        beyond.sampled_trajectories(X, lam, V, dataclasses.replace(config, dim=1))
+
+
+def test_run_configurations_take_defaults_from_the_schema_and_name_bad_values():
+    from daedyn import runconfig
+
+    props = runconfig.schema()["$defs"]["lr_normalised_experiment"]["properties"]
+    config = LrNormalisedConfig.make(hidden=4, eps=0.5)
+    assert config.fractions == tuple(props["fractions"]["default"]) and config.seed == props["seeds"]["default"][0]
+    assert config.epoch_budget == props["epoch_budget"]["default"]
+    with pytest.raises(ValueError, match="lr_normalised run exp/dae_f0.5: eps must be > 0"):
+        LrNormalisedConfig.make(hidden=4, eps=0.0, experiment="exp", run="dae_f0.5")
+    props = runconfig.schema()["$defs"]["sampled_experiment"]["properties"]
+    config = SampledConfig.make(hidden=4, eps=0.5)
+    assert config.seeds == props["seeds"]["default"] and config.batches == tuple(props["batches"]["default"])
+    with pytest.raises(ValueError, match="sampled run exp/variance: seeds must be >= 2"):
+        SampledConfig.make(hidden=4, eps=0.5, seeds=1, experiment="exp", run="variance")

@@ -419,6 +419,259 @@ def nonlinear_runtime(wildcards, attempt):
     return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
 
 
+# ---- beyond the paper: noise against weight decay at matched stability (lr_normalised_experiments)
+LR_NORMALISED = {
+    name: exp
+    for name, exp in config["lr_normalised_experiments"].items()
+    if exp["enabled"]
+}
+
+
+def lr_normalised_grid(exp):
+    """Run name -> the grid values of that run alone (names as daedyn.beyond.plan_lr_normalised
+    gives them; the job checks), so adding a grid value trains only the new runs."""
+    grid = {}
+    for f in exp["fractions"]:
+        grid[f"dae_f{f:g}"] = {"fractions": [f], "matched_modes": [], "gammas": []}
+        for k in exp["matched_modes"]:
+            grid[f"wdae_k{k}_f{f:g}"] = {
+                "fractions": [f],
+                "matched_modes": [k],
+                "gammas": [],
+            }
+        for g in exp["gammas"]:
+            grid[f"wdae_g{g:g}_f{f:g}"] = {
+                "fractions": [f],
+                "matched_modes": [],
+                "gammas": [g],
+            }
+    return grid
+
+
+def lr_normalised_spectrum(wildcards):
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def lr_normalised_train_params(wildcards):
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    keys = ("dataset", "n_samples", "hidden", "eps", "modes", "epoch_budget")
+    keys += ("init_std", "log_every", "dtype", "device")
+    return canonical(
+        {
+            "experiment": wildcards.lrn_experiment,
+            "run": wildcards.lrn_run,
+            "seed": int(wildcards.seed),
+            **{k: exp[k] for k in keys},
+            **lr_normalised_grid(exp)[wildcards.lrn_run],
+        }
+    )
+
+
+def lr_normalised_runs(wildcards):
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    return [
+        f"results/runs/{wildcards.lrn_experiment}/{run}/seed{exp['seeds'][0]}.nc"
+        for run in lr_normalised_grid(exp)
+    ]
+
+
+def lr_normalised_mem_mb(wildcards, attempt):
+    """Spectrum (d x d), weights and the records of every mode."""
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    epochs = exp["epoch_budget"] / min(exp["fractions"])
+    return int(
+        (1000 + (3 * d * d + epochs / exp["log_every"] * d) * 8 / 2**20) * attempt
+    )
+
+
+def lr_normalised_runtime(wildcards, attempt):
+    """Minutes, from the flops of the longest possible run at 2 GFLOP/s on one CPU core."""
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    epochs = exp["epoch_budget"] / min(exp["fractions"])
+    return int((10 + epochs * 8 * d * exp["hidden"] ** 2 / 2e9 / 60) * attempt)
+
+
+for _name, _exp in config["lr_normalised_experiments"].items():
+    _key = f"lr_normalised_experiments.{_name}"
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"{_key}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    _d = dataset_shape(_exp["dataset"])[1]
+    for _list in ("modes", "matched_modes"):
+        if _exp[_list] and max(_exp[_list]) >= min(_exp["hidden"], _d):
+            config_error(
+                f"{_key}.{_list}",
+                f"mode {max(_exp[_list])} cannot be learned with hidden={_exp['hidden']} units on "
+                f"{_exp['dataset']!r} (d={_d}); modes must be < {min(_exp['hidden'], _d)}",
+            )
+    for _list in ("fractions", "matched_modes", "gammas"):
+        if len(set(_exp[_list])) != len(_exp[_list]):
+            config_error(f"{_key}.{_list}", f"repeated values in {_exp[_list]}")
+
+LR_NORMALISED_OUTPUTS = ("combined.nc", "comparison.nc", "metrics.csv", "claims.csv")
+
+
+def lr_normalised_targets(paper):
+    names = [n for n, e in LR_NORMALISED.items() if e["paper"] == paper]
+    return [f"results/{n}/{out}" for n in names for out in LR_NORMALISED_OUTPUTS] + [
+        f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")
+    ]
+
+
+BEYOND_CLAIMS += [
+    f"results/{n}/claims.csv" for n, e in LR_NORMALISED.items() if not e["paper"]
+]
+
+
+# ---- beyond the paper: sampled against marginalised noise (sampled_experiments)
+SAMPLED = {
+    name: exp for name, exp in config["sampled_experiments"].items() if exp["enabled"]
+}
+# the keys every part of a sampled experiment uses, and each part's own (daedyn.runconfig.SampledConfig)
+SAMPLED_COMMON = ("dataset", "n_samples", "dim", "hidden", "eps", "modes", "seeds")
+SAMPLED_COMMON += ("init_std", "init_seed", "dtype", "device")
+SAMPLED_PART_KEYS = {
+    "traj": ("fraction", "steps", "records"),
+    "variance": ("var_fractions", "var_batch", "burn_in", "window"),
+    "fixed_copy": ("fraction", "steps", "copies", "trained_copies"),
+}
+
+
+def sampled_trajectory_part(batch_size):
+    return "traj_full" if batch_size is None else f"traj_b{batch_size}"
+
+
+def sampled_spectrum(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def sampled_dataset(wildcards):
+    return f"results/data/{config['sampled_experiments'][wildcards.sm_experiment]['dataset']}.nc"
+
+
+def sampled_part_params(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    part = wildcards.sm_part
+    own = {k: exp[k] for k in SAMPLED_PART_KEYS.get(part, SAMPLED_PART_KEYS["traj"])}
+    if part.startswith("traj_"):
+        batches = {sampled_trajectory_part(b): b for b in exp["batches"]}
+        own["batches"] = [batches[part]]
+    return canonical(
+        {
+            "experiment": wildcards.sm_experiment,
+            "run": part,
+            **{k: exp[k] for k in SAMPLED_COMMON},
+            **own,
+        }
+    )
+
+
+def sampled_aggregate_params(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    keys = SAMPLED_COMMON + tuple({k for v in SAMPLED_PART_KEYS.values() for k in v})
+    return canonical(
+        {
+            "experiment": wildcards.sm_experiment,
+            "run": "summary",
+            "batches": exp["batches"],
+            **{k: exp[k] for k in keys},
+        }
+    )
+
+
+def sampled_part_paths(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    base = f"results/runs/{wildcards.sm_experiment}"
+    return {
+        "trajectories": [
+            f"{base}/{sampled_trajectory_part(b)}.nc" for b in exp["batches"]
+        ],
+        "variance": f"{base}/variance.nc",
+        "fixed": f"{base}/fixed_copy.nc",
+    }
+
+
+def sampled_mem_mb(wildcards, attempt):
+    """The data (float64) and, per seed, a full batch of inputs, noise and errors (4 x N x d)."""
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    n, d = dataset_shape(exp["dataset"])
+    dim = exp["dim"] or d
+    return int(
+        (1000 + (3 * n * d + 4 * exp["seeds"] * exp["n_samples"] * dim) * 8 / 2**20)
+        * attempt
+    )
+
+
+def sampled_runtime(wildcards, attempt):
+    """Minutes, from the flops of the full-batch trajectories at 2 GFLOP/s on one CPU core."""
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    dim = exp["dim"] or dataset_shape(exp["dataset"])[1]
+    flops = 12 * exp["seeds"] * exp["n_samples"] * dim * exp["hidden"] * exp["steps"]
+    return int((10 + flops / 2e9 / 60) * attempt)
+
+
+for _name, _exp in config["sampled_experiments"].items():
+    _key = f"sampled_experiments.{_name}"
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"{_key}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    _d = dataset_shape(_exp["dataset"])[1]
+    _dim = _exp["dim"] or _d
+    if _dim > _d:
+        config_error(f"{_key}.dim", f"{_dim} exceeds the data's d = {_d}")
+    if _exp["hidden"] > _dim or max(_exp["modes"]) >= _exp["hidden"]:
+        config_error(
+            f"{_key}.modes",
+            f"need max(modes) < hidden <= dim (the variance sweep starts at the minimum of a "
+            f"network that learns every tracked mode); got modes {_exp['modes']}, "
+            f"hidden={_exp['hidden']}, dim={_dim}",
+        )
+    for _b in [*_exp["batches"], _exp["var_batch"]]:
+        if _b is not None and _b > _exp["n_samples"]:
+            config_error(
+                f"{_key}.batches",
+                f"batch size {_b} exceeds n_samples={_exp['n_samples']}",
+            )
+    for _list in ("batches", "var_fractions", "modes"):
+        if len(set(_exp[_list])) != len(_exp[_list]):
+            config_error(f"{_key}.{_list}", f"repeated values in {_exp[_list]}")
+    if _exp["trained_copies"] > _exp["copies"]:
+        config_error(f"{_key}.trained_copies", f"more than copies={_exp['copies']}")
+
+
+def sampled_targets(paper):
+    names = [n for n, e in SAMPLED.items() if e["paper"] == paper]
+    return [
+        f"results/{n}/{out}"
+        for n in names
+        for out in ("summary.nc", "metrics.csv", "claims.csv")
+    ] + [f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+
+
+BEYOND_CLAIMS += [
+    f"results/{n}/claims.csv" for n, e in SAMPLED.items() if not e["paper"]
+]
+
+# experiment names share results/{experiment}/, so they must be unique across kinds
+_KINDS = ("linear", "nonlinear", "lr_normalised", "sampled")
+for _kind in ("lr_normalised", "sampled"):
+    for _name in config[f"{_kind}_experiments"]:
+        for _other in _KINDS:
+            if _other != _kind and _name in config[f"{_other}_experiments"]:
+                config_error(
+                    f"{_kind}_experiments.{_name}",
+                    f"the name is also one of {_other}_experiments; experiment names must be unique",
+                )
+
+
 def experiment_targets(paper):
     """Spectra, tables and figures of the enabled experiments whose `paper` flag is `paper`."""
     linear = {name: e for name, e in LINEAR.items() if e["paper"] == paper}
@@ -441,7 +694,14 @@ def experiment_targets(paper):
         for name in [*linear, *nonlinear]
         for ext in ("png", "pdf")
     ]
-    return sorted(spectra) + tables + figures
+    return (
+        sorted(spectra)
+        + tables
+        + figures
+        + lr_normalised_targets(paper)
+        + sampled_targets(paper)
+    )
+
 
 BEYOND_TARGETS = ["results/claims/beyond.csv"] if BEYOND_CLAIMS else []
 

@@ -32,7 +32,7 @@ def plot_lr_normalised(comp, title: str = ""):
     measured, small white dots inside them the exact per-mode prediction; lines the early-growth
     curve (1 − γ/λ₁)/(1 − γ/λᵢ). Only modes that reached their plateau in both runs are drawn.
     """
-    levels = comp.attrs["levels"]
+    levels = beyond.comparison_levels(comp)
     lam1 = comp.attrs["lam1"]
     choices = sorted({(float(g), int(k)) for g, k in zip(comp["gamma"].values, comp["matched_mode"].values)},
                      key=lambda c: (c[1] < 0, c[0]))
@@ -42,7 +42,7 @@ def plot_lr_normalised(comp, title: str = ""):
     # side by side per fraction (the ratios hardly depend on f and would hide each other)
     dodge = {f: 1.07 ** (i - (len(fractions) - 1) / 2) for i, f in enumerate(fractions)}
     lam = comp["lam"].values
-    ok_all = comp["compared"].values
+    ok_all = comp["compared"].values.astype(bool)
     shown = [comp[f"ratio{round(100 * q)}_{k}"].values[ok_all] for q in levels for k in ("measured", "predicted")]
     top = max(1.2, 1.15 * float(np.nanmax(np.concatenate(shown)))) if ok_all.any() else 2.0
     fig, axes = plt.subplots(1, len(levels), figsize=(6.4 * len(levels), 5.2), squeeze=False, sharey=True)
@@ -56,7 +56,7 @@ def plot_lr_normalised(comp, title: str = ""):
             one = comp.isel(pair=i)
             f = float(one["fraction"])
             c = (float(one["gamma"]), int(one["matched_mode"]))
-            ok = one["compared"].values
+            ok = one["compared"].values.astype(bool)
             x = lam[ok] * dodge[f]
             ax.plot(x, one[f"ratio{key}_measured"].values[ok], markers[f], color=colors[c], ms=8, ls="none",
                     alpha=0.9)
