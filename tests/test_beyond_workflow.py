@@ -70,13 +70,14 @@ def test_config_errors_name_the_key(tmp_path):
     config = load_yaml(REPO / ".test" / "config.yaml")
     config["lr_normalised_experiments"][LRN]["modes"] = [0, 4]
     proc = run_snakemake(tmp_path, config, "-n", check=False)
+    out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert f"lr_normalised_experiments.{LRN}.modes" in proc.stderr and "hidden=4" in proc.stderr
+    assert f"lr_normalised_experiments.{LRN}.modes" in out and "hidden=4" in out
     config = load_yaml(REPO / ".test" / "config.yaml")
     config["sampled_experiments"]["fig5_synthetic"] = config["sampled_experiments"][SAMPLED]
     proc = run_snakemake(tmp_path, config, "-n", check=False)
-    assert proc.returncode != 0 and "sampled_experiments.fig5_synthetic" in proc.stderr
-    assert "names must be unique" in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "sampled_experiments.fig5_synthetic" in out and "names must be unique" in out
 
 
 def test_tiny_workflow_builds_figures_metrics_and_claims(tiny_workflow):

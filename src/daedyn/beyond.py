@@ -1007,12 +1007,12 @@ def _eta_max(lam, config: SampledConfig) -> float:
 
 
 def _linear_config(config: SampledConfig, run: str, *, engine: str, lr: float, epochs: int, log_every: int,
-                   batch_size: int | None, seed: int, n: int, dtype: str | None = None) -> LinearConfig:
+                   batch_size: int | None, seed: int, n: int) -> LinearConfig:
     """The linear run configuration of one engine run of a part (ε as configured, no weight decay)."""
     return LinearConfig(
         experiment=config.experiment, run=run, dataset=config.dataset, n_samples=n, engine=engine,
         hidden=config.hidden, lr=lr, epochs=epochs, eps=config.eps, gamma=0.0, init_std=config.init_std, seed=seed,
-        log_every=log_every, dtype=dtype or config.dtype, device=config.device, batch_size=batch_size, shuffle=True,
+        log_every=log_every, dtype=config.dtype, device=config.device, batch_size=batch_size, shuffle=True,
         allow_unstable=False)
 
 
@@ -1171,9 +1171,10 @@ def summarise_sampled(X, lam, V, config: SampledConfig, trajectories: xr.Dataset
     u_star = theory.fixed_point(lam[modes], config.eps)
     lr = config.fraction * eta_max
     W1, W2 = init_weights(d, config.hidden, init_std=config.init_std, seed=config.init_seed)
-    ref = linear.train_exact(lam, V, _linear_config(config, "marginalised", engine="exact", lr=lr, epochs=config.steps,
-                                                    log_every=1, batch_size=None, seed=config.init_seed, n=n,
-                                                    dtype="float64"), W1=W1, W2=W2)
+    reference = dataclasses.replace(  # a small exact computation: float64 on the CPU wherever the parts ran
+        _linear_config(config, "marginalised", engine="exact", lr=lr, epochs=config.steps, log_every=1,
+                       batch_size=None, seed=config.init_seed, n=n), dtype="float64", device="cpu")
+    ref = linear.train_exact(lam, V, reference, W1=W1, W2=W2)
     ref_u = ref.trajectory["u"].sel(mode=modes).rename(epoch="step").reset_coords(drop=True)
     settled = np.all(np.abs(ref_u.values - u_star) <= 0.01 * u_star, axis=1)
     if not settled[-1]:

@@ -27,6 +27,7 @@ rule lr_normalised_train:
     resources:
         mem_mb=lr_normalised_mem_mb,
         runtime=lr_normalised_runtime,
+        gpu=lr_normalised_gpus,
     params:
         spec=lr_normalised_train_params,
     script:
@@ -112,6 +113,7 @@ rule sampled_part:
     resources:
         mem_mb=sampled_mem_mb,
         runtime=sampled_runtime,
+        gpu=sampled_gpus,
     params:
         spec=sampled_part_params,
     script:
@@ -145,8 +147,6 @@ rule sampled_aggregate:
     log:
         "logs/aggregate/{sm_experiment}.log",
     localrule: True
-    resources:
-        mem_mb=sampled_mem_mb,
     params:
         spec=sampled_aggregate_params,
     script:

@@ -169,6 +169,8 @@ os.environ.update(
 TRAIN_RULES = {
     "linear_train": ("linear_experiments", "experiment"),
     "nonlinear_train": ("nonlinear_experiments", "nl_experiment"),
+    "lr_normalised_train": ("lr_normalised_experiments", "lrn_experiment"),
+    "sampled_part": ("sampled_experiments", "sm_experiment"),
 }
 
 
@@ -476,6 +478,13 @@ def lr_normalised_runs(wildcards):
     ]
 
 
+def lr_normalised_gpus(wildcards):
+    return int(
+        config["lr_normalised_experiments"][wildcards.lrn_experiment]["device"]
+        == "cuda"
+    )
+
+
 def lr_normalised_mem_mb(wildcards, attempt):
     """Spectrum (d x d), weights and the records of every mode."""
     exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
@@ -595,6 +604,12 @@ def sampled_part_paths(wildcards):
         "variance": f"{base}/variance.nc",
         "fixed": f"{base}/fixed_copy.nc",
     }
+
+
+def sampled_gpus(wildcards):
+    return int(
+        config["sampled_experiments"][wildcards.sm_experiment]["device"] == "cuda"
+    )
 
 
 def sampled_mem_mb(wildcards, attempt):
