@@ -34,6 +34,7 @@ include: "workflow/rules/scalar.smk"
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/nonlinear.smk"
 include: "workflow/rules/beyond.smk"
+include: "workflow/rules/sweep.smk"
 include: "workflow/rules/claims.smk"
 
 

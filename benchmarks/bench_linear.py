@@ -23,7 +23,8 @@ import time
 import numpy as np
 import torch
 
-from daedyn.linear import resolve_device, train_datapass, train_exact
+from daedyn.linear import train_datapass, train_exact
+from daedyn.training import resolve_device
 
 SIZES = {"mnist": dict(n=50_000, d=784, hidden=256, lr=0.01),
          "cifar": dict(n=30_000, d=3072, hidden=512, lr=0.001)}
@@ -72,7 +73,7 @@ def per_epoch(fn, n1, n2, repeats, device) -> float:
 def bench_size(name, device, args) -> dict:
     p = SIZES[name]
     X, lam, V = problem(p["n"], p["d"])
-    common = dict(hidden=p["hidden"], lr=p["lr"], eps=0.5, device=device, dtype="float32")
+    common = dict(hidden=p["hidden"], lr=p["lr"], eps=0.5, device=device.type, dtype="float32")
 
     def datapass(epochs):
         train_datapass(X, lam=lam, V=V, epochs=epochs, log_every=max(epochs, 1), **common)

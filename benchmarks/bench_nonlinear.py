@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from bench_linear import cpu_model, per_epoch, timed  # the shared timing helpers (same folder)
 from daedyn import nonlinear
-from daedyn.linear import resolve_device, second_moment_spectrum
+from daedyn.linear import second_moment_spectrum
+from daedyn.training import resolve_device
 
 PAPER = dict(lr=0.9, epochs=2000, log_every=10, noise_std=2.0, weight_decay=0.0045, init_std=1e-3)
 RUNS = {"ae": (0.0, 0.0), "wdae": (0.0, 0.0045), "dae": (2.0, 0.0)}
@@ -67,7 +68,7 @@ def record_time(X, lam, V, hidden, repeats, device) -> float:
     W2 = (torch.randn(X.shape[1], hidden, generator=g) * 0.05).to(X)
     xhat = nonlinear.forward(W1, W2, X + 2.0 * torch.randn(X.shape, generator=g).to(X))
     loss = F.mse_loss(xhat, X)
-    return min(timed(lambda: tracker.record(r, 0, W1, W2, xhat, loss, 1e-3, lam), device) for r in range(repeats))
+    return min(timed(lambda: tracker.record(r, W1, W2, xhat, loss), device) for r in range(repeats))
 
 
 def main():
@@ -95,7 +96,7 @@ def main():
           f"weight decay={hp['weight_decay']}; eta_eff*lam_1 = {2 * hp['lr'] / args.d * lam[0]:.3f}")
 
     def trainer(epochs, log_every):
-        nonlinear.train(X, hidden=args.hidden, epochs=epochs, log_every=log_every, lam=lam, V=V, device=device,
+        nonlinear.train(X, hidden=args.hidden, epochs=epochs, log_every=log_every, lam=lam, V=V, device=device.type,
                         dtype="float32", **hp)
 
     n1, n2 = args.epochs
@@ -126,7 +127,7 @@ def main():
         for run, (sd, wd) in RUNS.items():
             t = timed(lambda: nonlinear.train(Xr, hidden=args.hidden, lr=PAPER["lr"], epochs=epochs, noise_std=sd,
                                               weight_decay=wd, init_std=PAPER["init_std"], lam=lam_r, V=V_r,
-                                              log_every=PAPER["log_every"], device=device), device)
+                                              log_every=PAPER["log_every"], device=device.type), device)
             res["reduced"]["runs_s"][run] = t
             print(f"reduced N={n}, {epochs} epochs, {run}: {t:.1f} s")
         print(f"reduced Fig. 6 (3 runs): {sum(res['reduced']['runs_s'].values()) / 60:.1f} min")

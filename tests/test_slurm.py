@@ -22,15 +22,18 @@ import xarray as xr
 import yaml
 
 from conftest import REPO, run_snakemake
-from daedyn import store
+from daedyn import store, sweep
 from daedyn.provenance import VOLATILE_ATTRS
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 PROFILE = REPO / "profiles" / "slurm"
 SLURM_TIMEOUT_S = 360  # the whole SLURM run; normally about a minute
+FIG6_MEASURED_MIN = 34  # one paper-scale fig6_mnist run on 2 CPU cores (benchmarks/README.md)
 
-# A tiny experiment: synthetic data -> spectrum -> two training runs (SLURM jobs) -> aggregate (local rule)
+# A tiny sweep: synthetic data -> spectrum (one grouped SLURM job) -> 12 training runs (grouped SLURM jobs
+# of at most `group-components` runs each) -> aggregate (local rule)
+SWEEP = {"eps": [0.0, 0.25, 0.5, 1.0], "gamma": [0.0, 0.1, 0.2]}
 TINY = {
     "data": {"download": False},
     "datasets": {"synthetic": {"source": "synthetic", "synthetic": {
@@ -38,10 +41,10 @@ TINY = {
     "spectra": [{"dataset": "synthetic", "n_samples": 256}],
     "linear_experiments": {"tiny": {
         "dataset": "synthetic", "n_samples": 256, "hidden": 8, "lr": 0.05, "epochs": 200, "log_every": 20,
-        "engine": "datapass", "dtype": "float64", "seeds": [0], "modes": [0, 1],
-        "runs": {"ae": {}, "dae": {"eps": 0.5}}}},
+        "engine": "datapass", "dtype": "float64", "seeds": [0], "modes": [0, 1], "sweep": SWEEP}},
 }
-RUNS = ["results/runs/tiny/ae/seed0.nc", "results/runs/tiny/dae/seed0.nc"]
+RUNS = [f"results/runs/tiny/{sweep.run_name({'eps': e, 'gamma': g})}/seed0.nc" for e in SWEEP["eps"]
+        for g in SWEEP["gamma"]]
 CLUSTER_OUTPUTS = {"results/data/synthetic.nc": "dataset", "results/spectra/synthetic_n256.nc": "spectrum",
                    **{run: "linear_train" for run in RUNS}}
 COMBINED = "results/tiny/combined.nc"  # linear_aggregate: localrule, runs on the submitting machine
@@ -93,10 +96,11 @@ def comparable(ds: xr.Dataset) -> xr.Dataset:
 
 
 def planned_jobs(output: str) -> dict[str, tuple[str, dict[str, str]]]:
-    """First output file -> (rule, `resources:`) of each job in a dry run's job list."""
+    """First output file -> (rule, `resources:`) of each job in a dry run's job list (the members of
+    a group job are listed indented)."""
     planned = {}
-    for block in re.split(r"\n(?=\[[^\]]+\]\n)", output):
-        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+    for block in re.split(r"\n(?=\s*\[[^\]]+\]\n)", output):
+        rule = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
         out = re.search(r"^\s+output: ([^,\n]+)", block, re.M)
         res = re.search(r"^\s+resources: (.*)$", block, re.M)
         if rule and out and res:
@@ -138,12 +142,23 @@ def test_slurm_profile_dry_run_plans_sbatch_resources(tmp_path):
             if key in ("mem_mb", "runtime", "gpu") and value.isdigit():
                 assert res[key] == value, (output, key, res, local[output][1])
     assert all(slurm[out][1]["gpu"] == "1" for out in fig5_runs)
+    # requests calibrated on the measured throughput (benchmarks/README.md) times the profile's safety factor
+    safety = float(dict(kv.split("=") for kv in profile["config"])["resource_safety"])
+    fig6 = [int(res["runtime"]) for out, (rule, res) in slurm.items() if "/fig6_mnist/" in out]
+    assert fig6 and all(FIG6_MEASURED_MIN < t <= 1.5 * safety * FIG6_MEASURED_MIN for t in fig6), fig6
+    assert all(int(slurm[out][1]["runtime"]) <= 10 for out in fig5_runs)  # measured: 27 s each
     # without device: cuda no GPU is requested
     proc = run_snakemake(tmp_path / "auto", None, "--profile", str(PROFILE), "-n")
     assert {res["gpu"] for rule, res in planned_jobs(proc.stdout).values() if rule == "linear_train"} == {"0"}
 
 
-def test_linear_training_through_slurm_matches_local_run(tmp_path, slurm_cluster):
+def test_sweep_through_slurm_lands_in_few_jobs_and_matches_local_run(tmp_path, slurm_cluster):
+    """A 12-run sweep reaches SLURM as 3 jobs: dataset and spectrum in one, the training runs in groups
+    of the profile's `group-components`; each job asks for the summed runtime and the largest memory of
+    its runs within the profile's 2 CPUs, and every result equals that of a local run."""
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    per_job = int(dict(kv.split("=") for kv in profile["group-components"])["train_linear"])
+    assert profile["cores"] == 2 and per_job < len(RUNS) <= 2 * per_job
     cluster_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     cluster_dir.mkdir()
     (cluster_dir / "test-config.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
@@ -165,11 +180,11 @@ def test_linear_training_through_slurm_matches_local_run(tmp_path, slurm_cluster
     dry = subprocess.run(cmd + ["-n"], capture_output=True, text=True, cwd=cluster_dir, env=env, timeout=120)
     assert dry.returncode == 0, dry.stderr[-4000:]
     planned = planned_jobs(dry.stdout)
-    assert {planned[path][0] for path in CLUSTER_OUTPUTS} == set(CLUSTER_OUTPUTS.values())
+    assert {path: planned[path][0] for path in CLUSTER_OUTPUTS} == CLUSTER_OUTPUTS
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cluster_dir, env=env,
                           timeout=SLURM_TIMEOUT_S + 60)
     output = proc.stdout + proc.stderr
-    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output))
+    submitted = dict(re.findall(r"Job ([\w-]+) has been submitted with SLURM jobid (\d+)", output))
     try:
         assert proc.returncode == 0, f"snakemake --executor slurm failed ({proc.returncode}):\n{output[-8000:]}"
     finally:  # never leave our jobs queued on a failure
@@ -177,31 +192,40 @@ def test_linear_training_through_slurm_matches_local_run(tmp_path, slurm_cluster
             subprocess.run(["scancel", *submitted.values()], capture_output=True, timeout=30)
     assert f"Using profile {PROFILE}" in output
 
-    # four SLURM jobs (dataset, spectrum, two training runs); the aggregation ran locally
+    # 3 SLURM jobs for 14 workflow jobs; which job wrote a result is in its slurm_job_id attribute
     job_ids = set(submitted.values())
-    assert len(submitted) == 4 and len(job_ids) == 4, output[-4000:]
+    assert len(job_ids) == 3, output[-4000:]
+    members: dict[str, list[str]] = {}
     for path, rule in CLUSTER_OUTPUTS.items():
         attrs = store.open_dataset(cluster_dir / path).attrs
-        job_id = attrs["slurm_job_id"]
-        assert job_id in job_ids, (path, job_id, submitted)  # SLURM_JOB_ID seen by the job itself
+        assert attrs["slurm_job_id"] in job_ids, (path, attrs["slurm_job_id"], submitted)  # seen by the job itself
         assert attrs["snakemake_rule"] == rule
-        logs = glob.glob(str(cluster_dir / f".snakemake/slurm_logs/rule_{rule}/**/{job_id}.log"), recursive=True)
-        assert len(logs) == 1, (rule, job_id, logs)
+        members.setdefault(attrs["slurm_job_id"], []).append(path)
+    groups = sorted(members.values(), key=len)
+    assert [len(g) for g in groups] == [2, len(RUNS) - per_job, per_job], groups
+    assert {CLUSTER_OUTPUTS[p] for p in groups[0]} == {"dataset", "spectrum"}
+    for job_id, paths in members.items():
+        rules = {CLUSTER_OUTPUTS[p] for p in paths}
+        group = "train_linear" if rules == {"linear_train"} else "prepare"
+        logs = glob.glob(str(cluster_dir / f".snakemake/slurm_logs/group_{group}*/{job_id}.log"))
+        assert len(logs) == 1, (job_id, logs)
         slurm_log = Path(logs[0]).read_text()
-        # the job's script ran exactly once inside the allocation (tasks would run it once per task)
-        assert len(re.findall(rf"rule {rule} .* started", slurm_log)) == 1, slurm_log[-3000:]
+        # each run's script ran exactly once inside the allocation (tasks would run it once per task)
+        for rule in rules:
+            started = len(re.findall(rf"rule {rule} .* started", slurm_log))
+            assert started == sum(CLUSTER_OUTPUTS[p] == rule for p in paths), slurm_log[-3000:]
         job = job_attrs(job_id)
         assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", job
         assert job["Partition"] == (slurm_cluster["partition"] or "debug")
-        # the rule's resources reached sbatch: runtime -> -t, mem_mb -> --mem, threads -> --cpus-per-task
-        res = planned[path][1]
-        assert minutes(job["TimeLimit"]) == int(res["runtime"]), (job["TimeLimit"], res)
-        assert job["MinMemoryNode"] == f"{res['mem_mb']}M", (job["MinMemoryNode"], res)
-        if rule == "linear_train":
-            assert job["NumCPUs"] == "2", job  # threads: 2
-            if slurm_cluster["gpus"]:
-                assert res["gpu"] == "1" and job["JOB_GRES"] == "gpu:1", job  # a GPU was allocated (--gpus=1)
-        else:
+        # the group's request: its runs one after another within the profile's 2 CPUs (training runs take
+        # 2 threads, dataset and spectrum 1)
+        assert job["NumCPUs"] == ("2" if rules == {"linear_train"} else "1"), job
+        res = [planned[p][1] for p in paths]
+        assert minutes(job["TimeLimit"]) == sum(int(r["runtime"]) for r in res), (job["TimeLimit"], res)
+        assert job["MinMemoryNode"] == f"{max(int(r['mem_mb']) for r in res)}M", (job["MinMemoryNode"], res)
+        if rules == {"linear_train"} and slurm_cluster["gpus"]:
+            assert job["JOB_GRES"] == "gpu:1", job  # a GPU was allocated (--gpus=1)
+        elif rules != {"linear_train"}:
             assert job.get("JOB_GRES", "(null)") == "(null)", job
     assert store.open_dataset(cluster_dir / COMBINED).attrs["slurm_job_id"] == ""  # localrule: not submitted
 

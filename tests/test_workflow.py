@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
-from daedyn import data, store
+from daedyn import data, store, sweep
 
 pytestmark = pytest.mark.workflow
 
@@ -44,12 +44,13 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     assert "results/spectra/mnist_n50000.nc" in proc.stdout
     assert jobs["scalar_figure_data"] == jobs["scalar_figure_plot"] == 4
     assert jobs["theory_claims"] == 1
-    enabled = default_experiments(config, "linear_experiments")
-    assert jobs["linear_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in enabled.values())
-    assert jobs["linear_aggregate"] == jobs["linear_figure"] == len(enabled)
-    enabled = default_experiments(config, "nonlinear_experiments")
-    assert jobs["nonlinear_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in enabled.values())
-    assert jobs["nonlinear_aggregate"] == jobs["nonlinear_figure"] == len(enabled)
+    swept = 0
+    for family in ("linear", "nonlinear"):
+        enabled = [sweep.expand(e, family) for e in default_experiments(config, f"{family}_experiments").values()]
+        assert jobs[f"{family}_train"] == sum(len(e["runs"]) * len(e["seeds"]) for e in enabled)
+        assert jobs[f"{family}_aggregate"] == jobs[f"{family}_figure"] == len(enabled)
+        swept += sum(bool(e.get("sweep")) for e in enabled)
+    assert swept and jobs["sweep"] == swept  # the default config holds a sweep
     # the quick default: the paper-scale Fig. 6 (hours on a small CPU) waits for `snakemake paper`
     assert "results/figures/fig6_mnist_small.png" in proc.stdout
     assert "results/nonlinear/fig6_mnist/" not in proc.stdout and "cifar10" not in proc.stdout
@@ -168,7 +169,7 @@ def test_tiny_pipeline_end_to_end(tiny_workflow, mnist_dir):
         assert combined["git_commit"].dims == ("run", "seed")  # per-run provenance survives combining
         metrics = (tmp_path / f"results/{exp}/metrics.csv").read_text().splitlines()
         n_modes = len(config["linear_experiments"][exp]["modes"])
-        assert len(metrics) == 1 + len(runs) * len(seeds) * n_modes
+        assert len(metrics) == 1 + (len(runs) * len(seeds) + len(runs)) * n_modes  # per seed, then per run
         png = (tmp_path / f"results/figures/{exp}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 20_000
     # Fig. 6: nonlinear runs with the noise std and weight decay as coordinates, half-times, figure
@@ -189,9 +190,10 @@ def test_tiny_pipeline_end_to_end(tiny_workflow, mnist_dir):
     # Snakemake's HTML report holds every figure with its caption and configuration
     run_snakemake(tmp_path, config, "--report", "report.html", env=env)
     report = (tmp_path / "report.html").read_text()
-    for name in ("fig1.png", "fig4.png", "fig5_mnist.png", "fig5_synthetic.png", "theory.csv", "metrics.csv"):
+    for name in ("fig1.png", "fig4.png", "fig5_mnist.png", "fig5_synthetic.png", "theory.csv", "metrics.csv",
+                 "sweep_mnist_sweep.png", "sweep.csv"):
         assert name in report, name
-    assert "Configuration of this experiment" in report and "hidden" in report
+    assert "Set-up: a two-layer linear autoencoder with 16 hidden units" in report  # the config in words
 
     again = run_snakemake(tmp_path, config, "-n", env=env)
     assert "Nothing to be done" in again.stdout + again.stderr

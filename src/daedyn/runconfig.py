@@ -65,6 +65,14 @@ def schema_defaults(kind: str) -> dict[str, Any]:
     return out
 
 
+def _seed_property(seeds: dict) -> dict:
+    """The schema of one seed: the items of ``seeds`` (a list of seeds, or a count)."""
+    for alternative in [seeds, *seeds.get("oneOf", [])]:
+        if "items" in alternative:
+            return _resolve(alternative["items"])
+    raise KeyError("the schema's seeds property has no items")
+
+
 def _check(where: str, name: str, value: Any, prop: dict) -> Any:
     """``value`` checked against its schema property; returns it normalised (int → float)."""
     types = prop.get("type", [])
@@ -134,7 +142,7 @@ class RunConfig:
                 continue
             if f.name in self.OPTIONAL and getattr(self, f.name) is None:
                 continue
-            prop = props["seeds"]["items"] if f.name == "seed" else props[f.name]
+            prop = _seed_property(props["seeds"]) if f.name == "seed" else props[f.name]
             object.__setattr__(self, f.name, _check(where, f.name, getattr(self, f.name), prop))
 
     @property

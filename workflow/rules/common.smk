@@ -1,6 +1,7 @@
 # Shared definitions: config validation, wildcard constraints, input and params functions.
 # No rules here (rules live in the other .smk files).
 import json
+import math
 import os
 from pathlib import Path
 
@@ -8,14 +9,36 @@ from daedyn import configcheck
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from daedyn.sweep import SWEEPABLE, SweepError, expand, swept_values
+
 # NaN and infinity pass every schema bound, 100.0 passes as an integer: checked around validation.
 SCHEMA = Path(workflow.basedir) / "src" / "daedyn" / "config.schema.yaml"
-try:
-    configcheck.reject_non_finite(config)
-    validate(config, schema=str(SCHEMA), set_default=True)
-    configcheck.reject_non_integers(config, configcheck.load_schema(SCHEMA))
-except configcheck.ConfigError as err:
-    raise WorkflowError(str(err)) from None
+
+
+def validated(config):
+    try:
+        configcheck.reject_non_finite(config)
+        validate(config, schema=str(SCHEMA), set_default=True)
+        configcheck.reject_non_integers(config, configcheck.load_schema(SCHEMA))
+    except configcheck.ConfigError as err:
+        raise WorkflowError(str(err)) from None
+
+
+validated(config)
+
+# Sweeps: after this block every experiment's `runs` holds its explicit runs and its grid runs
+# (daedyn.sweep names them from their values) and `seeds` is a list. The second validation checks
+# the grid runs' values and fills in their defaults like those of explicit runs.
+for _family in ("linear", "nonlinear"):
+    _section = f"{_family}_experiments"
+    for _name, _exp in config[_section].items():
+        try:
+            config[_section][_name] = expand(
+                _exp, _family, f"{_section}.{_name}", config["max_sweep_runs"]
+            )
+        except SweepError as err:
+            raise WorkflowError(f"Invalid config: {err}") from None
+validated(config)
 
 # The package's own sources are declared as inputs, so that editing a module reruns
 # exactly the rules that import it (imports are invisible to Snakemake otherwise).
@@ -88,33 +111,60 @@ for _name, _ds in DATASETS.items():
                 f"exact synthetic data need n_samples >= dim ({_syn['n_samples']} < {_syn['dim']})",
             )
 
+
+def run_setting(exp, run, key):
+    """A run's own value of a per-run hyper-parameter, else the experiment's."""
+    return exp["runs"][run].get(key, exp.get(key))
+
+
+def run_key(section, name, exp, run, key):
+    """Config key of a run's value: the run's own entry, or the experiment's default."""
+    where = f"{section}.{name}"
+    return f"{where}.runs.{run}.{key}" if key in exp["runs"][run] else f"{where}.{key}"
+
+
+def check_facets(section, name, exp, family):
+    if exp["facet_by"] not in (None, "mode", *SWEEPABLE[family]):
+        config_error(
+            f"{section}.{name}.facet_by",
+            f"{exp['facet_by']!r} is not mode or a per-run key ({', '.join(SWEEPABLE[family])})",
+        )
+
+
 for _name, _exp in config["linear_experiments"].items():
+    _where = f"linear_experiments.{_name}"
     if _exp["dataset"] not in DATASETS:
         config_error(
-            f"linear_experiments.{_name}.dataset",
+            f"{_where}.dataset",
             f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
         )
     # a linear network learns at most min(hidden, d) modes, and the data have only d
     _d = dataset_shape(_exp["dataset"])[1]
-    if max(_exp["modes"]) >= min(_exp["hidden"], _d):
-        config_error(
-            f"linear_experiments.{_name}.modes",
-            f"mode {max(_exp['modes'])} cannot be learned with hidden={_exp['hidden']} units "
-            f"on {_exp['dataset']!r} (d={_d} inputs); modes must be < min(hidden, d) = "
-            f"{min(_exp['hidden'], _d)}",
-        )
+    for _run in _exp["runs"]:
+        _hidden = run_setting(_exp, _run, "hidden")
+        if max(_exp["modes"]) >= min(_hidden, _d):
+            config_error(
+                f"{_where}.modes",
+                f"mode {max(_exp['modes'])} cannot be learned with hidden={_hidden} units "
+                f"on {_exp['dataset']!r} (d={_d} inputs; run {_run}); modes must be < "
+                f"min(hidden, d) = {min(_hidden, _d)}",
+            )
+        if (
+            run_setting(_exp, _run, "engine") != "sampled"
+            and run_setting(_exp, _run, "batch_size") is not None
+        ):
+            config_error(
+                run_key("linear_experiments", _name, _exp, _run, "batch_size"),
+                f"only used by engine: sampled (the other engines are full batch; run {_run})",
+            )
     for _run, _values in _exp["paper_plateaus"].items():
         if _run not in _exp["runs"] or len(_values) != len(_exp["modes"]):
             config_error(
-                f"linear_experiments.{_name}.paper_plateaus.{_run}",
+                f"{_where}.paper_plateaus.{_run}",
                 f"needs a run name of `runs` ({sorted(_exp['runs'])}) and one value per mode "
                 f"({len(_exp['modes'])})",
             )
-    if _exp["engine"] != "sampled" and _exp["batch_size"] is not None:
-        config_error(
-            f"linear_experiments.{_name}.batch_size",
-            "only used by engine: sampled (the other engines are full batch)",
-        )
+    check_facets("linear_experiments", _name, _exp, "linear")
 
 for _name, _exp in config["nonlinear_experiments"].items():
     if _exp["dataset"] not in DATASETS:
@@ -129,13 +179,16 @@ for _name, _exp in config["nonlinear_experiments"].items():
         )
     # measured along the top eigen-directions, each beside the linear theory of its mode
     _d = dataset_shape(_exp["dataset"])[1]
-    if _exp["k_modes"] > min(_exp["hidden"], _d):
-        config_error(
-            f"nonlinear_experiments.{_name}.k_modes",
-            f"{_exp['k_modes']} modes cannot be measured against the linear theory with "
-            f"hidden={_exp['hidden']} units on {_exp['dataset']!r} (d={_d} inputs); "
-            f"k_modes must be <= min(hidden, d) = {min(_exp['hidden'], _d)}",
-        )
+    for _run in _exp["runs"]:
+        _hidden = run_setting(_exp, _run, "hidden")
+        if _exp["k_modes"] > min(_hidden, _d):
+            config_error(
+                f"nonlinear_experiments.{_name}.k_modes",
+                f"{_exp['k_modes']} modes cannot be measured against the linear theory with "
+                f"hidden={_hidden} units on {_exp['dataset']!r} (d={_d} inputs; run {_run}); "
+                f"k_modes must be <= min(hidden, d) = {min(_hidden, _d)}",
+            )
+    check_facets("nonlinear_experiments", _name, _exp, "nonlinear")
 
 
 wildcard_constraints:
@@ -144,6 +197,13 @@ wildcard_constraints:
     figure="fig[1-4]",
     experiment="|".join(config["linear_experiments"]) or "(?!)",
     nl_experiment="|".join(config["nonlinear_experiments"]) or "(?!)",
+    swept="|".join(
+        name
+        for section in ("linear_experiments", "nonlinear_experiments")
+        for name, exp in config[section].items()
+        if exp.get("sweep")
+    )
+    or "(?!)",
     run="[a-z][a-z0-9_]*",
     seed=r"\d+",
 
@@ -252,18 +312,49 @@ if len(SCALAR_FIGURES) == 4:
 LINEAR = {
     name: exp for name, exp in config["linear_experiments"].items() if exp["enabled"]
 }
+NONLINEAR = {
+    name: exp for name, exp in config["nonlinear_experiments"].items() if exp["enabled"]
+}
+# experiments with a `sweep:` grid: each gets results/figures/{name}_sweep.png/.pdf
+SWEEPS = {
+    name: (family, exp)
+    for family, experiments in (("linear", LINEAR), ("nonlinear", NONLINEAR))
+    for name, exp in experiments.items()
+    if exp.get("sweep")
+}
+for _name in SWEEPS:
+    if f"{_name}_sweep" in {**LINEAR, **NONLINEAR}:
+        config_error(
+            _name,
+            f"its sweep figure results/figures/{_name}_sweep.png would be that of experiment "
+            f"{_name}_sweep; rename one of them",
+        )
+
+
+def linear_experiment(wildcards):
+    return config["linear_experiments"][wildcards.experiment]
 
 
 def linear_spectrum(wildcards):
-    exp = config["linear_experiments"][wildcards.experiment]
-    return spectrum_path(exp["dataset"], exp["n_samples"])
+    """The spectrum of the experiment's N (aggregation) or of the run's own N (training)."""
+    exp = linear_experiment(wildcards)
+    run = wildcards.get("run")
+    n_samples = run_setting(exp, run, "n_samples") if run else exp["n_samples"]
+    return spectrum_path(exp["dataset"], n_samples)
+
+
+def linear_run_spectra(wildcards):
+    """Spectra of the runs trained on another N than the experiment's (a sweep over n_samples)."""
+    exp = linear_experiment(wildcards)
+    own = spectrum_path(exp["dataset"], exp["n_samples"])
+    return sorted(experiment_spectra({wildcards.experiment: exp}) - {own})
 
 
 def linear_train_inputs(wildcards):
     """The spectrum always; the dataset too for the engines that pass over the data."""
-    exp = config["linear_experiments"][wildcards.experiment]
+    exp = linear_experiment(wildcards)
     inputs = {"spectrum": linear_spectrum(wildcards)}
-    if exp["engine"] != "exact":
+    if run_setting(exp, wildcards.run, "engine") != "exact":
         inputs["dataset"] = f"results/data/{exp['dataset']}.nc"
     return inputs
 
@@ -285,11 +376,11 @@ def linear_train_params(wildcards):
 
 def linear_gpus(wildcards):
     """A GPU is requested only when a run asks for CUDA explicitly (auto takes what the node has)."""
-    return int(config["linear_experiments"][wildcards.experiment]["device"] == "cuda")
+    return int(linear_experiment(wildcards)["device"] == "cuda")
 
 
 def linear_runs(wildcards):
-    exp = config["linear_experiments"][wildcards.experiment]
+    exp = linear_experiment(wildcards)
     return [
         f"results/runs/{wildcards.experiment}/{run}/seed{seed}.nc"
         for run in exp["runs"]
@@ -298,7 +389,7 @@ def linear_runs(wildcards):
 
 
 def linear_aggregate_params(wildcards):
-    exp = config["linear_experiments"][wildcards.experiment]
+    exp = linear_experiment(wildcards)
     return canonical(
         {
             "experiment": wildcards.experiment,
@@ -310,52 +401,122 @@ def linear_aggregate_params(wildcards):
     )
 
 
+def figure_layout(exp):
+    """How an experiment's figure lays out its runs (daedyn.figures.style.facets)."""
+    return {"facet_by": exp["facet_by"], "max_panels": exp["max_panels"]}
+
+
 def linear_figure_params(wildcards):
-    exp = config["linear_experiments"][wildcards.experiment]
-    return canonical({"experiment": wildcards.experiment, "modes": exp["modes"]})
+    exp = linear_experiment(wildcards)
+    return canonical(
+        {
+            "experiment": wildcards.experiment,
+            "modes": exp["modes"],
+            **figure_layout(exp),
+        }
+    )
+
+
+# Cluster requests (docs/cluster.md). Memory: the arrays a job holds, times `resource_safety`, on
+# top of the interpreter with torch and xarray loaded. Runtime: the job's floating-point work at
+# the throughput measured in benchmarks/README.md (2 threads of a 2-core AMD EPYC, float32: the
+# training GEMMs of both trainers ran at 100-160 GFLOP/s), plus start-up, times `resource_safety`
+# (default 3: the measurements varied by 2x with the load of a shared machine). Both grow with the
+# attempt, so a retry asks for more. A tiny training job peaked at 600 MB resident (Python, torch,
+# xarray, netCDF), hence BASE_MB.
+BASE_MB = 800
+START_S = 30  # interpreter, imports, reading the inputs, writing the result
+GFLOPS = 100.0  # the slowest measured GEMM throughput
+
+
+def requested_mb(array_bytes, attempt):
+    return int((BASE_MB + config["resource_safety"] * array_bytes / 2**20) * attempt)
+
+
+def requested_minutes(seconds, attempt):
+    """Whole minutes for `seconds` of work at the measured rates plus start-up, with the margin."""
+    return math.ceil(config["resource_safety"] * (START_S + seconds) * attempt / 60)
+
+
+def gemm_seconds(flops):
+    return flops / (GFLOPS * 1e9)
+
+
+def dataset_runtime(wildcards, attempt):
+    """Minutes: reading, checking and storing ran at about 1e7 values/s (MNIST: 4.3 s measured)."""
+    n, d = dataset_shape(wildcards.dataset)
+    return requested_minutes(n * d / 1e7, attempt)
+
+
+def spectrum_runtime(wildcards, attempt):
+    """Minutes: N d^2 flops for Sigma (float64, read in blocks) and 10 d^3 for eigh at
+    10 GFLOP/s (measured with the reading: MNIST 1.7 s, CIFAR-10 size 6.6 s)."""
+    _, d = dataset_shape(wildcards.dataset)
+    return requested_minutes((int(wildcards.n) * d * d + 10 * d**3) / 10e9, attempt)
 
 
 def dataset_mem_mb(wildcards, attempt):
-    """The float64 images twice over (decoded copy, encoded copy), with 1 GB headroom."""
+    """The float64 images twice over (decoded copy, encoded copy)."""
     n, d = dataset_shape(wildcards.dataset)
-    return int((1000 + 2 * n * d * 8 / 2**20) * attempt)
+    return requested_mb(2 * n * d * 8, attempt)
 
 
 def spectrum_mem_mb(wildcards, attempt):
     """A few d x d float64 matrices (accumulator, eigenvectors, LAPACK work) plus one block."""
     _, d = dataset_shape(wildcards.dataset)
-    return int((1000 + (4 * d * d + 4096 * d) * 8 / 2**20) * attempt)
+    return requested_mb((4 * d * d + 4096 * d) * 8, attempt)
 
 
 def linear_mem_mb(wildcards, attempt):
     """Spectra (d x d) and weights, plus the data for the engines that pass over it."""
-    exp = config["linear_experiments"][wildcards.experiment]
+    exp = linear_experiment(wildcards)
     _, d = dataset_shape(exp["dataset"])
-    data_mb = 0 if exp["engine"] == "exact" else 3 * exp["n_samples"] * d * 8 / 2**20
-    return int((1000 + data_mb + 3 * d * d * 8 / 2**20) * attempt)
+    n = run_setting(exp, wildcards.run, "n_samples")
+    exact = run_setting(exp, wildcards.run, "engine") == "exact"
+    data = 0 if exact else 3 * n * d * 8
+    return requested_mb(data + 3 * d * d * 8, attempt)
 
 
 def linear_runtime(wildcards, attempt):
-    """Minutes, from the flops per epoch at a pessimistic 2 GFLOP/s on one CPU core."""
-    exp = config["linear_experiments"][wildcards.experiment]
+    """Minutes: per epoch 8 d H^2 flops (exact engine) or 10 N d H (a pass over the data); per
+    record two QR factorisations (4 d H^2) and an SVD, counted as 50 H^3 because it runs far
+    below GEMM speed (measured: 10 ms per record at d = 784, H = 256)."""
+    exp = linear_experiment(wildcards)
     _, d = dataset_shape(exp["dataset"])
-    h = exp["hidden"]
-    flops = 8 * d * h * h if exp["engine"] == "exact" else 6 * exp["n_samples"] * d * h
-    return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
+    h = run_setting(exp, wildcards.run, "hidden")
+    n = run_setting(exp, wildcards.run, "n_samples")
+    exact = run_setting(exp, wildcards.run, "engine") == "exact"
+    step = 8 * d * h * h if exact else 10 * n * d * h
+    records = exp["epochs"] // exp["log_every"] + 1
+    return requested_minutes(
+        gemm_seconds(exp["epochs"] * step + records * (4 * d * h * h + 50 * h**3)),
+        attempt,
+    )
 
 
-NONLINEAR = {
-    name: exp for name, exp in config["nonlinear_experiments"].items() if exp["enabled"]
-}
+def experiment_spectra(experiments):
+    """The spectra the experiments' runs train on (each run's own N)."""
+    return {
+        spectrum_path(exp["dataset"], run_setting(exp, run, "n_samples"))
+        for exp in experiments.values()
+        for run in exp["runs"]
+    }
+
+
+def nonlinear_experiment(wildcards):
+    return config["nonlinear_experiments"][wildcards.nl_experiment]
 
 
 def nonlinear_spectrum(wildcards):
-    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
-    return spectrum_path(exp["dataset"], exp["n_samples"])
+    """The spectrum of the experiment's N (aggregation) or of the run's own N (training)."""
+    exp = nonlinear_experiment(wildcards)
+    run = wildcards.get("run")
+    n_samples = run_setting(exp, run, "n_samples") if run else exp["n_samples"]
+    return spectrum_path(exp["dataset"], n_samples)
 
 
 def nonlinear_dataset(wildcards):
-    return f"results/data/{config['nonlinear_experiments'][wildcards.nl_experiment]['dataset']}.nc"
+    return f"results/data/{nonlinear_experiment(wildcards)['dataset']}.nc"
 
 
 def nonlinear_train_params(wildcards):
@@ -374,7 +535,7 @@ def nonlinear_train_params(wildcards):
 
 
 def nonlinear_runs(wildcards):
-    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    exp = nonlinear_experiment(wildcards)
     return [
         f"results/nonlinear/{wildcards.nl_experiment}/{run}/seed{seed}.nc"
         for run in exp["runs"]
@@ -383,7 +544,7 @@ def nonlinear_runs(wildcards):
 
 
 def nonlinear_aggregate_params(wildcards):
-    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    exp = nonlinear_experiment(wildcards)
     return canonical(
         {
             "experiment": wildcards.nl_experiment,
@@ -393,32 +554,52 @@ def nonlinear_aggregate_params(wildcards):
     )
 
 
+def nonlinear_figure_params(wildcards):
+    exp = nonlinear_experiment(wildcards)
+    return canonical({"experiment": wildcards.nl_experiment, **figure_layout(exp)})
+
+
 def nonlinear_gpus(wildcards):
-    return int(
-        config["nonlinear_experiments"][wildcards.nl_experiment]["device"] == "cuda"
-    )
+    return int(nonlinear_experiment(wildcards)["device"] == "cuda")
 
 
 def nonlinear_mem_mb(wildcards, attempt):
-    """The data (float32), the noisy copy, activations and outputs of one full batch."""
-    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    """The data (float64 when read, float32 in training), the noisy copy, activations and
+    outputs of one batch."""
+    exp = nonlinear_experiment(wildcards)
     _, d = dataset_shape(exp["dataset"])
-    n = exp["batch_size"] or exp["n_samples"]
-    return int(
-        (
-            1500
-            + (exp["n_samples"] * d * 8 + n * (4 * d + 2 * exp["hidden"]) * 4) / 2**20
-        )
-        * attempt
-    )
+    n_all = run_setting(exp, wildcards.run, "n_samples")
+    n = run_setting(exp, wildcards.run, "batch_size") or n_all
+    h = run_setting(exp, wildcards.run, "hidden")
+    return requested_mb(n_all * d * 8 + n * (4 * d + 2 * h) * 4, attempt)
 
 
 def nonlinear_runtime(wildcards, attempt):
-    """Minutes, from the flops per epoch (forward and backward) at 2 GFLOP/s on one CPU core."""
-    exp = config["nonlinear_experiments"][wildcards.nl_experiment]
+    """Minutes: per epoch 12 N d H flops (forward, backward, update), per record 4 N d H (a clean
+    forward pass)."""
+    exp = nonlinear_experiment(wildcards)
     _, d = dataset_shape(exp["dataset"])
-    flops = 12 * exp["n_samples"] * d * exp["hidden"]
-    return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
+    ndh = (
+        run_setting(exp, wildcards.run, "n_samples")
+        * d
+        * run_setting(exp, wildcards.run, "hidden")
+    )
+    records = exp["epochs"] // exp["log_every"] + 1
+    return requested_minutes(
+        gemm_seconds(exp["epochs"] * 12 * ndh + records * 4 * ndh), attempt
+    )
+
+
+def sweep_params(wildcards):
+    family, exp = SWEEPS[wildcards.swept]
+    return canonical(
+        {
+            "experiment": wildcards.swept,
+            "family": family,
+            "grid": swept_values(exp, family),
+            "modes": exp["modes"] if family == "linear" else None,
+        }
+    )
 
 
 # ---- beyond the paper: noise against weight decay at matched stability (lr_normalised_experiments)
@@ -688,13 +869,11 @@ for _kind in ("lr_normalised", "sampled"):
 
 
 def experiment_targets(paper):
-    """Spectra, tables and figures of the enabled experiments whose `paper` flag is `paper`."""
+    """Spectra, tables and figures (sweep summaries too) of the enabled experiments whose `paper`
+    flag is `paper`."""
     linear = {name: e for name, e in LINEAR.items() if e["paper"] == paper}
     nonlinear = {name: e for name, e in NONLINEAR.items() if e["paper"] == paper}
-    spectra = {
-        spectrum_path(e["dataset"], e["n_samples"])
-        for e in [*linear.values(), *nonlinear.values()]
-    }
+    spectra = experiment_spectra(linear) | experiment_spectra(nonlinear)
     tables = [
         f"results/{name}/{out}"
         for name in linear
@@ -709,15 +888,26 @@ def experiment_targets(paper):
         for name in [*linear, *nonlinear]
         for ext in ("png", "pdf")
     ]
+    sweeps = [name for name in SWEEPS if name in linear or name in nonlinear]
+    sweep_outputs = [
+        f"results/figures/{name}_sweep.{ext}"
+        for name in sweeps
+        for ext in ("png", "pdf")
+    ] + [f"results/{name}/sweep.csv" for name in sweeps]
     return (
         sorted(spectra)
         + tables
         + figures
+        + sweep_outputs
         + lr_normalised_targets(paper)
         + sampled_targets(paper)
     )
 
 
+# the sweep summaries' claims (fixed points, timing) are claims beyond the paper
+BEYOND_CLAIMS += [
+    f"results/{name}/claims.csv" for name, (_, e) in SWEEPS.items() if not e["paper"]
+]
 BEYOND_TARGETS = ["results/claims/beyond.csv"] if BEYOND_CLAIMS else []
 
 # `snakemake` builds ALL_TARGETS (quick on a small CPU); `snakemake paper` the paper-scale

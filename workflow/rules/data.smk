@@ -13,7 +13,7 @@ rule dataset:
         "benchmarks/runs/data/{dataset}.tsv"
     resources:
         mem_mb=dataset_mem_mb,
-        runtime=30,
+        runtime=dataset_runtime,
     params:
         spec=dataset_params,
     script:

@@ -29,6 +29,7 @@ rule linear_aggregate:
     input:
         runs=linear_runs,
         spectrum=linear_spectrum,
+        run_spectra=linear_run_spectra,
         code=package_sources("theory", "analysis", "jobs/linear"),
     output:
         combined="results/{experiment}/combined.nc",

@@ -67,6 +67,6 @@ rule nonlinear_figure:
         "logs/figures/{nl_experiment}.log",
     localrule: True
     params:
-        experiment="{nl_experiment}",
+        spec=nonlinear_figure_params,
     script:
         "../scripts/nonlinear_figure.py"

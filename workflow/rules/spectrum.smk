@@ -14,7 +14,7 @@ rule spectrum:
         "benchmarks/runs/spectra/{dataset}_n{n}.tsv"
     resources:
         mem_mb=spectrum_mem_mb,
-        runtime=60,
+        runtime=spectrum_runtime,
     params:
         spec=spectrum_params,
     script:

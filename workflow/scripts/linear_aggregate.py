@@ -9,4 +9,5 @@ aggregate_job(
     snakemake.output.combined,
     snakemake.output.metrics,
     JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),
+    run_spectra=list(snakemake.input.run_spectra),
 )

@@ -7,7 +7,7 @@ from daedyn.jobs import JobInfo
 from daedyn.jobs.nonlinear import figure_job
 
 figure_job(
-    {"experiment": snakemake.params.experiment},
+    dict(snakemake.params.spec),
     snakemake.input.combined,
     [snakemake.output.png, snakemake.output.pdf],
     JobInfo(snakemake.rule, dict(snakemake.wildcards), snakemake.log[0]),

@@ -36,14 +36,19 @@ def _fmt(t) -> str:
 
 
 @style.styled
-def plot_fig6(ds, title: str = "", seed=None, modes=None):
-    """Fig. 6 for one dataset from a combined file; first seed unless ``seed``; modes: all k."""
-    if "seed" in ds.dims:
-        ds = ds.sel(seed=ds["seed"].values[0] if seed is None else seed)
+def plot_fig6(ds, title: str = "", seed=None, modes=None, facet_by: str | None = None, max_panels: int = 6):
+    """Fig. 6 for one dataset from a combined file: the mean over seeds (±1 sd band) or one
+    ``seed``; modes: all k unless ``modes``. ``facet_by`` and ``max_panels`` choose the layout
+    (:func:`daedyn.figures.style.facets`): the paper's single panel while the runs fit in it."""
+    n_seeds = ds.sizes.get("seed", 1) if seed is None else 1
     if modes is not None:
         ds = ds.sel(mode=list(modes))
+    ds = style.seed_view(ds, seed)
     modes = [int(m) for m in ds["mode"].values]
     runs = [str(r) for r in ds["run"].values]
+    layout = style.facets(ds, modes, facet_by, max_panels, len(runs))
+    if layout is not None:
+        return _faceted(ds, title, n_seeds, *layout)
     epochs = ds["epoch"].values
     d = int(ds.attrs.get("n_features", 0)) or None
     step = max(1, len(epochs) // 25)                      # ~25 markers per curve
@@ -63,6 +68,7 @@ def plot_fig6(ds, title: str = "", seed=None, modes=None):
             mk = MARKERS[k % len(MARKERS)]
             kw = {"label": label} if k == 0 else {}
             ax_net.plot(epochs, m, color=color, lw=1.3, **kw)
+            _band(ax_net, epochs, one, mode, color)
             ax_net.plot(epochs[marks], one["mapping_noisy"].sel(mode=mode).values[marks], mk, color=color,
                         ms=3.5, alpha=0.55, mew=0)
             ax_th.plot(epochs, one["mapping_theory"].sel(mode=mode).values, color=color, lw=1.6, **kw)
@@ -77,8 +83,9 @@ def plot_fig6(ds, title: str = "", seed=None, modes=None):
                          _fmt(float(one["t_half"].sel(mode=mode))),
                          _fmt(float(one["t_half_theory"].sel(mode=mode)))])
     act = shared(ds, "activation")
+    seeds = f"; mean of {n_seeds} seeds, band ±1 sd" if n_seeds > 1 else ""
     ax_net.set_title(f"{act} network: mapping $m_i = v_i^T\\hat C v_i/\\lambda_i$\n"
-                     "lines: clean inputs; dots: noisy pre-update pass (paper)")
+                     f"lines: clean inputs; dots: noisy pre-update pass (paper){seeds}")
     ax_th.set_title("linear theory for the same hyperparameters (lines)\n"
                     "markers: network (clean inputs)")
     for ax in (ax_net, ax_th):
@@ -113,6 +120,45 @@ def plot_fig6(ds, title: str = "", seed=None, modes=None):
         f"theory units: η_eff = 2·lr/d = {shared(ds, 'lr_theory', '.3g')}, γ_eff = wd·d/2, ε = σ² "
         "(noise is a standard deviation σ; its variance σ² enters the theory)", fontsize=11)
     fig.subplots_adjust(left=0.05, right=0.99, top=0.80, bottom=0.09)
+    return fig
+
+
+def _band(ax, epochs, one, mode, color):
+    """±1 sd over seeds of the network's mapping (clean inputs), when the view holds one."""
+    if "mapping_sd" in one:
+        mean, sd = one["mapping"].sel(mode=mode).values, one["mapping_sd"].sel(mode=mode).values
+        ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+
+
+def _faceted(ds, title, n_seeds, key, panels, omitted):
+    """One panel per facet: the network (solid, ±1 sd band) and the linear theory (dashed), a
+    colour per run; the final values and half-times of every run are in halftimes.csv."""
+    epochs = ds["epoch"].values
+    names = [n for n in style.varying_settings(ds) if n != key]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.6), squeeze=False, sharey=True)
+    for ax, (panel, runs, modes) in zip(axes[0], panels):
+        colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(runs)))
+        shown = set(style.capped(runs, 12))
+        for r, color in zip(runs, colors):
+            one = ds.sel(run=r)
+            for k, mode in enumerate(modes):
+                kw = {"label": style.run_label(ds, r, names)} if k == 0 and r in shown else {}
+                ax.plot(epochs, one["mapping"].sel(mode=mode).values, color=color, lw=1.3, **kw)
+                _band(ax, epochs, one, mode, color)
+                ax.plot(epochs, one["mapping_theory"].sel(mode=mode).values, color=color, lw=1.0, ls="--")
+        ax.set_title(panel if len(modes) == 1 else f"{panel}; modes {', '.join(str(m + 1) for m in modes)}")
+        ax.set_xlabel("epoch (full-batch SGD steps)")
+        ax.set_ylim(-0.05, 1.1)
+        ax.legend(loc="lower right", fontsize=7, ncol=2 if len(shown) > 6 else 1)
+    axes[0, 0].set_ylabel("learned mapping along eigen-direction $v_i$")
+    seeds = f"mean of {n_seeds} seeds (band: ±1 sd)" if n_seeds > 1 else "one seed"
+    fig.suptitle(f"Fig. 6 — {title}: {shared(ds, 'activation')} autoencoder, {seeds}; solid: network "
+                 "on clean inputs, dashed: linear theory for the same hyperparameters; modes numbered from 1",
+                 fontsize=11)
+    if omitted:
+        fig.text(0.5, 0.005, f"{omitted} more panel(s) left out (max_panels); every run is in the "
+                             "experiment's halftimes.csv", ha="center", fontsize=9)
+    fig.tight_layout()
     return fig
 
 

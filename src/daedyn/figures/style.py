@@ -112,3 +112,77 @@ def shared(ds, name: str, fmt: str = "g") -> str:
         return "varies"
     value = values[0]
     return format(value, fmt) if isinstance(value, (int, float, np.number)) else str(value)
+
+
+#: symbols of the per-run settings in figure labels
+SYMBOLS = {"eps": "ε", "gamma": "γ", "lr": "η", "hidden_units": "H", "n_samples": "N", "init_std": "init std",
+           "batch_size": "batch", "engine": "engine", "noise_std": "σ", "weight_decay": "wd"}
+#: config keys whose coordinate in a combined dataset has another name
+COORDS = {"hidden": "hidden_units"}
+
+
+def varying_settings(ds, runs=None) -> list[str]:
+    """Names of the (run,) coordinates of a combined dataset whose values differ between `runs`."""
+    runs = list(ds["run"].values) if runs is None else runs
+    return [name for name in SYMBOLS if name in ds.coords and ds[name].dims == ("run",)
+            and len({str(v) for v in ds[name].sel(run=runs).values}) > 1]
+
+
+def run_label(ds, run, names) -> str:
+    """'ε = 0.5, γ = 0' for the settings `names` of one run."""
+    parts = []
+    for name in names:
+        value = ds[name].sel(run=run).item()
+        parts.append(f"{SYMBOLS[name]} = {value:g}" if isinstance(value, (int, float)) else f"{SYMBOLS[name]} {value}")
+    return ", ".join(parts) or str(run)
+
+
+def capped(values, max_panels: int) -> list:
+    """At most `max_panels` of `values`, evenly spread and including the first and the last."""
+    values = list(values)
+    if len(values) <= max_panels:
+        return values
+    keep = np.unique(np.round(np.linspace(0, len(values) - 1, max_panels)).astype(int))
+    return [values[i] for i in keep]
+
+
+def facets(ds, modes, facet_by: str | None, max_panels: int, paper_panels: int):
+    """Panels of a figure with many runs: ``(key, panels, omitted)``, or None for the paper's layout.
+
+    ``key`` is the facet variable (a coordinate name or "mode"), ``panels`` a list of
+    (title, runs, modes) and ``omitted`` the number of its values left out by the cap.
+    The paper's layout (`paper_panels` panels) is kept while `facet_by` is None and it needs at
+    most `max_panels` panels. Otherwise there is one panel per value of `facet_by` ("mode" by
+    default, or a per-run setting such as "eps"), at most `max_panels` of them chosen evenly.
+    """
+    if facet_by is None and paper_panels <= max_panels:
+        return None
+    runs = [str(r) for r in ds["run"].values]
+    key = COORDS.get(facet_by or "mode", facet_by or "mode")
+    if key == "mode":
+        shown = capped(modes, max_panels)
+        return key, [(f"mode {m}", runs, [m]) for m in shown], len(modes) - len(shown)
+    if key not in ds.coords or "run" not in ds[key].dims:  # the same for every run: one panel
+        return key, [("all runs", runs, list(modes))], 0
+    values = sorted({ds[key].sel(run=r).item() for r in runs})
+    shown = capped(values, max_panels)
+    panels = [(run_label(ds, [r for r in runs if ds[key].sel(run=r).item() == v][0], [key]),
+               [r for r in runs if ds[key].sel(run=r).item() == v], list(modes)) for v in shown]
+    return key, panels, len(values) - len(shown)
+
+
+def seed_view(ds, seed=None):
+    """One seed's curves, or over several seeds the mean (``<name>`` holds it) and ``<name>_sd``.
+
+    The variables with a seed dimension are reduced; ``u_sd``/``mapping_sd`` are kept only when
+    there is more than one seed (the figures then draw a ±1 sd band).
+    """
+    if "seed" not in ds.dims:
+        return ds
+    if seed is not None or ds.sizes["seed"] == 1:
+        return ds.sel(seed=ds["seed"].values[0] if seed is None else seed)
+    out = ds.mean("seed", keep_attrs=True)
+    for name in ("u", "mapping", "mapping_noisy"):
+        if name in ds:
+            out[f"{name}_sd"] = ds[name].std("seed", ddof=1)
+    return out

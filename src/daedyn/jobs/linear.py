@@ -47,8 +47,11 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
 
 
 def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_path: str, combined_out: str,
-                  metrics_out: str, job: JobInfo = JobInfo()) -> None:
-    """Combine an experiment's runs, add the per-mode theory, write combined.nc and metrics.csv."""
+                  metrics_out: str, job: JobInfo = JobInfo(), run_spectra: Sequence[str] = ()) -> None:
+    """Combine an experiment's runs, add the per-mode theory, write combined.nc and metrics.csv.
+
+    ``run_spectra``: the spectra of runs trained on another N than the experiment's (a sweep over
+    ``n_samples``)."""
     from daedyn import analysis
 
     with logged(job):
@@ -56,7 +59,11 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
         who = job.rule or "linear_aggregate"
         combined = analysis.combine_runs(load_runs(run_paths, who), params["runs"], params["seeds"])
         spec = store.open_dataset(spectrum_path, needed_by=who)
-        combined = analysis.add_theory(combined, spec["eigenvalue"].values, spec["eigenvector"].values)
+        spectra = {}
+        for path in run_spectra:
+            other = store.open_dataset(path, needed_by=who)
+            spectra[int(other.attrs["n_samples"])] = (other["eigenvalue"].values, other["eigenvector"].values)
+        combined = analysis.add_theory(combined, spec["eigenvalue"].values, spec["eigenvector"].values, spectra)
         combined = combined.drop_vars(["w1_init", "w2_init"])  # used by the theory; kept in the run files
         rows = analysis.metrics(combined, params["modes"], params.get("paper_plateaus"))
         checked = [r["plateau_matches_paper"] for r in rows if r.get("plateau_matches_paper", "") != ""]
@@ -64,7 +71,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
             log.info("plateaus within %.2f of the paper's figure: %d of %d", analysis.PLATEAU_TOLERANCE,
                      sum(checked), len(checked))
         for row in rows:
-            log.info("%(run)s seed %(seed)d mode %(mode)d: u*=%(u_star).3f, max |theory-actual| = "
+            log.info("%(run)s seed %(seed)s mode %(mode)d: u*=%(u_star).3f, max |theory-actual| = "
                      "%(max_abs_err_theory).4f (paper's closed form %(max_abs_err_paper).4f)", row)
         write_csv(rows, metrics_out)
         store.write_dataset(
@@ -73,7 +80,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
             summary="Mode strengths of trained linear autoencoders (u), the per-mode theory from each mode's "
                     "initial weights (u_theory) and the paper's balanced closed form (u_paper).",
             provenance_attrs=provenance.collect(dict(params), rule=job.rule, wildcards=job.wildcards,
-                                                inputs=list(run_paths) + [spectrum_path], started=started),
+                                                inputs=[*run_paths, spectrum_path, *run_spectra], started=started),
         )
 
 
@@ -84,4 +91,5 @@ def figure_job(params: Mapping[str, Any], combined_path: str, outputs: Sequence[
 
     with logged(job):
         combined = store.open_dataset(combined_path, needed_by=job.rule or "linear_figure")
-        save_figure(plot_fig5(combined, params["modes"], title=params["experiment"]), outputs)
+        save_figure(plot_fig5(combined, params["modes"], title=params["experiment"], facet_by=params["facet_by"],
+                              max_panels=params["max_panels"]), outputs)

@@ -134,7 +134,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
         combined = add_linear_theory(combined, int(spec.sizes["feature"]))
         rows = halftime_rows(combined)
         for row in rows:
-            log.info("%(run)s seed %(seed)d mode %(mode)d: final %(final).3f (theory %(final_theory).3f), "
+            log.info("%(run)s seed %(seed)s mode %(mode)d: final %(final).3f (theory %(final_theory).3f), "
                      "t_half %(t_half)g (theory %(t_half_theory)g)", row)
         write_csv(rows, halftimes_csv_out)
         store.write_dataset(
@@ -155,4 +155,5 @@ def figure_job(params: Mapping[str, Any], combined_path: str, outputs: Sequence[
 
     with logged(job):
         combined = store.open_dataset(combined_path, needed_by=job.rule or "nonlinear_figure")
-        save_figure(plot_fig6(combined, title=params["experiment"]), outputs)
+        save_figure(plot_fig6(combined, title=params["experiment"], facet_by=params["facet_by"],
+                              max_panels=params["max_panels"]), outputs)
