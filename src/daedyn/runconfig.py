@@ -45,11 +45,13 @@ def _resolve(prop: dict) -> dict:
 
 
 def _properties(kind: str) -> dict[str, dict]:
-    """Per-run properties of an experiment kind: experiment level, overridden by a run's entry
-    (kinds whose runs the job derives from the experiment have no ``runs`` entry)."""
+    """Per-run properties of an experiment kind: experiment level, overridden by a run's entry.
+
+    A key allowed at both levels keeps the experiment level's default unless the run's entry
+    declares its own (kinds whose runs the job derives from the experiment have no ``runs`` entry)."""
     exp = schema()["$defs"][kind]["properties"]
     run = exp["runs"]["additionalProperties"]["properties"] if "runs" in exp else {}
-    return {k: _resolve(v) for k, v in {**exp, **run}.items()}
+    return {k: {**_resolve(exp.get(k, {})), **_resolve(run.get(k, {}))} for k in {**exp, **run}}
 
 
 def schema_defaults(kind: str) -> dict[str, Any]:
