@@ -50,6 +50,9 @@ TINY = {
     "datasets": {"tiny": {"source": "synthetic",
                           "synthetic": {"n_samples": 256, "dim": 12, "spectrum": "exponential", "scale": 3.0,
                                         "decay": 0.6, "seed": 1}}},
+    # the default config's other beyond-the-paper experiments also feed beyond.csv: left out here
+    "linear_experiments": {"sweep_mnist": {"enabled": False}},
+    "generalisation_experiments": {"generalisation_mnist": {"enabled": False}},
     "depth_experiments": {
         "depth_mnist": {"enabled": False},
         "depth_tiny": {"dataset": "tiny", "n_samples": 256, "hidden": 6, "init": "aligned", "w0": 0.3, "lr": 0.1,
