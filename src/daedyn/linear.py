@@ -103,8 +103,8 @@ from daedyn.training import (Checkpoint, Records, as_tensor, data_and_batch, ini
                              noise_seed, num_threads, resolve_device, resolve_dtype, run_engine,
                              stability_guard)
 
-__all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine", "second_moment_spectrum", "train",
-           "train_datapass", "train_exact", "train_sampled"]
+__all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine", "corrupted_batch_step", "second_moment_spectrum",
+           "train", "train_datapass", "train_exact", "train_sampled"]
 
 log = logging.getLogger(__name__)
 
@@ -492,6 +492,22 @@ class DatapassEngine(_LinearEngine):
         return {**super().fingerprint_extra(), "n": int(self.X.shape[0])}
 
 
+def corrupted_batch_step(W1, W2, g1, g2, xb, xt, eta: float, gamma: float) -> None:
+    """One gradient step, in place, on (1/B)Σ_b ½‖x_b − W₂W₁x̃_b‖² + γ/2(‖W₁‖² + ‖W₂‖²) for a batch of
+    clean rows ``xb`` and their corrupted copies ``xt`` (Gaussian noise, masks, ...); ``g1``, ``g2``
+    are gradient buffers shaped like W1, W2."""
+    h = xt @ W1.T                                                  # H = X̃ W1ᵀ
+    e = torch.addmm(xb, h, W2.T, alpha=-1.0)                       # E = X − H W2ᵀ
+    inv_b = 1.0 / xb.shape[0]
+    torch.mm((e @ W2).T, xt, out=g1).mul_(-inv_b)                  # −(E W2)ᵀ X̃ / B
+    torch.mm(e.T, h, out=g2).mul_(-inv_b)                          # −Eᵀ H / B
+    if gamma:
+        g1.add_(W1, alpha=gamma)
+        g2.add_(W2, alpha=gamma)
+    W1.add_(g1, alpha=-eta)
+    W2.add_(g2, alpha=-eta)
+
+
 class SampledEngine(_LinearEngine):
     """A real linear DAE: (minibatch) GD with fresh Gaussian input noise every step.
 
@@ -540,16 +556,7 @@ class SampledEngine(_LinearEngine):
                 xt = xb + nb                                           # x̃ = x + n
             else:
                 xt = xb
-            h = xt @ W1.T                                              # H = X̃ W1ᵀ
-            e = torch.addmm(xb, h, W2.T, alpha=-1.0)                   # E = X − H W2ᵀ
-            inv_b = 1.0 / (hi - lo)
-            torch.mm((e @ W2).T, xt, out=g1).mul_(-inv_b)              # −(E W2)ᵀ X̃ / B
-            torch.mm(e.T, h, out=g2).mul_(-inv_b)                      # −Eᵀ H / B
-            if gamma:
-                g1.add_(W1, alpha=gamma)
-                g2.add_(W2, alpha=gamma)
-            W1.add_(g1, alpha=-eta)
-            W2.add_(g2, alpha=-eta)
+            corrupted_batch_step(W1, W2, g1, g2, xb, xt, eta, gamma)
 
     def derived(self) -> dict:
         n = self.X.shape[0]

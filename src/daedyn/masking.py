@@ -67,7 +67,7 @@ import torch
 import xarray as xr
 
 from daedyn import theory
-from daedyn.linear import Run, _check_orthogonal, second_moment_spectrum
+from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step, second_moment_spectrum
 from daedyn.runconfig import MaskingConfig
 from daedyn.tracking import ProductTracker
 from daedyn.training import (Checkpoint, as_tensor, data_and_batch, initial_weights, log_epochs, noise_seed,
@@ -403,16 +403,7 @@ class SampledMaskingEngine(_MaskedModel):
                 xb = X[start:stop] if order is None else X[order[start:stop]]
                 keep = self.uniform[: stop - start].uniform_(generator=self.gen) < q
                 xt = (xb * keep).mul_(self.scale)                          # x̃ = m ⊙ x (/ q)
-                h = xt @ W1.T                                              # H = X̃ W1ᵀ
-                e = torch.addmm(xb, h, W2.T, alpha=-1.0)                  # E = X − H W2ᵀ
-                inv_b = 1.0 / (stop - start)
-                torch.mm((e @ W2).T, xt, out=g1).mul_(-inv_b)             # −(E W2)ᵀ X̃ / B
-                torch.mm(e.T, h, out=g2).mul_(-inv_b)                     # −Eᵀ H / B
-                if gamma:
-                    g1.add_(W1, alpha=gamma)
-                    g2.add_(W2, alpha=gamma)
-                W1.add_(g1, alpha=-eta)
-                W2.add_(g2, alpha=-eta)
+                corrupted_batch_step(W1, W2, g1, g2, xb, xt, eta, gamma)
 
     def derived(self) -> dict:
         n = self.X.shape[0]
