@@ -325,7 +325,8 @@ def experiment(tmp_path_factory, data):
         jobs.train_job({**base, "seed": 0, "run": name, "noise_std": sd, "weight_decay": wd},
                        str(root / "data.nc"), str(root / "spec.nc"), str(out))
         paths.append(str(out))
-    agg = {**base, "runs": {k: {"noise_std": v[0], "weight_decay": v[1]} for k, v in runs.items()}, "seeds": [0]}
+    agg = {**base, "runs": {k: {"noise_std": v[0], "weight_decay": v[1]} for k, v in runs.items()}, "seeds": [0],
+           "facet_by": None, "max_panels": 6}
     jobs.aggregate_job(agg, paths, str(root / "spec.nc"), str(root / "combined.nc"), str(root / "half.csv"))
     jobs.figure_job(agg, str(root / "combined.nc"), [str(root / "fig6.png")])
     return root, paths, X
