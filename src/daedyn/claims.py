@@ -572,15 +572,15 @@ def sweep_claims(table, family):
 
 
 def write_claims_csv(rows, path):
-    """Write the claim rows to ``path`` as CSV with the header :data:`COLUMNS`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    """Write the claim rows to ``path`` as CSV with the header :data:`COLUMNS`, atomically."""
+    from daedyn import store
+
+    with store.atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
         w.writeheader()
         for r in rows:
             w.writerow({k: r[k] for k in COLUMNS})
-    return path
+    return Path(path)
 
 
 def format_claims(rows):

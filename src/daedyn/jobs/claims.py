@@ -37,6 +37,5 @@ def beyond_claims_job(inputs: Sequence[str], output: str, job: JobInfo = JobInfo
 
     with logged(job):
         rows = [row for path in inputs for row in read_claims(path)]
-        with store.atomic_path(output) as tmp:
-            write_claims_csv(rows, tmp)
+        write_claims_csv(rows, output)
         log.info("claims beyond the paper:\n%s", format_claims(rows))

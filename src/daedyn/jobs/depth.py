@@ -86,8 +86,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
         rows = metrics_rows(m)
         claims = depth_analysis.claims(m)
         write_csv(rows, metrics_out)
-        with store.atomic_path(claims_out) as tmp:
-            write_claims_csv(claims, tmp)
+        write_claims_csv(claims, claims_out)
         log.info("claims:\n%s", format_claims(claims))
         store.write_dataset(
             combined, combined_out,

@@ -37,8 +37,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
         write_csv(rows, outputs["metrics"])
         write_csv(generalisation.optimal_noise_rows(combined), outputs["optimal_noise"])
         claim_rows = generalisation.claims(combined, params.get("experiment", ""))
-        with store.atomic_path(outputs["claims"]) as tmp:
-            claims.write_claims_csv(claim_rows, tmp)
+        claims.write_claims_csv(claim_rows, outputs["claims"])
         log.info("%s claims:\n%s", params.get("experiment", ""), claims.format_claims(claim_rows))
         inputs = list(run_paths) + list(spectrum_paths.values()) + list(moment_paths.values())
         store.write_dataset(

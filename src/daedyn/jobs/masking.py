@@ -119,8 +119,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
         m = masking_analysis.metrics(combined)
         claims = masking_analysis.claims(m.sel(mode=list(params["modes"])))
         write_csv(metrics_rows(m, combined["run"].values), metrics_out)
-        with store.atomic_path(claims_out) as tmp:
-            write_claims_csv(claims, tmp)
+        write_claims_csv(claims, claims_out)
         log.info("claims:\n%s", format_claims(claims))
         store.write_dataset(
             combined, combined_out,
