@@ -173,6 +173,14 @@ def test_dae_equals_matched_wdae_map():
     dae = th.balanced_map(500, lam, eps, 0.0, lr, 1e-4)
     wdae = th.balanced_map(500, lam, 0.0, gamma, th.matched_wdae_lr(lr, lam, eps), 1e-4)
     assert np.max(np.abs(dae - wdae)) <= 1e-12
+    # the matched rate is the same fraction of each model's own per-mode limit: at equal fractions of
+    # 1/λ (noise) and 1/(λ−γ) (decay) the two are step-for-step identical
+    for f in (0.25, 0.5, 0.9):
+        lr_f = f * th.eta_max_mode(lam, eps, 0.0)
+        assert np.allclose(th.matched_wdae_lr(lr_f, lam, eps), f * th.eta_max_mode(lam, 0.0, gamma), rtol=1e-12)
+        dae_f = th.balanced_map(500, lam, eps, 0.0, lr_f, 1e-4)
+        wdae_f = th.balanced_map(500, lam, 0.0, gamma, f * th.eta_max_mode(lam, 0.0, gamma), 1e-4)
+        assert np.max(np.abs(dae_f - wdae_f)) <= 1e-12
     assert np.allclose(th.fixed_point(lam, eps), th.fixed_point(lam, 0.0, gamma), rtol=0, atol=1e-12)
     assert np.allclose(th.decay_to_noise(lam, gamma), eps, rtol=1e-12)
     # continuous time, same η: u_WDAE(t) = u_DAE(t / (1 + ε/λ)) (E10c)

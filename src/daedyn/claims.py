@@ -19,19 +19,21 @@ from scipy.integrate import solve_ivp
 
 from daedyn import scalar, theory
 
-__all__ = ["COLUMNS", "VERDICTS", "sweep_claims", "theory_claims", "write_claims_csv", "format_claims"]
+__all__ = ["COLUMNS", "VERDICTS", "claim_row", "grade", "sweep_claims", "theory_claims", "write_claims_csv",
+           "format_claims"]
 
 COLUMNS = ("claim", "statement", "measured", "expected", "verdict", "note")
 VERDICTS = ("confirmed", "qualified", "refuted")
 
 
-def _row(claim, statement, measured, expected, verdict, note=""):
+def claim_row(claim, statement, measured, expected, verdict, note=""):
+    """One row of a claims table (the columns of :data:`COLUMNS`); ``verdict`` from :func:`grade`."""
     assert verdict in VERDICTS
     return dict(claim=str(claim), statement=statement, measured=measured, expected=expected,
                 verdict=verdict, note=note)
 
 
-def _grade(ok, almost=False):
+def grade(ok, almost=False):
     """confirmed if ``ok``; qualified if only ``almost``; refuted otherwise."""
     return "confirmed" if ok else ("qualified" if almost else "refuted")
 
@@ -106,12 +108,12 @@ def _claim1(fig1, fig2):
     err2 = max(float(np.abs(ud - fig2["u_dae"].values).max()),
                float(np.abs(uw - fig2["u_wdae"].values).max()))
     worst = max(err1, err2)
-    return _row(
+    return claim_row(
         1, "(E7b) and (E11) match a high-accuracy ODE solve of (E5) for the Fig. 1 and Fig. 2 "
         "settings",
         f"max |Δu|: E11 (Fig. 1) {_e(err1)}, E7b (Fig. 2) {_e(err2)}",
         "≤ 1e-8 (observed 1.2e-9)",
-        _grade(worst <= 1e-8, worst <= 1e-6),
+        grade(worst <= 1e-8, worst <= 1e-6),
         "reference: DOP853, rtol 1e-12, atol 1e-15, written here independently of daedyn.theory")
 
 
@@ -134,10 +136,10 @@ def _claim2(fig1):
         note = ("the overall maxima match; the ≤0.0015 bound after epoch 50 holds only for "
                 f"ε={good}, not for {', '.join(bad)} (slowly converging runs keep an O(η) "
                 "time-lag error)")
-    return _row(
+    return claim_row(
         2, "Fig. 1: theory (E11) vs discrete GD, λ=1, η=0.01, 200 epochs, 10 inits in [-2,2]²",
         meas, "max ≤ 0.02, 0.04, 0.16 (ε = 0, 1, 5); ≤ 0.0015 after epoch 50",
-        _grade(ok_max and ok_late, ok_max), note)
+        grade(ok_max and ok_late, ok_max), note)
 
 
 def _claim3(fig1, long_epochs=5000):
@@ -152,13 +154,13 @@ def _claim3(fig1, long_epochs=5000):
     long_err = float(np.max(np.abs(np.array(long) - ustar[:, None])))
     ok_star = star_err <= 1e-12
     converged_fig = bool(np.all(end <= 1e-2))
-    return _row(
+    return claim_row(
         3, "GD converges to u* = λ/(λ+ε) = 1, 0.5, 1/6 for λ = 1, ε = 0, 1, 5",
         f"u* = {', '.join(_g(u, 4) for u in ustar)}; max |u_GD − u*| at epoch "
         f"{int(fig1['epoch'][-1])}: {', '.join(f'{x:.3g}' for x in end)}; at epoch {long_epochs}: "
         f"{_e(long_err)}",
         "u* = 1, 0.5, 0.1667; GD → u*",
-        _grade(ok_star and long_err <= 1e-6 and converged_fig, ok_star and long_err <= 1e-6),
+        grade(ok_star and long_err <= 1e-6 and converged_fig, ok_star and long_err <= 1e-6),
         "" if converged_fig else
         f"within the figure's {int(fig1['epoch'][-1])} epochs some runs are still converging "
         f"(worst {end.max():.3g}); GD reaches u* when run longer")
@@ -170,12 +172,12 @@ def _claim4():
     us = theory.fixed_point(lam, lam / ratio, 0.0)
     mono = bool(np.all(np.diff(us) < 0))
     rel = float(np.abs(us[-1] / ratio[-1] - 1.0))
-    return _row(
+    return claim_row(
         "4 (theory)", "Noise lets the DAE ignore low-variance directions: u* → 0 as λ/ε → 0",
         f"u* at λ/ε = 1, 0.1, 0.01, 0.001: {', '.join(_g(u) for u in us)}; "
         f"u*/(λ/ε) − 1 at 0.001: {_e(rel)}",
         "u* = λ/(λ+ε) ≈ λ/ε → 0 (Wiener-like), never exactly 0",
-        _grade(mono and rel < 2e-3 and np.all(us > 0)),
+        grade(mono and rel < 2e-3 and np.all(us > 0)),
         "the MNIST/CIFAR-10 plateau ordering is checked with Fig. 5")
 
 
@@ -186,11 +188,11 @@ def _claim5(fig2):
     flat = (np.abs(ud[..., -1] - ud[..., -2]) < 1e-13) & (np.abs(uw[..., -1] - uw[..., -2]) < 1e-13)
     d_curve = float(np.abs(ud[..., -1] - uw[..., -1])[flat].max()) if flat.any() else np.nan
     ok = d_star <= 1e-12 and (not flat.any() or d_curve <= 1e-10)
-    return _row(
+    return claim_row(
         5, "DAE(ε) and WDAE(γ = λε/(λ+ε)) share the fixed point (Fig. 2 plateau pairs)",
         f"max |u*_DAE − u*_WDAE| = {_e(d_star)}; converged curve ends ({int(flat.sum())} pairs): "
         f"max |Δ| = {_e(d_curve) if flat.any() else 'n/a'}",
-        "equal to ≤ 1e-12", _grade(ok),
+        "equal to ≤ 1e-12", grade(ok),
         "curve ends compared only where both curves are flat (|Δu| < 1e-13 between the last two "
         "samples), with tolerance 1e-10")
 
@@ -222,11 +224,11 @@ def _claim6(fig2):
                                                      "/beyond the last epoch"))
         ok_half &= abs(td - ed) <= 1 and abs(tw - ew) <= 1
         parts.append(f"λ={_g(lam)}, ε={_g(eps)}: {td:.1f} vs {tw:.1f} ({src})")
-    return _row(
+    return claim_row(
         6, "Same η, matched γ: u_WDAE(t) = u_DAE(t/(1+ε/λ)); half-times DAE vs WDAE",
         f"max |u_WDAE(t) − u_DAE(t/(1+ε/λ))| = {_e(err)}; " + "; ".join(parts),
         "≤ 1e-12; 6561 vs 13122 (λ=ε=1), 12289 vs 56531 (λ=0.5, ε=1.8), ±1 epoch",
-        _grade(err <= 1e-12 and ok_half, err <= 1e-9),
+        grade(err <= 1e-12 and ok_half, err <= 1e-9),
         "half-times from (E10b) (continuous time, u0 = 1e-6, η = 1e-3); "
         "crossings interpolated from the stored curves")
 
@@ -239,13 +241,13 @@ def _claim7(fig2):
     pred = 1.0 + eps / lam
     err = float(np.max(np.abs(ratio / pred - 1.0)))
     order = bool(np.all(np.diff(ratio[np.argsort(lam)]) < 0))  # smaller λ → larger factor
-    return _row(
+    return claim_row(
         7, "The weight-decay slow-down factor 1+ε/λ is larger for low-variance modes",
         f"t½(WDAE)/t½(DAE) at ε={_g(eps)}: " + ", ".join(f"λ={_g(l)}: {r:.4g}" for l, r in
                                                          zip(lam, ratio))
         + f"; max rel. deviation from 1+ε/λ {_e(err)}",
         "ratio = 1 + ε/λ, decreasing in λ (4.6 at λ=0.5 vs 1.72 at λ=2.5 for ε=1.8)",
-        _grade(order and err <= 1e-9))
+        grade(order and err <= 1e-9))
 
 
 def _claim8(fig2):
@@ -262,10 +264,10 @@ def _claim8(fig2):
                 continue
             slope = np.polyfit(t[early], np.log(u[idx][early]), 1)[0]
             worst = max(worst, abs(slope * tau / (2.0 * a[idx]) - 1.0))
-    return _row(
+    return claim_row(
         8, "Noise keeps the growth constant 2λ/τ; weight decay lowers it to 2(λ−γ)/τ",
         f"early log-slope fits (u < 1e-3·u*) on all Fig. 2 curves: max relative error {worst:.2e}",
-        "≤ 1 %", _grade(worst <= 0.01, worst <= 0.05))
+        "≤ 1 %", grade(worst <= 0.01, worst <= 0.05))
 
 
 def _claim9():
@@ -277,13 +279,13 @@ def _claim9():
     dead = lam <= gamma
     w_dead = float(uw[dead].max())
     d_rel = float(np.max(np.abs(ud / (lam / (lam + eps)) - 1.0)))
-    return _row(
+    return claim_row(
         "9 (theory)", "With one scalar γ, modes with λ ≤ γ are never learned by a WDAE; the DAE "
         "learns every λ > 0",
         f"γ = ε = 0.5, t = 1e6 epochs (η = 1e-3, u0 = 1e-6): max WDAE u for λ ≤ γ = {_e(w_dead)}; "
         f"DAE u/u* − 1 max {_e(d_rel)} for λ = {', '.join(_g(x) for x in lam)}",
         "WDAE u → 0 for λ ≤ γ (u* = 0); DAE u → λ/(λ+ε) > 0",
-        _grade(w_dead <= u0 and d_rel <= 1e-9),
+        grade(w_dead <= u0 and d_rel <= 1e-9),
         "empirical parts (MNIST mode 31, CIFAR-10 mode 4) are checked with Figs. 5–6")
 
 
@@ -309,13 +311,13 @@ def _claim10(fig3):
     ratio_err = float(np.max(np.abs(fig3["eta_ratio"].values - lam / (lam + g))))
     r10 = float(theory.optimal_lr_dae(lam, 10.0)
                 / theory.optimal_lr_wdae(lam, theory.noise_to_decay(lam, 10.0)))
-    return _row(
+    return claim_row(
         10, "η*_DAE = 1/(2λ+3ε), η*_WDAE = 1/(2λ+γ) are 1/(top Hessian eigenvalue at w=1); "
         "their ratio is λ/(λ+ε)",
         f"max |η*·λ_max(FD Hessian) − 1| = {_e(err)}; max |ratio − λ/(λ+ε)| = {_e(ratio_err)}; "
         f"ratio at λ=1, ε=10: {r10:.4f}",
         "equal (to FD accuracy ~1e-6); ratio 0.0909 at λ=1, ε=10",
-        _grade(err <= 1e-6 and ratio_err <= 1e-12 and abs(r10 - 1 / 11) <= 5e-5),
+        grade(err <= 1e-6 and ratio_err <= 1e-12 and abs(r10 - 1 / 11) <= 5e-5),
         "a heuristic: the Hessian is taken at the AE solution w = 1, which a regularised model "
         "never reaches (at u* the top eigenvalue is 2(λ−γ))")
 
@@ -337,15 +339,15 @@ def _claim11(fig3):
         ok &= abs(m - v) <= 1e-3
         close &= abs(m - v) <= 1e-2
     nonneg = float(d.sel(lr_rule="notebook").min()) >= -1e-12
-    rows = [_row(
+    rows = [claim_row(
         11, "At η*-scaled rates (×0.005) DAE and WDAE coincide; with the coded WDAE rate "
         "0.005/(2λ+2γ) the DAE leads",
         f"max |u_DAE − u_WDAE| at 1/(2λ+γ): {_e(opt)}; max lead at 1/(2λ+2γ): " + ", ".join(parts),
         "≤ 1e-12; ≤ 0.207, 0.269, 0.215 at ε = 0.2, 1, 1.8 (±0.001)",
-        _grade(opt <= 1e-12 and ok and nonneg, opt <= 1e-12 and close),
+        grade(opt <= 1e-12 and ok and nonneg, opt <= 1e-12 and close),
         "peaks read from curves sampled every "
         f"{fig3.attrs.get('record_every', 1)} epochs")]
-    rows.append(_row(
+    rows.append(claim_row(
         "11 (paper's Fig. 3)", "The DAE's optimal rate is smaller, yet the DAE still learns faster "
         "than the WDAE at optimal rates",
         f"at the rates the middle panel calls optimal, max |u_DAE − u_WDAE| = {_e(opt)}",
@@ -386,13 +388,13 @@ def _claim12(fig4):
             f"DAE norms {d_rng[0]:.3f}–{d_rng[1]:.3f}, max |norm − (c0²+4u*²)^¼| = {d_pred_err:.4f}; small init ends at "
             f"{', '.join(f'{x:.4f}' for x in s_end)}, reaches u*/10 at epoch "
             f"{', '.join(f'{p:.0f}' for p in plateau)}")
-    return _row(
+    return claim_row(
         12, "Fig. 4: both reach u = 0.909; WDAE norms → √(2u*) = 1.348; DAE norms stay at "
         "(c0²+4u*²)^¼; the w = 0.01 run ends at 1.348 after a ~300-epoch plateau",
         meas,
         "u* = 0.909; WDAE 1.348–1.384 at 1000 → 1.3484; DAE 1.36–1.99 (±0.01 vs formula); "
         "small init 1.348, plateau ~300 epochs",
-        _grade(bool(ok)),
+        grade(bool(ok)),
         "the WDAE has not fully converged by epoch 1000 (u within "
         f"{end_u[1]:.1e} of u*); plateau = epochs until u ≥ u*/10")
 
@@ -419,7 +421,7 @@ def _claim13(fig4):
     gd_err = float(np.abs(c[..., 1:] - pred).max()) / scale
     gd_drift = float(np.abs(c[0, :, -1] - c[0, :, 0]).max()) / scale
     worst = max(devs.values())
-    return _row(
+    return claim_row(
         "13 (scalar)", "Under gradient flow w1² − w2² is constant for γ = 0 and decays as "
         "e^{−2γt/τ} for γ > 0",
         f"max relative deviation: DAE {_e(devs['DAE'])}, WDAE {_e(devs['WDAE'])} "
@@ -427,7 +429,7 @@ def _claim13(fig4):
         f"GD obeys the discrete law c' = [(1−ηγ)² − η²r²]c to {_e(gd_err)} and drifts by "
         f"{_e(gd_drift)} (DAE, epoch {int(t[-1])})",
         "conserved / ∝ e^{−2γt/τ} (to ODE accuracy ≤ 1e-8)",
-        _grade(worst <= 1e-8, worst <= 1e-6),
+        grade(worst <= 1e-8, worst <= 1e-6),
         "per-mode (scalar) version; the full-matrix check belongs to the network tests")
 
 
@@ -444,14 +446,14 @@ def _claim16():
     scaled = per / np.array([1e-3, 1e-2, 1e-1])[:, None]
     linear = float(np.max(np.abs(scaled / scaled[0] - 1.0)))
     at3 = scaled[:, -1]
-    return _row(
+    return claim_row(
         "16 (per mode)", "The continuous closed form is off from discrete GD by O(η): "
         "max |Δu| ≈ 1.6η at λ = 3",
         f"u0 = 1e-6, ε = γ = 0: max|Δu|/η at λ = 3 for η = 1e-3, 1e-2, 1e-1: "
         f"{', '.join(f'{x:.3g}' for x in at3)} (≈{scaled[0, 0] / lams[0]:.2f}·λ); "
         f"deviation from linear scaling {linear:.1%}",
         "O(η); ≈1.6e-3, 1.6e-2, 0.16 at η = 1e-3, 1e-2, 1e-1",
-        _grade(linear <= 0.2 and np.all(np.abs(at3 / 1.6 - 1) <= 0.25), linear <= 0.2),
+        grade(linear <= 0.2 and np.all(np.abs(at3 / 1.6 - 1) <= 0.25), linear <= 0.2),
         "the constant grows with ln(u*/u0) (the map lags the flow by a fixed number of steps "
         "during the growth phase); the claim states no u0, so only the O(η) scaling is "
         "checked strictly")
@@ -477,14 +479,14 @@ def _claim17():
     u = theory.balanced_map(20000, 3.0, 0.5, 0.0, 0.334, 1e-6)[-2:]
     ok2 = abs(min(u) - 0.818) <= 2e-3 and abs(max(u) - 0.895) <= 2e-3
     conv = bool(_converges(0.33, 3.0, 0.5, 0.0, steps=20000, u0=1e-6))
-    return _row(
+    return claim_row(
         17, "The balanced per-mode map is stable iff η < 1/(λ−γ), with a period-2 orbit just "
         "above; the DAE limit does not depend on ε",
         f"scanned limits (λ=3): ε=0.4 {found[0]:.5f}, ε=1.5 {found[1]:.5f}, WDAE γ=0.1 "
         f"{found[2]:.5f}; max rel. deviation from 1/(λ−γ) {_e(rel)}; η=0.33 converges: {conv}; "
         f"η=0.334 orbit {min(u):.3f}/{max(u):.3f}",
         "1/3 for both ε, 1/2.9 for γ=0.1; orbit 0.818/0.895 at η=0.334",
-        _grade(rel <= 1e-3 and ok2 and conv, rel <= 1e-2),
+        grade(rel <= 1e-3 and ok2 and conv, rel <= 1e-2),
         "limit = the largest η on a 0.05 % grid whose map converges to u* within 20000 steps; "
         "the full-network 1/λ₁ part is a Hessian check elsewhere")
 
@@ -500,11 +502,11 @@ def _claim19(fig2, n=50000):
     mixed = theory.balanced_u(t / n, ls, es, 0.0, lr, u0)  # N-scaled λ with τ = 1/η
     same = float(np.abs(mean - nsc).max())
     shift = float(np.abs(mixed - mean).max())
-    return _row(
+    return claim_row(
         19, "The sum and mean conventions give identical theory curves; mixing them rescales "
         "time by N",
         f"N = {n}: max |u_mean − u_N-scaled| = {_e(same)}; mixed convention at t/N vs mean at t: "
-        f"{_e(shift)}", "≤ 1e-12", _grade(same <= 1e-12 and shift <= 1e-12),
+        f"{_e(shift)}", "≤ 1e-12", grade(same <= 1e-12 and shift <= 1e-12),
         "mixed = N-scaled λ, ε with the mean-convention τ = 1/η")
 
 
@@ -542,7 +544,7 @@ def sweep_claims(table, family):
     fixed = np.array([r["fixed_point"] for r in table])
     diff = np.abs(final - th_final)
     k = int(np.argmax(diff))
-    rows = [_row("sweep-plateau", "the trained plateau (mean over seeds) equals the theory's value at the last "
+    rows = [claim_row("sweep-plateau", "the trained plateau (mean over seeds) equals the theory's value at the last "
                  "recorded epoch, for every run and mode of the sweep",
                  f"max |trained − theory| = {_g(diff[k])} (run {table[k]['run']}, mode {table[k]['mode']}) over "
                  f"{len(table)} run-mode pairs", f"≤ {tol}",
@@ -551,7 +553,7 @@ def sweep_claims(table, family):
     converged = np.abs(th_final - fixed) <= tol
     off = np.abs(final - fixed) > tol
     n_off, n_slow = int(np.sum(off & converged)), int(np.sum(off & ~converged))
-    rows.append(_row("sweep-fixed-point", "the trained plateau reaches the fixed point max(λ − γ, 0)/(λ + ε) "
+    rows.append(claim_row("sweep-fixed-point", "the trained plateau reaches the fixed point max(λ − γ, 0)/(λ + ε) "
                      "wherever the theory has reached it by the last epoch",
                      f"{len(table) - n_off - n_slow} of {len(table)} run-mode pairs within {tol}; {n_off} off although "
                      f"the theory converged; {n_slow} not converged in the theory either",
@@ -564,7 +566,7 @@ def sweep_claims(table, family):
     if both.any():
         rel = np.abs(t_meas[both] - t_pred[both]) / t_pred[both]
         median = float(np.median(rel))
-        rows.append(_row("sweep-timing", "the epochs to 90 % of the plateau equal the theory's",
+        rows.append(claim_row("sweep-timing", "the epochs to 90 % of the plateau equal the theory's",
                          f"median |measured − predicted| / predicted = {_g(median)} over {int(both.sum())} run-mode "
                          f"pairs (max {_g(rel.max())})", "≤ 0.1 (one recording interval is the resolution)",
                          "confirmed" if median <= 0.1 else ("qualified" if median <= 0.3 else worst_ok)))

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import depth
-from daedyn.claims import _grade, _row
+from daedyn.claims import claim_row, grade
 from daedyn.trajectories import first_crossing, run_dims, run_index, run_param
 
 __all__ = ["add_theory", "claims", "metrics", "model_name"]
@@ -177,22 +177,22 @@ def claims(m: xr.Dataset, tol: float = 0.05, min_t50: float = 50.0) -> list[dict
         checked += n
         ok &= n > 0 and stay == n and learned == n
         parts.append(f"{name}: of {n} modes, WDAE stayed at 0 in {stay}, DAE learned in {learned}")
-    rows = [_row(
+    rows = [claim_row(
         "depth: deep WDAE", "For depth L >= 3 a small-init WDAE (weight decay gamma_L matched to "
         "the DAE's fixed point) stays at 0 while the DAE learns",
         "; ".join(parts) or "no DAE/WDAE pair", "all checked modes: WDAE |u| never above "
-        f"max(|u(0)|, {m.attrs['zero_level']:g}), DAE u_final >= u+/2", _grade(ok and checked > 0),
+        f"max(|u(0)|, {m.attrs['zero_level']:g}), DAE u_final >= u+/2", grade(ok and checked > 0),
         "checked modes: theory says the WDAE decays from its u(0) (below the threshold u-) while "
         "the DAE reaches half its fixed point within 80 % of the run")]
     rel = m["t50_rel_error"].where(m["t50_quadrature"] >= min_t50)
     finite = np.isfinite(rel.values)
     worst = float(np.nanmax(np.abs(rel.values))) if finite.any() else np.nan
-    rows.append(_row(
+    rows.append(claim_row(
         "depth: learning times", "Per-mode half-times of depth-L training match the quadrature "
         "of the aligned balanced flow",
         f"max |t50_measured / t50_quadrature - 1| = {worst:.3g} over {int(finite.sum())} "
         f"run-modes (quadrature t50 >= {min_t50:g} epochs)",
-        f"<= {tol:g}", _grade(finite.any() and worst <= tol, finite.any() and worst <= 2 * tol),
+        f"<= {tol:g}", grade(finite.any() and worst <= tol, finite.any() and worst <= 2 * tol),
         "discrete GD lags the continuous flow by O(1) steps; crossings interpolated between "
         "recorded epochs; the per-mode theory is exact only for aligned balanced starts"))
     return rows

@@ -538,7 +538,7 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     """Rows (claim, statement, measured, expected, verdict, note) for the experiment's claims.csv,
     from a combined dataset with theory (:func:`add_theory`). With ``experiment`` the claim ids
     are ``<experiment>/<id>``, so that they stay unique in the table of every experiment's claims."""
-    from daedyn.claims import _grade, _row
+    from daedyn.claims import claim_row, grade
 
     ns = [int(n) for n in ds["n_samples"].values]
     eps = ds["eps"].values
@@ -551,14 +551,14 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     rec = last["test_reconstruction"].transpose("n_samples", "eps").values
     rising = [bool(np.all(np.diff(r) > 0)) for r in rec]
     best_at_zero = [eps[int(np.argmin(r))] == eps.min() for r in rec]
-    rows.append(_row(
+    rows.append(claim_row(
         "no-noise-shrinkage",
         "Without test noise, any shrinkage raises the held-out reconstruction error: the clean held-out "
         "error at the last epoch grows with the training noise ε at every N",
         "; ".join(f"N={n}: " + " < ".join(_g(v, 4) for v in r) for n, r in zip(ns, rec))
         + f" (ε = {', '.join(_g(e) for e in eps)}); increasing at {sum(rising)} of {len(ns)} N",
         "strictly increasing in ε at every N, best at ε = 0",
-        _grade(all(rising) and eps.min() == 0, all(best_at_zero)),
+        grade(all(rising) and eps.min() == 0, all(best_at_zero)),
         "" if eps.min() == 0 else "the ε grid has no ε = 0 run"))
 
     # 2. the per-mode theory along training
@@ -567,14 +567,14 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     rel = np.abs(th - meas) / meas
     tr_rel = np.abs(ds["train_error_theory"] - ds["train_error"]) / ds["train_error"]
     worst = float(max(rel.max(), float(tr_rel.max())))
-    rows.append(_row(
+    rows.append(claim_row(
         "theory-vs-measured",
         "The per-mode theory (each mode's exact GD map from the initial weights, evaluated with the held-out "
         "variances c_i) predicts the measured train and held-out errors at every recorded epoch",
         f"max relative gap: held-out {_g(rel.max())}, train {_g(float(tr_rel.max()))} over "
         f"{len(ns)} N × {eps.size} ε × {s2.size} σ²_test × {epochs.size} epochs",
         f"≤ {THEORY_TOLERANCE[0]:g}",
-        _grade(worst <= THEORY_TOLERANCE[0], worst <= THEORY_TOLERANCE[1]),
+        grade(worst <= THEORY_TOLERANCE[0], worst <= THEORY_TOLERANCE[1]),
         "the measured errors use the full held-out moment C of the non-aligned network; the per-mode theory "
         "lets each mode grow on its own, while in the network the modes compete for the H hidden units, "
         "which delays the modes being learned"))
@@ -583,7 +583,7 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     noisy = s2 > 0
     ratio = ds["eps_star"].values[:, noisy] / s2[noisy]
     dev_large = float(np.abs(ratio[-1] - 1.0).max()) if noisy.any() else np.nan
-    rows.append(_row(
+    rows.append(claim_row(
         "eps-star-vs-test-noise",
         "The best training noise for the trained fixed point is ε* ≈ σ²_test when the sample eigen-directions "
         "are accurate; at small N it moves away",
@@ -591,7 +591,7 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
                                          for v, e, r in zip(s2[noisy], ds["eps_star"].values[i, noisy], ratio[i]))
                   for i, n in enumerate(ns)),
         f"|ε*/σ²_test − 1| ≤ {EPS_STAR_TOLERANCE[0]:g} at the largest N",
-        _grade(dev_large <= EPS_STAR_TOLERANCE[0], dev_large <= EPS_STAR_TOLERANCE[1]),
+        grade(dev_large <= EPS_STAR_TOLERANCE[0], dev_large <= EPS_STAR_TOLERANCE[1]),
         f"largest deviation at N = {ns[0]}: {_g(np.abs(ratio[0] - 1).max())}; theory from the sample "
         "eigenvalues and the held-out variances c_i" if noisy.any() else "no σ²_test > 0"))
 
@@ -603,7 +603,7 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     idx = {e: k for k, e in enumerate(eps)}
     near = np.abs(np.vectorize(idx.get)(grid_th) - np.vectorize(idx.get)(grid_meas)) <= 1
     lower = int(np.sum(ds["eps_star_final_theory"].values[:, noisy] < ds["eps_star"].values[:, noisy]))
-    rows.append(_row(
+    rows.append(claim_row(
         "eps-star-grid-search",
         "A grid search over trained networks finds the optimal training noise the theory predicts for the same "
         "training time",
@@ -612,7 +612,7 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
                   f"(grid {_g(grid_th[i, j])}), fixed point {_g(ds['eps_star'].values[i, j], 3)}"
                   for i, n in enumerate(ns) for j, v in enumerate(s2)),
         "the same grid point everywhere",
-        _grade(bool(same.all()), bool(near.all())),
+        grade(bool(same.all()), bool(near.all())),
         f"measured and theory refined by a parabola in log ε through the best grid point (grid: "
         f"{', '.join(_g(e) for e in eps)}); at epoch {int(epochs[-1])} the theory's optimum lies below the "
         f"fixed-point one in {lower} of {int(noisy.sum()) * len(ns)} cases with test noise (modes not yet "
@@ -635,14 +635,14 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
                 almost &= abs(t_m - t_t) <= max(4 * step, 0.15 * t_t)
                 parts.append(f"N={n}, σ²={_g(v)}: epoch {t_m:.0f} (theory {t_t:.0f}), error {_g(e_m, 4)} "
                              f"vs {_g(end, 4)} at the end")
-        rows.append(_row(
+        rows.append(claim_row(
             "early-stopping",
             "Without training noise, test noise gives the held-out denoising error a minimum during training "
             "(early stopping), at the epoch the per-mode theory predicts",
             "; ".join(parts),
             "an interior minimum for σ²_test > 0; measured epoch within max(2 recording intervals, 5 %) of "
             "the theory's",
-            _grade(ok and interior > 0, almost and interior > 0),
+            grade(ok and interior > 0, almost and interior > 0),
             f"{interior} of {len(parts)} minima lie inside the run (the others lie at or beyond the last "
             f"epoch {int(epochs[-1])}); epochs at the recording resolution {step:g}"))
 
@@ -650,12 +650,12 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     if eps.min() == 0:
         ae_last = last.sel(eps=eps.min())
         gap = (ae_last["test_reconstruction"] - ae_last["train_error"]).values
-        rows.append(_row(
+        rows.append(claim_row(
             "generalisation-gap",
             "The held-out minus train reconstruction error of the AE (ε = 0) shrinks as N grows",
             ", ".join(f"N={n}: {_g(gp, 3)}" for n, gp in zip(ns, gap)),
             "decreasing in N towards 0",
-            _grade(bool(np.all(np.diff(gap) < 0)), bool(gap[-1] < gap[0])),
+            grade(bool(np.all(np.diff(gap) < 0)), bool(gap[-1] < gap[0])),
             "a negative gap at large N means the held-out split has less variance outside the learned "
             "modes than the training samples"))
     if experiment:

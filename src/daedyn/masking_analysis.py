@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import masking
-from daedyn.claims import _grade, _row
+from daedyn.claims import claim_row, grade
 from daedyn.trajectories import run_dims, run_index, run_param
 
 __all__ = ["add_theory", "claims", "metrics"]
@@ -118,33 +118,33 @@ def claims(m: xr.Dataset, tol: float = 0.05) -> list[dict]:
 
     over = f"modes {', '.join(str(int(k)) for k in m['mode'].values)}"
     approx, worst = worst_of("max_err_approx")
-    rows = [_row(
+    rows = [claim_row(
         "masking: per-mode theory", "Per mode, masking noise acts like Gaussian noise of "
         "variance eps_i = ((1-q)/q) v_i^T diag(Sigma) v_i: the decoupled per-mode theory from the "
         "actual start follows masked training", f"max over epochs and modes of |u - u_approx|: "
         f"{listed(approx)}", f"<= {tol:g}",
-        _grade(bool(np.all(worst <= tol)), bool(np.all(worst <= 2 * tol))),
+        grade(bool(np.all(worst <= tol)), bool(np.all(worst <= 2 * tol))),
         f"{over}; the theory also neglects the cross-mode coupling of a random start (as in Fig. 5)")]
     reference = "approx"
     if "max_err_per_mode" in m:
         reference = "per_mode"
         net, worst = worst_of("max_err_per_mode")
-        rows.append(_row(
+        rows.append(claim_row(
             "masking: off-diagonal coupling", "Training with per-mode noise eps_i from the same "
             "start follows masked training: the off-diagonal of V^T diag(Sigma) V matters little",
             f"max over epochs and modes of |u - u_per_mode|: {listed(net)}", f"<= {tol:g}",
-            _grade(bool(np.all(worst <= tol)), bool(np.all(worst <= 2 * tol))),
+            grade(bool(np.all(worst <= tol)), bool(np.all(worst <= 2 * tol))),
             f"{over}; both networks from the same initial weights, same learning rate"))
     if "max_err_gauss" in m:
         ours, gauss = _per_q(m, f"max_err_{reference}"), _per_q(m, "max_err_gauss")
         better = np.array([a[3] < g[3] for a, g in zip(ours, gauss)])
         what = "per-mode network" if reference == "per_mode" else "per-mode theory"
-        rows.append(_row(
+        rows.append(claim_row(
             "masking: vs Gaussian noise", "Per-mode noise eps_i describes masked training better "
             "than a Gaussian DAE with one matched variance ((1-q)/q) mean(diag Sigma)",
             f"max error over epochs, mean over modes (largest), {what} vs Gaussian: " + "; ".join(
                 f"q={a[0]:g}: {a[3]:.3g} ({a[1]:.3g}) vs {g[3]:.3g} ({g[1]:.3g})"
                 for a, g in zip(ours, gauss)),
-            "per-mode smaller for every q", _grade(bool(np.all(better)), bool(np.any(better))),
+            "per-mode smaller for every q", grade(bool(np.all(better)), bool(np.any(better))),
             f"{over}; the Gaussian DAE starts from the same weights"))
     return rows

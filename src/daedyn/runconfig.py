@@ -22,8 +22,8 @@ from typing import Any, ClassVar, Mapping
 
 import yaml
 
-__all__ = ["DepthConfig", "LinearConfig", "MaskingConfig", "NonlinearConfig", "RunConfig", "schema",
-           "schema_defaults"]
+__all__ = ["DepthConfig", "LinearConfig", "LrNormalisedConfig", "MaskingConfig", "NonlinearConfig", "RunConfig",
+           "SampledConfig", "TrainingConfig", "schema", "schema_defaults"]
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -47,21 +47,24 @@ def _resolve(prop: dict) -> dict:
 def _properties(kind: str) -> dict[str, dict]:
     """Per-run properties of an experiment kind: experiment level, overridden by a run's entry.
 
-    A key a run may override keeps the experiment level's default (a run's value defaults to its
-    experiment's), so the two are merged, not replaced."""
+    A key allowed at both levels keeps the experiment level's default unless the run's entry declares
+    its own, so the two are merged, not replaced (kinds whose runs the job derives from the
+    experiment have no ``runs`` entry)."""
     exp = schema()["$defs"][kind]["properties"]
-    run = exp["runs"]["additionalProperties"]["properties"]
+    run = exp["runs"]["additionalProperties"]["properties"] if "runs" in exp else {}
     return {k: _resolve({**_resolve(exp.get(k, {})), **_resolve(run.get(k, {}))}) for k in {**exp, **run}}
 
 
 def schema_defaults(kind: str) -> dict[str, Any]:
     """Schema defaults of one experiment kind ("linear_experiment", "nonlinear_experiment", ...).
 
-    ``seed`` defaults to the first entry of the default ``seeds``.
+    ``seed`` defaults to the first entry of the default ``seeds`` (a list of run seeds; a kind
+    whose ``seeds`` is a count keeps it).
     """
     props = _properties(kind)
     out = {k: v["default"] for k, v in props.items() if "default" in v}
-    out["seed"] = out.pop("seeds")[0]
+    if isinstance(out.get("seeds"), list):
+        out["seed"] = out.pop("seeds")[0]
     return out
 
 
@@ -120,7 +123,11 @@ def _check(where: str, name: str, value: Any, prop: dict) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Base of the run configurations: construction from params or keywords, validation, export."""
+    """Base of the run configurations: construction from params or keywords, validation, export.
+
+    ``experiment``, ``run`` and ``dataset`` identify a run; every field a subclass adds is a key of its
+    kind's schema entry.
+    """
 
     KIND: ClassVar[str]
     #: identification, not hyperparameters: no schema entry, so no validation beyond the type
@@ -130,20 +137,10 @@ class RunConfig:
     #: long_name and units of the fields stored as coordinates of a run file
     META: ClassVar[dict[str, tuple[str, str]]] = {}
 
-    # what every model family has; each subclass adds its own hyperparameters
+    # what every run has: its identity (each subclass adds its own settings)
     experiment: str
     run: str
     dataset: str
-    n_samples: int | None
-    lr: float
-    epochs: int
-    init_std: float
-    seed: int
-    log_every: int
-    dtype: str
-    device: str
-    batch_size: int | None
-    shuffle: bool
 
     def __post_init__(self):
         props = _properties(self.KIND)
@@ -218,7 +215,23 @@ _SHARED_META = {
 
 
 @dataclasses.dataclass(frozen=True)
-class LinearConfig(RunConfig):
+class TrainingConfig(RunConfig):
+    """What the paper's model families (linear, nonlinear) share: one training run of one seed."""
+
+    n_samples: int | None
+    lr: float
+    epochs: int
+    init_std: float
+    seed: int
+    log_every: int
+    dtype: str
+    device: str
+    batch_size: int | None
+    shuffle: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearConfig(TrainingConfig):
     """One run of a two-layer linear AE / DAE / WDAE (fields: see the schema's linear_experiment)."""
 
     KIND: ClassVar[str] = "linear_experiment"
@@ -256,7 +269,7 @@ class LinearConfig(RunConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class NonlinearConfig(RunConfig):
+class NonlinearConfig(TrainingConfig):
     """One run of a D→H→D ReLU/tanh network (fields: see the schema's nonlinear_experiment)."""
 
     KIND: ClassVar[str] = "nonlinear_experiment"
@@ -281,7 +294,7 @@ class NonlinearConfig(RunConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class DepthConfig(RunConfig):
+class DepthConfig(TrainingConfig):
     """One run of a depth-L linear AE / DAE / WDAE (fields: see the schema's depth_experiment).
 
     ``match_eps`` > 0 asks for the weight decay γ_L matched to a DAE of that noise variance at
@@ -334,7 +347,7 @@ class DepthConfig(RunConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class MaskingConfig(RunConfig):
+class MaskingConfig(TrainingConfig):
     """One run of a two-layer linear DAE with masking (dropout) noise (fields: the schema's
     masking_experiment). ``noise`` says what the input is corrupted with: Bernoulli masks
     ("masking"), or, for comparison (marginal engine only), Gaussian noise of per-mode variance
@@ -370,3 +383,99 @@ class MaskingConfig(RunConfig):
     @property
     def hidden_units(self) -> int:
         return self.hidden
+
+
+def _freeze_lists(config: RunConfig) -> None:
+    """List fields as tuples: a configuration is immutable (and never shares the schema's lists)."""
+    for f in dataclasses.fields(config):
+        if isinstance(getattr(config, f.name), list):
+            object.__setattr__(config, f.name, tuple(getattr(config, f.name)))
+
+
+@dataclasses.dataclass(frozen=True)
+class LrNormalisedConfig(RunConfig):
+    """One run of a learning-rate-normalised DAE/WDAE comparison (fields: the schema's
+    lr_normalised_experiment).
+
+    ``run`` names one planned run (:func:`daedyn.beyond.plan_lr_normalised`): ``dae_f{f}``,
+    ``wdae_k{k}_f{f}`` (γ of equal plateau on mode k) or ``wdae_g{γ}_f{f}`` (free γ). Its learning
+    rate, γ and length follow from the spectrum (:func:`daedyn.beyond.lr_normalised_linear_config`),
+    so a training job's params list only the grid values of its own run.
+    """
+
+    KIND: ClassVar[str] = "lr_normalised_experiment"
+
+    n_samples: int | None
+    hidden: int
+    eps: float
+    fractions: tuple[float, ...]
+    matched_modes: tuple[int, ...]
+    gammas: tuple[float, ...]
+    modes: tuple[int, ...]
+    epoch_budget: int
+    init_std: float
+    seed: int
+    log_every: int
+    dtype: str
+    device: str
+
+    def __post_init__(self):
+        super().__post_init__()
+        _freeze_lists(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampledConfig(RunConfig):
+    """One part of a sampled-vs-marginalised noise experiment (fields: the schema's sampled_experiment).
+
+    ``run`` names the part: ``traj_full`` / ``traj_b{B}`` (mean trajectories at one batch size,
+    ``batches`` = [B]), ``variance`` (stationary variance against η) or ``fixed_copy``; a part's
+    params hold only the keys it uses (:attr:`PARTS`), the others are None. The aggregation sees
+    them all.
+    """
+
+    KIND: ClassVar[str] = "sampled_experiment"
+    #: the keys each part uses beyond the common ones
+    PARTS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "traj": ("fraction", "steps", "records", "batches"),
+        "variance": ("var_fractions", "var_batch", "burn_in", "window"),
+        "fixed_copy": ("fraction", "steps", "copies", "trained_copies"),
+    }
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("n_samples", "dim") + tuple(sorted({k for v in PARTS.values() for k in v}))
+
+    n_samples: int | None
+    dim: int | None
+    hidden: int
+    eps: float
+    modes: tuple[int, ...]
+    seeds: int
+    init_std: float
+    init_seed: int
+    dtype: str
+    device: str
+    fraction: float | None
+    steps: int | None
+    records: int | None
+    batches: tuple[int | None, ...] | None
+    var_fractions: tuple[float, ...] | None
+    var_batch: int | None
+    burn_in: float | None
+    window: float | None
+    copies: int | None
+    trained_copies: int | None
+
+    def __post_init__(self):
+        super().__post_init__()
+        _freeze_lists(self)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]):
+        """A part's configuration: the keys of the other parts are absent from its params (None)."""
+        unused = {k for v in cls.PARTS.values() for k in v} - set(params)
+        return super().from_params({**dict.fromkeys(unused), **params})
+
+    def need(self, *names: str) -> None:
+        """Stop with a clear message when a part runs without one of its keys."""
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"{self.family} run {self.label}: needs {missing} (not in its params)")

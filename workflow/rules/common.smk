@@ -132,6 +132,19 @@ def check_facets(section, name, exp, family):
         )
 
 
+# experiment names share results/{experiment}/ and results/runs/{experiment}/: unique across kinds
+EXPERIMENT_SECTIONS = [
+    key for key in configcheck.load_schema(SCHEMA)["properties"] if key.endswith("_experiments")
+]
+for _i, _section in enumerate(EXPERIMENT_SECTIONS):
+    for _name in config[_section]:
+        for _earlier in EXPERIMENT_SECTIONS[:_i]:
+            if _name in config[_earlier]:
+                config_error(
+                    f"{_section}.{_name}",
+                    f"the name is also used in {_earlier}; experiment names must be unique",
+                )
+
 for _name, _exp in config["linear_experiments"].items():
     _where = f"linear_experiments.{_name}"
     if _exp["dataset"] not in DATASETS:
@@ -172,11 +185,6 @@ for _name, _exp in config["nonlinear_experiments"].items():
         config_error(
             f"nonlinear_experiments.{_name}.dataset",
             f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
-        )
-    if _name in config["linear_experiments"]:
-        config_error(
-            f"nonlinear_experiments.{_name}",
-            "the name is also a linear experiment; experiment names must be unique",
         )
     # measured along the top eigen-directions, each beside the linear theory of its mode
     _d = dataset_shape(_exp["dataset"])[1]
@@ -230,6 +238,8 @@ os.environ.update(
 TRAIN_RULES = {
     "linear_train": ("linear_experiments", "experiment"),
     "nonlinear_train": ("nonlinear_experiments", "nl_experiment"),
+    "lr_normalised_train": ("lr_normalised_experiments", "lrn_experiment"),
+    "sampled_part": ("sampled_experiments", "sm_experiment"),
 }
 
 
@@ -611,6 +621,256 @@ def sweep_params(wildcards):
     )
 
 
+# ---- beyond the paper: noise against weight decay at matched stability (lr_normalised_experiments)
+LR_NORMALISED = {
+    name: exp
+    for name, exp in config["lr_normalised_experiments"].items()
+    if exp["enabled"]
+}
+
+
+def lr_normalised_grid(exp):
+    """Run name -> the grid values of that run alone (names as daedyn.beyond.plan_lr_normalised
+    gives them; the job checks), so adding a grid value trains only the new runs."""
+    grid = {}
+    for f in exp["fractions"]:
+        grid[f"dae_f{f:g}"] = {"fractions": [f], "matched_modes": [], "gammas": []}
+        for k in exp["matched_modes"]:
+            grid[f"wdae_k{k}_f{f:g}"] = {
+                "fractions": [f],
+                "matched_modes": [k],
+                "gammas": [],
+            }
+        for g in exp["gammas"]:
+            grid[f"wdae_g{g:g}_f{f:g}"] = {
+                "fractions": [f],
+                "matched_modes": [],
+                "gammas": [g],
+            }
+    return grid
+
+
+def lr_normalised_spectrum(wildcards):
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def lr_normalised_train_params(wildcards):
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    keys = ("dataset", "n_samples", "hidden", "eps", "modes", "epoch_budget")
+    keys += ("init_std", "log_every", "dtype", "device")
+    return canonical(
+        {
+            "experiment": wildcards.lrn_experiment,
+            "run": wildcards.lrn_run,
+            "seed": int(wildcards.seed),
+            **{k: exp[k] for k in keys},
+            **lr_normalised_grid(exp)[wildcards.lrn_run],
+        }
+    )
+
+
+def lr_normalised_runs(wildcards):
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    return [
+        f"results/runs/{wildcards.lrn_experiment}/{run}/seed{exp['seeds'][0]}.nc"
+        for run in lr_normalised_grid(exp)
+    ]
+
+
+def lr_normalised_gpus(wildcards):
+    return int(
+        config["lr_normalised_experiments"][wildcards.lrn_experiment]["device"]
+        == "cuda"
+    )
+
+
+def lr_normalised_mem_mb(wildcards, attempt):
+    """Spectrum (d x d), weights and the records of every mode."""
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    epochs = exp["epoch_budget"] / min(exp["fractions"])
+    return requested_mb((3 * d * d + epochs / exp["log_every"] * d) * 8, attempt)
+
+
+def lr_normalised_runtime(wildcards, attempt):
+    """Minutes, from the flops of the longest possible run (8 d H^2 per epoch, as linear_runtime)."""
+    exp = config["lr_normalised_experiments"][wildcards.lrn_experiment]
+    _, d = dataset_shape(exp["dataset"])
+    epochs = exp["epoch_budget"] / min(exp["fractions"])
+    return requested_minutes(gemm_seconds(epochs * 8 * d * exp["hidden"] ** 2), attempt)
+
+
+for _name, _exp in config["lr_normalised_experiments"].items():
+    _key = f"lr_normalised_experiments.{_name}"
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"{_key}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    _d = dataset_shape(_exp["dataset"])[1]
+    for _list in ("modes", "matched_modes"):
+        if _exp[_list] and max(_exp[_list]) >= min(_exp["hidden"], _d):
+            config_error(
+                f"{_key}.{_list}",
+                f"mode {max(_exp[_list])} cannot be learned with hidden={_exp['hidden']} units on "
+                f"{_exp['dataset']!r} (d={_d}); modes must be < {min(_exp['hidden'], _d)}",
+            )
+    for _list in ("fractions", "matched_modes", "gammas"):
+        if len(set(_exp[_list])) != len(_exp[_list]):
+            config_error(f"{_key}.{_list}", f"repeated values in {_exp[_list]}")
+
+LR_NORMALISED_OUTPUTS = ("combined.nc", "comparison.nc", "metrics.csv", "claims.csv")
+
+
+def lr_normalised_targets(paper):
+    names = [n for n, e in LR_NORMALISED.items() if e["paper"] == paper]
+    return [f"results/{n}/{out}" for n in names for out in LR_NORMALISED_OUTPUTS] + [
+        f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")
+    ]
+
+
+BEYOND_CLAIMS += [
+    f"results/{n}/claims.csv" for n, e in LR_NORMALISED.items() if not e["paper"]
+]
+
+
+# ---- beyond the paper: sampled against marginalised noise (sampled_experiments)
+SAMPLED = {
+    name: exp for name, exp in config["sampled_experiments"].items() if exp["enabled"]
+}
+# the keys every part of a sampled experiment uses, and each part's own (daedyn.runconfig.SampledConfig)
+SAMPLED_COMMON = ("dataset", "n_samples", "dim", "hidden", "eps", "modes", "seeds")
+SAMPLED_COMMON += ("init_std", "init_seed", "dtype", "device")
+SAMPLED_PART_KEYS = {
+    "traj": ("fraction", "steps", "records"),
+    "variance": ("var_fractions", "var_batch", "burn_in", "window"),
+    "fixed_copy": ("fraction", "steps", "copies", "trained_copies"),
+}
+
+
+def sampled_trajectory_part(batch_size):
+    return "traj_full" if batch_size is None else f"traj_b{batch_size}"
+
+
+def sampled_spectrum(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    return spectrum_path(exp["dataset"], exp["n_samples"])
+
+
+def sampled_dataset(wildcards):
+    return f"results/data/{config['sampled_experiments'][wildcards.sm_experiment]['dataset']}.nc"
+
+
+def sampled_part_params(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    part = wildcards.sm_part
+    own = {k: exp[k] for k in SAMPLED_PART_KEYS.get(part, SAMPLED_PART_KEYS["traj"])}
+    if part.startswith("traj_"):
+        batches = {sampled_trajectory_part(b): b for b in exp["batches"]}
+        own["batches"] = [batches[part]]
+    return canonical(
+        {
+            "experiment": wildcards.sm_experiment,
+            "run": part,
+            **{k: exp[k] for k in SAMPLED_COMMON},
+            **own,
+        }
+    )
+
+
+def sampled_aggregate_params(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    keys = SAMPLED_COMMON + tuple({k for v in SAMPLED_PART_KEYS.values() for k in v})
+    return canonical(
+        {
+            "experiment": wildcards.sm_experiment,
+            "run": "summary",
+            "batches": exp["batches"],
+            **{k: exp[k] for k in keys},
+        }
+    )
+
+
+def sampled_part_paths(wildcards):
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    base = f"results/runs/{wildcards.sm_experiment}"
+    return {
+        "trajectories": [
+            f"{base}/{sampled_trajectory_part(b)}.nc" for b in exp["batches"]
+        ],
+        "variance": f"{base}/variance.nc",
+        "fixed": f"{base}/fixed_copy.nc",
+    }
+
+
+def sampled_gpus(wildcards):
+    return int(
+        config["sampled_experiments"][wildcards.sm_experiment]["device"] == "cuda"
+    )
+
+
+def sampled_mem_mb(wildcards, attempt):
+    """The data (float64) and, per seed, a full batch of inputs, noise and errors (4 x N x d)."""
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    n, d = dataset_shape(exp["dataset"])
+    dim = exp["dim"] or d
+    return requested_mb((3 * n * d + 4 * exp["seeds"] * exp["n_samples"] * dim) * 8, attempt)
+
+
+def sampled_runtime(wildcards, attempt):
+    """Minutes, from the flops of the full-batch trajectories (12 N dim H per seed and step)."""
+    exp = config["sampled_experiments"][wildcards.sm_experiment]
+    dim = exp["dim"] or dataset_shape(exp["dataset"])[1]
+    flops = 12 * exp["seeds"] * exp["n_samples"] * dim * exp["hidden"] * exp["steps"]
+    return requested_minutes(gemm_seconds(flops), attempt)
+
+
+for _name, _exp in config["sampled_experiments"].items():
+    _key = f"sampled_experiments.{_name}"
+    if _exp["dataset"] not in DATASETS:
+        config_error(
+            f"{_key}.dataset",
+            f"unknown dataset {_exp['dataset']!r}; allowed: {sorted(DATASETS)}",
+        )
+    _d = dataset_shape(_exp["dataset"])[1]
+    _dim = _exp["dim"] or _d
+    if _dim > _d:
+        config_error(f"{_key}.dim", f"{_dim} exceeds the data's d = {_d}")
+    if _exp["hidden"] > _dim or max(_exp["modes"]) >= _exp["hidden"]:
+        config_error(
+            f"{_key}.modes",
+            f"need max(modes) < hidden <= dim (the variance sweep starts at the minimum of a "
+            f"network that learns every tracked mode); got modes {_exp['modes']}, "
+            f"hidden={_exp['hidden']}, dim={_dim}",
+        )
+    for _b in [*_exp["batches"], _exp["var_batch"]]:
+        if _b is not None and _b > _exp["n_samples"]:
+            config_error(
+                f"{_key}.batches",
+                f"batch size {_b} exceeds n_samples={_exp['n_samples']}",
+            )
+    for _list in ("batches", "var_fractions", "modes"):
+        if len(set(_exp[_list])) != len(_exp[_list]):
+            config_error(f"{_key}.{_list}", f"repeated values in {_exp[_list]}")
+    if _exp["trained_copies"] > _exp["copies"]:
+        config_error(f"{_key}.trained_copies", f"more than copies={_exp['copies']}")
+
+
+def sampled_targets(paper):
+    names = [n for n, e in SAMPLED.items() if e["paper"] == paper]
+    return [
+        f"results/{n}/{out}"
+        for n in names
+        for out in ("summary.nc", "metrics.csv", "claims.csv")
+    ] + [f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+
+
+BEYOND_CLAIMS += [
+    f"results/{n}/claims.csv" for n, e in SAMPLED.items() if not e["paper"]
+]
+
+
 def experiment_targets(paper):
     """Spectra, tables and figures (sweep summaries too) of the enabled experiments whose `paper`
     flag is `paper`."""
@@ -643,6 +903,8 @@ def experiment_targets(paper):
         + figures
         + sweep_outputs
         + generalisation_targets(paper)
+        + lr_normalised_targets(paper)
+        + sampled_targets(paper)
     )
 
 
@@ -709,14 +971,6 @@ for _name, _exp in config["linear_experiments"].items():
 
 for _name, _exp in config["generalisation_experiments"].items():
     _key = f"generalisation_experiments.{_name}"
-    if (
-        _name in config["linear_experiments"]
-        or _name in config["nonlinear_experiments"]
-    ):
-        config_error(
-            _key,
-            "the name is also another experiment's; experiment names must be unique",
-        )
     if _exp["dataset"] not in DATASETS:
         config_error(
             f"{_key}.dataset",
@@ -875,23 +1129,6 @@ BEYOND_CLAIMS += [
     f"results/{name}/claims.csv" for name, (_, e) in SWEEPS.items() if not e["paper"]
 ]
 # ---- depth-L linear networks and masking noise (beyond the paper) ----------------------------
-for _name in set(config["depth_experiments"]) | set(config["masking_experiments"]):
-    _kinds = [
-        k
-        for k in (
-            "linear_experiments",
-            "nonlinear_experiments",
-            "depth_experiments",
-            "masking_experiments",
-        )
-        if _name in config[k]
-    ]
-    if len(_kinds) > 1:
-        config_error(
-            f"{_kinds[-1]}.{_name}",
-            f"the name is also used in {_kinds[0]}; experiment names must be unique",
-        )
-
 for _name, _exp in config["depth_experiments"].items():
     _key = f"depth_experiments.{_name}"
     if _exp["dataset"] not in DATASETS:
@@ -1062,16 +1299,16 @@ def depth_mem_mb(wildcards, attempt):
     _, d = dataset_shape(
         config["depth_experiments"][wildcards.depth_experiment]["dataset"]
     )
-    return int((1000 + 3 * d * d * 8 / 2**20) * attempt)
+    return requested_mb(3 * d * d * 8, attempt)
 
 
 def depth_runtime(wildcards, attempt):
-    """Minutes, from the flops per epoch (about 4 (L - 1) products of d x H x H) at 2 GFLOP/s."""
+    """Minutes, from the flops per epoch (about 4 (L - 1) products of d x H x H)."""
     exp = config["depth_experiments"][wildcards.depth_experiment]
     _, d = dataset_shape(exp["dataset"])
     depth = exp["runs"][wildcards.run].get("depth", exp["depth"])
     h = max(exp["widths"] or [exp["hidden"]])
-    return int((10 + exp["epochs"] * 8 * (depth - 1) * d * h * h / 2e9 / 60) * attempt)
+    return requested_minutes(gemm_seconds(exp["epochs"] * 8 * (depth - 1) * d * h * h), attempt)
 
 
 MASKING = {
@@ -1155,12 +1392,12 @@ def masking_mem_mb(wildcards, attempt):
     """Spectrum and noise covariance (d x d), plus the data for the sampled engine."""
     exp = config["masking_experiments"][wildcards.masking_experiment]
     _, d = dataset_shape(exp["dataset"])
-    data_mb = 0 if exp["engine"] != "sampled" else 3 * exp["n_samples"] * d * 8 / 2**20
-    return int((1000 + data_mb + 5 * d * d * 8 / 2**20) * attempt)
+    data = 0 if exp["engine"] != "sampled" else 3 * exp["n_samples"] * d * 8
+    return requested_mb(data + 5 * d * d * 8, attempt)
 
 
 def masking_runtime(wildcards, attempt):
-    """Minutes, from the flops per epoch at 2 GFLOP/s (marginal: the d x d x H product dominates)."""
+    """Minutes, from the flops per epoch (marginal: the d x d x H product dominates)."""
     exp = config["masking_experiments"][wildcards.masking_experiment]
     _, d = dataset_shape(exp["dataset"])
     h = exp["hidden"]
@@ -1169,7 +1406,7 @@ def masking_runtime(wildcards, attempt):
         if exp["engine"] == "sampled"
         else 2 * d * d * h + 8 * d * h * h
     )
-    return int((10 + exp["epochs"] * flops / 2e9 / 60) * attempt)
+    return requested_minutes(gemm_seconds(exp["epochs"] * flops), attempt)
 
 
 def depth_masking_targets(paper):

@@ -1,0 +1,184 @@
+"""Figures of the two experiments beyond the paper (see :mod:`daedyn.beyond`).
+
+* :func:`plot_lr_normalised`: the WDAE/DAE step ratio per mode at equal fractions of each model's
+  own stability limit, measured and predicted, against the early-growth curve.
+* :func:`plot_sampled_vs_marginalised`: sampled-noise training against the marginalised
+  recurrence (mean ± s.e.), the stationary variance against η and B, the fixed-copy bias.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from daedyn import beyond
+from daedyn.figures import style
+
+__all__ = ["plot_lr_normalised", "plot_sampled_vs_marginalised"]
+
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+_PALETTE = ["tab:purple", "tab:blue", "tab:cyan", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:gray"]
+
+
+def _gamma_label(g: float, k: int) -> str:
+    return f"γ = {g:.3g}" + (f" (plateau of mode {k})" if k >= 0 else " (free)")
+
+
+@style.styled
+def plot_lr_normalised(comp, title: str = ""):
+    """Step ratio WDAE/DAE against λᵢ (log x), one panel per level (50 %, 90 % of the plateau).
+
+    Colour: the WDAE's γ; marker: the fraction f of the stability limit. Filled markers are
+    measured, small white dots inside them the exact per-mode prediction; lines the early-growth
+    curve (1 − γ/λ₁)/(1 − γ/λᵢ). Only modes that reached their plateau in both runs are drawn.
+    """
+    levels = beyond.comparison_levels(comp)
+    lam1 = comp.attrs["lam1"]
+    choices = sorted({(float(g), int(k)) for g, k in zip(comp["gamma"].values, comp["matched_mode"].values)},
+                     key=lambda c: (c[1] < 0, c[0]))
+    colors = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(choices)}
+    fractions = sorted(set(comp["fraction"].values.tolist()))
+    markers = {f: _MARKERS[i % len(_MARKERS)] for i, f in enumerate(fractions)}
+    # side by side per fraction (the ratios hardly depend on f and would hide each other)
+    dodge = {f: 1.07 ** (i - (len(fractions) - 1) / 2) for i, f in enumerate(fractions)}
+    lam = comp["lam"].values
+    ok_all = comp["compared"].values.astype(bool)
+    shown = [comp[f"ratio{round(100 * q)}_{k}"].values[ok_all] for q in levels for k in ("measured", "predicted")]
+    top = max(1.2, 1.15 * float(np.nanmax(np.concatenate(shown)))) if ok_all.any() else 2.0
+    fig, axes = plt.subplots(1, len(levels), figsize=(6.4 * len(levels), 5.2), squeeze=False, sharey=True)
+    for ax, q in zip(axes[0], levels):
+        key = round(100 * q)
+        for c in choices:
+            g, _ = c
+            grid = np.geomspace(max(g * 1.001, lam.min() * 0.7), lam1 * 1.3, 400)
+            ax.plot(grid, beyond.ratio_curve(grid, g, lam1), color=colors[c], lw=1.2, alpha=0.8)
+        for i in range(comp.sizes["pair"]):
+            one = comp.isel(pair=i)
+            f = float(one["fraction"])
+            c = (float(one["gamma"]), int(one["matched_mode"]))
+            ok = one["compared"].values.astype(bool)
+            x = lam[ok] * dodge[f]
+            ax.plot(x, one[f"ratio{key}_measured"].values[ok], markers[f], color=colors[c], ms=8, ls="none",
+                    alpha=0.9)
+            ax.plot(x, one[f"ratio{key}_predicted"].values[ok], ".", color="white", ms=3, ls="none")
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_ylim(0.9, top)
+        ax.set_xlabel("eigenvalue $\\lambda_i$ of the mode (numbers: mode index)")
+        ax.set_title(f"steps to {key} % of each model's own plateau")
+        for m, lm in zip(comp["mode"].values, lam):
+            ax.annotate(f"{m}", (lm, 0.0), xycoords=("data", "axes fraction"), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=8, color="0.3")
+    axes[0, 0].set_ylabel("step ratio WDAE / DAE  (> 1: noise faster)")
+    handles = [plt.Line2D([], [], color=colors[c], lw=1.5, label=_gamma_label(*c)) for c in choices]
+    handles += [plt.Line2D([], [], color="0.4", marker=markers[f], ls="none", label=f"f = {f:g}")
+                for f in fractions]
+    handles += [plt.Line2D([], [], color="0.4", marker="o", ls="none", ms=8, label="measured"),
+                plt.Line2D([], [], color="0.4", marker=".", mfc="white", mec="0.4", ls="none",
+                           label="exact per-mode theory"),
+                plt.Line2D([], [], color="0.4", lw=1.2, label="(1 − γ/λ₁)/(1 − γ/λᵢ)")]
+    axes[0, -1].legend(handles=handles, loc="upper right", fontsize=8)
+    eps = float(comp["eps"].values[0])
+    fig.suptitle(f"{title + ': ' if title else ''}noise (σ² = {eps:g}) vs weight decay, each at the same "
+                 f"fraction f of its own stability limit (dashed: equal speed)",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+@style.styled
+def plot_sampled_vs_marginalised(ds, title: str = ""):
+    """Five panels from :func:`daedyn.beyond.sampled_summary`.
+
+    (a) mean over seeds of uᵢ with sampled noise (one line style per batch size, against gradient
+    steps) over the marginalised recurrence; (b) their difference ± 2 s.e., relative to u*;
+    (c) the plateaus of fixed noisy copies minus u* (closed form per copy, their mean ± 2 s.e.,
+    and trained copies); (d), (e) the stationary variance against η and against B on log-log axes
+    with fitted slopes and the first-order prediction (dashed).
+    """
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
+    fig.delaxes(axes[1, 2])
+    modes = ds["mode"].values
+    batches = ds["batch"].values
+    n = int(ds.attrs["n_samples"])
+    styles = ["-", "--", ":", "-."]
+    colors = {m: plt.cm.tab10(j % 10) for j, m in enumerate(modes)}
+
+    def batch_label(b):
+        return "B = N" if b == n else f"B = {int(b)}"
+
+    ax = axes[0, 0]
+    for m in modes:
+        ax.plot(ds["step"], ds["reference"].sel(mode=m), color="black", lw=2.5, alpha=0.25)
+        for k, b in enumerate(batches):
+            mean = ds["traj_mean"].sel(batch=b, mode=m)
+            ok = np.isfinite(mean.values)
+            ax.plot(ds["step"].values[ok], mean.values[ok], ls=styles[k % 4], color=colors[m], lw=1.2)
+    handles = [plt.Line2D([], [], color="black", lw=2.5, alpha=0.25, label="marginalised recurrence")]
+    handles += [plt.Line2D([], [], color=colors[m], label=f"mode {m}") for m in modes]
+    handles += [plt.Line2D([], [], color="0.3", ls=styles[k % 4], label=batch_label(b)) for k, b in enumerate(batches)]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel("$u_i$, mean over seeds")
+    ax.set_title(f"(a) fresh noise, {int(ds.attrs['seeds'])} seeds, η = {ds.attrs['fraction']:g} η_max")
+
+    ax = axes[0, 1]
+    for m in modes:
+        u_star = float(ds["u_star"].sel(mode=m))
+        for k, b in enumerate(batches):
+            diff = ds["diff"].sel(batch=b, mode=m) / u_star
+            se = ds["traj_se"].sel(batch=b, mode=m) / u_star
+            ok = np.isfinite(diff.values)
+            st = ds["step"].values[ok]
+            ax.plot(st, diff.values[ok], ls=styles[k % 4], color=colors[m], lw=1.2)
+            ax.fill_between(st, (diff - 2 * se).values[ok], (diff + 2 * se).values[ok], color=colors[m], alpha=0.12)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel("(mean − marginalised) / $u^*$, band ± 2 s.e.")
+    ax.set_title("(b) mean over seeds minus the marginalised recurrence")
+    ax.legend(handles=handles[1:], fontsize=8)
+
+    ax = axes[0, 2]
+    bias = ds["bias"]
+    ax.axhline(0.0, color="black", lw=0.8)
+    for c in range(bias.sizes["copy"]):
+        ax.plot(modes, bias.isel(copy=c), "o", color="tab:red", alpha=0.3, ms=4,
+                label="closed form, one copy each" if c == 0 else None)
+    ax.errorbar(modes, bias.mean("copy"), yerr=2 * bias.std("copy", ddof=1) / np.sqrt(bias.sizes["copy"]),
+                fmt="s", color="darkred", ms=7, capsize=3, label="mean over copies ± 2 s.e.")
+    if "fixed_trained" in ds:
+        for c in range(ds.sizes["trained_copy"]):
+            ax.plot(modes, ds["fixed_trained"].isel(trained_copy=c).values - ds["u_star"].values, "x", color="black",
+                    ms=8, mew=1.5, label="trained on copies 0, 1, … (last step)" if c == 0 else None)
+    ax.set_xticks(modes)
+    ax.set_xlabel("mode")
+    ax.set_ylabel("plateau on one fixed noisy copy − $u^*$")
+    ax.set_title(f"(c) one fixed noisy copy ({bias.sizes['copy']} copies)")
+    ax.legend(fontsize=8)
+
+    for ax, key, coord, xlabel, letter in ((axes[1, 0], "lr", "lr", "learning rate η", "d"),
+                                           (axes[1, 1], "batch", "batch", "minibatch size B", "e")):
+        x = ds[coord].values
+        for m in modes:
+            ax.errorbar(x, ds[f"var_{key}"].sel(mode=m), yerr=2 * ds[f"var_{key}_se"].sel(mode=m), fmt="o",
+                        color=colors[m], ms=5, capsize=2,
+                        label=f"mode {m}: slope {float(ds[f'slope_{key}'].sel(mode=m)):+.2f} "
+                              f"(predicted {float(ds[f'slope_{key}_predicted'].sel(mode=m)):+.2f})")
+            ax.plot(x, ds[f"var_{key}_predicted"].sel(mode=m), color=colors[m], lw=1, ls="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("stationary variance of $u_i$ over seeds")
+        if key == "lr":
+            what = f"η (B = {int(ds.attrs['var_batch'])}, from the minimum)"
+            expected = "+1"
+        else:
+            what = f"B (η = {ds.attrs['fraction']:g} η_max, end of (a))"
+            expected = "−1"
+        ax.set_title(f"({letter}) variance vs {what}; expected slope {expected}", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{title + ': ' if title else ''}sampled vs marginalised input noise in a linear DAE "
+                 f"(N = {n}, d = {int(ds.attrs['dim'])}, H = {int(ds.attrs['hidden'])}, σ² = {ds.attrs['eps']:g}; "
+                 "dashed in (d), (e): first-order prediction)", fontsize=12)
+    fig.tight_layout()
+    return fig

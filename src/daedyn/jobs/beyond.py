@@ -1,0 +1,190 @@
+"""Jobs of the two experiments beyond the paper: noise against weight decay at matched stability
+(``lr_normalised_*``) and sampled against marginalised noise (``sampled_*``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from daedyn import provenance, store
+from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
+
+log = logging.getLogger("daedyn")
+
+
+def _spectrum(path: str, who: str):
+    spec = store.open_dataset(path, needed_by=who)
+    return spec["eigenvalue"].values, spec["eigenvector"].values, bool(spec.attrs["center"])
+
+
+def _write_claims(rows: Sequence[Mapping[str, str]], path: str) -> None:
+    from daedyn.claims import format_claims, write_claims_csv
+
+    with store.atomic_path(path) as tmp:
+        write_claims_csv(rows, tmp)
+    log.info("claims:\n%s", format_claims(rows))
+
+
+# ---------------------------------------------------------------------------------------
+# noise against weight decay at matched stability
+
+
+def lr_normalised_train_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: JobInfo = JobInfo(), *,
+                            threads: int | None = None, checkpoint_every: int = 0) -> None:
+    """Train one planned run → ``results/runs/{experiment}/{run}/seed{seed}.nc``.
+
+    ``params`` (:meth:`daedyn.runconfig.LrNormalisedConfig.from_params`) hold the grid values of this
+    run only; its learning rate, γ and length follow from the spectrum. ``threads`` and
+    ``checkpoint_every`` (0: no checkpoints) do not change the result.
+    """
+    from daedyn import beyond
+    from daedyn.runconfig import LrNormalisedConfig
+    from daedyn.training import Checkpoint, resolve_device
+
+    with logged(job):
+        started = provenance.now()
+        config = LrNormalisedConfig.from_params(params)
+        lam, V, _ = _spectrum(spectrum_path, job.rule or "lr_normalised_train")
+        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
+        out, resumed_from = beyond.train_lr_normalised(config, lam, V, checkpoint=checkpoint, threads=threads,
+                                                       progress=True)
+        store.write_dataset(out, output, provenance_attrs=provenance.collect(
+            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path], seed=config.seed,
+            device=str(resolve_device(config.device)), started=started, resumed_from=resumed_from))
+
+
+def lr_normalised_aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_path: str,
+                                combined_out: str, comparison_out: str, metrics_out: str, claims_out: str,
+                                job: JobInfo = JobInfo()) -> None:
+    """The runs with the exact per-mode theory (combined.nc), the WDAE/DAE step counts per mode
+    (comparison.nc, metrics.csv) and the experiment's claims (claims.csv)."""
+    from daedyn import beyond
+
+    with logged(job):
+        started = provenance.now()
+        who = job.rule or "lr_normalised_aggregate"
+        _, V, _ = _spectrum(spectrum_path, who)
+        combined = beyond.add_lr_theory(beyond.combine_lr_normalised(load_runs(run_paths, who), V, params["modes"]))
+        comp = beyond.lr_normalised_comparison(combined)
+        rows = beyond.lr_normalised_rows(comp)
+        for row in rows:
+            if row["compared"]:
+                log.info("%(wdae_run)s mode %(mode)d: steps to 90 %% DAE %(t90_dae_measured).1f, WDAE "
+                         "%(t90_wdae_measured).1f, ratio %(ratio90_measured).3f (predicted %(ratio90_predicted).3f)",
+                         row)
+        write_csv(rows, metrics_out)
+        _write_claims(beyond.lr_normalised_claims(comp, params["experiment"]), claims_out)
+        prov = provenance.collect(dict(params), rule=job.rule, wildcards=job.wildcards,
+                                  inputs=list(run_paths) + [spectrum_path], started=started)
+        store.write_dataset(
+            combined, combined_out, provenance_attrs=prov,
+            title=f"daedyn experiment {params['experiment']}: DAE and WDAE at matched stability, with theory",
+            summary="Mode strengths u of DAE and WDAE runs, each at a fraction of its own network stability "
+                    "limit, with the exact per-mode discrete theory from each mode's initial weights (u_theory).")
+        store.write_dataset(
+            comp, comparison_out, provenance_attrs=prov,
+            title=f"daedyn experiment {params['experiment']}: steps to each model's own plateau, WDAE against DAE",
+            summary="Per WDAE run and mode: steps of the WDAE and of its DAE baseline (same fraction of each "
+                    "model's stability limit) to 50 % and 90 % of their own plateaus, measured and predicted, "
+                    "and their ratio.")
+
+
+def lr_normalised_figure_job(params: Mapping[str, Any], comparison_path: str, outputs: Sequence[str],
+                             job: JobInfo = JobInfo()) -> None:
+    """The step ratio WDAE/DAE against λᵢ, measured and predicted, with the early-growth curve."""
+    from daedyn.figures.beyond import plot_lr_normalised
+
+    with logged(job):
+        comp = store.open_dataset(comparison_path, needed_by=job.rule or "lr_normalised_figure")
+        save_figure(plot_lr_normalised(comp, title=params["experiment"]), outputs)
+
+
+# ---------------------------------------------------------------------------------------
+# sampled against marginalised noise
+
+
+def _problem(spectrum_path: str, dataset_path: str, n_samples: int, who: str):
+    from daedyn import data
+
+    lam, V, center = _spectrum(spectrum_path, who)
+    X = data.matrix(store.open_dataset(dataset_path, needed_by=who), n_samples, center=center)
+    return X, lam, V
+
+
+def sampled_part_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str, output: str,
+                     job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
+    """One part of a sampled-noise experiment → ``results/runs/{experiment}/{part}.nc``: the
+    trajectories of one batch size (``traj_full``, ``traj_b{B}``), the η sweep (``variance``) or the
+    fixed copies (``fixed_copy``). ``params``: :meth:`daedyn.runconfig.SampledConfig.from_params`."""
+    from daedyn import beyond
+    from daedyn.runconfig import SampledConfig
+    from daedyn.training import resolve_device
+
+    parts = {"variance": beyond.sampled_variance, "fixed_copy": beyond.fixed_copies}
+    with logged(job):
+        started = provenance.now()
+        config = SampledConfig.from_params(params)
+        part = parts.get(config.run, beyond.sampled_trajectories if config.run.startswith("traj_") else None)
+        if part is None:
+            raise ValueError(f"{config.label}: unknown part {config.run!r}; parts are traj_full, traj_b<B>, "
+                             f"{', '.join(parts)}")
+        X, lam, V = _problem(spectrum_path, dataset_path, config.n_samples, job.rule or "sampled_part")
+        out = part(X, lam, V, config, checkpoint_prefix=output, checkpoint_every=checkpoint_every, threads=threads,
+                   progress=True)
+        store.write_dataset(
+            out, output, provenance_attrs=provenance.collect(
+                dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path, dataset_path],
+                seed=config.init_seed, device=str(resolve_device(config.device)), started=started),
+            title=f"daedyn experiment {config.experiment}: part {config.run}",
+            summary=f"{config.seeds} seeds of a linear DAE trained with sampled input noise (or on fixed noisy "
+                    f"copies), part {config.run} of the sampled-vs-marginalised experiment.")
+
+
+def sampled_aggregate_job(params: Mapping[str, Any], trajectory_paths: Sequence[str], variance_path: str,
+                          fixed_path: str, spectrum_path: str, dataset_path: str, summary_out: str, metrics_out: str,
+                          claims_out: str, job: JobInfo = JobInfo()) -> None:
+    """The parts against the marginalised recurrence and the first-order predictions (summary.nc,
+    metrics.csv) and the experiment's claims (claims.csv)."""
+    import xarray as xr
+
+    from daedyn import beyond
+    from daedyn.runconfig import SampledConfig
+
+    with logged(job):
+        started = provenance.now()
+        who = job.rule or "sampled_aggregate"
+        config = SampledConfig.from_params(params)
+        X, lam, V = _problem(spectrum_path, dataset_path, config.n_samples, who)
+        traj = xr.concat([store.open_dataset(p, needed_by=who) for p in trajectory_paths], "batch", join="outer",
+                         combine_attrs="drop_conflicts")
+        summary = beyond.summarise_sampled(X, lam, V, config, traj, store.open_dataset(variance_path, needed_by=who),
+                                           store.open_dataset(fixed_path, needed_by=who))
+        rows = beyond.sampled_rows(summary)
+        for row in rows:
+            if row["quantity"].startswith("slope") or row["quantity"] == "fixed_copy_bias":
+                log.info("%(quantity)s mode %(mode)d: %(value).4g (predicted %(predicted).4g)", row)
+        write_csv(rows, metrics_out)
+        _write_claims(beyond.sampled_claims(summary, config.experiment), claims_out)
+        store.write_dataset(
+            summary, summary_out,
+            title=f"daedyn experiment {config.experiment}: sampled against marginalised input noise",
+            summary="Mean over seeds of a linear DAE with fresh input noise against the marginalised recurrence, "
+                    "the stationary variance over seeds against the learning rate and the batch size with "
+                    "first-order predictions, and the plateaus of fixed noisy copies.",
+            provenance_attrs=provenance.collect(
+                dict(params), rule=job.rule, wildcards=job.wildcards, started=started,
+                inputs=[*trajectory_paths, variance_path, fixed_path, spectrum_path, dataset_path]))
+        log.info("slopes against eta %s, against B %s", np.round(summary["slope_lr"].values, 3),
+                 np.round(summary["slope_batch"].values, 3))
+
+
+def sampled_figure_job(params: Mapping[str, Any], summary_path: str, outputs: Sequence[str],
+                       job: JobInfo = JobInfo()) -> None:
+    """Mean trajectories, stationary variance against η and B, fixed-copy bias."""
+    from daedyn.figures.beyond import plot_sampled_vs_marginalised
+
+    with logged(job):
+        summary = store.open_dataset(summary_path, needed_by=job.rule or "sampled_figure")
+        save_figure(plot_sampled_vs_marginalised(summary, title=params["experiment"]), outputs)
