@@ -270,7 +270,8 @@ def lr_normalised_linear_config(config: LrNormalisedConfig, lam, V) -> tuple[Pla
         experiment=config.experiment, run=r.name, dataset=config.dataset, n_samples=config.n_samples,
         engine="exact", hidden=config.hidden, lr=r.lr, epochs=r.epochs, eps=r.eps, gamma=r.gamma,
         init_std=config.init_std, seed=config.seed, log_every=config.log_every, dtype=config.dtype,
-        device=config.device, batch_size=None, shuffle=False, allow_unstable=False)
+        device=config.device, batch_size=None, shuffle=False, allow_unstable=False, heldout=None,
+            sigma2_test=())
 
 
 def train_lr_normalised(config: LrNormalisedConfig, lam, V, *, checkpoint: Checkpoint | None = None,
@@ -1013,7 +1014,7 @@ def _linear_config(config: SampledConfig, run: str, *, engine: str, lr: float, e
         experiment=config.experiment, run=run, dataset=config.dataset, n_samples=n, engine=engine,
         hidden=config.hidden, lr=lr, epochs=epochs, eps=config.eps, gamma=0.0, init_std=config.init_std, seed=seed,
         log_every=log_every, dtype=config.dtype, device=config.device, batch_size=batch_size, shuffle=True,
-        allow_unstable=False)
+        allow_unstable=False, heldout=None, sigma2_test=())
 
 
 def _checkpoint(prefix: str | None, every: int, name: str) -> Checkpoint | None:

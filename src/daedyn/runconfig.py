@@ -253,16 +253,6 @@ class LinearConfig(TrainingConfig):
     heldout: str | None        # held-out dataset whose moment C the tracker evaluates (None: no test errors)
     sigma2_test: tuple[float, ...]  # test-noise variances of the recorded held-out denoising errors
 
-    def __post_init__(self):
-        # a list in params and the schema; a tuple here, so that the frozen config stays hashable
-        where = f"{self.family} run {self.label}"
-        if not isinstance(self.sigma2_test, (list, tuple)):
-            raise ValueError(f"{where}: sigma2_test must be a list of variances, got {self.sigma2_test!r}")
-        item = _properties(self.KIND)["sigma2_test"]["items"]
-        object.__setattr__(self, "sigma2_test", tuple(
-            _check(where, f"sigma2_test[{i}]", v, item) for i, v in enumerate(self.sigma2_test)))
-        super().__post_init__()
-
     @property
     def hidden_units(self) -> int:  # "hidden" is the weights' dimension in a run file
         return self.hidden
@@ -385,13 +375,6 @@ class MaskingConfig(TrainingConfig):
         return self.hidden
 
 
-def _freeze_lists(config: RunConfig) -> None:
-    """List fields as tuples: a configuration is immutable (and never shares the schema's lists)."""
-    for f in dataclasses.fields(config):
-        if isinstance(getattr(config, f.name), list):
-            object.__setattr__(config, f.name, tuple(getattr(config, f.name)))
-
-
 @dataclasses.dataclass(frozen=True)
 class LrNormalisedConfig(RunConfig):
     """One run of a learning-rate-normalised DAE/WDAE comparison (fields: the schema's
@@ -418,10 +401,6 @@ class LrNormalisedConfig(RunConfig):
     log_every: int
     dtype: str
     device: str
-
-    def __post_init__(self):
-        super().__post_init__()
-        _freeze_lists(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -463,10 +442,6 @@ class SampledConfig(RunConfig):
     window: float | None
     copies: int | None
     trained_copies: int | None
-
-    def __post_init__(self):
-        super().__post_init__()
-        _freeze_lists(self)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]):
