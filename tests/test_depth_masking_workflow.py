@@ -53,6 +53,8 @@ TINY = {
     # the default config's other beyond-the-paper experiments also feed beyond.csv: left out here
     "linear_experiments": {"sweep_mnist": {"enabled": False}},
     "generalisation_experiments": {"generalisation_mnist": {"enabled": False}},
+    "lr_normalised_experiments": {"lr_normalised_mnist": {"enabled": False}},
+    "sampled_experiments": {"sampled_vs_marginalised_mnist": {"enabled": False}},
     "depth_experiments": {
         "depth_mnist": {"enabled": False},
         "depth_tiny": {"dataset": "tiny", "n_samples": 256, "hidden": 6, "init": "aligned", "w0": 0.3, "lr": 0.1,

@@ -22,8 +22,7 @@ def _spectrum(path: str, who: str):
 def _write_claims(rows: Sequence[Mapping[str, str]], path: str) -> None:
     from daedyn.claims import format_claims, write_claims_csv
 
-    with store.atomic_path(path) as tmp:
-        write_claims_csv(rows, tmp)
+    write_claims_csv(rows, path)
     log.info("claims:\n%s", format_claims(rows))
 
 
