@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO, load_yaml, run_snakemake
 from daedyn import store, theory
+from daedyn.runconfig import schema_defaults
 from test_netcdf_compliance import cf_findings, documented_variables
 from test_workflow import planned_jobs
 
@@ -35,7 +36,8 @@ def read_csv(path) -> list[dict]:
 
 
 def grid_runs(exp: dict) -> int:
-    return len(exp["fractions"]) * (1 + len(exp.get("matched_modes", [])) + len(exp.get("gammas", [])))
+    exp = {**schema_defaults("lr_normalised_experiment"), **exp}
+    return len(exp["fractions"]) * (1 + len(exp["matched_modes"]) + len(exp["gammas"]))
 
 
 def test_default_config_plans_both_experiments(tmp_path):
@@ -58,12 +60,15 @@ def test_default_config_plans_both_experiments(tmp_path):
                  "results/runs/lr_normalised_mnist/wdae_k15_f0.25/seed0.nc",
                  "results/runs/sampled_vs_marginalised_mnist/traj_b100.nc"):
         assert path in out, path
-    # the paper-scale versions wait for `snakemake paper`, fashion_mnist needs its data
+    # the paper-scale versions and the Fashion-MNIST ones (which need its data) wait for `snakemake paper`
     assert "_paper" not in out and "fashion_mnist" not in out
     paper = run_snakemake(tmp_path, None, "-n", "paper").stdout
     jobs = planned_jobs(paper)
-    assert jobs["lr_normalised_train"] == grid_runs(config["lr_normalised_experiments"]["lr_normalised_mnist_paper"])
-    assert "results/figures/sampled_vs_marginalised_mnist_paper.png" in paper and "beyond_claims" not in jobs
+    lrn_paper = ("lr_normalised_mnist_paper", "lr_normalised_fashion_mnist")
+    assert jobs["lr_normalised_train"] == sum(grid_runs(config["lr_normalised_experiments"][n]) for n in lrn_paper)
+    for name in ("sampled_vs_marginalised_mnist_paper", "sampled_vs_marginalised_fashion_mnist", *lrn_paper):
+        assert f"results/figures/{name}.png" in paper, name
+    assert "beyond_claims" not in jobs
 
 
 def test_config_errors_name_the_key(tmp_path):
