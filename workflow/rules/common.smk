@@ -134,7 +134,9 @@ def check_facets(section, name, exp, family):
 
 # experiment names share results/{experiment}/ and results/runs/{experiment}/: unique across kinds
 EXPERIMENT_SECTIONS = [
-    key for key in configcheck.load_schema(SCHEMA)["properties"] if key.endswith("_experiments")
+    key
+    for key in configcheck.load_schema(SCHEMA)["properties"]
+    if key.endswith("_experiments")
 ]
 for _i, _section in enumerate(EXPERIMENT_SECTIONS):
     for _name in config[_section]:
@@ -815,7 +817,9 @@ def sampled_mem_mb(wildcards, attempt):
     exp = config["sampled_experiments"][wildcards.sm_experiment]
     n, d = dataset_shape(exp["dataset"])
     dim = exp["dim"] or d
-    return requested_mb((3 * n * d + 4 * exp["seeds"] * exp["n_samples"] * dim) * 8, attempt)
+    return requested_mb(
+        (3 * n * d + 4 * exp["seeds"] * exp["n_samples"] * dim) * 8, attempt
+    )
 
 
 def sampled_runtime(wildcards, attempt):
@@ -1308,7 +1312,9 @@ def depth_runtime(wildcards, attempt):
     _, d = dataset_shape(exp["dataset"])
     depth = exp["runs"][wildcards.run].get("depth", exp["depth"])
     h = max(exp["widths"] or [exp["hidden"]])
-    return requested_minutes(gemm_seconds(exp["epochs"] * 8 * (depth - 1) * d * h * h), attempt)
+    return requested_minutes(
+        gemm_seconds(exp["epochs"] * 8 * (depth - 1) * d * h * h), attempt
+    )
 
 
 MASKING = {
