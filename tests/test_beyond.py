@@ -375,7 +375,7 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
         beyond.sampled_summary(X, lam, V, dataclasses.replace(config, seeds=2, steps=5))
 
 
-def test_sampled_parts_need_their_keys_and_a_learnable_mode():
+def test_sampled_parts_need_their_keys_and_a_learnable_mode(monkeypatch):
     X, lam, V = _synthetic(64, [1.0, 0.6, 0.35, 0.2])
     config = _small_sampled_config()
     part = SampledConfig.from_params({k: v for k, v in config.to_dict().items() if k not in ("copies", "steps")})
@@ -384,6 +384,15 @@ def test_sampled_parts_need_their_keys_and_a_learnable_mode():
         beyond.fixed_copies(X, lam, V, part)
     with pytest.raises(ValueError, match="min\\(hidden, dim\\) = 1"):
         beyond.sampled_trajectories(X, lam, V, dataclasses.replace(config, dim=1))
+    # too few steps for a stationary phase: the trajectory part stops before it trains (the summary
+    # would otherwise stop only after every part has trained)
+    trained = []
+    monkeypatch.setattr(beyond, "train_seed_batch", lambda *a, **k: trained.append(1))
+    with pytest.raises(ValueError, match="not reached its plateau.*within steps = 5"):
+        beyond.sampled_trajectories(X, lam, V, dataclasses.replace(config, steps=5))
+    with pytest.raises(ValueError, match="stationary phase starts at step .* raise steps"):
+        beyond.sampled_trajectories(X, lam, V, dataclasses.replace(config, burn_in=1e4))
+    assert not trained
 
 
 def test_run_configurations_take_defaults_from_the_schema_and_name_bad_values():

@@ -1034,11 +1034,13 @@ def sampled_trajectories(X, lam, V, config: SampledConfig, *, checkpoint_prefix:
     For each B in ``config.batches`` (None: the full batch): η = ``fraction``·η_max for ``steps``
     gradient steps (whole epochs), about ``records`` records; initial weights of ``init_seed``
     (``init_std``) shared by every seed. Returns ``u`` (batch, seed, step, mode) (NaN where a batch
-    size has no record) with ``steps_per_epoch`` (batch).
+    size has no record) with ``steps_per_epoch`` (batch). Stops before training where ``steps`` leave
+    the marginalised recurrence no stationary phase (:func:`marginalised_reference`).
     """
-    config.need("fraction", "steps", "records", "batches")
+    config.need("fraction", "steps", "records", "batches", "burn_in")
     X, lam, V = sampled_problem(X, lam, V, config)
     n, d = X.shape
+    marginalised_reference(lam, V, config, n)  # steps too few for the summary: fail before training
     eta_max = _eta_max(lam, config)
     lr = config.fraction * eta_max
     W1, W2 = init_weights(d, config.hidden, init_std=config.init_std, seed=config.init_seed)
@@ -1152,6 +1154,40 @@ def fixed_copies(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str | N
     return out
 
 
+def marginalised_reference(lam, V, config: SampledConfig, n: int):
+    """The marginalised recurrence the trajectories are compared with, and where its stationary phase starts.
+
+    :func:`daedyn.linear.train_exact` in float64 on the CPU (a small exact computation, wherever the
+    parts run) from the parts' shared initial weights, at η = ``fraction``·η_max for ``steps`` steps,
+    on the projected problem (``lam``, ``V`` from :func:`sampled_problem`, ``n`` samples). Returns
+    ``(u, u_star, lr, settle)``: u (step, mode) of the tracked modes, their fixed points, the learning
+    rate, and the first step of the stationary phase (``burn_in`` relaxation times 1/(2ηλ) of the
+    slowest tracked mode after the recurrence is within 1 % of u* on every tracked mode). Raises
+    ValueError, naming the keys to change, where ``steps`` leave no stationary phase, so a trajectory
+    part fails before it trains, not the aggregation after it.
+    """
+    config.need("fraction", "steps", "burn_in")
+    modes = list(config.modes)
+    u_star = theory.fixed_point(lam[modes], config.eps)
+    lr = config.fraction * _eta_max(lam, config)
+    W1, W2 = init_weights(len(lam), config.hidden, init_std=config.init_std, seed=config.init_seed)
+    reference = dataclasses.replace(
+        _linear_config(config, "marginalised", engine="exact", lr=lr, epochs=config.steps, log_every=1,
+                       batch_size=None, seed=config.init_seed, n=n), dtype="float64", device="cpu")
+    ref = linear.train_exact(lam, V, reference, W1=W1, W2=W2)
+    u = ref.trajectory["u"].sel(mode=modes).rename(epoch="step").reset_coords(drop=True)
+    settled = np.all(np.abs(u.values - u_star) <= 0.01 * u_star, axis=1)
+    if not settled[-1]:
+        raise ValueError(f"{config.label}: the marginalised recurrence has not reached its plateau on modes {modes} "
+                         f"within steps = {config.steps} (at fraction = {config.fraction} of the stability limit, "
+                         f"init_std = {config.init_std}): raise steps, fraction or init_std")
+    settle = int(np.flatnonzero(~settled)[-1] + 1 + config.burn_in / (2 * lr * lam[max(modes)]))
+    if settle > 0.8 * config.steps:
+        raise ValueError(f"{config.label}: the stationary phase starts at step {settle} of steps = {config.steps} "
+                         "(it needs the last fifth of them): raise steps")
+    return u, u_star, lr, settle
+
+
 def summarise_sampled(X, lam, V, config: SampledConfig, trajectories: xr.Dataset, variance: xr.Dataset,
                       fixed: xr.Dataset) -> xr.Dataset:
     """The experiment's answer from its parts (:func:`sampled_trajectories` of every batch size, combined
@@ -1168,23 +1204,7 @@ def summarise_sampled(X, lam, V, config: SampledConfig, trajectories: xr.Dataset
     X, lam, V = sampled_problem(X, lam, V, config)
     n, d = X.shape
     modes = list(config.modes)
-    eta_max = _eta_max(lam, config)
-    u_star = theory.fixed_point(lam[modes], config.eps)
-    lr = config.fraction * eta_max
-    W1, W2 = init_weights(d, config.hidden, init_std=config.init_std, seed=config.init_seed)
-    reference = dataclasses.replace(  # a small exact computation: float64 on the CPU wherever the parts ran
-        _linear_config(config, "marginalised", engine="exact", lr=lr, epochs=config.steps, log_every=1,
-                       batch_size=None, seed=config.init_seed, n=n), dtype="float64", device="cpu")
-    ref = linear.train_exact(lam, V, reference, W1=W1, W2=W2)
-    ref_u = ref.trajectory["u"].sel(mode=modes).rename(epoch="step").reset_coords(drop=True)
-    settled = np.all(np.abs(ref_u.values - u_star) <= 0.01 * u_star, axis=1)
-    if not settled[-1]:
-        raise ValueError(f"{config.label}: the marginalised recurrence has not reached its plateau on modes {modes} "
-                         f"within {config.steps} steps: raise steps, fraction or init_std")
-    settle = int(np.flatnonzero(~settled)[-1] + 1 + config.burn_in / (2 * lr * lam[max(modes)]))
-    if settle > 0.8 * config.steps:
-        raise ValueError(f"{config.label}: the stationary phase starts at step {settle} of {config.steps}: "
-                         "raise steps")
+    ref_u, u_star, lr, settle = marginalised_reference(lam, V, config, n)
     out = xr.Dataset(coords={"mode": modes, "lam": ("mode", lam[modes])})
     out["u_star"] = ("mode", u_star)
     means, var_b, var_b_se = [], [], []
@@ -1228,8 +1248,8 @@ def summarise_sampled(X, lam, V, config: SampledConfig, trajectories: xr.Dataset
     for name, (long_name, units) in _SUMMARY_META.items():
         if name in out.variables:
             out[name].attrs.update(long_name=long_name, units=units)
-    out.attrs.update(seeds=config.seeds, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps, eta_max=eta_max,
-                     lr=lr, fraction=config.fraction, var_batch=var_batch, steps=config.steps, settle=settle,
+    out.attrs.update(seeds=config.seeds, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps,
+                     eta_max=_eta_max(lam, config), lr=lr, fraction=config.fraction, var_batch=var_batch, steps=config.steps, settle=settle,
                      init_std=config.init_std, burn_in=config.burn_in, window=config.window,
                      copies=fixed.sizes["copy"])
     return out

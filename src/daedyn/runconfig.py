@@ -416,7 +416,7 @@ class SampledConfig(RunConfig):
     KIND: ClassVar[str] = "sampled_experiment"
     #: the keys each part uses beyond the common ones
     PARTS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "traj": ("fraction", "steps", "records", "batches"),
+        "traj": ("fraction", "steps", "records", "batches", "burn_in"),
         "variance": ("var_fractions", "var_batch", "burn_in", "window"),
         "fixed_copy": ("fraction", "steps", "copies", "trained_copies"),
     }

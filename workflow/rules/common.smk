@@ -745,7 +745,7 @@ SAMPLED = {
 SAMPLED_COMMON = ("dataset", "n_samples", "dim", "hidden", "eps", "modes", "seeds")
 SAMPLED_COMMON += ("init_std", "init_seed", "dtype", "device")
 SAMPLED_PART_KEYS = {
-    "traj": ("fraction", "steps", "records"),
+    "traj": ("fraction", "steps", "records", "burn_in"),
     "variance": ("var_fractions", "var_batch", "burn_in", "window"),
     "fixed_copy": ("fraction", "steps", "copies", "trained_copies"),
 }
