@@ -4,7 +4,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from daedyn import beyond, data, linear, theory, training
 from daedyn.runconfig import LinearConfig, LrNormalisedConfig, SampledConfig

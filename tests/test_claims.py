@@ -2,7 +2,6 @@
 
 import csv
 
-import numpy as np
 import pytest
 
 from daedyn import claims, scalar

@@ -53,6 +53,25 @@ def test_damaged_chunk_found_by_the_spectrums_block_reads_names_file_and_rule(da
     assert _files(tmp_path / "results") == ["data/d.nc"]
 
 
+def test_training_jobs_refuse_a_spectrum_of_another_sample_count(dataset_file, tmp_path):
+    from daedyn.jobs.beyond import lr_normalised_train_job
+    from daedyn.jobs.linear import train_job
+    from daedyn.runconfig import LinearConfig, LrNormalisedConfig
+
+    spectrum = tmp_path / "results" / "spectra" / "d_n2000.nc"
+    spectrum_job({"n_samples": 2000, "center": False}, str(dataset_file), str(spectrum))
+    linear = LinearConfig.make(experiment="e", run="r", dataset="d", n_samples=1000, hidden=4, lr=0.01, epochs=5)
+    lrn = LrNormalisedConfig.make(experiment="e", run="dae_f0.5", dataset="d", n_samples=1000, hidden=4, eps=0.5,
+                                  fractions=[0.5], modes=[0])
+    for job, config in ((train_job, linear), (lr_normalised_train_job, lrn)):
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in config.to_dict().items()}
+        out = tmp_path / "results" / "runs" / f"{job.__name__}.nc"
+        args = (params, str(spectrum), None, str(out)) if job is train_job else (params, str(spectrum), str(out))
+        with pytest.raises(ValueError, match=f"spectrum {spectrum} is of N=2000 samples, the run uses n_samples=1000"):
+            job(*args)
+        assert not out.exists()
+
+
 def test_errors_of_the_computation_are_not_blamed_on_the_file(dataset_file):
     with pytest.raises(ValueError, match="n_samples=5000 but the data have 3000 rows"):
         spectrum_job({"n_samples": 5000, "center": False}, str(dataset_file), str(dataset_file.with_name("s.nc")))

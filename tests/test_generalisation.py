@@ -203,7 +203,7 @@ def test_per_mode_formula_equals_the_matrix_formula_for_aligned_weights():
 def test_per_mode_trajectories_give_the_errors_of_an_aligned_gd_run(problem):
     """An aligned balanced start stays aligned: the per-mode theory is then exact at every step."""
     X, Xt, spec, mom = problem
-    lam, V, C = spec["eigenvalue"].values, spec["eigenvector"].values, mom["test_moment"].values
+    lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
     hidden, u0, lr, eps, steps = 6, 1e-3, 0.1, 0.3, 80
     W1 = np.sqrt(u0) * V[:, :hidden].T
     W2 = np.sqrt(u0) * V[:, :hidden]
@@ -408,8 +408,6 @@ def test_combine_runs_checks_the_grid(experiment):
     one = runs[5]
     np.testing.assert_array_equal(ds["test_denoising"].sel(n_samples=400, eps=0.15), one["test_denoising"][0, 0])
     # several runs in one dataset (one training job per N) combine the same way
-    import xarray as xr
-
     per_n = [xr.concat(runs[k:k + 4], dim="run", data_vars="minimal", coords="minimal", compat="identical")
              for k in (0, 4)]
     stacked, *_ = gen.combine_runs(per_n)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, dry_run_jobs, run_snakemake
+from conftest import dry_run_jobs, run_snakemake
 from test_docs import EXTERNAL
 from daedyn import store, sweep
 from daedyn.sweep import SweepError

@@ -219,7 +219,6 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
                and combined[name].dims == ("run",) and len({str(v) for v in combined[name].values}) > 1]
     for run in combined["run"].values:
         one_run = combined.sel(run=run)
-        hidden = int(one_run["hidden_units"]) if "hidden_units" in one_run.coords else None
         settings = {("hidden" if name == "hidden_units" else name): one_run[name].item() for name in varying}
         for seed in combined["seed"].values:
             one = one_run.sel(seed=seed, mode=modes)

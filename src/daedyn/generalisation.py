@@ -396,7 +396,6 @@ def add_theory(combined: xr.Dataset, spectra, moments, w1_init, w2_init, *,
     eps = combined["eps"].values.astype(np.float64)
     s2 = combined["sigma2_test"].values.astype(np.float64)
     epochs = combined["epoch"].values
-    steps = int(epochs.max())
     lr, hidden = float(combined["lr"]), int(combined["hidden_units"])
     d = combined.sizes["mode"]
     positive = eps[eps > 0]

@@ -62,7 +62,6 @@ the same trajectory as the linear sampled engine run at (η_eff, ε, γ_eff).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import torch

@@ -94,6 +94,25 @@ def load_runs(paths: Sequence[str], needed_by: str) -> list:
     return runs
 
 
+def open_spectrum(path: str, n_samples: int | None, needed_by: str):
+    """A spectrum file (rule spectrum), checked to be of the ``n_samples`` the run trains on."""
+    from daedyn import store
+
+    spec = store.open_dataset(path, needed_by=needed_by)
+    if n_samples is not None and int(spec.attrs["n_samples"]) != n_samples:
+        raise ValueError(f"spectrum {path} is of N={spec.attrs['n_samples']} samples, "
+                         f"the run uses n_samples={n_samples}")
+    return spec
+
+
+def write_claims(rows: Sequence[Mapping[str, str]], path: str, heading: str = "claims") -> None:
+    """A claims table (:func:`daedyn.claims.write_claims_csv`), also shown in the job's log."""
+    from daedyn.claims import format_claims, write_claims_csv
+
+    write_claims_csv(rows, path)
+    log.info("%s:\n%s", heading, format_claims(rows))
+
+
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str) -> None:
     """A table of dict rows, written atomically."""
     from daedyn import store

@@ -9,21 +9,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
 
-def _spectrum(path: str, who: str):
-    spec = store.open_dataset(path, needed_by=who)
+def _spectrum(path: str, n_samples: int | None, who: str):
+    spec = open_spectrum(path, n_samples, who)
     return spec["eigenvalue"].values, spec["eigenvector"].values, bool(spec.attrs["center"])
-
-
-def _write_claims(rows: Sequence[Mapping[str, str]], path: str) -> None:
-    from daedyn.claims import format_claims, write_claims_csv
-
-    write_claims_csv(rows, path)
-    log.info("claims:\n%s", format_claims(rows))
 
 
 # ---------------------------------------------------------------------------------------
@@ -45,7 +38,7 @@ def lr_normalised_train_job(params: Mapping[str, Any], spectrum_path: str, outpu
     with logged(job):
         started = provenance.now()
         config = LrNormalisedConfig.from_params(params)
-        lam, V, _ = _spectrum(spectrum_path, job.rule or "lr_normalised_train")
+        lam, V, _ = _spectrum(spectrum_path, config.n_samples, job.rule or "lr_normalised_train")
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
         out, resumed_from = beyond.train_lr_normalised(config, lam, V, checkpoint=checkpoint, threads=threads,
                                                        progress=True)
@@ -64,7 +57,7 @@ def lr_normalised_aggregate_job(params: Mapping[str, Any], run_paths: Sequence[s
     with logged(job):
         started = provenance.now()
         who = job.rule or "lr_normalised_aggregate"
-        _, V, _ = _spectrum(spectrum_path, who)
+        _, V, _ = _spectrum(spectrum_path, None, who)
         combined = beyond.add_lr_theory(beyond.combine_lr_normalised(load_runs(run_paths, who), V, params["modes"]))
         comp = beyond.lr_normalised_comparison(combined)
         rows = beyond.lr_normalised_rows(comp)
@@ -74,7 +67,7 @@ def lr_normalised_aggregate_job(params: Mapping[str, Any], run_paths: Sequence[s
                          "%(t90_wdae_measured).1f, ratio %(ratio90_measured).3f (predicted %(ratio90_predicted).3f)",
                          row)
         write_csv(rows, metrics_out)
-        _write_claims(beyond.lr_normalised_claims(comp, params["experiment"]), claims_out)
+        write_claims(beyond.lr_normalised_claims(comp, params["experiment"]), claims_out)
         prov = provenance.collect(dict(params), rule=job.rule, wildcards=job.wildcards,
                                   inputs=list(run_paths) + [spectrum_path], started=started)
         store.write_dataset(
@@ -107,7 +100,7 @@ def lr_normalised_figure_job(params: Mapping[str, Any], comparison_path: str, ou
 def _problem(spectrum_path: str, dataset_path: str, n_samples: int, who: str):
     from daedyn import data
 
-    lam, V, center = _spectrum(spectrum_path, who)
+    lam, V, center = _spectrum(spectrum_path, n_samples, who)
     X = data.matrix(store.open_dataset(dataset_path, needed_by=who), n_samples, center=center)
     return X, lam, V
 
@@ -165,7 +158,7 @@ def sampled_aggregate_job(params: Mapping[str, Any], trajectory_paths: Sequence[
             if row["quantity"].startswith("slope") or row["quantity"] == "fixed_copy_bias":
                 log.info("%(quantity)s mode %(mode)d: %(value).4g (predicted %(predicted).4g)", row)
         write_csv(rows, metrics_out)
-        _write_claims(beyond.sampled_claims(summary, config.experiment), claims_out)
+        write_claims(beyond.sampled_claims(summary, config.experiment), claims_out)
         store.write_dataset(
             summary, summary_out,
             title=f"daedyn experiment {config.experiment}: sampled against marginalised input noise",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from daedyn import store
-from daedyn.jobs import JobInfo, logged
+from daedyn.jobs import JobInfo, logged, write_claims
 
 log = logging.getLogger("daedyn")
 
@@ -33,9 +33,6 @@ def read_claims(path: str) -> list[dict]:
 
 def beyond_claims_job(inputs: Sequence[str], output: str, job: JobInfo = JobInfo()) -> None:
     """Concatenate the experiments' claims files (in the given order) into ``output``."""
-    from daedyn.claims import format_claims, write_claims_csv
-
     with logged(job):
         rows = [row for path in inputs for row in read_claims(path)]
-        write_claims_csv(rows, output)
-        log.info("claims beyond the paper:\n%s", format_claims(rows))
+        write_claims(rows, output, "claims beyond the paper")

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -31,10 +31,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: J
     with logged(job):
         started = provenance.now()
         config = DepthConfig.from_params(params)
-        spec = store.open_dataset(spectrum_path, needed_by=job.rule or "depth_train")
-        if int(spec.attrs["n_samples"]) != config.n_samples:
-            raise ValueError(f"spectrum {spectrum_path} is of N={spec.attrs['n_samples']} samples, "
-                             f"the run uses n_samples={config.n_samples}")
+        spec = open_spectrum(spectrum_path, config.n_samples, job.rule or "depth_train")
         lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
         result = depth.train(lam, V, config, checkpoint=checkpoint, threads=threads, progress=True)
@@ -70,8 +67,6 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
                   claims_out: str, job: JobInfo = JobInfo()) -> None:
     """Combine an experiment's runs, add the per-mode theory; write combined.nc, metrics.csv and claims.csv."""
     from daedyn import analysis, depth_analysis
-    from daedyn.claims import format_claims, write_claims_csv
-
     with logged(job):
         started = provenance.now()
         who = job.rule or "depth_aggregate"
@@ -86,8 +81,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
         rows = metrics_rows(m)
         claims = depth_analysis.claims(m)
         write_csv(rows, metrics_out)
-        write_claims_csv(claims, claims_out)
-        log.info("claims:\n%s", format_claims(claims))
+        write_claims(claims, claims_out)
         store.write_dataset(
             combined, combined_out,
             title=f"daedyn depth experiment {params['experiment']}: runs and per-mode theory",

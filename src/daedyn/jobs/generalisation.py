@@ -7,7 +7,7 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from daedyn import generalisation, provenance, store
-from daedyn.jobs import JobInfo, logged, save_figure, write_csv
+from daedyn.jobs import JobInfo, logged, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -20,8 +20,6 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
     ``spectrum_paths[N]`` / ``moment_paths[N]``: the training spectrum and its held-out moment
     for each N of the runs (:func:`daedyn.generalisation.add_theory`).
     """
-    from daedyn import claims
-
     with logged(job):
         started = provenance.now()
         who = job.rule or "generalisation_aggregate"
@@ -37,8 +35,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
         write_csv(rows, outputs["metrics"])
         write_csv(generalisation.optimal_noise_rows(combined), outputs["optimal_noise"])
         claim_rows = generalisation.claims(combined, params.get("experiment", ""))
-        claims.write_claims_csv(claim_rows, outputs["claims"])
-        log.info("%s claims:\n%s", params.get("experiment", ""), claims.format_claims(claim_rows))
+        write_claims(claim_rows, outputs["claims"], f"{params.get('experiment', '')} claims")
         inputs = list(run_paths) + list(spectrum_paths.values()) + list(moment_paths.values())
         store.write_dataset(
             combined, outputs["combined"],

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -50,7 +50,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
 
 def _spectrum_and_moment(config, spectrum_path: str, heldout_path: str | None, who: str):
     """The training spectrum (dataset, λ, V) and, when the run names a held-out set, its moment C."""
-    spec = store.open_dataset(spectrum_path, needed_by=who)
+    spec = open_spectrum(spectrum_path, config.n_samples, who)
     lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
     if config.heldout is None:
         return spec, lam, V, None

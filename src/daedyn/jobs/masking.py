@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -37,10 +37,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         started = provenance.now()
         config = MaskingConfig.from_params(params)
         who = job.rule or "masking_train"
-        spec = store.open_dataset(spectrum_path, needed_by=who)
-        if int(spec.attrs["n_samples"]) != config.n_samples:
-            raise ValueError(f"spectrum {spectrum_path} is of N={spec.attrs['n_samples']} samples, "
-                             f"the run uses n_samples={config.n_samples}")
+        spec = open_spectrum(spectrum_path, config.n_samples, who)
         lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
         x = None
         if config.engine == "sampled":
@@ -106,8 +103,6 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
     """Combine an experiment's runs by q, add the per-mode approximation; write combined.nc,
     metrics.csv and claims.csv."""
     from daedyn import analysis, masking_analysis
-    from daedyn.claims import format_claims, write_claims_csv
-
     with logged(job):
         started = provenance.now()
         who = job.rule or "masking_aggregate"
@@ -119,8 +114,7 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
         m = masking_analysis.metrics(combined)
         claims = masking_analysis.claims(m.sel(mode=list(params["modes"])))
         write_csv(metrics_rows(m, combined["run"].values), metrics_out)
-        write_claims_csv(claims, claims_out)
-        log.info("claims:\n%s", format_claims(claims))
+        write_claims(claims, claims_out)
         store.write_dataset(
             combined, combined_out,
             title=f"daedyn masking experiment {params['experiment']}: runs by keep probability and theory",

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, save_figure, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -37,10 +37,7 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
         started = provenance.now()
         config = NonlinearConfig.from_params(params)
         who = job.rule or "nonlinear_train"
-        spec = store.open_dataset(spectrum_path, needed_by=who)
-        if int(spec.attrs["n_samples"]) != config.n_samples:
-            raise ValueError(f"spectrum {spectrum_path} is of N={spec.attrs['n_samples']} samples, "
-                             f"the run uses n_samples={config.n_samples}")
+        spec = open_spectrum(spectrum_path, config.n_samples, who)
         k = config.k_modes
         lam, V = spec["eigenvalue"].values[:k], spec["eigenvector"].values[:, :k]
         ds = store.open_dataset(dataset_path, needed_by=who)
