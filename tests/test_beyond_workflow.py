@@ -20,12 +20,12 @@ pytestmark = pytest.mark.workflow
 LRN, SAMPLED = "lr_normalised_synthetic", "sampled_vs_marginalised_synthetic"
 #: one file of each kind the two experiments write in the tiny workflow
 FILES = {
-    "lr-normalised run": f"results/runs/{LRN}/wdae_k1_f0.5/seed0.nc",
+    "lr-normalised run": f"results/{LRN}/runs/wdae_k1_f0.5/seed0.nc",
     "lr-normalised combined": f"results/{LRN}/combined.nc",
     "lr-normalised comparison": f"results/{LRN}/comparison.nc",
-    "sampled trajectories": f"results/runs/{SAMPLED}/traj_b64.nc",
-    "sampled variance": f"results/runs/{SAMPLED}/variance.nc",
-    "sampled fixed copies": f"results/runs/{SAMPLED}/fixed_copy.nc",
+    "sampled trajectories": f"results/{SAMPLED}/runs/traj_b64.nc",
+    "sampled variance": f"results/{SAMPLED}/runs/variance.nc",
+    "sampled fixed copies": f"results/{SAMPLED}/runs/fixed_copy.nc",
     "sampled summary": f"results/{SAMPLED}/summary.nc",
 }
 
@@ -49,7 +49,7 @@ def test_default_config_plans_both_experiments(tmp_path):
     out = run_snakemake(tmp_path, None, "-n").stdout
     jobs = planned_jobs(out)
     assert jobs["lr_normalised_train"] == grid_runs(config["lr_normalised_experiments"]["lr_normalised_mnist"]) == 15
-    assert jobs["sampled_part"] == len(config["sampled_experiments"]["sampled_vs_marginalised_mnist"]["batches"]) + 2
+    assert jobs["sampled_train"] == len(config["sampled_experiments"]["sampled_vs_marginalised_mnist"]["batches"]) + 2
     for rule in ("lr_normalised_aggregate", "lr_normalised_figure", "sampled_aggregate", "sampled_figure",
                  "beyond_claims"):
         assert jobs[rule] == 1, rule
@@ -57,8 +57,8 @@ def test_default_config_plans_both_experiments(tmp_path):
                  "results/figures/lr_normalised_mnist.pdf", "results/lr_normalised_mnist/claims.csv",
                  "results/figures/sampled_vs_marginalised_mnist.png", "results/sampled_vs_marginalised_mnist/metrics.csv",
                  "results/sampled_vs_marginalised_mnist/claims.csv", "results/claims/beyond.csv",
-                 "results/runs/lr_normalised_mnist/wdae_k15_f0.25/seed0.nc",
-                 "results/runs/sampled_vs_marginalised_mnist/traj_b100.nc"):
+                 "results/lr_normalised_mnist/runs/wdae_k15_f0.25/seed0.nc",
+                 "results/sampled_vs_marginalised_mnist/runs/traj_b100.nc"):
         assert path in out, path
     # the paper-scale versions and the Fashion-MNIST ones (which need its data) wait for `snakemake paper`
     assert "_paper" not in out and "fashion_mnist" not in out
@@ -102,7 +102,7 @@ def test_lr_normalised_runs_and_step_counts_against_numpy(tiny_workflow):
     spec = store.open_dataset(tiny_workflow / f"results/spectra/synthetic_n{exp['n_samples']}.nc")
     lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
     runs = {}
-    for path in (tiny_workflow / f"results/runs/{LRN}").glob("*/seed0.nc"):
+    for path in (tiny_workflow / f"results/{LRN}/runs").glob("*/seed0.nc"):
         ds = store.open_dataset(path).isel(run=0, seed=0)
         runs[path.parent.name] = ds
         # each model at the fraction of its own limit; the matched γ gives the DAE's plateau on mode k
@@ -130,7 +130,7 @@ def test_lr_normalised_runs_and_step_counts_against_numpy(tiny_workflow):
 
 def test_sampled_variance_slopes_and_fixed_copies_against_numpy(tiny_workflow):
     exp = load_yaml(REPO / ".test" / "config.yaml")["sampled_experiments"][SAMPLED]
-    part = store.open_dataset(tiny_workflow / f"results/runs/{SAMPLED}/variance.nc")
+    part = store.open_dataset(tiny_workflow / f"results/{SAMPLED}/runs/variance.nc")
     rows = read_csv(tiny_workflow / f"results/{SAMPLED}/metrics.csv")
     for mode in exp["modes"]:
         mine = []
@@ -144,7 +144,7 @@ def test_sampled_variance_slopes_and_fixed_copies_against_numpy(tiny_workflow):
         slope = np.polyfit(np.log(part["lr"].values), np.log(mine), 1)[0]
         [row] = [r for r in rows if r["quantity"] == "slope_vs_lr" and int(r["mode"]) == mode]
         assert float(row["value"]) == pytest.approx(slope, rel=1e-10)
-    fixed = store.open_dataset(tiny_workflow / f"results/runs/{SAMPLED}/fixed_copy.nc")
+    fixed = store.open_dataset(tiny_workflow / f"results/{SAMPLED}/runs/fixed_copy.nc")
     assert np.allclose(fixed["trained"].values, fixed["plateau"].values[:1], atol=1e-4)
     summary = store.open_dataset(tiny_workflow / f"results/{SAMPLED}/summary.nc")
     assert np.allclose(summary["bias"].values, fixed["plateau"].values - fixed["u_star"].values, rtol=0, atol=1e-15)

@@ -169,7 +169,7 @@ CONFIG = {
                                     "modes": [0, 1], "device": "cpu", "dtype": "float64",
                                     "runs": {"dae": {"eps": 0.5}}}},
 }
-TARGET = "results/runs/slow/dae/seed0.nc"
+TARGET = "results/slow/runs/dae/seed0.nc"
 
 
 def snakemake_cmd(workdir):
@@ -199,7 +199,7 @@ def test_sigkilled_training_job_resumes_and_matches(tmp_path):
     # a SIGKILLed Snakemake leaves its lock behind; --unlock is the documented first step
     run_snakemake(killed_dir, CONFIG, "--unlock", TARGET)
     run_snakemake(killed_dir, CONFIG, "-c1", "--rerun-incomplete", TARGET)
-    assert "resuming from" in (killed_dir / "logs/runs/slow/dae/seed0.log").read_text()
+    assert "resuming from" in (killed_dir / "logs/slow/runs/dae/seed0.log").read_text()
     a = store.open_dataset(reference_dir / TARGET)
     b = store.open_dataset(killed_dir / TARGET)
     assert a.attrs["resume_history"] == "[]" and b.attrs["resume_history"] != "[]"  # the provenance says so
@@ -216,7 +216,7 @@ def test_corrupt_input_is_reported_with_file_and_rule(tmp_path):
     spectrum_file.write_bytes(spectrum_file.read_bytes()[:300])  # truncated
     proc = run_snakemake(tmp_path, config, "-c1", TARGET, check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "logs/runs/slow/dae/seed0.log").read_text()
+    log = (tmp_path / "logs/slow/runs/dae/seed0.log").read_text()
     assert "results/spectra/synthetic_n64.nc (needed by linear_train)" in log
     assert "delete it and rerun" in log
     assert not (tmp_path / TARGET).exists()
@@ -230,12 +230,12 @@ def test_after_a_failed_job_only_what_failed_or_is_missing_runs(tmp_path):
     target = "results/figures/two.png"
     proc = run_snakemake(tmp_path, config, "-c1", "--keep-going", target, check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "logs/runs/two/bad/seed0.log").read_text()
+    log = (tmp_path / "logs/two/runs/bad/seed0.log").read_text()
     assert "linear run two/bad: learning rate lr = 0.05" in log and "stability limit eta_max" in log
     assert "allow_unstable: true" in log
-    assert list((tmp_path / "results/runs/two/bad").glob("*")) == []  # no orphans
-    assert (tmp_path / "results/runs/two/good/seed0.nc").exists()
-    assert not (tmp_path / "results/runs/two/bad/seed0.nc").exists()
+    assert list((tmp_path / "results/two/runs/bad").glob("*")) == []  # no orphans
+    assert (tmp_path / "results/two/runs/good/seed0.nc").exists()
+    assert not (tmp_path / "results/two/runs/bad/seed0.nc").exists()
 
     config["linear_experiments"]["two"]["runs"]["bad"]["gamma"] = 0.2  # the fix
     jobs = dry_run_jobs(run_snakemake(tmp_path, config, "-n", target).stdout)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, load_yaml, run_snakemake
-from daedyn import claims, depth, store
+from daedyn import claims, depth, open_experiment, store
 from test_netcdf_compliance import documented_variables
 from test_workflow import planned_jobs
 
@@ -96,10 +96,10 @@ def test_tiny_depth_and_masking_experiments_end_to_end(tmp_path):
     # depth: the matched decay is computed from the spectrum and stored as the run's gamma
     spec = store.open_dataset(tmp_path / "results/spectra/tiny_n256.nc")
     lam0 = float(spec["eigenvalue"][0])
-    run = store.open_dataset(tmp_path / "results/depth/depth_tiny/wdae_l3/seed0.nc")
+    run = store.open_dataset(tmp_path / "results/depth_tiny/runs/wdae_l3/seed0.nc")
     assert float(run["gamma"].item()) == pytest.approx(float(depth.matched_decay(lam0, 0.5, 3)), rel=1e-12)
     assert int(run["depth"].item()) == 3 and run["layer_widths"].item() == "6,6"
-    combined = store.open_dataset(tmp_path / "results/depth_tiny/combined.nc")
+    combined = open_experiment("depth_tiny", results=tmp_path / "results")  # the notebook entry point
     assert set(combined["run"].values) == {"dae_l2", "wdae_l2", "dae_l3", "wdae_l3"}
     assert combined.sizes["mode"] == 6                   # the modes a hidden width of 6 can learn
     # the aligned start makes the per-mode map exact (float32 training)
@@ -115,27 +115,27 @@ def test_tiny_depth_and_masking_experiments_end_to_end(tmp_path):
     assert {r["claim"]: r["verdict"] for r in rows}["depth: deep WDAE"] == "confirmed"
 
     # masking: the masked runs along q, each beside its Gaussian comparisons of the same q
-    masked = store.open_dataset(tmp_path / "results/masking_tiny/combined.nc")
+    masked = open_experiment("masking_tiny", results=tmp_path / "results")
     assert list(masked["q"].values) == [0.9, 0.5] and list(masked["run"].values) == ["q90", "q50"]
     assert "u_gauss" in masked and "u_approx" in masked
-    gauss = store.open_dataset(tmp_path / "results/masking/masking_tiny/q50_gauss/seed0.nc")
+    gauss = store.open_dataset(tmp_path / "results/masking_tiny/runs/q50_gauss/seed0.nc")
     np.testing.assert_array_equal(masked["u_gauss"].sel(q=0.5).values, gauss["u"].isel(run=0, mode=slice(0, 6)).values)
     # q90 has no per-mode comparison: that comparison is left out, and the log says why
     assert "u_per_mode" not in masked
-    assert "u_per_mode comparison left out" in (tmp_path / "logs/aggregate/masking_tiny.log").read_text()
+    assert "u_per_mode comparison left out" in (tmp_path / "logs/masking_tiny/aggregate.log").read_text()
     metrics = _rows(tmp_path / "results/masking_tiny/metrics.csv")
     assert {"run", "q", "mode", "eps_eff", "eps_matched", "max_err_approx", "max_err_gauss"} <= set(metrics[0])
     assert {(r["run"], float(r["q"])) for r in metrics} == {("q90", 0.9), ("q50", 0.5)} and len(metrics) == 2 * 6
     rows = _rows(tmp_path / "results/masking_tiny/claims.csv")
     assert [r["claim"] for r in rows] == ["masking: per-mode theory", "masking: vs Gaussian noise"]
     assert all(r["verdict"] in claims.VERDICTS for r in rows)
-    sampled = store.open_dataset(tmp_path / "results/masking/masking_tiny_sampled/q70/seed0.nc")
+    sampled = store.open_dataset(tmp_path / "results/masking_tiny_sampled/runs/q70/seed0.nc")
     assert int(sampled["batch_size"].item()) == 64 and int(sampled["n_steps"].item()) == 60 * 4
 
     # CF/ACDD: every variable of every kind of result file has a long_name
-    for path in ("results/depth/depth_tiny/wdae_l3/seed0.nc", "results/depth_tiny/combined.nc",
-                 "results/masking/masking_tiny/q50_gauss/seed0.nc", "results/masking_tiny/combined.nc",
-                 "results/masking/masking_tiny_sampled/q70/seed0.nc"):
+    for path in ("results/depth_tiny/runs/wdae_l3/seed0.nc", "results/depth_tiny/combined.nc",
+                 "results/masking_tiny/runs/q50_gauss/seed0.nc", "results/masking_tiny/combined.nc",
+                 "results/masking_tiny_sampled/runs/q70/seed0.nc"):
         ds = store.open_dataset(tmp_path / path)
         assert ds.attrs["Conventions"] == "CF-1.11 ACDD-1.3"
         assert [n for n, v in ds.variables.items() if not v.attrs.get("long_name")] == [], path
@@ -153,7 +153,7 @@ BAD = {
     "matched decay beside noise": ("depth_experiments", "depth_mnist", ("runs", "wdae_l3", "eps"), 0.5,
                                    "depth_experiments.bad.runs.wdae_l3.match_eps"),
     "depth below two": ("depth_experiments", "depth_mnist", ("runs", "ae_l2", "depth"), 1,
-                        "['depth_experiments']['bad']['runs']['ae_l2']['depth']"),
+                        "depth_experiments.bad.runs.ae_l2.depth"),
     "mode beyond the hidden width": ("depth_experiments", "depth_mnist", ("modes",), [0, 64],
                                      "depth_experiments.bad.modes: mode 64 cannot be learned"),
     "masking run without q": ("masking_experiments", "masking_mnist", ("runs", "q90", "q"), None,
@@ -163,7 +163,7 @@ BAD = {
     "Gaussian comparison with sampled masks": ("masking_experiments", "masking_mnist", ("engine",), "sampled",
                                                "masking_experiments.bad.runs.q90_gauss.noise"),
     "keep probability above one": ("masking_experiments", "masking_mnist", ("runs", "q90", "q"), 1.5,
-                                   "['masking_experiments']['bad']['runs']['q90']['q']"),
+                                   "masking_experiments.bad.runs.q90.q"),
     "name of another kind": ("masking_experiments", "masking_mnist", (), None,
                              "masking_experiments.fig5_mnist: the name is also used in linear_experiments"),
 }

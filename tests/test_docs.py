@@ -56,3 +56,18 @@ def test_nothing_cites_documents_outside_the_repository():
     claims = {f"{name}: claim {n}" for name, text in cited_texts().items()
               for n in re.findall(r"\b[Cc]laims? (\d+)", text) if not 1 <= int(n) <= 19}
     assert not claims, sorted(claims)
+
+
+def test_readme_stage_table_agrees_with_the_registry():
+    """Each kind's three generated rules are in the README's stage table, with the files they write."""
+    from daedyn.kinds import load
+
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `")]
+    for kind in load().values():
+        train = [r for r in rows if r.startswith(f"| `{kind.rule('train')}`")]
+        assert len(train) == 1 and f"`{kind.run_file}`" in train[0], kind.name
+        aggregate = [r for r in rows if f"`{kind.rule('aggregate')}`" in r.split("|")[1]]
+        assert len(aggregate) == 1, kind.name
+        for file in kind.aggregate.outputs.values():
+            assert f"`{file}`" in aggregate[0] or f"/{file}`" in aggregate[0], (kind.name, file)
+        assert any(f"`{kind.rule('figure')}`" in r.split("|")[1] for r in rows), kind.name

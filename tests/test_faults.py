@@ -111,7 +111,7 @@ SYN_CONFIG = {
 CUDA_CONFIG = {**SYN_CONFIG, "linear_experiments": {"tiny": {
     "dataset": "syn", "n_samples": 64, "hidden": 4, "lr": 0.1, "epochs": 10, "modes": [0, 1], "device": "cuda",
     "runs": {"dae": {"eps": 0.5}}}}}
-RUN = "results/runs/tiny/dae/seed0.nc"
+RUN = "results/tiny/runs/dae/seed0.nc"
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has CUDA")
 
 

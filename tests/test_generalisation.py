@@ -14,7 +14,7 @@ import torch
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from daedyn import data, generalisation as gen, linear, spectrum, store
+from daedyn import data, generalisation as gen, linear, open_experiment, spectrum, store
 from daedyn.training import init_weights
 from daedyn.claims import COLUMNS, VERDICTS
 from daedyn.jobs import JobInfo
@@ -592,7 +592,7 @@ def test_generalisation_experiment_end_to_end(tmp_path):
             for name in experiments:
                 config.setdefault(kind, {}).setdefault(name, {"enabled": False})
     targets = ["results/figures/gtiny.png", "results/gtiny/metrics.csv", "results/claims/beyond.csv",
-               "results/runs/lheld/dae/seed0.nc"]
+               "results/lheld/runs/dae/seed0.nc"]
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("Snakefile", "config.yaml", "requirements.lock"):
@@ -603,8 +603,8 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     snakemake(repo, tmp_path, "-c2", *targets)
 
     # one job per N trains every ε, into one file with the runs along `run`
-    assert sorted(p.parent.name for p in (tmp_path / "results/runs/gtiny").glob("*/seed0.nc")) == ["n40", "n400"]
-    runs = store.open_dataset(tmp_path / "results/runs/gtiny/n40/seed0.nc")
+    assert sorted(p.parent.name for p in (tmp_path / "results/gtiny/runs").glob("*/seed0.nc")) == ["n40", "n400"]
+    runs = store.open_dataset(tmp_path / "results/gtiny/runs/n40/seed0.nc")
     assert runs["run"].values.tolist() == ["n40_eps0p0", "n40_eps0p5"] and runs["eps"].values.tolist() == [0, 0.5]
     assert runs["heldout"].values.tolist() == ["syn_test"] * 2 and runs["n_samples"].values.tolist() == [40, 40]
     assert runs.attrs["snakemake_rule"] == "generalisation_train" and set(runs["engine"].values) == {"exact"}
@@ -622,12 +622,12 @@ def test_generalisation_experiment_end_to_end(tmp_path):
                                sigma2_test=[0.0, 0.3], eps=0.5, hidden=4, lr=0.1, epochs=150, log_every=10,
                                dtype="float64", device="cpu")
     np.testing.assert_array_equal(alone.trajectory["test_denoising"], runs["test_denoising"][1, 0])
-    lheld = store.open_dataset(tmp_path / "results/runs/lheld/dae/seed0.nc")
+    lheld = store.open_dataset(tmp_path / "results/lheld/runs/dae/seed0.nc")
     assert lheld.attrs["snakemake_rule"] == "linear_train" and lheld["heldout"].values.tolist() == ["syn_test"]
     np.testing.assert_array_equal(lheld["test_reconstruction"][0, 0], runs["test_reconstruction"][1, 0])
     np.testing.assert_array_equal(lheld["test_denoising"][0, 0, :, 0], runs["test_denoising"][1, 0, :, 1])
 
-    combined = store.open_dataset(tmp_path / "results/gtiny/combined.nc")
+    combined = open_experiment("gtiny", results=tmp_path / "results")  # the notebook entry point
     assert dict(combined["test_denoising"].sizes) == {"n_samples": 2, "eps": 2, "epoch": 16, "sigma2_test": 2}
     assert {"test_denoising_theory", "eps_star", "eps_star_measured"} <= set(combined.data_vars)
     with open(tmp_path / "results/gtiny/metrics.csv") as fh:
@@ -642,12 +642,12 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     assert "gtiny/no-noise-shrinkage" in {r["claim"] for r in own}
     for ext in ("png", "pdf"):
         assert (tmp_path / f"results/figures/gtiny.{ext}").stat().st_size > 20_000
-    assert (tmp_path / "logs/aggregate/gtiny.log").read_text().count("finished") == 1
+    assert (tmp_path / "logs/gtiny/aggregate.log").read_text().count("finished") == 1
 
     # every stored variable has a long_name and a row in docs/python.md; CF without high findings
     from test_netcdf_compliance import cf_findings, documented_variables
 
-    for rel in ("results/runs/gtiny/n40/seed0.nc", "results/gtiny/combined.nc",
+    for rel in ("results/gtiny/runs/n40/seed0.nc", "results/gtiny/combined.nc",
                 "results/spectra/syn_n40_test_syn_test.nc"):
         ds = store.open_dataset(tmp_path / rel)
         assert [n for n, v in ds.variables.items() if not v.attrs.get("long_name")] == [], rel
@@ -680,7 +680,7 @@ def test_default_config_plans_the_generalisation_experiment(tmp_path):
     out = run_snakemake(tmp_path, None, "-n").stdout
     jobs = dry_run_jobs(out)
     train = {w for rule, w in jobs if rule == "generalisation_train"}
-    assert train == {f"gen_experiment=generalisation_mnist, n={n}, seed=0" for n in exp["n_samples"]}
+    assert train == {f"experiment=generalisation_mnist, run=n{n}, seed=0" for n in exp["n_samples"]}
     assert len(exp["n_samples"]) * len(exp["eps"]) == 24     # runs: one job per N trains every ε
     moments = {w for rule, w in jobs if rule == "heldout_moment"}
     assert moments == {f"dataset=mnist, n={n}, testset=mnist_test" for n in exp["n_samples"]}

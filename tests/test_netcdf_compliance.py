@@ -19,9 +19,9 @@ FILES = {
     "synthetic dataset": "results/data/synthetic.nc",
     "spectrum": "results/spectra/mnist_n1000.nc",
     "scalar figure data": "results/scalar/fig4.nc",
-    "linear run": "results/runs/fig5_synthetic/dae/seed0.nc",
+    "linear run": "results/fig5_synthetic/runs/dae/seed0.nc",
     "linear combined": "results/fig5_synthetic/combined.nc",
-    "nonlinear run": "results/nonlinear/fig6_mnist/dae/seed0.nc",
+    "nonlinear run": "results/fig6_mnist/runs/dae/seed0.nc",
     "nonlinear combined": "results/fig6_mnist/combined.nc",
 }
 

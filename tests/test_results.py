@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 import daedyn
-from conftest import REPO
+from conftest import REPO, load_yaml
 from daedyn import store
 
 
@@ -35,6 +35,20 @@ def test_open_experiment_returns_the_combined_dataset(tmp_path):
     assert ds.attrs["title"] == "t"
 
 
+@pytest.mark.workflow
+def test_open_experiment_opens_every_kind(tiny_workflow):
+    """Each experiment of the tiny workflow opens by its name alone, whatever its kind (the depth,
+    masking and generalisation kinds are opened in their own workflow tests)."""
+    config = load_yaml(REPO / ".test" / "config.yaml")
+    from daedyn.plan import Plan
+    plan = Plan(config)
+    names = [n for kind in plan.kinds.values() for n in plan.experiments(kind)]
+    assert {plan.kind_of[n].name for n in names} == {"linear", "nonlinear", "lr_normalised", "sampled"}
+    for name in names:
+        ds = daedyn.open_experiment(name, results=tiny_workflow / "results")
+        assert ds.sizes, name
+
+
 def test_open_experiment_names_the_missing_file_and_what_exists(tmp_path):
     results = tmp_path / "results"
     (results / "fig5_mnist").mkdir(parents=True)
@@ -42,8 +56,11 @@ def test_open_experiment_names_the_missing_file_and_what_exists(tmp_path):
     with pytest.raises(store.ResultFileError) as err:
         daedyn.open_experiment("fig6_mnist", results=results)
     message = str(err.value)
-    assert str(results / "fig6_mnist" / "combined.nc") in message
+    assert str(results / "fig6_mnist") in message and "combined.nc" in message
     assert "./run.sh pipeline results/fig6_mnist/combined.nc" in message
+    with pytest.raises(store.ResultFileError) as err:  # a kind whose aggregation writes summary.nc
+        daedyn.open_experiment("sampled_vs_marginalised_mnist", results=results)
+    assert "./run.sh pipeline results/sampled_vs_marginalised_mnist/summary.nc" in str(err.value)
     assert "fig5_mnist" in message  # the experiments that do have results
     with pytest.raises(store.ResultFileError, match="holds no experiment results"):
         daedyn.open_experiment("fig6_mnist", results=tmp_path / "elsewhere")
@@ -63,3 +80,30 @@ def test_the_examples_of_docs_python_md_run(tiny_workflow, monkeypatch):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block.replace("fig6_mnist_small", "fig6_mnist"), "docs/python.md", "exec"), namespace)
+
+
+def test_move_results_puts_old_run_files_into_each_experiments_tree(tmp_path):
+    from daedyn.__main__ import main
+
+    results = tmp_path / "results"
+    old = ["runs/fig5_mnist/dae/seed0.nc", "runs/fig5_mnist/dae/seed0.nc.ckpt", "nonlinear/fig6_mnist/ae/seed0.nc",
+           "depth/depth_mnist/ae_l2/seed0.nc", "masking/masking_mnist/q90/seed1.nc", "runs/sampled_x/variance.nc"]
+    for rel in old:
+        (results / rel).parent.mkdir(parents=True, exist_ok=True)
+        (results / rel).write_text(rel)
+    (results / "fig5_mnist").mkdir()
+    (results / "fig5_mnist" / "combined.nc").write_text("aggregate")
+    assert main(["move-results", str(results), "--dry-run"]) == 0 and (results / old[0]).exists()
+    assert main(["move-results", str(results)]) == 0
+    for rel in old:
+        experiment, rest = rel.split("/", 2)[1:]
+        assert (results / experiment / "runs" / rest).read_text() == rel
+    assert not any((results / root).exists() for root in ("runs", "nonlinear", "depth", "masking"))
+    assert (results / "fig5_mnist" / "combined.nc").read_text() == "aggregate"
+    # a file already at its new place: nothing moves
+    (results / "runs/fig5_mnist/ae").mkdir(parents=True)
+    (results / "runs/fig5_mnist/ae/seed0.nc").write_text("old")
+    (results / "fig5_mnist/runs/ae").mkdir(parents=True)
+    (results / "fig5_mnist/runs/ae/seed0.nc").write_text("new")
+    assert main(["move-results", str(results)]) == 1
+    assert (results / "runs/fig5_mnist/ae/seed0.nc").read_text() == "old"

@@ -43,7 +43,7 @@ TINY = {
         "dataset": "synthetic", "n_samples": 256, "hidden": 8, "lr": 0.05, "epochs": 200, "log_every": 20,
         "engine": "datapass", "dtype": "float64", "seeds": [0], "modes": [0, 1], "sweep": SWEEP}},
 }
-RUNS = [f"results/runs/tiny/{sweep.run_name({'eps': e, 'gamma': g})}/seed0.nc" for e in SWEEP["eps"]
+RUNS = [f"results/tiny/runs/{sweep.run_name({'eps': e, 'gamma': g})}/seed0.nc" for e in SWEEP["eps"]
         for g in SWEEP["gamma"]]
 CLUSTER_OUTPUTS = {"results/data/synthetic.nc": "dataset", "results/spectra/synthetic_n256.nc": "spectrum",
                    **{run: "linear_train" for run in RUNS}}

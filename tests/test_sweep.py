@@ -149,7 +149,7 @@ def test_per_run_values_choose_inputs_and_resources(tmp_path):
     assert len(resources) == 8
     for n in (1000, 2000):
         for engine in ("exact", "datapass"):
-            ins = inputs[f"results/runs/grid/engine{engine}_hidden64_n_samples{n}/seed0.nc"]
+            ins = inputs[f"results/grid/runs/engine{engine}_hidden64_n_samples{n}/seed0.nc"]
             assert f"results/spectra/mnist_n{n}.nc" in ins  # the run's own N
             assert ("results/data/mnist.nc" in ins) == (engine == "datapass")  # data only for a data pass
     small, big = (resources[f"experiment=grid, run=enginedatapass_hidden{h}_n_samples2000, seed=0"] for h in (4, 64))
@@ -164,7 +164,7 @@ def test_per_run_values_choose_inputs_and_resources(tmp_path):
     ({"sweep": {"eps": []}}, "linear_experiments.sweep_probe.sweep.eps: the list of values is empty"),
     ({"runs": {"eps0p5_gamma0": {}}}, "linear_experiments.sweep_probe.runs.eps0p5_gamma0: an explicit run"),
     ({"seeds": 100}, "linear_experiments.sweep_probe.sweep: 6 runs x 100 seeds = 600 training runs"),
-    ({"sweep": {"eps": [-1.0]}}, "['linear_experiments']['sweep_probe']['runs']['epsm1']['eps']"),
+    ({"sweep": {"eps": [-1.0]}}, "linear_experiments.sweep_probe.runs.epsm1.eps"),
     ({"facet_by": "colour"}, "linear_experiments.sweep_probe.facet_by"),
     ({"sweep": {"hidden": [1, 8]}}, "linear_experiments.sweep_probe.modes: mode 1 cannot be learned with hidden=1"),
     ({"sweep": {"batch_size": [8]}}, "linear_experiments.sweep_probe.runs.batch_size8.batch_size: only used by"),
@@ -202,7 +202,7 @@ def test_adding_a_grid_value_reruns_only_the_new_runs(built):
     new = {f"experiment=sweep_probe, run=eps2_gamma{g}, seed={s}" for g in ("0", "0p1") for s in range(3)}
     assert set(jobs) == {("linear_train", w) for w in new} | {
         ("linear_aggregate", "experiment=sweep_probe"), ("linear_figure", "experiment=sweep_probe"),
-        ("sweep", "swept=sweep_probe")}
+        ("sweep", "experiment=sweep_probe")}
     # the config in the working directory is the original again
     run_snakemake(work, built[1], "-n", *TARGETS)
 
@@ -217,7 +217,7 @@ def test_seed_statistics_equal_numpy_on_the_run_files(built):
     combined = store.open_dataset(work / "results/sweep_probe/combined.nc")
     metrics = rows(work / "results/sweep_probe/metrics.csv")
     for run in ("eps0_gamma0", "eps0p5_gamma0p1", "eps1_gamma0"):
-        u = np.stack([store.open_dataset(work / f"results/runs/sweep_probe/{run}/seed{s}.nc")["u"]
+        u = np.stack([store.open_dataset(work / f"results/sweep_probe/runs/{run}/seed{s}.nc")["u"]
                       .squeeze(("run", "seed")).transpose("mode", "epoch").values for s in range(3)])
         np.testing.assert_allclose(combined["u_mean"].sel(run=run).transpose("mode", "epoch"), u.mean(0), rtol=1e-12)
         np.testing.assert_allclose(combined["u_sd"].sel(run=run).transpose("mode", "epoch"), u.std(0, ddof=1),
@@ -235,7 +235,7 @@ def test_seed_statistics_equal_numpy_on_the_run_files(built):
             assert float(summary["max_abs_err_theory"]) == pytest.approx(errors.mean(), rel=1e-12)
             assert float(summary["max_abs_err_theory_sd"]) == pytest.approx(errors.std(ddof=1), rel=1e-9)
     nl = store.open_dataset(work / "results/nl_probe/combined.nc")
-    mapping = np.stack([store.open_dataset(work / f"results/nonlinear/nl_probe/noise_std0p5/seed{s}.nc")["mapping"]
+    mapping = np.stack([store.open_dataset(work / f"results/nl_probe/runs/noise_std0p5/seed{s}.nc")["mapping"]
                         .squeeze(("run", "seed")).transpose("mode", "epoch").values for s in range(2)])
     np.testing.assert_allclose(nl["mapping_mean"].sel(run="noise_std0p5").transpose("mode", "epoch"),
                                mapping.mean(0), rtol=1e-12)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
+from results_check import assert_same, new_run_path
 from daedyn import data, store, sweep
 
 pytestmark = pytest.mark.workflow
@@ -56,7 +57,7 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     assert swept and jobs["sweep"] == swept  # the default config holds a sweep
     # the quick default: the paper-scale Fig. 6 (hours on a small CPU) waits for `snakemake paper`
     assert "results/figures/fig6_mnist_small.png" in proc.stdout
-    assert "results/nonlinear/fig6_mnist/" not in proc.stdout and "cifar10" not in proc.stdout
+    assert "results/fig6_mnist/runs/" not in proc.stdout and "cifar10" not in proc.stdout
 
 
 #: variables dropped on purpose since the fixture was made: a duplicate of loss_reconstruction
@@ -65,12 +66,13 @@ DROPPED_SINCE_FIXTURE = {"train_error"}
 
 def assert_results_unchanged(results: Path) -> None:
     """Every variable of every run file equals the code's output before the training-core rewrite
-    (tests/fixtures/runs_before_core.npz): float64 runs bitwise, float32 runs within 1e-6 relative."""
+    (tests/fixtures/runs_before_core.npz, paths of the layout then): float64 runs bitwise, float32 runs
+    within 1e-6 of each array's magnitude (tests/results_check.py)."""
     reference = np.load(REPO / "tests/fixtures/runs_before_core.npz")
     files = sorted({key.split("::")[0] for key in reference.files})
     assert len(files) == 13
     for rel in files:
-        ds = store.open_dataset(results / rel)
+        ds = store.open_dataset(results / new_run_path(rel))
         float64_run = ds["dtype"].item() == "float64" if "dtype" in ds.coords else False
         for key in (k for k in reference.files if k.startswith(rel + "::")):
             name, old = key.split("::")[1], reference[key]
@@ -78,11 +80,7 @@ def assert_results_unchanged(results: Path) -> None:
                 assert name not in ds, (rel, name)
                 continue
             new = ds[name].values.reshape(old.shape) if ds[name].size == old.size else ds[name].values
-            assert new.shape == old.shape, (rel, name, new.shape, old.shape)
-            if float64_run or old.dtype.kind != "f":
-                np.testing.assert_array_equal(new, old, err_msg=f"{rel}::{name}")
-            else:
-                np.testing.assert_allclose(new, old, rtol=1e-6, atol=0, err_msg=f"{rel}::{name}")
+            assert_same(new, old, exact=float64_run, where=f"{rel}::{name}")
 
 
 def test_paper_target_plans_the_paper_scale_set(tmp_path):
@@ -162,7 +160,7 @@ def test_tiny_pipeline_end_to_end(tiny_workflow, mnist_dir):
         seeds = [0, 1] if exp == "fig5_synthetic" else [0]
         for run, (eps, gamma) in runs.items():
             for seed in seeds:
-                ds = store.open_dataset(tmp_path / f"results/runs/{exp}/{run}/seed{seed}.nc")
+                ds = store.open_dataset(tmp_path / f"results/{exp}/runs/{run}/seed{seed}.nc")
                 assert ds["run"].values.tolist() == [run] and ds["seed"].values.tolist() == [seed]
                 assert ds["eps"].item() == eps and ds["gamma"].item() == gamma
                 assert ds.attrs["seed"] == seed and ds.attrs["snakemake_rule"] == "linear_train"
@@ -177,7 +175,7 @@ def test_tiny_pipeline_end_to_end(tiny_workflow, mnist_dir):
         assert png.startswith(b"\x89PNG") and len(png) > 20_000
     # Fig. 6: nonlinear runs with the noise std and weight decay as coordinates, half-times, figure
     for run, (std, wd) in {"ae": (0, 0), "wdae": (0, 0.0045), "dae": (2.0, 0)}.items():
-        ds = store.open_dataset(tmp_path / f"results/nonlinear/fig6_mnist/{run}/seed0.nc")
+        ds = store.open_dataset(tmp_path / f"results/fig6_mnist/runs/{run}/seed0.nc")
         assert ds["noise_std"].item() == std and ds["weight_decay"].item() == wd
     combined = store.open_dataset(tmp_path / "results/fig6_mnist/combined.nc")
     assert combined["run"].values.tolist() == ["ae", "wdae", "dae"] and combined.sizes["mode"] == 4

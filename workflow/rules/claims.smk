@@ -3,7 +3,7 @@
 
 rule beyond_claims:
     input:
-        claims=BEYOND_CLAIMS,
+        claims=PLAN.beyond_claims(),
         code=package_sources("claims", "jobs/claims"),
     output:
         report(

@@ -12,9 +12,9 @@ rule dataset:
     benchmark:
         "benchmarks/runs/data/{dataset}.tsv"
     resources:
-        mem_mb=dataset_mem_mb,
-        runtime=dataset_runtime,
+        mem_mb=lambda wc, attempt: PLAN.dataset_mem_mb(wc.dataset, attempt),
+        runtime=lambda wc, attempt: PLAN.dataset_runtime(wc.dataset, attempt),
     params:
-        spec=dataset_params,
+        spec=lambda wc: PLAN.dataset_params(wc.dataset),
     script:
         "../scripts/dataset.py"

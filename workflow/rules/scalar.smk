@@ -16,7 +16,7 @@ rule scalar_figure_data:
         runtime=20,
     params:
         figure="{figure}",
-        spec=scalar_figure_params,
+        spec=lambda wc: PLAN.scalar_figure_params(wc.figure),
     script:
         "../scripts/scalar_figure_data.py"
 
@@ -46,7 +46,7 @@ rule scalar_figure_plot:
 
 rule theory_claims:
     input:
-        **{fig: f"results/scalar/{fig}.nc" for fig in SCALAR_FIGURES},
+        **{fig: f"results/scalar/{fig}.nc" for fig in PLAN.scalar_figures()},
         code=package_sources("theory", "scalar", "claims", "jobs/scalar"),
     output:
         report(
@@ -58,6 +58,6 @@ rule theory_claims:
         "logs/claims/theory.log",
     localrule: True
     params:
-        figures=SCALAR_FIGURES,
+        figures=PLAN.scalar_figures(),
     script:
         "../scripts/theory_claims.py"

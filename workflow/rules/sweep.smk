@@ -3,7 +3,7 @@
 
 rule sweep:
     input:
-        combined="results/{swept}/combined.nc",
+        combined="results/{experiment}/combined.nc",
         code=package_sources(
             "analysis",
             "theory",
@@ -16,30 +16,30 @@ rule sweep:
         ),
     output:
         png=report(
-            "results/figures/{swept}_sweep.png",
+            "results/figures/{experiment}_sweep.png",
             caption="../report/sweep_figure.rst",
             category="Sweeps",
-            labels={"experiment": "{swept}", "table": "summary figure"},
+            labels={"experiment": "{experiment}", "table": "summary figure"},
         ),
-        pdf="results/figures/{swept}_sweep.pdf",
+        pdf="results/figures/{experiment}_sweep.pdf",
         table=report(
-            "results/{swept}/sweep.csv",
+            "results/{experiment}/sweep.csv",
             caption="../report/sweep_table.rst",
             category="Sweeps",
-            labels={"experiment": "{swept}", "table": "per-condition table"},
+            labels={"experiment": "{experiment}", "table": "per-condition table"},
         ),
         claims=report(
-            "results/{swept}/claims.csv",
+            "results/{experiment}/claims.csv",
             caption="../report/sweep_claims.rst",
             category="Sweeps",
-            labels={"experiment": "{swept}", "table": "claims"},
+            labels={"experiment": "{experiment}", "table": "claims"},
         ),
     log:
-        "logs/sweep/{swept}.log",
+        "logs/{experiment}/sweep.log",
+    wildcard_constraints:
+        experiment="|".join(PLAN.swept(paper=None)) or "(?!)",
     localrule: True
-    conda:
-        "../../environment.yml"
     params:
-        spec=sweep_params,
+        spec=lambda wc: PLAN.sweep_params(wc.experiment),
     script:
         "../scripts/sweep.py"

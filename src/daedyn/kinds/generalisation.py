@@ -1,0 +1,133 @@
+"""Kind ``generalisation``: held-out errors of linear DAEs trained on N samples, over the grid N x ε.
+
+One training job per N trains every ε of that N into one run file (short runs: a job's start-up
+would cost more than they do); its run is named ``n{N}``.
+"""
+
+from __future__ import annotations
+
+from daedyn.kinds import Kind, Step
+from daedyn.plan import (check_distinct, check_heldout, config_error, gemm_seconds, heldout_moment_path,
+                         result_of, spectrum_path)
+
+TRAIN_KEYS = ("dataset", "heldout", "sigma2_test", "hidden", "lr", "epochs", "log_every", "init_std", "dtype",
+              "device")
+
+
+def fixed_settings() -> dict:
+    """The runs are trained as linear runs: the settings a generalisation experiment does not choose take
+    the linear schema's defaults, and the engine is the exact one."""
+    from daedyn.runconfig import LinearConfig, schema_defaults
+    defaults = schema_defaults("linear_experiment")
+    return {**{k: v for k, v in defaults.items() if k in LinearConfig.__dataclass_fields__},
+            "engine": "exact", "gamma": 0.0}
+
+
+def eps_tag(eps) -> str:
+    """A run-name fragment for a noise variance: 0.25 -> 0p25, 1e-05 -> 1em05."""
+    return repr(float(eps)).replace(".", "p").replace("-", "m").replace("+", "")
+
+
+def check(plan, key, exp):
+    plan.check_dataset(f"{key}.dataset", exp["dataset"])
+    check_heldout(plan, key, exp)
+    check_distinct(key, exp, "n_samples", "eps", "sigma2_test")
+    available = plan.dataset_shape(exp["dataset"])[0]
+    if max(exp["n_samples"]) > available:
+        config_error(f"{key}.n_samples", f"{max(exp['n_samples'])} exceeds the {available} samples of "
+                     f"{exp['dataset']!r}")
+
+
+def train_params(plan, name, exp, run, seed):
+    n = exp_runs(exp)[run]["n_samples"]
+    settings = {**fixed_settings(), **{k: exp[k] for k in TRAIN_KEYS}, "experiment": name, "seed": int(seed),
+                "n_samples": n}
+    return {"settings": settings, "runs": {f"n{n}_eps{eps_tag(e)}": {"eps": e} for e in exp["eps"]}}
+
+
+def exp_runs(exp):
+    return {f"n{n}": {"n_samples": n} for n in exp["n_samples"]}
+
+
+def memory(plan, exp, run):
+    """Spectrum, held-out moment and their copies (d x d float64), and every run's records."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    records = exp["epochs"] // exp["log_every"] + 1
+    return (5 * d * d + 2 * len(exp["eps"]) * records * d) * 8
+
+
+def work(plan, exp, run):
+    """Every ε run of one N: each an exact-engine run as the linear kind counts it, plus per record the
+    held-out errors (2 H d^2 flops)."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    h = exp["hidden"]
+    records = exp["epochs"] // exp["log_every"] + 1
+    one = exp["epochs"] * 8 * d * h * h + records * (4 * d * h * h + 50 * h**3 + 2 * h * d * d)
+    return gemm_seconds(len(exp["eps"]) * one)
+
+
+def aggregate_memory(plan, exp):
+    """The measured and theory mode strengths over (N, ε, epoch, mode) and a few temporaries as large
+    (the errors over sigma2_test)."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    records = exp["epochs"] // exp["log_every"] + 1
+    grid = len(exp["n_samples"]) * len(exp["eps"]) * records * d
+    return (4 + len(exp["sigma2_test"])) * grid * 8
+
+
+def aggregate_inputs(plan, name, exp, run):
+    """Per N (in the config's order): the runs, the spectrum and the held-out moment."""
+    return {"runs": plan.run_files(name),
+            "spectra": [spectrum_path(exp["dataset"], n) for n in exp["n_samples"]],
+            "moments": [heldout_moment_path(exp["dataset"], n, exp["heldout"]) for n in exp["n_samples"]]}
+
+
+def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
+    from daedyn.jobs.linear import train_runs_job
+    train_runs_job(spec, inputs["spectrum"], outputs["run"], job, heldout_path=inputs["heldout"], threads=threads,
+                   checkpoint_every=checkpoint_every)
+
+
+def aggregate(spec, inputs, outputs, job):
+    from daedyn.jobs.generalisation import aggregate_job
+    aggregate_job(spec, inputs["runs"], dict(zip(spec["n_samples"], inputs["spectra"])),
+                  dict(zip(spec["n_samples"], inputs["moments"])), outputs, job)
+
+
+def figure(spec, inputs, outputs, job):
+    from daedyn.jobs.generalisation import figure_job
+    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
+
+
+KIND = Kind(
+    name="generalisation",
+    title="Generalisation",
+    schema_def="generalisation_experiment",
+    config_class="daedyn.runconfig.LinearConfig",
+    engines=("linear.ExactEngine",),
+    runs=exp_runs,
+    seeds=lambda exp: [exp["seed"]],
+    run_pattern=r"n\d+",
+    threads=1,  # small matrices (d x H): one thread each, two jobs side by side on two cores
+    memory=memory,
+    work=work,
+    aggregate_memory=aggregate_memory,
+    check=check,
+    # the engines record the held-out errors through daedyn.heldout, not daedyn.generalisation: an edit of
+    # the experiment's theory or claims retrains nothing
+    train=Step(train, ("training", "runconfig", "linear", "heldout", "jobs/linear"), train_params,
+               lambda plan, name, exp, run: {
+                   "spectrum": spectrum_path(exp["dataset"], exp_runs(exp)[run]["n_samples"]),
+                   "heldout": heldout_moment_path(exp["dataset"], exp_runs(exp)[run]["n_samples"], exp["heldout"])}),
+    aggregate=Step(aggregate, ("spectrum", "theory", "heldout", "generalisation", "claims", "jobs/generalisation"),
+                   lambda plan, name, exp, run, seed: {"experiment": name, "n_samples": exp["n_samples"],
+                                                       "seed": exp["seed"]},
+                   aggregate_inputs,
+                   {"combined": "combined.nc", "metrics": "metrics.csv", "optimal_noise": "optimal_noise.csv",
+                    "claims": "claims.csv"},
+                   {"metrics": ("generalisation_metrics.rst", "errors"),
+                    "optimal_noise": ("generalisation_optimal_noise.rst", "optimal noise")}),
+    figure=Step(figure, ("figures/__init__", "figures/style", "figures/generalisation", "jobs/generalisation"),
+                lambda plan, name, exp, run, seed: {"experiment": name},
+                result_of("combined.nc"), report={"png": ("generalisation_figure.rst", "figure")}),
+)

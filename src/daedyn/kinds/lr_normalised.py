@@ -1,0 +1,97 @@
+"""Kind ``lr_normalised``: noise against weight decay at matched stability (beyond the paper).
+
+Every grid value is a run of its own (names as the plan of the lr-normalised experiment gives them;
+the job checks), so adding a value trains only the new runs.
+"""
+
+from __future__ import annotations
+
+from daedyn.kinds import Kind, Step
+from daedyn.plan import check_distinct, check_modes, gemm_seconds, result_of, spectrum_path
+
+TRAIN_KEYS = ("dataset", "n_samples", "hidden", "eps", "modes", "epoch_budget", "init_std", "log_every", "dtype",
+              "device")
+
+
+def grid(exp) -> dict[str, dict]:
+    """Run name -> the grid values of that run alone."""
+    runs = {}
+    for f in exp["fractions"]:
+        runs[f"dae_f{f:g}"] = {"fractions": [f], "matched_modes": [], "gammas": []}
+        for k in exp["matched_modes"]:
+            runs[f"wdae_k{k}_f{f:g}"] = {"fractions": [f], "matched_modes": [k], "gammas": []}
+        for g in exp["gammas"]:
+            runs[f"wdae_g{g:g}_f{f:g}"] = {"fractions": [f], "matched_modes": [], "gammas": [g]}
+    return runs
+
+
+def check(plan, key, exp):
+    plan.check_dataset(f"{key}.dataset", exp["dataset"])
+    check_modes(plan, key, exp)
+    check_modes(plan, key, exp, "matched_modes")
+    check_distinct(key, exp, "fractions", "matched_modes", "gammas")
+
+
+def memory(plan, exp, run):
+    """Spectrum (d x d), weights and the records of every mode."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    epochs = exp["epoch_budget"] / min(exp["fractions"])
+    return (3 * d * d + epochs / exp["log_every"] * d) * 8
+
+
+def work(plan, exp, run):
+    """The longest possible run (8 d H^2 flops per epoch, as the linear exact engine)."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    epochs = exp["epoch_budget"] / min(exp["fractions"])
+    return gemm_seconds(epochs * 8 * d * exp["hidden"] ** 2)
+
+
+def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
+    from daedyn.jobs.beyond import lr_normalised_train_job
+    lr_normalised_train_job(spec, inputs["spectrum"], outputs["run"], job, threads=threads,
+                            checkpoint_every=checkpoint_every)
+
+
+def aggregate(spec, inputs, outputs, job):
+    from daedyn.jobs.beyond import lr_normalised_aggregate_job
+    lr_normalised_aggregate_job(spec, inputs["runs"], inputs["spectrum"], outputs["combined"], outputs["comparison"],
+                                outputs["metrics"], outputs["claims"], job)
+
+
+def figure(spec, inputs, outputs, job):
+    from daedyn.jobs.beyond import lr_normalised_figure_job
+    lr_normalised_figure_job(spec, inputs["comparison"], [outputs["png"], outputs["pdf"]], job)
+
+
+def spectrum(plan, name, exp, run):
+    return {"spectrum": spectrum_path(exp["dataset"], exp["n_samples"])}
+
+
+KIND = Kind(
+    name="lr_normalised",
+    title="Beyond the paper: noise against weight decay",
+    schema_def="lr_normalised_experiment",
+    config_class="daedyn.runconfig.LrNormalisedConfig",
+    engines=("linear.ExactEngine",),
+    runs=grid,
+    seeds=lambda exp: exp["seeds"][:1],
+    run_pattern=r"(dae|wdae_k\d+|wdae_g[0-9.e+-]+)_f[0-9.e-]+",
+    threads=1,
+    memory=memory,
+    work=work,
+    check=check,
+    # theory sets the run's learning rate, gamma and length: a theory edit retrains
+    train=Step(train, ("training", "runconfig", "theory", "linear", "beyond", "jobs/beyond"),
+               lambda plan, name, exp, run, seed: {"experiment": name, "run": run, "seed": int(seed),
+                                                   **{k: exp[k] for k in TRAIN_KEYS}, **grid(exp)[run]},
+               spectrum),
+    aggregate=Step(aggregate, ("theory", "beyond", "claims", "jobs/beyond"),
+                   lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"]},
+                   lambda plan, name, exp, run: {"runs": plan.run_files(name), **spectrum(plan, name, exp, run)},
+                   {"combined": "combined.nc", "comparison": "comparison.nc", "metrics": "metrics.csv",
+                    "claims": "claims.csv"},
+                   {"metrics": ("lr_normalised_metrics.rst", "step counts")}),
+    figure=Step(figure, ("figures/__init__", "figures/style", "figures/beyond", "beyond", "jobs/beyond"),
+                lambda plan, name, exp, run, seed: {"experiment": name},
+                result_of("comparison.nc"), report={"png": ("lr_normalised_figure.rst", "figure")}),
+)

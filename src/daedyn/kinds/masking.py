@@ -1,0 +1,100 @@
+"""Kind ``masking``: linear DAEs with Bernoulli masking (dropout) noise of keep probability q (beyond the paper)."""
+
+from __future__ import annotations
+
+from daedyn.kinds import Kind, Step
+from daedyn.plan import check_modes, config_error, dataset_path, gemm_seconds, result_of, spectrum_path
+
+TRAIN_KEYS = ("dataset", "n_samples", "engine", "hidden", "form", "lr", "epochs", "log_every", "init_std",
+              "batch_size", "shuffle", "dtype", "device", "allow_unstable")
+
+
+def check(plan, key, exp):
+    plan.check_dataset(f"{key}.dataset", exp["dataset"])
+    masked = {}
+    for run, entry in exp["runs"].items():
+        q = entry.get("q", exp.get("q"))
+        if q is None:
+            config_error(f"{key}.runs.{run}.q",
+                         "the keep probability q is needed, in the run's entry or for the whole experiment")
+        if exp["engine"] == "sampled" and entry["noise"] != "masking":
+            config_error(f"{key}.runs.{run}.noise",
+                         f"{entry['noise']} needs engine: marginal (the sampled engine draws masks)")
+        if entry["noise"] == "masking":
+            if q in masked.values():
+                config_error(f"{key}.runs.{run}.q", f"q={q} is also the keep probability of masked run "
+                             f"{[r for r, v in masked.items() if v == q][0]}; masked runs need distinct q")
+            masked[run] = q
+    if not masked:
+        config_error(f"{key}.runs", "needs at least one run with noise: masking")
+    if exp["engine"] != "sampled" and exp["batch_size"] is not None:
+        config_error(f"{key}.batch_size", "only used by engine: sampled (the marginal engine is full batch)")
+    check_modes(plan, key, exp)
+
+
+def train_inputs(plan, name, exp, run):
+    """The spectrum always; the dataset too for the sampled engine, which draws masks on the data."""
+    inputs = {"spectrum": spectrum_path(exp["dataset"], exp["n_samples"])}
+    if exp["engine"] == "sampled":
+        inputs["dataset"] = dataset_path(exp["dataset"])
+    return inputs
+
+
+def memory(plan, exp, run):
+    """Spectrum and noise covariance (d x d), plus the data for the sampled engine."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    return (3 * exp["n_samples"] * d * 8 if exp["engine"] == "sampled" else 0) + 5 * d * d * 8
+
+
+def work(plan, exp, run):
+    """Per epoch: marginal, the d x d x H product dominates; sampled, a pass over the data."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    h = exp["hidden"]
+    flops = 6 * exp["n_samples"] * d * h if exp["engine"] == "sampled" else 2 * d * d * h + 8 * d * h * h
+    return gemm_seconds(exp["epochs"] * flops)
+
+
+def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
+    from daedyn.jobs.masking import train_job
+    train_job(spec, inputs["spectrum"], inputs.get("dataset"), outputs["run"], job, threads=threads,
+              checkpoint_every=checkpoint_every)
+
+
+def aggregate(spec, inputs, outputs, job):
+    from daedyn.jobs.masking import aggregate_job
+    aggregate_job(spec, inputs["runs"], outputs["combined"], outputs["metrics"], outputs["claims"], job)
+
+
+def figure(spec, inputs, outputs, job):
+    from daedyn.jobs.masking import figure_job
+    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
+
+
+def train_params(plan, name, exp, run, seed):
+    keys = TRAIN_KEYS + (("q",) if "q" in exp else ())
+    return {"experiment": name, "run": run, "seed": int(seed), **{k: exp[k] for k in keys}, **exp["runs"][run]}
+
+
+KIND = Kind(
+    name="masking",
+    title="Beyond the paper: masking noise",
+    schema_def="masking_experiment",
+    config_class="daedyn.runconfig.MaskingConfig",
+    engines=("masking.MarginalMaskingEngine", "masking.SampledMaskingEngine"),
+    threads=1,  # as depth: small products, two runs side by side use two cores better
+    memory=memory,
+    work=work,
+    check=check,
+    train=Step(train, ("training", "runconfig", "masking", "tracking", "linear", "data", "jobs/masking"),
+               train_params, train_inputs),
+    aggregate=Step(aggregate, ("masking", "masking_analysis", "theory", "trajectories", "claims", "analysis",
+                               "jobs/masking"),
+                   lambda plan, name, exp, run, seed: {"experiment": name, "runs": list(exp["runs"]),
+                                                       "seeds": exp["seeds"], "modes": exp["modes"]},
+                   lambda plan, name, exp, run: {"runs": plan.run_files(name)},
+                   {"combined": "combined.nc", "metrics": "metrics.csv", "claims": "claims.csv"},
+                   {"metrics": ("masking_metrics.rst", "theory vs actual"), "claims": ("masking_claims.rst", "claims")}),
+    figure=Step(figure, ("figures/__init__", "figures/style", "figures/masking", "trajectories", "jobs/masking"),
+                lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"]},
+                result_of("combined.nc"), report={"png": ("masking_figure.rst", "figure")}),
+)

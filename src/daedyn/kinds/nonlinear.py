@@ -1,0 +1,90 @@
+"""Kind ``nonlinear``: ReLU/tanh D→H→D DAE/WDAE trained with sampled input noise (the paper's Fig. 6)."""
+
+from __future__ import annotations
+
+from daedyn.kinds import Kind, Step
+from daedyn.kinds.linear import figure_layout
+from daedyn.plan import (check_facets, config_error, dataset_path, gemm_seconds, result_of, run_setting,
+                         spectrum_path)
+
+TRAIN_KEYS = ("dataset", "n_samples", "hidden", "activation", "lr", "epochs", "log_every", "init_std", "batch_size",
+              "shuffle", "dtype", "device", "k_modes")
+
+
+def check(plan, key, exp):
+    """The mapping is measured along the top eigen-directions, each beside the linear theory of its mode."""
+    plan.check_dataset(f"{key}.dataset", exp["dataset"])
+    d = plan.dataset_shape(exp["dataset"])[1]
+    for run in exp["runs"]:
+        hidden = run_setting(exp, run, "hidden")
+        if exp["k_modes"] > min(hidden, d):
+            config_error(f"{key}.k_modes", f"{exp['k_modes']} modes cannot be measured against the linear theory "
+                         f"with hidden={hidden} units on {exp['dataset']!r} (d={d} inputs; run {run}); k_modes "
+                         f"must be <= min(hidden, d) = {min(hidden, d)}")
+    check_facets(key, exp, "nonlinear")
+
+
+def train_inputs(plan, name, exp, run):
+    return {"dataset": dataset_path(exp["dataset"]),
+            "spectrum": spectrum_path(exp["dataset"], run_setting(exp, run, "n_samples"))}
+
+
+def memory(plan, exp, run):
+    """The data (float64 when read, float32 in training), the noisy copy, activations and outputs of one batch."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    n_all = run_setting(exp, run, "n_samples")
+    n = run_setting(exp, run, "batch_size") or n_all
+    return n_all * d * 8 + n * (4 * d + 2 * run_setting(exp, run, "hidden")) * 4
+
+
+def work(plan, exp, run):
+    """Per epoch 12 N d H flops (forward, backward, update), per record 4 N d H (a clean forward pass)."""
+    _, d = plan.dataset_shape(exp["dataset"])
+    ndh = run_setting(exp, run, "n_samples") * d * run_setting(exp, run, "hidden")
+    records = exp["epochs"] // exp["log_every"] + 1
+    return gemm_seconds(exp["epochs"] * 12 * ndh + records * 4 * ndh)
+
+
+def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
+    from daedyn.jobs.nonlinear import train_job
+    train_job(spec, inputs["dataset"], inputs["spectrum"], outputs["run"], job, threads=threads,
+              checkpoint_every=checkpoint_every)
+
+
+def aggregate(spec, inputs, outputs, job):
+    from daedyn.jobs.nonlinear import aggregate_job
+    aggregate_job(spec, inputs["runs"], inputs["spectrum"], outputs["combined"], outputs["halftimes"], job)
+
+
+def figure(spec, inputs, outputs, job):
+    from daedyn.jobs.nonlinear import figure_job
+    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
+
+
+KIND = Kind(
+    name="nonlinear",
+    title="Nonlinear networks (Fig. 6)",
+    schema_def="nonlinear_experiment",
+    config_class="daedyn.runconfig.NonlinearConfig",
+    engines=("nonlinear.NonlinearEngine",),
+    sweepable=True,
+    beyond=False,
+    threads=2,
+    memory=memory,
+    work=work,
+    check=check,
+    train=Step(train, ("training", "runconfig", "nonlinear", "linear", "data", "jobs/nonlinear"),
+               lambda plan, name, exp, run, seed: {"experiment": name, "run": run, "seed": int(seed),
+                                                   **{k: exp[k] for k in TRAIN_KEYS}, **exp["runs"][run]},
+               train_inputs),
+    aggregate=Step(aggregate, ("nonlinear", "theory", "analysis", "jobs/nonlinear"),
+                   lambda plan, name, exp, run, seed: {"experiment": name, "runs": list(exp["runs"]),
+                                                       "seeds": exp["seeds"]},
+                   lambda plan, name, exp, run: {"runs": plan.run_files(name),
+                                                 "spectrum": spectrum_path(exp["dataset"], exp["n_samples"])},
+                   {"combined": "combined.nc", "halftimes": "halftimes.csv"},
+                   {"halftimes": ("nonlinear_halftimes.rst", "half-times")}),
+    figure=Step(figure, ("figures/__init__", "figures/style", "figures/nonlinear", "jobs/nonlinear"),
+                lambda plan, name, exp, run, seed: {"experiment": name, **figure_layout(exp)},
+                result_of("combined.nc"), report={"png": ("nonlinear_figure.rst", "figure")}),
+)
