@@ -71,3 +71,15 @@ def test_readme_stage_table_agrees_with_the_registry():
         for file in kind.aggregate.outputs.values():
             assert f"`{file}`" in aggregate[0] or f"/{file}`" in aggregate[0], (kind.name, file)
         assert any(f"`{kind.rule('figure')}`" in r.split("|")[1] for r in rows), kind.name
+
+
+def test_architecture_table_of_kinds_agrees_with_the_registry():
+    from daedyn.kinds import load
+
+    rows = {line.split("|")[1].strip(): line for line in (REPO / "docs/architecture.md").read_text().splitlines()
+            if line.startswith("| `")}
+    for kind in load().values():
+        row = rows[f"`{kind.name}`"]
+        assert f"`{kind.section}`" in row and kind.config_class.rpartition(".")[2] in row, kind.name
+        assert f"`{kind.run_file.removeprefix('results/{experiment}/')}`" in row, kind.name
+        assert all(f"`{file}`" in row for file in kind.aggregate.outputs.values()), kind.name

@@ -136,8 +136,7 @@ import xarray as xr
 
 from daedyn import provenance, store
 from daedyn.jobs import logged
-from daedyn.kinds import Kind, Step
-from daedyn.plan import result_of
+from daedyn.kinds import Kind, Step, figure_step
 
 
 def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
@@ -162,18 +161,18 @@ def aggregate(spec, inputs, outputs, job):
                                                                inputs=inputs["runs"]))
 
 
-def figure(spec, inputs, outputs, job):
+def figure_job(spec, combined, outputs, job):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from daedyn.jobs import save_figure
     with logged(job):
-        ds = store.open_dataset(inputs["combined"])
+        ds = store.open_dataset(combined)
         fig, ax = plt.subplots()
         for run in ds["run"].values:
             ax.plot(ds["epoch"], ds["u"].sel(run=run), label=str(run))
         ax.legend()
-        save_figure(fig, [outputs["png"], outputs["pdf"]])
+        save_figure(fig, outputs)
 
 
 KIND = Kind(
@@ -191,7 +190,7 @@ KIND = Kind(
                                                               **exp["runs"][run]}),
     aggregate=Step(aggregate, (), lambda plan, name, exp, run, seed: {"runs": list(exp["runs"])},
                    lambda plan, name, exp, run: {"runs": plan.run_files(name)}, {"combined": "combined.nc"}),
-    figure=Step(figure, (), lambda plan, name, exp, run, seed: {}, result_of("combined.nc")),
+    figure=figure_step("toy_kind:figure_job", "combined.nc", (), lambda plan, name, exp, run, seed: {}),
 )
 '''
 

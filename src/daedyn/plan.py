@@ -350,11 +350,6 @@ def dataset_path(dataset: str) -> str:
     return f"results/data/{dataset}.nc"
 
 
-def result_of(file: str):
-    """The inputs of a figure step: one file of the experiment's aggregation, named by its stem."""
-    return lambda plan, name, exp, run: {file.split(".")[0]: f"results/{name}/{file}"}
-
-
 def run_setting(exp: Mapping, run: str | None, key: str) -> Any:
     """A run's own value of a per-run setting, else the experiment's (run None: the experiment's)."""
     return exp["runs"][run].get(key, exp.get(key)) if run is not None else exp.get(key)

@@ -20,13 +20,14 @@ the workflow plans with it, and a notebook can read it.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["BUILTIN", "Kind", "Step", "kind_of_rule", "load", "run_step"]
+__all__ = ["BUILTIN", "Kind", "Step", "figure_step", "kind_of_rule", "load", "run_step"]
 
-#: the modules of the kinds shipped with daedyn, in the order their rules are created
-BUILTIN = ("linear", "nonlinear", "depth", "masking", "generalisation", "lr_normalised", "sampled")
+#: the kinds shipped with daedyn: every module of this package (a new one registers by existing)
+BUILTIN = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
 
 #: modules every job imports (logging, provenance, the netCDF writer): a source of every step
 CORE_SOURCES = ("__init__", "provenance", "store", "jobs/__init__")
@@ -39,9 +40,10 @@ class Step:
     ``function(spec, inputs, outputs, job, **runtime)`` runs the step in its job: the step's params
     (``spec``), its named input and output paths, a :class:`daedyn.jobs.JobInfo`, and for training
     ``threads`` and ``checkpoint_every`` (they change no result, so they are not params). It adapts
-    those to a job function of :mod:`daedyn.jobs` and imports it only when called. ``inputs(plan, name, exp, run)`` gives the named inputs (``run`` is
-    None for the aggregate and figure steps); ``params(plan, name, exp, run, seed)`` the params, that is
-    every value that changes the step's result and nothing else. ``outputs`` maps output names to file
+    those to a job function of :mod:`daedyn.jobs` and imports it only when called.
+    ``inputs(plan, name, exp, run)`` gives the named inputs (``run`` is None for the aggregate and
+    figure steps); ``params(plan, name, exp, run, seed)`` the params, that is every value that changes
+    the step's result and nothing else. ``outputs`` maps output names to file
     names (aggregate: under ``results/{experiment}/``; figure: ``png``/``pdf`` in
     ``results/figures/``). ``report`` maps output names to (caption file in ``workflow/report/``,
     label). ``sources`` are the package modules (paths under ``src/daedyn`` without ``.py``) whose
@@ -55,6 +57,21 @@ class Step:
     inputs: Callable[..., dict] = lambda plan, name, exp, run: {}
     outputs: Mapping[str, str] = field(default_factory=dict)
     report: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def figure_step(job: str, table: str, sources: tuple[str, ...], params: Callable[..., dict],
+                caption: str | None = None) -> Step:
+    """The figure step of a kind: ``job`` (``"module:function"``, imported when the step runs) is called as
+    ``function(spec, table_path, [png, pdf], job_info)`` and draws one file of the experiment's
+    aggregation, ``table`` (e.g. ``"combined.nc"``), which is the step's input of that stem."""
+    key = table.split(".")[0]
+
+    def draw(spec, inputs, outputs, info):
+        module, _, function = job.partition(":")
+        getattr(importlib.import_module(module), function)(spec, inputs[key], [outputs["png"], outputs["pdf"]], info)
+
+    return Step(draw, sources, params, lambda plan, name, exp, run: {key: f"results/{name}/{table}"},
+                report={"png": (caption, "figure")} if caption else {})
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step
-from daedyn.plan import config_error, gemm_seconds, result_of, spectrum_path
+from daedyn.kinds import Kind, Step, figure_step
+from daedyn.plan import config_error, gemm_seconds, spectrum_path
 
 TRAIN_KEYS = ("dataset", "n_samples", "depth", "hidden", "widths", "init", "w0", "init_std", "lr", "epochs",
               "log_every", "match_mode", "dtype", "device", "allow_unstable", "batch_size", "shuffle")
@@ -54,11 +54,6 @@ def aggregate(spec, inputs, outputs, job):
     aggregate_job(spec, inputs["runs"], outputs["combined"], outputs["metrics"], outputs["claims"], job)
 
 
-def figure(spec, inputs, outputs, job):
-    from daedyn.jobs.depth import figure_job
-    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
-
-
 KIND = Kind(
     name="depth",
     title="Beyond the paper: depth",
@@ -81,7 +76,8 @@ KIND = Kind(
                    lambda plan, name, exp, run: {"runs": plan.run_files(name)},
                    {"combined": "combined.nc", "metrics": "metrics.csv", "claims": "claims.csv"},
                    {"metrics": ("depth_metrics.rst", "half-times"), "claims": ("depth_claims.rst", "claims")}),
-    figure=Step(figure, ("figures/__init__", "figures/style", "figures/depth", "depth", "trajectories", "jobs/depth"),
-                lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"]},
-                result_of("combined.nc"), report={"png": ("depth_figure.rst", "figure")}),
+    figure=figure_step("daedyn.jobs.depth:figure_job", "combined.nc",
+                       ("figures/__init__", "figures/style", "figures/depth", "depth", "trajectories", "jobs/depth"),
+                       lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"]},
+                       "depth_figure.rst"),
 )

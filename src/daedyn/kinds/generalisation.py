@@ -6,9 +6,9 @@ would cost more than they do); its run is named ``n{N}``.
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step
+from daedyn.kinds import Kind, Step, figure_step
 from daedyn.plan import (check_distinct, check_heldout, config_error, gemm_seconds, heldout_moment_path,
-                         result_of, spectrum_path)
+                         spectrum_path)
 
 TRAIN_KEYS = ("dataset", "heldout", "sigma2_test", "hidden", "lr", "epochs", "log_every", "init_std", "dtype",
               "device")
@@ -94,11 +94,6 @@ def aggregate(spec, inputs, outputs, job):
                   dict(zip(spec["n_samples"], inputs["moments"])), outputs, job)
 
 
-def figure(spec, inputs, outputs, job):
-    from daedyn.jobs.generalisation import figure_job
-    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
-
-
 KIND = Kind(
     name="generalisation",
     title="Generalisation",
@@ -127,7 +122,8 @@ KIND = Kind(
                     "claims": "claims.csv"},
                    {"metrics": ("generalisation_metrics.rst", "errors"),
                     "optimal_noise": ("generalisation_optimal_noise.rst", "optimal noise")}),
-    figure=Step(figure, ("figures/__init__", "figures/style", "figures/generalisation", "jobs/generalisation"),
-                lambda plan, name, exp, run, seed: {"experiment": name},
-                result_of("combined.nc"), report={"png": ("generalisation_figure.rst", "figure")}),
+    figure=figure_step("daedyn.jobs.generalisation:figure_job", "combined.nc",
+                       ("figures/__init__", "figures/style", "figures/generalisation", "jobs/generalisation"),
+                       lambda plan, name, exp, run, seed: {"experiment": name},
+                       "generalisation_figure.rst"),
 )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step
+from daedyn.kinds import Kind, Step, figure_step
 from daedyn.plan import (check_facets, check_heldout, check_modes, config_error, dataset_path, gemm_seconds,
-                         heldout_moment_path, result_of, run_key, run_setting, spectrum_path)
+                         heldout_moment_path, run_key, run_setting, spectrum_path)
 
 #: the experiment's keys a run's params take (a run's own entry overrides them)
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std", "engine", "batch_size",
@@ -89,11 +89,6 @@ def aggregate(spec, inputs, outputs, job):
                   run_spectra=inputs["run_spectra"])
 
 
-def figure(spec, inputs, outputs, job):
-    from daedyn.jobs.linear import figure_job
-    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
-
-
 KIND = Kind(
     name="linear",
     title="Linear networks (Fig. 5)",
@@ -114,7 +109,9 @@ KIND = Kind(
                                                        "paper_plateaus": exp["paper_plateaus"]},
                    aggregate_inputs, {"combined": "combined.nc", "metrics": "metrics.csv"},
                    {"metrics": ("linear_metrics.rst", "theory vs actual")}),
-    figure=Step(figure, ("figures/__init__", "figures/style", "figures/linear", "jobs/linear"),
-                lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"], **figure_layout(exp)},
-                result_of("combined.nc"), report={"png": ("linear_figure.rst", "figure")}),
+    figure=figure_step("daedyn.jobs.linear:figure_job", "combined.nc",
+                       ("figures/__init__", "figures/style", "figures/linear", "jobs/linear"),
+                       lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"],
+                                                           **figure_layout(exp)},
+                       "linear_figure.rst"),
 )

@@ -6,8 +6,8 @@ the job checks), so adding a value trains only the new runs.
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step
-from daedyn.plan import check_distinct, check_modes, gemm_seconds, result_of, spectrum_path
+from daedyn.kinds import Kind, Step, figure_step
+from daedyn.plan import check_distinct, check_modes, gemm_seconds, spectrum_path
 
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "eps", "modes", "epoch_budget", "init_std", "log_every", "dtype",
               "device")
@@ -58,11 +58,6 @@ def aggregate(spec, inputs, outputs, job):
                                 outputs["metrics"], outputs["claims"], job)
 
 
-def figure(spec, inputs, outputs, job):
-    from daedyn.jobs.beyond import lr_normalised_figure_job
-    lr_normalised_figure_job(spec, inputs["comparison"], [outputs["png"], outputs["pdf"]], job)
-
-
 def spectrum(plan, name, exp, run):
     return {"spectrum": spectrum_path(exp["dataset"], exp["n_samples"])}
 
@@ -91,7 +86,8 @@ KIND = Kind(
                    {"combined": "combined.nc", "comparison": "comparison.nc", "metrics": "metrics.csv",
                     "claims": "claims.csv"},
                    {"metrics": ("lr_normalised_metrics.rst", "step counts")}),
-    figure=Step(figure, ("figures/__init__", "figures/style", "figures/beyond", "beyond", "jobs/beyond"),
-                lambda plan, name, exp, run, seed: {"experiment": name},
-                result_of("comparison.nc"), report={"png": ("lr_normalised_figure.rst", "figure")}),
+    figure=figure_step("daedyn.jobs.beyond:lr_normalised_figure_job", "comparison.nc",
+                       ("figures/__init__", "figures/style", "figures/beyond", "beyond", "jobs/beyond"),
+                       lambda plan, name, exp, run, seed: {"experiment": name},
+                       "lr_normalised_figure.rst"),
 )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step
-from daedyn.plan import check_modes, config_error, dataset_path, gemm_seconds, result_of, spectrum_path
+from daedyn.kinds import Kind, Step, figure_step
+from daedyn.plan import check_modes, config_error, dataset_path, gemm_seconds, spectrum_path
 
 TRAIN_KEYS = ("dataset", "n_samples", "engine", "hidden", "form", "lr", "epochs", "log_every", "init_std",
               "batch_size", "shuffle", "dtype", "device", "allow_unstable")
@@ -65,11 +65,6 @@ def aggregate(spec, inputs, outputs, job):
     aggregate_job(spec, inputs["runs"], outputs["combined"], outputs["metrics"], outputs["claims"], job)
 
 
-def figure(spec, inputs, outputs, job):
-    from daedyn.jobs.masking import figure_job
-    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
-
-
 def train_params(plan, name, exp, run, seed):
     keys = TRAIN_KEYS + (("q",) if "q" in exp else ())
     return {"experiment": name, "run": run, "seed": int(seed), **{k: exp[k] for k in keys}, **exp["runs"][run]}
@@ -93,8 +88,10 @@ KIND = Kind(
                                                        "seeds": exp["seeds"], "modes": exp["modes"]},
                    lambda plan, name, exp, run: {"runs": plan.run_files(name)},
                    {"combined": "combined.nc", "metrics": "metrics.csv", "claims": "claims.csv"},
-                   {"metrics": ("masking_metrics.rst", "theory vs actual"), "claims": ("masking_claims.rst", "claims")}),
-    figure=Step(figure, ("figures/__init__", "figures/style", "figures/masking", "trajectories", "jobs/masking"),
-                lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"]},
-                result_of("combined.nc"), report={"png": ("masking_figure.rst", "figure")}),
+                   {"metrics": ("masking_metrics.rst", "theory vs actual"),
+                    "claims": ("masking_claims.rst", "claims")}),
+    figure=figure_step("daedyn.jobs.masking:figure_job", "combined.nc",
+                       ("figures/__init__", "figures/style", "figures/masking", "trajectories", "jobs/masking"),
+                       lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"]},
+                       "masking_figure.rst"),
 )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step
+from daedyn.kinds import Kind, Step, figure_step
 from daedyn.kinds.linear import figure_layout
-from daedyn.plan import (check_facets, config_error, dataset_path, gemm_seconds, result_of, run_setting,
+from daedyn.plan import (check_facets, config_error, dataset_path, gemm_seconds, run_setting,
                          spectrum_path)
 
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "activation", "lr", "epochs", "log_every", "init_std", "batch_size",
@@ -56,11 +56,6 @@ def aggregate(spec, inputs, outputs, job):
     aggregate_job(spec, inputs["runs"], inputs["spectrum"], outputs["combined"], outputs["halftimes"], job)
 
 
-def figure(spec, inputs, outputs, job):
-    from daedyn.jobs.nonlinear import figure_job
-    figure_job(spec, inputs["combined"], [outputs["png"], outputs["pdf"]], job)
-
-
 KIND = Kind(
     name="nonlinear",
     title="Nonlinear networks (Fig. 6)",
@@ -84,7 +79,8 @@ KIND = Kind(
                                                  "spectrum": spectrum_path(exp["dataset"], exp["n_samples"])},
                    {"combined": "combined.nc", "halftimes": "halftimes.csv"},
                    {"halftimes": ("nonlinear_halftimes.rst", "half-times")}),
-    figure=Step(figure, ("figures/__init__", "figures/style", "figures/nonlinear", "jobs/nonlinear"),
-                lambda plan, name, exp, run, seed: {"experiment": name, **figure_layout(exp)},
-                result_of("combined.nc"), report={"png": ("nonlinear_figure.rst", "figure")}),
+    figure=figure_step("daedyn.jobs.nonlinear:figure_job", "combined.nc",
+                       ("figures/__init__", "figures/style", "figures/nonlinear", "jobs/nonlinear"),
+                       lambda plan, name, exp, run, seed: {"experiment": name, **figure_layout(exp)},
+                       "nonlinear_figure.rst"),
 )

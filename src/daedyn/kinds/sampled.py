@@ -7,8 +7,8 @@ batch size (``traj_full``, ``traj_b{B}``), the learning-rate sweep of the statio
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step
-from daedyn.plan import check_distinct, config_error, dataset_path, gemm_seconds, result_of, spectrum_path
+from daedyn.kinds import Kind, Step, figure_step
+from daedyn.plan import check_distinct, config_error, dataset_path, gemm_seconds, spectrum_path
 
 #: the keys every part uses, and each part's own (daedyn.runconfig.SampledConfig)
 COMMON = ("dataset", "n_samples", "dim", "hidden", "eps", "modes", "seeds", "init_std", "init_seed", "dtype",
@@ -82,11 +82,6 @@ def aggregate(spec, inputs, outputs, job):
                           inputs["dataset"], outputs["summary"], outputs["metrics"], outputs["claims"], job)
 
 
-def figure(spec, inputs, outputs, job):
-    from daedyn.jobs.beyond import sampled_figure_job
-    sampled_figure_job(spec, inputs["summary"], [outputs["png"], outputs["pdf"]], job)
-
-
 def aggregate_params(plan, name, exp, run, seed):
     keys = COMMON + tuple({k for v in PART_KEYS.values() for k in v})
     return {"experiment": name, "run": "summary", "batches": exp["batches"], **{k: exp[k] for k in keys}}
@@ -116,7 +111,8 @@ KIND = Kind(
                    aggregate_params, aggregate_inputs,
                    {"summary": "summary.nc", "metrics": "metrics.csv", "claims": "claims.csv"},
                    {"metrics": ("sampled_metrics.rst", "metrics")}),
-    figure=Step(figure, ("figures/__init__", "figures/style", "figures/beyond", "beyond", "jobs/beyond"),
-                lambda plan, name, exp, run, seed: {"experiment": name},
-                result_of("summary.nc"), report={"png": ("sampled_figure.rst", "figure")}),
+    figure=figure_step("daedyn.jobs.beyond:sampled_figure_job", "summary.nc",
+                       ("figures/__init__", "figures/style", "figures/beyond", "beyond", "jobs/beyond"),
+                       lambda plan, name, exp, run, seed: {"experiment": name},
+                       "sampled_figure.rst"),
 )
