@@ -98,7 +98,7 @@ def test_targets_hold_every_enabled_experiment_once(plan):
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["generalisation_experiments"].update(fig5_mnist=c["generalisation_experiments"]["generalisation_mnist"]),
-     "generalisation_experiments.fig5_mnist: the name is also used in linear_experiments"),
+     "linear_experiments.fig5_mnist: the name is also used in generalisation_experiments"),
     (lambda c: c["depth_experiments"]["depth_mnist"].update(dataset="nope"), "depth_experiments.depth_mnist.dataset"),
     (lambda c: c["sampled_experiments"]["sampled_vs_marginalised_mnist"].update(batches=[100, 100]),
      "sampled_experiments.sampled_vs_marginalised_mnist.batches: repeated values"),
@@ -106,6 +106,21 @@ def test_targets_hold_every_enabled_experiment_once(plan):
      "lr_normalised_experiments.lr_normalised_mnist.modes: mode 500 cannot be learned"),
     (lambda c: c.update(kinds=["no_such_module"]), "kinds: 'no_such_module' is not an importable module"),
     (lambda c: c.update(linear_experiments=[]), "[] is not of type 'object'"),
+    # a repeated mode once counted one seed twice and crashed the figures after training
+    *[(lambda c, s=section, n=name: c[s][n].update(modes=[3, 3]), f"{section}.{name}.modes: [3, 3] has non-unique")
+      for section, name in [("linear_experiments", "fig5_mnist"), ("depth_experiments", "depth_mnist"),
+                            ("masking_experiments", "masking_mnist"),
+                            ("lr_normalised_experiments", "lr_normalised_mnist")]],
+    (lambda c: c["masking_experiments"]["masking_mnist"]["runs"]["q90"].update(q=1.0),
+     "masking_experiments.masking_mnist.runs.q90.q: q=1 keeps every input"),
+    (lambda c: c["lr_normalised_experiments"]["lr_normalised_mnist"].update(matched_modes=[], gammas=[]),
+     "lr_normalised_experiments.lr_normalised_mnist.matched_modes: the experiment compares WDAEs"),
+    (lambda c: c["linear_experiments"]["fig5_mnist"].pop("runs"),
+     "linear_experiments.fig5_mnist: give one of: 'runs' is a required property; or 'sweep' is a required"),
+    (lambda c: c["linear_experiments"].update(fig1=c["linear_experiments"]["fig5_mnist"]),
+     "linear_experiments.fig1: 'fig1' names a folder or figure of the pipeline's own stages"),
+    (lambda c: c["depth_experiments"].update(data=c["depth_experiments"]["depth_mnist"]),
+     "depth_experiments.data: 'data' names a folder"),
 ])
 def test_bad_configs_name_the_key(change, message):
     config = default_config()

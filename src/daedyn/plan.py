@@ -33,6 +33,10 @@ START_S = 30  # interpreter, imports, reading the inputs, writing the result
 GFLOPS = 100.0
 
 
+#: names an experiment cannot have: results/<name>/ or results/figures/<name>.png belong to another stage
+RESERVED = {"data", "spectra", "scalar", "claims", "figures", "fig1", "fig2", "fig3", "fig4"}
+
+
 def gemm_seconds(flops: float) -> float:
     return flops / (GFLOPS * 1e9)
 
@@ -77,7 +81,11 @@ def _check_schema(config: dict, schema: dict) -> None:
     validator = validators.extend(Draft202012Validator, {"properties": set_defaults})(schema)
     error = best_match(validator.iter_errors(config))
     if error is not None:
-        message = error.message if len(error.message) <= 300 else error.message[:300] + " ..."
+        message = error.message
+        if error.context:  # anyOf/oneOf: what each alternative asks for, not the whole instance
+            message = "give one of: " + "; or ".join(dict.fromkeys(e.message for e in error.context
+                                                                    if not e.relative_path))
+        message = message if len(message) <= 300 else message[:300] + " ..."
         raise ConfigError(f"Invalid config: {configcheck.key_path(error.absolute_path) or 'config'}: {message}")
 
 
@@ -121,6 +129,9 @@ class Plan:
                 if name in self.kind_of:
                     config_error(f"{kind.section}.{name}", f"the name is also used in "
                                  f"{self.kind_of[name].section}; experiment names must be unique")
+                if name in RESERVED:
+                    config_error(f"{kind.section}.{name}", f"{name!r} names a folder or figure of the pipeline's "
+                                 f"own stages (reserved: {', '.join(sorted(RESERVED))}); choose another name")
                 self.kind_of[name] = kind
                 kind.check(self, f"{kind.section}.{name}", exp)
         for name in self.swept(paper=None):

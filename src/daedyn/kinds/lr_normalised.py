@@ -7,7 +7,7 @@ the job checks), so adding a value trains only the new runs.
 from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
-from daedyn.plan import check_distinct, check_modes, gemm_seconds, spectrum_path
+from daedyn.plan import check_distinct, check_modes, config_error, gemm_seconds, spectrum_path
 
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "eps", "modes", "epoch_budget", "init_std", "log_every", "dtype",
               "device")
@@ -29,7 +29,10 @@ def check(plan, key, exp):
     plan.check_dataset(f"{key}.dataset", exp["dataset"])
     check_modes(plan, key, exp)
     check_modes(plan, key, exp, "matched_modes")
-    check_distinct(key, exp, "fractions", "matched_modes", "gammas")
+    check_distinct(key, exp, "fractions", "gammas")
+    if not exp["matched_modes"] and not exp["gammas"]:
+        config_error(f"{key}.matched_modes", "the experiment compares WDAEs with the DAE: give `matched_modes` "
+                     "or `gammas` (or both)")
 
 
 def memory(plan, exp, run):

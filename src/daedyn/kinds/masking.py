@@ -21,6 +21,9 @@ def check(plan, key, exp):
             config_error(f"{key}.runs.{run}.noise",
                          f"{entry['noise']} needs engine: marginal (the sampled engine draws masks)")
         if entry["noise"] == "masking":
+            if q == 1:
+                config_error(f"{key}.runs.{run}.q", "q=1 keeps every input: a masked run needs q < 1 "
+                             "(train an AE, without noise, in a linear experiment)")
             if q in masked.values():
                 config_error(f"{key}.runs.{run}.q", f"q={q} is also the keep probability of masked run "
                              f"{[r for r, v in masked.items() if v == q][0]}; masked runs need distinct q")

@@ -43,7 +43,7 @@ def check(plan, key, exp):
     for b in [*exp["batches"], exp["var_batch"]]:
         if b is not None and b > exp["n_samples"]:
             config_error(f"{key}.batches", f"batch size {b} exceeds n_samples={exp['n_samples']}")
-    check_distinct(key, exp, "batches", "var_fractions", "modes")
+    check_distinct(key, exp, "batches", "var_fractions")
     if exp["trained_copies"] > exp["copies"]:
         config_error(f"{key}.trained_copies", f"more than copies={exp['copies']}")
 
