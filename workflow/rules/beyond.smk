@@ -14,7 +14,12 @@ rule lr_normalised_train:
         spectrum=lr_normalised_spectrum,
         # theory sets the run's learning rate, gamma and length: a theory edit retrains
         code=package_sources(
-            "training", "runconfig", "theory", "linear", "beyond", "jobs/beyond"
+            "training",
+            "runconfig",
+            "theory",
+            "linear",
+            "lr_normalised",
+            "jobs/lr_normalised",
         ),
         lock=LOCK,
     output:
@@ -38,7 +43,7 @@ rule lr_normalised_aggregate:
     input:
         runs=lr_normalised_runs,
         spectrum=lr_normalised_spectrum,
-        code=package_sources("theory", "beyond", "claims", "jobs/beyond"),
+        code=package_sources("theory", "lr_normalised", "claims", "jobs/lr_normalised"),
     output:
         combined="results/{lrn_experiment}/combined.nc",
         comparison="results/{lrn_experiment}/comparison.nc",
@@ -67,9 +72,9 @@ rule lr_normalised_figure:
         code=package_sources(
             "figures/__init__",
             "figures/style",
-            "figures/beyond",
-            "beyond",
-            "jobs/beyond",
+            "figures/lr_normalised",
+            "lr_normalised",
+            "jobs/lr_normalised",
         ),
     output:
         png=report(
@@ -98,9 +103,10 @@ rule sampled_part:
             "runconfig",
             "theory",
             "linear",
-            "beyond",
+            "sampled",
+            "sampled_engines",
             "data",
-            "jobs/beyond",
+            "jobs/sampled",
         ),
         lock=LOCK,
     output:
@@ -130,10 +136,11 @@ rule sampled_aggregate:
             "runconfig",
             "theory",
             "linear",
-            "beyond",
+            "sampled",
+            "sampled_engines",
             "data",
             "claims",
-            "jobs/beyond",
+            "jobs/sampled",
         ),
     output:
         summary="results/{sm_experiment}/summary.nc",
@@ -159,9 +166,8 @@ rule sampled_figure:
         code=package_sources(
             "figures/__init__",
             "figures/style",
-            "figures/beyond",
-            "beyond",
-            "jobs/beyond",
+            "figures/sampled",
+            "jobs/sampled",
         ),
     output:
         png=report(

@@ -1,6 +1,6 @@
-"""Thin adapter: rule lr_normalised_aggregate -> daedyn.jobs.beyond.lr_normalised_aggregate_job."""
+"""Thin adapter: rule lr_normalised_aggregate -> daedyn.jobs.lr_normalised.lr_normalised_aggregate_job."""
 from daedyn.jobs import JobInfo
-from daedyn.jobs.beyond import lr_normalised_aggregate_job
+from daedyn.jobs.lr_normalised import lr_normalised_aggregate_job
 
 lr_normalised_aggregate_job(
     dict(snakemake.params.spec),

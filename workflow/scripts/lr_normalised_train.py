@@ -1,6 +1,6 @@
-"""Thin adapter: rule lr_normalised_train -> daedyn.jobs.beyond.lr_normalised_train_job."""
+"""Thin adapter: rule lr_normalised_train -> daedyn.jobs.lr_normalised.lr_normalised_train_job."""
 from daedyn.jobs import JobInfo
-from daedyn.jobs.beyond import lr_normalised_train_job
+from daedyn.jobs.lr_normalised import lr_normalised_train_job
 
 lr_normalised_train_job(
     dict(snakemake.params.spec),

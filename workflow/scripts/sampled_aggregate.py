@@ -1,6 +1,6 @@
-"""Thin adapter: rule sampled_aggregate -> daedyn.jobs.beyond.sampled_aggregate_job."""
+"""Thin adapter: rule sampled_aggregate -> daedyn.jobs.sampled.sampled_aggregate_job."""
 from daedyn.jobs import JobInfo
-from daedyn.jobs.beyond import sampled_aggregate_job
+from daedyn.jobs.sampled import sampled_aggregate_job
 
 sampled_aggregate_job(
     dict(snakemake.params.spec),

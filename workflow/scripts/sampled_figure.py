@@ -1,6 +1,6 @@
-"""Thin adapter: rule sampled_figure -> daedyn.jobs.beyond.sampled_figure_job."""
+"""Thin adapter: rule sampled_figure -> daedyn.jobs.sampled.sampled_figure_job."""
 from daedyn.jobs import JobInfo
-from daedyn.jobs.beyond import sampled_figure_job
+from daedyn.jobs.sampled import sampled_figure_job
 
 sampled_figure_job(
     dict(snakemake.params.spec),

@@ -1,6 +1,6 @@
-"""Thin adapter: rule sampled_part -> daedyn.jobs.beyond.sampled_part_job."""
+"""Thin adapter: rule sampled_part -> daedyn.jobs.sampled.sampled_part_job."""
 from daedyn.jobs import JobInfo
-from daedyn.jobs.beyond import sampled_part_job
+from daedyn.jobs.sampled import sampled_part_job
 
 sampled_part_job(
     dict(snakemake.params.spec),
