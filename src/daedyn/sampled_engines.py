@@ -14,8 +14,8 @@ import xarray as xr
 
 from daedyn import linear, theory
 from daedyn.runconfig import LinearConfig
-from daedyn.training import (Checkpoint, Records, as_tensor, data_and_batch, init_weights, initial_weights,
-                             log_epochs, noise_seed, resolve_device, resolve_dtype, run_engine, stability_guard)
+from daedyn.training import (Checkpoint, Engine, Records, as_tensor, init_weights, initial_weights, minibatches,
+                             noise_seed, run_engine)
 
 __all__ = ["SeedBatchSampledEngine", "SeedBatchRun", "FixedCopyEngine", "train_seed_batch", "train_fixed_copy"]
 
@@ -49,18 +49,13 @@ class _SeedBatchTracker(Records):
         return ds
 
 
-class _NoiseEngine:
-    """What the seed-batched and the fixed-copy engines share: the stability guard, the state (W₁, W₂)
-    and the gradient step with weight decay."""
+class _NoiseEngine(Engine):
+    """What the seed-batched and the fixed-copy engines share beyond :class:`daedyn.training.Engine`:
+    the marginalised problem's stability limit and the gradient step with weight decay."""
 
-    def _guard(self, lam) -> None:
+    def _guard(self) -> None:
         c = self.config
-        self.lam = np.asarray(lam, dtype=np.float64)
-        self.eta_max = theory.stability_limit(self.lam, c.eps, c.gamma, c.hidden)
-        stability_guard(c, self.lam, eta_max=self.eta_max)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"W1": self.W1, "W2": self.W2}
+        self.guard(theory.stability_limit(self.lam, c.eps, c.gamma, c.hidden))
 
     def _descend(self, g1: torch.Tensor, g2: torch.Tensor) -> None:
         """W ← W − η(g + γW) for both layers (g: the data part of the gradient)."""
@@ -76,9 +71,6 @@ class _NoiseEngine:
         return (f"learning rate eta={c.lr:g}; the (marginalised) stability limit for this spectrum is "
                 f"eta_max={self.eta_max:.6g} (lambda_1={self.lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g}, "
                 f"H={c.hidden})")
-
-    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.W1, self.W2
 
 
 class SeedBatchSampledEngine(_NoiseEngine):
@@ -101,9 +93,9 @@ class SeedBatchSampledEngine(_NoiseEngine):
 
     def __init__(self, config: LinearConfig, X, lam, V, *, seeds: Sequence[int], modes: Sequence[int],
                  W1=None, W2=None):
-        self.config = config
-        dt, dev = resolve_dtype(config.dtype), resolve_device(config.device)
-        self.X, self.B = data_and_batch(X, config.batch_size, dt, dev)
+        super().__init__(config, lam, W1 is not None)
+        dt, dev = self.dtype, self.device
+        self.use_data(X, config.batch_size)
         n, d = self.X.shape
         if np.shape(lam) != (d,) or np.shape(V) != (d, d):
             raise ValueError(f"lam must be ({d},) and V ({d}, {d}) for data with d = {d} columns")
@@ -112,9 +104,7 @@ class SeedBatchSampledEngine(_NoiseEngine):
         if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and at least one, got {self.seeds}")
         S, H = len(self.seeds), config.hidden
-        self.full = self.B == n
-        self.shuffle = config.shuffle and not self.full
-        self.given = W1 is not None
+        self.shuffle = config.shuffle and self.batch < n
         if W1 is None and W2 is None:
             pairs = [init_weights(d, H, init_std=config.init_std, seed=s) for s in self.seeds]
             W1, W2 = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
@@ -131,10 +121,9 @@ class SeedBatchSampledEngine(_NoiseEngine):
         self.Vm = as_tensor(np.asarray(V)[:, self.modes], dt, dev)
         self.std = math.sqrt(config.eps)
         self.gens = [torch.Generator(dev).manual_seed(noise_seed(s)) for s in self.seeds]
-        self.noise = torch.empty(S, self.B, d, dtype=dt, device=dev)
-        self._guard(lam)
-        n_log = len(log_epochs(config.epochs, config.log_every))
-        self.tracker = _SeedBatchTracker(n_log, self.seeds, self.modes, -(-n // self.B), dt, dev)
+        self.noise = torch.empty(S, self.batch, d, dtype=dt, device=dev)
+        self._guard()
+        self.tracker = _SeedBatchTracker(self.records, self.seeds, self.modes, -(-n // self.batch), dt, dev)
 
     def generators(self) -> dict[str, torch.Generator]:
         return {f"noise{s}": g for s, g in zip(self.seeds, self.gens)}
@@ -158,13 +147,10 @@ class SeedBatchSampledEngine(_NoiseEngine):
 
     @torch.no_grad()
     def step(self, epoch: int) -> None:
-        X, n, B, S = self.X, self.X.shape[0], self.B, len(self.seeds)
-        order = (torch.stack([torch.randperm(n, generator=g, device=X.device) for g in self.gens])
-                 if self.shuffle else None)
-        for start in range(0, n, B):
-            stop = min(start + B, n)
-            b = stop - start
-            xb = X[start:stop].expand(S, -1, -1) if order is None else X[order[:, start:stop]]
+        X, S = self.X, len(self.seeds)
+        for idx in minibatches(X.shape[0], self.batch, self.gens if self.shuffle else (), self.device):
+            xb = X[idx] if torch.is_tensor(idx) else X[idx].expand(S, -1, -1)  # in order: one batch for all
+            b = xb.shape[1]
             if self.std:
                 nb = self.noise[:, :b]
                 for s, g in enumerate(self.gens):
@@ -178,12 +164,8 @@ class SeedBatchSampledEngine(_NoiseEngine):
             g2 = torch.bmm(e.transpose(1, 2), h).mul_(-1.0 / b)                        # −Eᵀ H / b
             self._descend(g1, g2)
 
-    def derived(self) -> dict:
-        return {"n_steps": self.config.epochs * self.tracker.steps_per_epoch, "batch_size": int(self.B)}
-
     def fingerprint_extra(self) -> dict:
-        return {"seeds": self.seeds, "modes": self.modes, "given_weights": self.given, "n": int(self.X.shape[0]),
-                "device": str(self.X.device)}
+        return {**super().fingerprint_extra(), "seeds": self.seeds, "modes": self.modes}
 
 
 @dataclass
@@ -226,22 +208,21 @@ class FixedCopyEngine(_NoiseEngine):
     """
 
     def __init__(self, config: LinearConfig, X, lam, V, W1=None, W2=None):
-        self.config = config
-        dt, dev = resolve_dtype(config.dtype), resolve_device(config.device)
+        super().__init__(config, lam, W1 is not None)
+        dt, dev = self.dtype, self.device
         X64 = torch.as_tensor(np.asarray(X, dtype=np.float64))
         n, d = X64.shape
         self.gen = torch.Generator("cpu").manual_seed(noise_seed(config.seed))
         noise = math.sqrt(config.eps) * torch.randn(n, d, generator=self.gen, dtype=torch.float64)
         self.Xt = (X64 + noise).to(dtype=dt, device=dev)
-        self.X, self.B = data_and_batch(X64, config.batch_size, dt, dev)
-        self.shuffle = config.shuffle and self.B < n
-        self.given = W1 is not None
+        self.use_data(X64, config.batch_size)
+        self.shuffle = config.shuffle and self.batch < n
         self.W1_0, self.W2_0 = initial_weights(d, config.hidden, config.init_std, config.seed, W1, W2, dt, dev)
         self.W1, self.W2 = self.W1_0.clone(), self.W2_0.clone()
         self.V = as_tensor(V, dt, dev)
-        self._guard(lam)
-        n_log = len(log_epochs(config.epochs, config.log_every))
-        self.tracker = linear._Tracker(as_tensor(self.lam, dt, dev), config.eps, config.gamma, config.hidden, n_log)
+        self._guard()
+        self.tracker = linear._Tracker(as_tensor(self.lam, dt, dev), config.eps, config.gamma, config.hidden,
+                                       self.records)
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"order": self.gen} if self.shuffle else {}
@@ -252,23 +233,13 @@ class FixedCopyEngine(_NoiseEngine):
 
     @torch.no_grad()
     def step(self, epoch: int) -> None:
-        n, B = self.X.shape[0], self.B
-        order = torch.randperm(n, generator=self.gen).to(self.X.device) if self.shuffle else None
-        for start in range(0, n, B):
-            stop = min(start + B, n)
-            idx = slice(start, stop) if order is None else order[start:stop]
+        for idx in minibatches(self.X.shape[0], self.batch, [self.gen] if self.shuffle else (), self.device):
             xb, xt = self.X[idx], self.Xt[idx]
             h = xt @ self.W1.T
             e = torch.addmm(xb, h, self.W2.T, alpha=-1.0)
-            g1 = ((e @ self.W2).T @ xt).mul_(-1.0 / (stop - start))
-            g2 = (e.T @ h).mul_(-1.0 / (stop - start))
+            g1 = ((e @ self.W2).T @ xt).mul_(-1.0 / xb.shape[0])
+            g2 = (e.T @ h).mul_(-1.0 / xb.shape[0])
             self._descend(g1, g2)
-
-    def derived(self) -> dict:
-        return {"n_steps": self.config.epochs * -(-self.X.shape[0] // self.B), "batch_size": int(self.B)}
-
-    def fingerprint_extra(self) -> dict:
-        return {"given_weights": self.given, "n": int(self.X.shape[0]), "device": str(self.X.device)}
 
 
 def train_fixed_copy(X, lam, V, config: LinearConfig, *, W1=None, W2=None, checkpoint: Checkpoint | None = None,
