@@ -62,7 +62,7 @@ def two_modes():
     plan = lr_normalised.lr_normalised_plan(config, lam, V)
     assert plan == lr_normalised.plan_lr_normalised(lam, eps=0.5, fractions=[0.5, 0.9], matched_modes=[1], gammas=[0.1, 0.6],
                                              hidden=3, modes=[0, 1], x0=x0, y0=y0, epoch_budget=config.epoch_budget)
-    ds = lr_normalised.run_lr_normalised(config, lam, V)
+    ds = lr_normalised.run_lr_normalised(config, training.Problem(lam, V))
     return plan, ds, lr_normalised.lr_normalised_comparison(ds)
 
 
@@ -123,7 +123,7 @@ def test_crossings_use_each_runs_own_records(two_modes):
     lam, V = np.array([2.0, 0.5]), np.linalg.qr(np.random.default_rng(3).standard_normal((2, 2)))[0]
     config = _lr_config(fractions=[0.5], matched_modes=[1], log_every=4)
     assert [r.name for r in lr_normalised.lr_normalised_plan(config, lam, V)] == [r.name for r in plan[:2]]
-    ds = lr_normalised.run_lr_normalised(config, lam, V)
+    ds = lr_normalised.run_lr_normalised(config, training.Problem(lam, V))
     expected = {}
     for run in ("dae_f0.5", "wdae_k1_f0.5"):
         u = ds["u"].sel(run=run).dropna("epoch")

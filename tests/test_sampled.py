@@ -34,7 +34,7 @@ def test_batched_engine_reproduces_train_sampled(batch_size):
     seeds = [0, 3, 5]
     config = _sampled(X, hidden=4, lr=0.05, epochs=10, eps=0.3, gamma=0.01, batch_size=batch_size, init_std=0.1,
                       log_every=5)
-    run = sampled_engines.train_seed_batch(X, lam, V, config, seeds=seeds, modes=range(6))
+    run = sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=seeds, modes=range(6))
     u = run.trajectory["u"]
     assert list(u["epoch"].values) == [0, 5, 10]
     for j, s in enumerate(seeds):
@@ -56,10 +56,10 @@ def test_interrupted_run_resumes_bit_identically(make, tmp_path, monkeypatch):
     def train(checkpoint=None):
         if make == "batched":
             config = _sampled(X, hidden=2, lr=0.05, epochs=9, eps=0.3, batch_size=8, init_std=0.1, log_every=2)
-            return sampled_engines.train_seed_batch(X, lam, V, config, seeds=[1, 2], modes=[0, 1], checkpoint=checkpoint)
+            return sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=[1, 2], modes=[0, 1], checkpoint=checkpoint)
         config = _sampled(X, engine="datapass", hidden=2, lr=0.05, epochs=9, eps=0.3, batch_size=8, init_std=0.1,
                           log_every=2, seed=3)
-        return sampled_engines.train_fixed_copy(X, lam, V, config, checkpoint=checkpoint)
+        return sampled_engines.train_fixed_copy(config, training.Problem(lam, V, X), checkpoint=checkpoint)
 
     whole = train()
     step = engine.step
@@ -89,7 +89,7 @@ def test_mean_over_200_seeds_follows_marginalised_recurrence():
     ref = linear.train_exact(lam, V, hidden=H, lr=lr, epochs=steps, eps=eps, W1=W1, W2=W2, log_every=1,
                              dtype="float64", device="cpu")
     config = _sampled(X, hidden=H, lr=lr, epochs=steps, eps=eps, log_every=10)
-    u = sampled_engines.train_seed_batch(X, lam, V, config, seeds=range(200), modes=range(4), W1=W1, W2=W2).trajectory["u"]
+    u = sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=range(200), modes=range(4), W1=W1, W2=W2).trajectory["u"]
     cmp = sampled.mean_vs_marginalised(u, ref.trajectory["u"].sel(epoch=u["epoch"]).drop_vars("lam"))
     z = cmp["z"].isel(epoch=slice(1, None))  # epoch 0: no noise yet, se = 0
     assert float(np.abs(z).max()) <= 3.0
@@ -121,7 +121,7 @@ def _stationary(X, lam, V, lr, batch_size, seeds=200, window=15.0):
     tau = 1 / (2 * lr * lam[-1])
     config = _sampled(X, hidden=H, lr=lr, epochs=int(np.ceil((3 + window) * tau / spe)), eps=eps,
                       log_every=max(1, int(tau // (2 * spe))), batch_size=batch_size)
-    run = sampled_engines.train_seed_batch(X, lam, V, config, seeds=range(seeds), modes=range(4), W1=W1, W2=W2)
+    run = sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=range(seeds), modes=range(4), W1=W1, W2=W2)
     st = sampled.stationary_variance(run.trajectory["u"], start=3 * tau / spe)
     pred = sampled.predicted_stationary_variance(X, lam, V, eps=eps, lr=lr, batch_size=batch_size, modes=range(4))
     return st["variance"].values, pred
@@ -186,7 +186,7 @@ def test_fixed_copy_engine_converges_to_empirical_minimiser(hidden):
     plateaus = sampled.fixed_copy_plateaus(X, V, eps=eps, seeds=[4], hidden=hidden)
     assert np.allclose(plateaus[0], np.diag(V.T @ W_star @ V), atol=1e-12)
     with pytest.raises(ValueError, match="fixed data"):
-        sampled_engines.train_fixed_copy(X, lam, V, dataclasses.replace(config, engine="sampled"))
+        sampled_engines.train_fixed_copy(dataclasses.replace(config, engine="sampled"), training.Problem(lam, V, X))
 
 
 def _small_sampled_config(**kw):
@@ -202,7 +202,7 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
 
     X, lam, V = _synthetic(256, [1.0, 0.6, 0.35, 0.2])
     config = _small_sampled_config()
-    out = sampled.sampled_summary(X, lam, V, config)
+    out = sampled.sampled_summary(config, training.Problem(lam, V, X))
     assert out.sizes == {"mode": 2, "step": out.sizes["step"], "batch": 2, "lr": 2, "copy": 8, "trained_copy": 1}
     assert list(out["batch"].values) == [256, 64]
     assert np.all(out["var_batch"].sel(batch=64) > out["var_batch"].sel(batch=256))
@@ -217,7 +217,7 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
     assert len(fig.axes) == 5
     assert style.save(fig, tmp_path / "svm.png")[0].stat().st_size > 1000
     with pytest.raises(ValueError, match="plateau"):
-        sampled.sampled_summary(X, lam, V, dataclasses.replace(config, seeds=2, steps=5))
+        sampled.sampled_summary(dataclasses.replace(config, seeds=2, steps=5), training.Problem(lam, V, X))
 
 
 def test_sampled_parts_need_their_keys_and_a_learnable_mode(monkeypatch):
@@ -226,17 +226,17 @@ def test_sampled_parts_need_their_keys_and_a_learnable_mode(monkeypatch):
     part = SampledConfig.from_params({k: v for k, v in config.to_dict().items() if k not in ("copies", "steps")})
     assert part.copies is None and part.fraction == config.fraction
     with pytest.raises(ValueError, match="needs \\['steps', 'copies'\\]"):
-        sampled.fixed_copies(X, lam, V, part)
+        sampled.fixed_copies(part, training.Problem(lam, V, X))
     with pytest.raises(ValueError, match="min\\(hidden, dim\\) = 1"):
-        sampled.sampled_trajectories(X, lam, V, dataclasses.replace(config, dim=1))
+        sampled.sampled_trajectories(dataclasses.replace(config, dim=1), training.Problem(lam, V, X))
     # too few steps for a stationary phase: the trajectory part stops before it trains (the summary
     # would otherwise stop only after every part has trained)
     trained = []
     monkeypatch.setattr(sampled, "train_seed_batch", lambda *a, **k: trained.append(1))
     with pytest.raises(ValueError, match="not reached its plateau.*within steps = 5"):
-        sampled.sampled_trajectories(X, lam, V, dataclasses.replace(config, steps=5))
+        sampled.sampled_trajectories(dataclasses.replace(config, steps=5), training.Problem(lam, V, X))
     with pytest.raises(ValueError, match="stationary phase starts at step .* raise steps"):
-        sampled.sampled_trajectories(X, lam, V, dataclasses.replace(config, burn_in=1e4))
+        sampled.sampled_trajectories(dataclasses.replace(config, burn_in=1e4), training.Problem(lam, V, X))
     assert not trained
 
 

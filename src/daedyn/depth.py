@@ -67,7 +67,7 @@ from scipy.optimize import brentq
 from daedyn.linear import Run, _check_orthogonal
 from daedyn.runconfig import DepthConfig
 from daedyn.tracking import ProductTracker
-from daedyn.training import Checkpoint, Engine, as_tensor, run_engine
+from daedyn.training import Checkpoint, Engine, Problem, as_tensor, run_engine
 
 __all__ = [
     "DepthEngine",
@@ -450,18 +450,10 @@ class DepthRun(Run):
                "product of the layers above it.")
 
 
-def train(lam, V, config: DepthConfig | None = None, *, layers: Sequence | None = None,
-          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
-          **overrides) -> DepthRun:
-    """Train a depth-L linear DAE/WDAE (:class:`DepthEngine`) on the loop driver.
-
-    ``config`` (or keywords for :meth:`DepthConfig.make`, e.g. ``depth=3, hidden=16, lr=0.01,
-    epochs=500, eps=0.5``, which also override a given ``config``); ``layers`` optional initial
-    weights [W₁, …, W_L]. Returns a :class:`DepthRun`.
+def train(config: DepthConfig, problem: Problem, *, layers: Sequence | None = None,
+          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False) -> DepthRun:
+    """Train a depth-L linear DAE/WDAE (:class:`DepthEngine`) on the loop driver, on the spectrum of
+    ``problem``; ``layers`` optional initial weights [W₁, …, W_L]. Returns a :class:`DepthRun`.
     """
-    if config is None:
-        config = DepthConfig.make(**overrides)
-    elif overrides:
-        config = dataclasses.replace(config, **overrides)
-    return run_engine(DepthEngine(config, lam, V, layers), DepthRun, checkpoint=checkpoint, threads=threads,
+    return run_engine(DepthEngine(config, problem.lam, problem.V, layers), DepthRun, checkpoint=checkpoint, threads=threads,
                       progress=progress)

@@ -99,7 +99,7 @@ import torch
 import xarray as xr
 
 from daedyn.runconfig import LinearConfig
-from daedyn.training import (Checkpoint, Engine, Records, as_tensor, initial_weights, minibatches, noise_seed,
+from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, initial_weights, minibatches, noise_seed,
                              num_threads, run_engine)
 
 __all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine", "corrupted_batch_step", "second_moment_spectrum",
@@ -583,11 +583,12 @@ def train_sampled(X, config: LinearConfig | None = None, *, lam=None, V=None, W1
                       progress=progress)
 
 
-def train(config: LinearConfig, lam, V, X=None, **runtime) -> Run:
-    """Train with the engine ``config.engine``; ``X`` (N×d) is needed by the data-pass engines."""
+def train(config: LinearConfig, problem: Problem, **runtime) -> Run:
+    """Train with the engine ``config.engine`` on ``problem`` (its ``X`` is needed by the data-pass
+    engines, its ``C`` by held-out records). ``runtime``: ``W1``, ``W2`` (initial weights),
+    ``checkpoint``, ``threads``, ``progress``."""
     if config.engine == "exact":
-        return train_exact(lam, V, config, **runtime)
-    if X is None:
-        raise ValueError(f"{config.label}: engine {config.engine!r} needs the data X")
+        return train_exact(problem.lam, problem.V, config, C=problem.C, **runtime)
     trainer = train_datapass if config.engine == "datapass" else train_sampled
-    return trainer(X, config, lam=lam, V=V, **runtime)
+    return trainer(problem.data(f"{config.label}: engine {config.engine!r}"), config, lam=problem.lam, V=problem.V,
+                   C=problem.C, **runtime)

@@ -36,7 +36,7 @@ import xarray as xr
 
 from daedyn import linear, theory
 from daedyn.runconfig import LinearConfig, LrNormalisedConfig
-from daedyn.training import Checkpoint, init_weights
+from daedyn.training import Checkpoint, Problem, init_weights
 
 log = logging.getLogger(__name__)
 
@@ -223,32 +223,32 @@ def lr_normalised_linear_config(config: LrNormalisedConfig, lam, V) -> tuple[Pla
             sigma2_test=())
 
 
-def train_lr_normalised(config: LrNormalisedConfig, lam, V, *, checkpoint: Checkpoint | None = None,
+def train_lr_normalised(config: LrNormalisedConfig, problem: Problem, *, checkpoint: Checkpoint | None = None,
                         threads: int | None = None, progress: bool = False) -> tuple[xr.Dataset, list[int]]:
-    """Train the planned run ``config.run`` with the exact engine on spectrum (λ, V).
+    """Train the planned run ``config.run`` with the exact engine on the spectrum (λ, V) of ``problem``.
 
     Returns the run file (the layout of :meth:`daedyn.linear.Run.dataset`, with the plan's facts
     :data:`PLAN_META` as coordinates along ``run``) and the epochs the run resumed from.
     """
-    planned, cfg = lr_normalised_linear_config(config, lam, V)
+    planned, cfg = lr_normalised_linear_config(config, problem.lam, problem.V)
     log.info("%s: %s at f = %g of eta_max = %.6g (lr = %.6g, gamma = %g), %d epochs", config.label, planned.model,
              planned.fraction, planned.eta_max, planned.lr, planned.gamma, planned.epochs)
-    run = linear.train_exact(lam, V, cfg, checkpoint=checkpoint, threads=threads, progress=progress)
+    run = linear.train(cfg, problem, checkpoint=checkpoint, threads=threads, progress=progress)
     ds = run.dataset().assign_coords({
         name: ("run", [getattr(planned, name)], dict(zip(("long_name", "units"), meta)))
         for name, meta in PLAN_META.items()})
     return ds, run.resumed_from
 
 
-def run_lr_normalised(config: LrNormalisedConfig, lam, V, **runtime) -> xr.Dataset:
+def run_lr_normalised(config: LrNormalisedConfig, problem: Problem, **runtime) -> xr.Dataset:
     """Train every planned run of ``config`` in this process and combine them with the theory.
 
     For notebooks and tests (the workflow trains each run as its own job); ``runtime``: ``threads``,
     ``progress``.
     """
-    runs = [train_lr_normalised(dataclasses.replace(config, run=r.name), lam, V, **runtime)[0]
-            for r in lr_normalised_plan(config, lam, V)]
-    return add_lr_theory(combine_lr_normalised(runs, V, config.modes))
+    runs = [train_lr_normalised(dataclasses.replace(config, run=r.name), problem, **runtime)[0]
+            for r in lr_normalised_plan(config, problem.lam, problem.V)]
+    return add_lr_theory(combine_lr_normalised(runs, problem.V, config.modes))
 
 
 def combine_lr_normalised(runs: Sequence[xr.Dataset], V, modes: Sequence[int]) -> xr.Dataset:

@@ -60,7 +60,6 @@ from. Before the first step the guard compares lr with :func:`stability_bound`.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import torch
@@ -70,7 +69,7 @@ from daedyn import theory
 from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step, second_moment_spectrum
 from daedyn.runconfig import MaskingConfig
 from daedyn.tracking import ProductTracker
-from daedyn.training import Checkpoint, Engine, as_tensor, initial_weights, minibatches, noise_seed, run_engine
+from daedyn.training import Checkpoint, Engine, Problem, as_tensor, initial_weights, minibatches, noise_seed, run_engine
 
 __all__ = [
     "FORMS",
@@ -400,32 +399,21 @@ class MaskingRun(Run):
                "per-mode noise of the approximation; initial and final weights.")
 
 
-def train(config: MaskingConfig | None = None, *, lam=None, V=None, X=None, diag_sigma=None, W1=None, W2=None,
-          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
-          **overrides) -> MaskingRun:
-    """Train a masked linear DAE on the loop driver with the engine ``config.engine``.
+def train(config: MaskingConfig, problem: Problem, *, diag_sigma=None, W1=None, W2=None,
+          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False) -> MaskingRun:
+    """Train a masked linear DAE on the loop driver with the engine ``config.engine`` on ``problem``.
 
-    ``config`` (or keywords for :meth:`MaskingConfig.make`, e.g. ``q=0.7, hidden=16, lr=0.01,
-    epochs=500``, which also override a given ``config``). The marginal engine needs Σ's
-    spectrum ``lam``, ``V`` (or the data ``X``) and uses ``diag_sigma`` (default: computed from
-    X, else from the spectrum as Σ_k V_ik² λ_k); the sampled engine needs ``X``. ``W1``, ``W2``:
+    The marginal engine uses Σ's spectrum and ``diag_sigma`` (default: computed from ``problem.X``,
+    else from the spectrum as Σ_k V_ik² λ_k); the sampled engine needs ``problem.X``. ``W1``, ``W2``:
     optional initial weights. Returns a :class:`MaskingRun`.
     """
-    if config is None:
-        config = MaskingConfig.make(**overrides)
-    elif overrides:
-        config = dataclasses.replace(config, **overrides)
+    X, lam, V = problem.X, problem.lam, problem.V
     if config.n_samples is not None and X is not None and config.n_samples != np.shape(X)[0]:
         raise ValueError(f"{config.label}: n_samples is {config.n_samples} but the data have {np.shape(X)[0]} rows")
     if config.engine == "sampled":
-        if X is None:
-            raise ValueError(f"{config.label}: engine 'sampled' needs the data X")
-        engine = SampledMaskingEngine(config, X, lam, V, diag_sigma, W1, W2)
+        engine = SampledMaskingEngine(config, problem.data(f"{config.label}: engine 'sampled'"), lam, V, diag_sigma,
+                                      W1, W2)
     else:
-        if lam is None:
-            if X is None:
-                raise ValueError(f"{config.label}: the marginal engine needs lam and V, or the data X")
-            lam, V = second_moment_spectrum(X)
         if diag_sigma is None:
             diag_sigma = (np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=0) if X is not None
                           else np.asarray(V, dtype=np.float64) ** 2 @ np.asarray(lam, dtype=np.float64))

@@ -61,7 +61,6 @@ the same trajectory as the linear sampled engine run at (η_eff, ε, γ_eff).
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import torch
@@ -70,7 +69,7 @@ import xarray as xr
 
 from daedyn.linear import Run, second_moment_spectrum
 from daedyn.runconfig import NonlinearConfig
-from daedyn.training import (Checkpoint, DivergenceError, Engine, Records, as_tensor, initial_weights, minibatches,
+from daedyn.training import (Checkpoint, DivergenceError, Engine, Problem, Records, as_tensor, initial_weights, minibatches,
                              noise_seed, run_engine)
 
 __all__ = ["ACTIVATIONS", "NoiseSource", "NonlinearEngine", "NonlinearRun", "forward", "half_times",
@@ -333,29 +332,24 @@ class NonlinearEngine(Engine):
         return self.W1.detach(), self.W2.detach()
 
 
-def train(X, config: NonlinearConfig | None = None, *, lam=None, V=None, W1=None, W2=None,
-          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
-          **overrides) -> NonlinearRun:
+def train(config: NonlinearConfig, problem: Problem, *, W1=None, W2=None, checkpoint: Checkpoint | None = None,
+          threads: int | None = None, progress: bool = False) -> NonlinearRun:
     """Train x̂ = W₂φ(W₁x̃) by SGD on the mean MSE with sampled Gaussian input noise (Fig. 6).
 
-    ``X`` (N×d) are the clean inputs (also the targets). ``config`` (or keywords for
-    :meth:`NonlinearConfig.make`): ``noise_std`` is the noise standard deviation σ (variance σ²),
-    ``weight_decay`` torch SGD's wd (adds wd·W to the gradient), ``batch_size`` None for full
-    batch (one step per epoch). ``lam`` (≥ k,), ``V`` (d×≥k): Σ's eigenvalues (descending) and
-    eigenvectors as columns, used for the measurement of the top ``k_modes``; computed from X in
-    float64 when not given. Initial weights: :func:`daedyn.training.init_weights` unless ``W1``
+    ``problem.X`` (N×d) are the clean inputs (also the targets). ``config``: ``noise_std`` is the
+    noise standard deviation σ (variance σ²), ``weight_decay`` torch SGD's wd (adds wd·W to the
+    gradient), ``batch_size`` None for full batch (one step per epoch). ``problem.lam`` (≥ k,),
+    ``problem.V`` (d×≥k): Σ's eigenvalues (descending) and eigenvectors as columns, used for the
+    measurement of the top ``k_modes``. Initial weights: :func:`daedyn.training.init_weights` unless ``W1``
     (H×d), ``W2`` (d×H) are given. Raises :class:`daedyn.training.DivergenceError` when the
     recorded loss is non-finite or explodes, or the network collapses (weights past
     ``NORM_BOUND``, or every mapping dead at the trivial loss although the theory learns).
     """
+    X = problem.data(f"{config.label}: the nonlinear network")
     n = int(np.shape(X)[0])
-    if config is None:
-        config = NonlinearConfig.make(n_samples=n, **overrides)
-    elif overrides:
-        config = dataclasses.replace(config, **overrides)
     if config.n_samples is not None and config.n_samples != n:
         raise ValueError(f"{config.label}: n_samples is {config.n_samples} but the data have {n} rows")
-    return run_engine(NonlinearEngine(config, X, lam, V, W1, W2), NonlinearRun, checkpoint=checkpoint,
+    return run_engine(NonlinearEngine(config, X, problem.lam, problem.V, W1, W2), NonlinearRun, checkpoint=checkpoint,
                       threads=threads, progress=progress)
 
 

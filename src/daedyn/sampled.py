@@ -37,7 +37,7 @@ import xarray as xr
 from daedyn import linear, theory
 from daedyn.runconfig import LinearConfig, SampledConfig
 from daedyn.sampled_engines import train_fixed_copy, train_seed_batch
-from daedyn.training import Checkpoint, init_weights, noise_seed
+from daedyn.training import Checkpoint, Problem, init_weights, noise_seed
 
 __all__ = [
     "fixed_copy_minimiser",
@@ -194,33 +194,34 @@ def predicted_stationary_variance(X, lam, V, *, eps: float, lr: float, batch_siz
     return var
 
 
-def project_top(X, lam, V, dim: int):
-    """Data projected onto the top ``dim`` principal directions: (X V_dim, λ[:dim], I_dim).
+def project_top(problem: Problem, dim: int) -> Problem:
+    """``problem`` projected onto its top ``dim`` principal directions: data X V_dim, spectrum (λ[:dim], I_dim).
 
     Isotropic noise and an isotropic random start make the linear DAE rotation invariant, so
     training on X V (all d directions) is the original problem in distribution; keeping the top
     ``dim`` directions drops only the weakest d − dim ones, whose data and noise reach the
     tracked modes at second order. A cheap reduced size for sampled-noise experiments.
     """
-    lam = np.asarray(lam, np.float64)
+    lam = np.asarray(problem.lam, np.float64)
     if not 1 <= dim <= lam.size:
         raise ValueError(f"dim must be in [1, {lam.size}], got {dim}")
-    Xp = np.asarray(X, np.float64) @ np.asarray(V, np.float64)[:, :dim]
-    return Xp, lam[:dim].copy(), np.eye(dim)
+    Xp = np.asarray(problem.data("project_top"), np.float64) @ np.asarray(problem.V, np.float64)[:, :dim]
+    return Problem(lam[:dim].copy(), np.eye(dim), Xp)
 
 
-def sampled_problem(X, lam, V, config: SampledConfig):
-    """The problem the experiment trains on: (X, λ, V), or its projection onto the top ``config.dim``
-    principal directions (:func:`project_top`); checks the tracked modes against it."""
-    X = np.asarray(X, np.float64)
+def sampled_problem(config: SampledConfig, problem: Problem) -> Problem:
+    """The problem the experiment trains on, in float64: ``problem`` (its data needed), or its projection
+    onto the top ``config.dim`` principal directions (:func:`project_top`); checks the tracked modes
+    against it."""
+    problem = Problem(np.asarray(problem.lam, np.float64), np.asarray(problem.V, np.float64),
+                      np.asarray(problem.data(f"{config.label}: the sampled-noise experiment"), np.float64))
     if config.dim is not None:
-        X, lam, V = project_top(X, lam, V, config.dim)
-    lam, V = np.asarray(lam, np.float64), np.asarray(V, np.float64)
-    limit = min(config.hidden, lam.size)
+        problem = project_top(problem, config.dim)
+    limit = min(config.hidden, problem.lam.size)
     if max(config.modes) >= limit:
         raise ValueError(f"{config.label}: modes {list(config.modes)} must be < min(hidden, dim) = {limit} "
                          "(only learned modes have a plateau)")
-    return X, lam, V
+    return problem
 
 
 def _eta_max(lam, config: SampledConfig) -> float:
@@ -248,7 +249,7 @@ def batch_part(batch_size: int | None) -> str:
     return "traj_full" if batch_size is None else f"traj_b{int(batch_size)}"
 
 
-def sampled_trajectories(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str | None = None,
+def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None,
                          checkpoint_every: int = 0, threads: int | None = None, progress: bool = False) -> xr.Dataset:
     """Fresh-noise training of ``config.seeds`` seeds from one set of initial weights, per batch size.
 
@@ -259,9 +260,10 @@ def sampled_trajectories(X, lam, V, config: SampledConfig, *, checkpoint_prefix:
     the marginalised recurrence no stationary phase (:func:`marginalised_reference`).
     """
     config.need("fraction", "steps", "records", "batches", "burn_in")
-    X, lam, V = sampled_problem(X, lam, V, config)
+    problem = sampled_problem(config, problem)
+    X, lam, V = problem.X, problem.lam, problem.V
     n, d = X.shape
-    marginalised_reference(lam, V, config, n)  # steps too few for the summary: fail before training
+    marginalised_reference(config, problem)  # steps too few for the summary: fail before training
     eta_max = _eta_max(lam, config)
     lr = config.fraction * eta_max
     W1, W2 = init_weights(d, config.hidden, init_std=config.init_std, seed=config.init_seed)
@@ -276,7 +278,7 @@ def sampled_trajectories(X, lam, V, config: SampledConfig, *, checkpoint_prefix:
         name = batch_part(B)
         cfg = _linear_config(config, name, engine="sampled", lr=lr, epochs=epochs, log_every=every, batch_size=b,
                              seed=config.init_seed, n=n)
-        run = train_seed_batch(X, lam, V, cfg, seeds=range(config.seeds), modes=config.modes, W1=W1, W2=W2,
+        run = train_seed_batch(cfg, problem, seeds=range(config.seeds), modes=config.modes, W1=W1, W2=W2,
                                checkpoint=_checkpoint(checkpoint_prefix, checkpoint_every, name), threads=threads,
                                progress=progress)
         u = run.trajectory["u"].swap_dims(epoch="step").reset_coords(drop=True)  # the config stays in attrs
@@ -290,7 +292,7 @@ def sampled_trajectories(X, lam, V, config: SampledConfig, *, checkpoint_prefix:
     return out
 
 
-def sampled_variance(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str | None = None,
+def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None,
                      checkpoint_every: int = 0, threads: int | None = None, progress: bool = False) -> xr.Dataset:
     """The η sweep: ``config.seeds`` seeds from the aligned balanced minimum (:func:`balanced_minimum`)
     at batch size ``var_batch``, for each η = f·η_max, f in ``var_fractions``.
@@ -300,7 +302,8 @@ def sampled_variance(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str
     ``window_start`` (lr): the first epoch of the stationary window (after ``burn_in`` τ).
     """
     config.need("var_fractions", "var_batch", "burn_in", "window")
-    X, lam, V = sampled_problem(X, lam, V, config)
+    problem = sampled_problem(config, problem)
+    X, lam, V = problem.X, problem.lam, problem.V
     n, d = X.shape
     if not 1 <= config.var_batch <= n:
         raise ValueError(f"{config.label}: var_batch {config.var_batch} must be in [1, n_samples = {n}]")
@@ -317,7 +320,7 @@ def sampled_variance(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str
         name = f"variance_f{f:g}"
         cfg = _linear_config(config, name, engine="sampled", lr=eta, epochs=epochs, log_every=every,
                              batch_size=config.var_batch, seed=config.init_seed, n=n)
-        run = train_seed_batch(X, lam, V, cfg, seeds=range(config.seeds), modes=config.modes, W1=Wm1, W2=Wm2,
+        run = train_seed_batch(cfg, problem, seeds=range(config.seeds), modes=config.modes, W1=Wm1, W2=Wm2,
                                checkpoint=_checkpoint(checkpoint_prefix, checkpoint_every, name), threads=threads,
                                progress=progress)
         parts.append(run.trajectory["u"].reset_coords(drop=True).expand_dims(lr=[eta]))
@@ -334,7 +337,7 @@ def sampled_variance(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str
     return out
 
 
-def fixed_copies(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str | None = None, checkpoint_every: int = 0,
+def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None, checkpoint_every: int = 0,
                  threads: int | None = None, progress: bool = False) -> xr.Dataset:
     """Fixed noisy copies: the closed-form plateaus of copies 0 .. ``copies``−1
     (:func:`fixed_copy_plateaus`) and copies 0 .. ``trained_copies``−1 trained (full batch, η =
@@ -344,7 +347,8 @@ def fixed_copies(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str | N
     and ``u_star`` (mode), the marginalised fixed point.
     """
     config.need("fraction", "steps", "copies", "trained_copies")
-    X, lam, V = sampled_problem(X, lam, V, config)
+    problem = sampled_problem(config, problem)
+    X, lam, V = problem.X, problem.lam, problem.V
     n, d = X.shape
     modes = list(config.modes)
     lr = config.fraction * _eta_max(lam, config)
@@ -356,8 +360,8 @@ def fixed_copies(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str | N
         name = f"fixed_copy{c}"
         cfg = _linear_config(config, name, engine="datapass", lr=lr, epochs=config.steps, log_every=config.steps,
                              batch_size=None, seed=c, n=n)
-        run = train_fixed_copy(X, lam, V, cfg, W1=W1, W2=W2, checkpoint=_checkpoint(checkpoint_prefix,
-                               checkpoint_every, name), threads=threads, progress=progress)
+        run = train_fixed_copy(cfg, problem, W1=W1, W2=W2, checkpoint=_checkpoint(checkpoint_prefix, checkpoint_every,
+                               name), threads=threads, progress=progress)
         trained.append(run.trajectory["u"].isel(epoch=-1).values[modes])
     out = xr.Dataset({
         "plateau": (("copy", "mode"), plateaus,
@@ -375,12 +379,12 @@ def fixed_copies(X, lam, V, config: SampledConfig, *, checkpoint_prefix: str | N
     return out
 
 
-def marginalised_reference(lam, V, config: SampledConfig, n: int):
+def marginalised_reference(config: SampledConfig, problem: Problem):
     """The marginalised recurrence the trajectories are compared with, and where its stationary phase starts.
 
     :func:`daedyn.linear.train_exact` in float64 on the CPU (a small exact computation, wherever the
     parts run) from the parts' shared initial weights, at η = ``fraction``·η_max for ``steps`` steps,
-    on the projected problem (``lam``, ``V`` from :func:`sampled_problem`, ``n`` samples). Returns
+    on the projected problem (from :func:`sampled_problem`). Returns
     ``(u, u_star, lr, settle)``: u (step, mode) of the tracked modes, their fixed points, the learning
     rate, and the first step of the stationary phase (``burn_in`` relaxation times 1/(2ηλ) of the
     slowest tracked mode after the recurrence is within 1 % of u* on every tracked mode). Raises
@@ -388,6 +392,7 @@ def marginalised_reference(lam, V, config: SampledConfig, n: int):
     part fails before it trains, not the aggregation after it.
     """
     config.need("fraction", "steps", "burn_in")
+    lam, n = problem.lam, problem.X.shape[0]
     modes = list(config.modes)
     u_star = theory.fixed_point(lam[modes], config.eps)
     lr = config.fraction * _eta_max(lam, config)
@@ -395,7 +400,7 @@ def marginalised_reference(lam, V, config: SampledConfig, n: int):
     reference = dataclasses.replace(
         _linear_config(config, "marginalised", engine="exact", lr=lr, epochs=config.steps, log_every=1,
                        batch_size=None, seed=config.init_seed, n=n), dtype="float64", device="cpu")
-    ref = linear.train_exact(lam, V, reference, W1=W1, W2=W2)
+    ref = linear.train(reference, problem, W1=W1, W2=W2)
     u = ref.trajectory["u"].sel(mode=modes).rename(epoch="step").reset_coords(drop=True)
     settled = np.all(np.abs(u.values - u_star) <= 0.01 * u_star, axis=1)
     if not settled[-1]:
@@ -409,7 +414,7 @@ def marginalised_reference(lam, V, config: SampledConfig, n: int):
     return u, u_star, lr, settle
 
 
-def summarise_sampled(X, lam, V, config: SampledConfig, trajectories: xr.Dataset, variance: xr.Dataset,
+def summarise_sampled(config: SampledConfig, problem: Problem, trajectories: xr.Dataset, variance: xr.Dataset,
                       fixed: xr.Dataset) -> xr.Dataset:
     """The experiment's answer from its parts (:func:`sampled_trajectories` of every batch size, combined
     along ``batch``, :func:`sampled_variance`, :func:`fixed_copies`).
@@ -422,10 +427,11 @@ def summarise_sampled(X, lam, V, config: SampledConfig, trajectories: xr.Dataset
     Both with :func:`predicted_stationary_variance` and fitted log-log slopes.
     3. The fixed copies' plateaus minus the marginalised u*.
     """
-    X, lam, V = sampled_problem(X, lam, V, config)
+    problem = sampled_problem(config, problem)
+    X, lam, V = problem.X, problem.lam, problem.V
     n, d = X.shape
     modes = list(config.modes)
-    ref_u, u_star, lr, settle = marginalised_reference(lam, V, config, n)
+    ref_u, u_star, lr, settle = marginalised_reference(config, problem)
     out = xr.Dataset(coords={"mode": modes, "lam": ("mode", lam[modes])})
     out["u_star"] = ("mode", u_star)
     means, var_b, var_b_se = [], [], []
@@ -506,12 +512,12 @@ _SUMMARY_META = {
 }
 
 
-def sampled_summary(X, lam, V, config: SampledConfig, **runtime) -> xr.Dataset:
+def sampled_summary(config: SampledConfig, problem: Problem, **runtime) -> xr.Dataset:
     """Every part of the experiment in this process, then :func:`summarise_sampled` (for notebooks and
     tests; the workflow runs each part as its own job). ``runtime``: ``threads``, ``progress``."""
-    traj = sampled_trajectories(X, lam, V, config, **runtime)
-    return summarise_sampled(X, lam, V, config, traj, sampled_variance(X, lam, V, config, **runtime),
-                             fixed_copies(X, lam, V, config, **runtime))
+    traj = sampled_trajectories(config, problem, **runtime)
+    return summarise_sampled(config, problem, traj, sampled_variance(config, problem, **runtime),
+                             fixed_copies(config, problem, **runtime))
 
 
 def sampled_rows(summary: xr.Dataset) -> list[dict]:

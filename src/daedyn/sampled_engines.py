@@ -14,7 +14,7 @@ import xarray as xr
 
 from daedyn import linear, theory
 from daedyn.runconfig import LinearConfig
-from daedyn.training import (Checkpoint, Engine, Records, as_tensor, init_weights, initial_weights, minibatches,
+from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, init_weights, initial_weights, minibatches,
                              noise_seed, run_engine)
 
 __all__ = ["SeedBatchSampledEngine", "SeedBatchRun", "FixedCopyEngine", "train_seed_batch", "train_fixed_copy"]
@@ -179,14 +179,15 @@ class SeedBatchRun(linear.Run):
         return self.trajectory
 
 
-def train_seed_batch(X, lam, V, config: LinearConfig, *, seeds: Sequence[int], modes: Sequence[int], W1=None,
+def train_seed_batch(config: LinearConfig, problem: Problem, *, seeds: Sequence[int], modes: Sequence[int], W1=None,
                      W2=None, checkpoint: Checkpoint | None = None, threads: int | None = None,
                      progress: bool = False) -> SeedBatchRun:
-    """Train the sampled-noise DAE ``config`` for every seed in ``seeds`` at once
-    (:class:`SeedBatchSampledEngine`, driven by :func:`daedyn.training.drive`)."""
+    """Train the sampled-noise DAE ``config`` on ``problem`` (its data) for every seed in ``seeds`` at
+    once (:class:`SeedBatchSampledEngine`, driven by :func:`daedyn.training.drive`)."""
     if config.engine != "sampled":
         raise ValueError(f"{config.label}: the seed-batched trainer samples noise; engine is {config.engine!r}")
-    engine = SeedBatchSampledEngine(config, X, lam, V, seeds=seeds, modes=modes, W1=W1, W2=W2)
+    engine = SeedBatchSampledEngine(config, problem.data(f"{config.label}: the seed-batched engine"), problem.lam,
+                                    problem.V, seeds=seeds, modes=modes, W1=W1, W2=W2)
     return run_engine(engine, SeedBatchRun, checkpoint=checkpoint, threads=threads, progress=progress)
 
 
@@ -242,12 +243,13 @@ class FixedCopyEngine(_NoiseEngine):
             self._descend(g1, g2)
 
 
-def train_fixed_copy(X, lam, V, config: LinearConfig, *, W1=None, W2=None, checkpoint: Checkpoint | None = None,
+def train_fixed_copy(config: LinearConfig, problem: Problem, *, W1=None, W2=None, checkpoint: Checkpoint | None = None,
                      threads: int | None = None, progress: bool = False) -> linear.Run:
-    """Train on the fixed noisy copy ``config.seed`` of X (:class:`FixedCopyEngine`, driven by
+    """Train on the fixed noisy copy ``config.seed`` of ``problem.X`` (:class:`FixedCopyEngine`, driven by
     :func:`daedyn.training.drive`)."""
     if config.engine != "datapass":
         raise ValueError(f"{config.label}: a fixed copy is a pass over fixed data; engine is {config.engine!r}")
-    engine = FixedCopyEngine(config, X, lam, V, W1, W2)
+    engine = FixedCopyEngine(config, problem.data(f"{config.label}: the fixed-copy engine"), problem.lam, problem.V,
+                             W1, W2)
     return run_engine(engine, linear.Run, checkpoint=checkpoint, threads=threads, progress=progress)
 

@@ -294,9 +294,9 @@ class Problem:
         return int(np.shape(self.lam)[0])
 
     def data(self, who: str) -> np.ndarray | torch.Tensor:
-        """``X``, or a ValueError naming ``who`` (the run) when the problem has no data."""
+        """``X``, or a ValueError naming ``who`` (the run and its engine) when the problem has no data."""
         if self.X is None:
-            raise ValueError(f"{who}: this engine passes over the data X; the problem holds only the spectrum")
+            raise ValueError(f"{who} needs the data X; the problem holds only the spectrum")
         return self.X
 
 

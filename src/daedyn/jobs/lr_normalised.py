@@ -6,14 +6,9 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_claims, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_problem, open_spectrum, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
-
-
-def _spectrum(path: str, n_samples: int | None, who: str):
-    spec = open_spectrum(path, n_samples, who)
-    return spec["eigenvalue"].values, spec["eigenvector"].values, bool(spec.attrs["center"])
 
 
 
@@ -32,10 +27,10 @@ def lr_normalised_train_job(params: Mapping[str, Any], spectrum_path: str, outpu
     with logged(job):
         started = provenance.now()
         config = LrNormalisedConfig.from_params(params)
-        lam, V, _ = _spectrum(spectrum_path, config.n_samples, job.rule or "lr_normalised_train")
+        problem = open_problem(spectrum_path, config.n_samples, job.rule or "lr_normalised_train")
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        out, resumed_from = lr_normalised.train_lr_normalised(config, lam, V, checkpoint=checkpoint, threads=threads,
-                                                       progress=True)
+        out, resumed_from = lr_normalised.train_lr_normalised(config, problem, checkpoint=checkpoint, threads=threads,
+                                                              progress=True)
         store.write_dataset(out, output, provenance_attrs=provenance.collect(
             dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path], seed=config.seed,
             device=str(resolve_device(config.device)), started=started, resumed_from=resumed_from))
@@ -51,7 +46,7 @@ def lr_normalised_aggregate_job(params: Mapping[str, Any], run_paths: Sequence[s
     with logged(job):
         started = provenance.now()
         who = job.rule or "lr_normalised_aggregate"
-        _, V, _ = _spectrum(spectrum_path, None, who)
+        V = open_spectrum(spectrum_path, None, who)["eigenvector"].values
         combined = lr_normalised.add_lr_theory(lr_normalised.combine_lr_normalised(load_runs(run_paths, who), V, params["modes"]))
         comp = lr_normalised.lr_normalised_comparison(combined)
         rows = lr_normalised.lr_normalised_rows(comp)

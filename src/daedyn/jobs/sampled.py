@@ -8,23 +8,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, logged, open_spectrum, save_figure, write_claims, write_csv
+from daedyn.jobs import JobInfo, logged, open_problem, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
-
-
-def _spectrum(path: str, n_samples: int | None, who: str):
-    spec = open_spectrum(path, n_samples, who)
-    return spec["eigenvalue"].values, spec["eigenvector"].values, bool(spec.attrs["center"])
-
-
-
-def _problem(spectrum_path: str, dataset_path: str, n_samples: int, who: str):
-    from daedyn import data
-
-    lam, V, center = _spectrum(spectrum_path, n_samples, who)
-    X = data.matrix(store.open_dataset(dataset_path, needed_by=who), n_samples, center=center)
-    return X, lam, V
 
 
 def sampled_part_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str, output: str,
@@ -44,8 +30,8 @@ def sampled_part_job(params: Mapping[str, Any], spectrum_path: str, dataset_path
         if part is None:
             raise ValueError(f"{config.label}: unknown part {config.run!r}; parts are traj_full, traj_b<B>, "
                              f"{', '.join(parts)}")
-        X, lam, V = _problem(spectrum_path, dataset_path, config.n_samples, job.rule or "sampled_part")
-        out = part(X, lam, V, config, checkpoint_prefix=output, checkpoint_every=checkpoint_every, threads=threads,
+        problem = open_problem(spectrum_path, config.n_samples, job.rule or "sampled_part", dataset_path)
+        out = part(config, problem, checkpoint_prefix=output, checkpoint_every=checkpoint_every, threads=threads,
                    progress=True)
         store.write_dataset(
             out, output, provenance_attrs=provenance.collect(
@@ -70,11 +56,11 @@ def sampled_aggregate_job(params: Mapping[str, Any], trajectory_paths: Sequence[
         started = provenance.now()
         who = job.rule or "sampled_aggregate"
         config = SampledConfig.from_params(params)
-        X, lam, V = _problem(spectrum_path, dataset_path, config.n_samples, who)
+        problem = open_problem(spectrum_path, config.n_samples, who, dataset_path)
         traj = xr.concat([store.open_dataset(p, needed_by=who) for p in trajectory_paths], "batch", join="outer",
                          combine_attrs="drop_conflicts")
-        summary = sampled.summarise_sampled(X, lam, V, config, traj, store.open_dataset(variance_path, needed_by=who),
-                                           store.open_dataset(fixed_path, needed_by=who))
+        summary = sampled.summarise_sampled(config, problem, traj, store.open_dataset(variance_path, needed_by=who),
+                                            store.open_dataset(fixed_path, needed_by=who))
         rows = sampled.sampled_rows(summary)
         for row in rows:
             if row["quantity"].startswith("slope") or row["quantity"] == "fixed_copy_bias":
