@@ -277,8 +277,8 @@ def test_resumed_deep_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     cfg = _config(depth=3, hidden=4, lr=0.1, eps=0.2, gamma=0.01, epochs=80, log_every=7, init_std=0.3,
                   dtype="float32")
     reference = depth.train(cfg, training.Problem(lam, V))
-    resumed = interrupted_and_resumed(lambda ckpt: depth.train(cfg, training.Problem(lam, V), checkpoint=ckpt), tmp_path / "run.ckpt",
-                                      every=20, killed_at=40, monkeypatch=monkeypatch)
+    resumed = interrupted_and_resumed(lambda ckpt: depth.train(cfg, training.Problem(lam, V), checkpoint=ckpt),
+                                      tmp_path / "run.ckpt", every=20, killed_at=40, monkeypatch=monkeypatch)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
     assert np.array_equal(resumed.W2, reference.W2) and resumed.resumed_from == [40]
 
@@ -299,9 +299,10 @@ def test_bad_arguments_are_reported():
         depth.DepthEngine(_config(depth=2, hidden=2, lr=0.1, epochs=1), lam, V, layers=[np.eye(2), np.eye(3)])
     unstable = _config(depth=3, hidden=2, lr=5.0, epochs=49, init="aligned", w0=0.5)
     with pytest.raises(training.UnstableLearningRateError, match="eta_max"):
-        depth.train(unstable, training.Problem(lam, V))                                   # stopped before the first step
+        depth.train(unstable, training.Problem(lam, V))                   # stopped before the first step
     with pytest.raises(training.DivergenceError, match="eta_max"):
-        depth.train(dataclasses.replace(unstable, allow_unstable=True), training.Problem(lam, V))              # trained on purpose: diverges
+        # trained on purpose: diverges
+        depth.train(dataclasses.replace(unstable, allow_unstable=True), training.Problem(lam, V))
 
 
 # --------------------------------------------------------------------------- experiment helpers

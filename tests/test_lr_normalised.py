@@ -60,8 +60,9 @@ def two_modes():
     x0, y0 = lr_normalised.initial_mode_state(2, 3, V, [0, 1], init_std=1e-3, seed=0)
     config = _lr_config(fractions=[0.5, 0.9], matched_modes=[1], gammas=[0.1, 0.6])
     plan = lr_normalised.lr_normalised_plan(config, lam, V)
-    assert plan == lr_normalised.plan_lr_normalised(lam, eps=0.5, fractions=[0.5, 0.9], matched_modes=[1], gammas=[0.1, 0.6],
-                                             hidden=3, modes=[0, 1], x0=x0, y0=y0, epoch_budget=config.epoch_budget)
+    assert plan == lr_normalised.plan_lr_normalised(lam, eps=0.5, fractions=[0.5, 0.9], matched_modes=[1],
+                                                    gammas=[0.1, 0.6], hidden=3, modes=[0, 1], x0=x0, y0=y0,
+                                                    epoch_budget=config.epoch_budget)
     ds = lr_normalised.run_lr_normalised(config, training.Problem(lam, V))
     return plan, ds, lr_normalised.lr_normalised_comparison(ds)
 

@@ -236,9 +236,10 @@ def test_sampled_engine_minibatches_and_resumes_bit_identically(tmp_path, monkey
                   batch_size=6, dtype="float32")
     reference = masking.train(cfg, _problem(X))
     assert int(reference.trajectory["batch_size"]) == 6 and int(reference.trajectory["n_steps"]) == 30 * 4
-    assert not np.array_equal(masking.train(dataclasses.replace(cfg, seed=4), _problem(X)).W1, reference.W1)     # other masks
-    resumed = interrupted_and_resumed(lambda ckpt: masking.train(cfg, _problem(X), checkpoint=ckpt), tmp_path / "run.ckpt",
-                                      every=5, killed_at=10, monkeypatch=monkeypatch)
+    other_masks = masking.train(dataclasses.replace(cfg, seed=4), _problem(X))
+    assert not np.array_equal(other_masks.W1, reference.W1)
+    resumed = interrupted_and_resumed(lambda ckpt: masking.train(cfg, _problem(X), checkpoint=ckpt),
+                                      tmp_path / "run.ckpt", every=5, killed_at=10, monkeypatch=monkeypatch)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)        # the mask stream continued
     assert np.array_equal(resumed.W1, reference.W1) and resumed.resumed_from == [10]
 

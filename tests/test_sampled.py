@@ -56,7 +56,8 @@ def test_interrupted_run_resumes_bit_identically(make, tmp_path, monkeypatch):
     def train(checkpoint=None):
         if make == "batched":
             config = _sampled(X, hidden=2, lr=0.05, epochs=9, eps=0.3, batch_size=8, init_std=0.1, log_every=2)
-            return sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=[1, 2], modes=[0, 1], checkpoint=checkpoint)
+            return sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=[1, 2], modes=[0, 1],
+                                                    checkpoint=checkpoint)
         config = _sampled(X, engine="datapass", hidden=2, lr=0.05, epochs=9, eps=0.3, batch_size=8, init_std=0.1,
                           log_every=2, seed=3)
         return sampled_engines.train_fixed_copy(config, training.Problem(lam, V, X), checkpoint=checkpoint)
@@ -89,7 +90,8 @@ def test_mean_over_200_seeds_follows_marginalised_recurrence():
     ref = linear.train_exact(lam, V, hidden=H, lr=lr, epochs=steps, eps=eps, W1=W1, W2=W2, log_every=1,
                              dtype="float64", device="cpu")
     config = _sampled(X, hidden=H, lr=lr, epochs=steps, eps=eps, log_every=10)
-    u = sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=range(200), modes=range(4), W1=W1, W2=W2).trajectory["u"]
+    u = sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=range(200), modes=range(4), W1=W1,
+                                         W2=W2).trajectory["u"]
     cmp = sampled.mean_vs_marginalised(u, ref.trajectory["u"].sel(epoch=u["epoch"]).drop_vars("lam"))
     z = cmp["z"].isel(epoch=slice(1, None))  # epoch 0: no noise yet, se = 0
     assert float(np.abs(z).max()) <= 3.0
@@ -121,7 +123,8 @@ def _stationary(X, lam, V, lr, batch_size, seeds=200, window=15.0):
     tau = 1 / (2 * lr * lam[-1])
     config = _sampled(X, hidden=H, lr=lr, epochs=int(np.ceil((3 + window) * tau / spe)), eps=eps,
                       log_every=max(1, int(tau // (2 * spe))), batch_size=batch_size)
-    run = sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=range(seeds), modes=range(4), W1=W1, W2=W2)
+    run = sampled_engines.train_seed_batch(config, training.Problem(lam, V, X), seeds=range(seeds), modes=range(4),
+                                           W1=W1, W2=W2)
     st = sampled.stationary_variance(run.trajectory["u"], start=3 * tau / spe)
     pred = sampled.predicted_stationary_variance(X, lam, V, eps=eps, lr=lr, batch_size=batch_size, modes=range(4))
     return st["variance"].values, pred
@@ -150,7 +153,7 @@ def test_reshuffled_minibatches_suppress_the_data_noise():
     assert np.all(np.abs(var / pred - 1) <= 0.15), var / pred
     # an i.i.d.-minibatch prediction (data part not cancelled) is clearly too large
     iid = sampled.predicted_stationary_variance(X, lam, V, eps=0.3, lr=0.01, batch_size=32, modes=range(4),
-                                               reshuffle=False)
+                                                reshuffle=False)
     assert np.all(var / iid < 0.8), var / iid
 
 

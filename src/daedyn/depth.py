@@ -455,5 +455,5 @@ def train(config: DepthConfig, problem: Problem, *, layers: Sequence | None = No
     """Train a depth-L linear DAE/WDAE (:class:`DepthEngine`) on the loop driver, on the spectrum of
     ``problem``; ``layers`` optional initial weights [W₁, …, W_L]. Returns a :class:`DepthRun`.
     """
-    return run_engine(DepthEngine(config, problem.lam, problem.V, layers), DepthRun, checkpoint=checkpoint, threads=threads,
-                      progress=progress)
+    return run_engine(DepthEngine(config, problem.lam, problem.V, layers), DepthRun, checkpoint=checkpoint,
+                      threads=threads, progress=progress)

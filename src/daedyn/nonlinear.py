@@ -69,8 +69,8 @@ import xarray as xr
 
 from daedyn.linear import Run, second_moment_spectrum
 from daedyn.runconfig import NonlinearConfig
-from daedyn.training import (Checkpoint, DivergenceError, Engine, Problem, Records, as_tensor, initial_weights, minibatches,
-                             noise_seed, run_engine)
+from daedyn.training import (Checkpoint, DivergenceError, Engine, Problem, Records, as_tensor, initial_weights,
+                             minibatches, noise_seed, run_engine)
 
 __all__ = ["ACTIVATIONS", "NoiseSource", "NonlinearEngine", "NonlinearRun", "forward", "half_times",
            "linear_theory", "measurement_seed", "objective", "theory_params", "train"]
@@ -262,7 +262,8 @@ class NonlinearEngine(Engine):
 
         # the linear theory's limit (theory units) in the network's learning-rate units: η = η_eff d/2
         self.eta_max_theory = theory.stability_limit(self.lam, self.eff["eps"], self.eff["gamma"], c.hidden)
-        self.guard(self.eta_max_theory * d / 2, strict=False, units=" (the linear theory's limit, in the network's units)")
+        self.guard(self.eta_max_theory * d / 2, strict=False,
+                   units=" (the linear theory's limit, in the network's units)")
         self.tracker = _Tracker(self.X, V_k, torch.as_tensor(self.lam, device=self.device), self.records, c.activation)
         self.trivial_loss = float(self.X.double().square().mean())       # the loss of x̂ = 0
         self.train_noise = NoiseSource(c.noise_std, noise_seed(c.seed), self.batch, d, dtype=self.dtype,

@@ -337,8 +337,8 @@ def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint_pref
     return out
 
 
-def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None, checkpoint_every: int = 0,
-                 threads: int | None = None, progress: bool = False) -> xr.Dataset:
+def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None,
+                 checkpoint_every: int = 0, threads: int | None = None, progress: bool = False) -> xr.Dataset:
     """Fixed noisy copies: the closed-form plateaus of copies 0 .. ``copies``−1
     (:func:`fixed_copy_plateaus`) and copies 0 .. ``trained_copies``−1 trained (full batch, η =
     ``fraction``·η_max, ``steps`` steps, from the trajectories' initial weights).

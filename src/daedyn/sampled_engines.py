@@ -14,8 +14,8 @@ import xarray as xr
 
 from daedyn import linear, theory
 from daedyn.runconfig import LinearConfig
-from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, init_weights, initial_weights, minibatches,
-                             noise_seed, run_engine)
+from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, init_weights, initial_weights,
+                             minibatches, noise_seed, run_engine)
 
 __all__ = ["SeedBatchSampledEngine", "SeedBatchRun", "FixedCopyEngine", "train_seed_batch", "train_fixed_copy"]
 

@@ -47,7 +47,8 @@ def lr_normalised_aggregate_job(params: Mapping[str, Any], run_paths: Sequence[s
         started = provenance.now()
         who = job.rule or "lr_normalised_aggregate"
         V = open_spectrum(spectrum_path, None, who)["eigenvector"].values
-        combined = lr_normalised.add_lr_theory(lr_normalised.combine_lr_normalised(load_runs(run_paths, who), V, params["modes"]))
+        combined = lr_normalised.add_lr_theory(
+            lr_normalised.combine_lr_normalised(load_runs(run_paths, who), V, params["modes"]))
         comp = lr_normalised.lr_normalised_comparison(combined)
         rows = lr_normalised.lr_normalised_rows(comp)
         for row in rows:
