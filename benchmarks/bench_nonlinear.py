@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from bench_linear import cpu_model, per_epoch, timed  # the shared timing helpers (same folder)
 from daedyn import nonlinear
 from daedyn.linear import second_moment_spectrum
-from daedyn.training import resolve_device
+from daedyn.runconfig import NonlinearConfig
+from daedyn.training import Problem, resolve_device
 
 PAPER = dict(lr=0.9, epochs=2000, log_every=10, noise_std=2.0, weight_decay=0.0045, init_std=1e-3)
 RUNS = {"ae": (0.0, 0.0), "wdae": (0.0, 0.0045), "dae": (2.0, 0.0)}
@@ -96,8 +97,9 @@ def main():
           f"weight decay={hp['weight_decay']}; eta_eff*lam_1 = {2 * hp['lr'] / args.d * lam[0]:.3f}")
 
     def trainer(epochs, log_every):
-        nonlinear.train(X, hidden=args.hidden, epochs=epochs, log_every=log_every, lam=lam, V=V, device=device.type,
-                        dtype="float32", **hp)
+        config = NonlinearConfig.make(hidden=args.hidden, epochs=epochs, log_every=log_every, device=device.type,
+                                      dtype="float32", **hp)
+        nonlinear.train(config, Problem(lam, V, X))
 
     n1, n2 = args.epochs
     res = {"device": str(device), "n": args.n, "d": args.d, "hidden": args.hidden,
@@ -125,9 +127,10 @@ def main():
         lam_r, V_r = second_moment_spectrum(Xr)
         res["reduced"] = {"n": n, "epochs": epochs, "runs_s": {}}
         for run, (sd, wd) in RUNS.items():
-            t = timed(lambda: nonlinear.train(Xr, hidden=args.hidden, lr=PAPER["lr"], epochs=epochs, noise_std=sd,
-                                              weight_decay=wd, init_std=PAPER["init_std"], lam=lam_r, V=V_r,
-                                              log_every=PAPER["log_every"], device=device.type), device)
+            config = NonlinearConfig.make(hidden=args.hidden, lr=PAPER["lr"], epochs=epochs, noise_std=sd,
+                                          weight_decay=wd, init_std=PAPER["init_std"], log_every=PAPER["log_every"],
+                                          device=device.type)
+            t = timed(lambda: nonlinear.train(config, Problem(lam_r, V_r, Xr)), device)
             res["reduced"]["runs_s"][run] = t
             print(f"reduced N={n}, {epochs} epochs, {run}: {t:.1f} s")
         print(f"reduced Fig. 6 (3 runs): {sum(res['reduced']['runs_s'].values()) / 60:.1f} min")

@@ -31,8 +31,10 @@ def problem():
 def _nonlinear(x, lam, V, eps, gamma, **kw):
     from daedyn import nonlinear
 
-    return nonlinear.train(x, lam=lam, V=V, noise_std=eps ** 0.5, weight_decay=gamma, activation="relu",
-                           k_modes=3, batch_size=16, **kw)
+    runtime = {k: kw.pop(k) for k in ("checkpoint", "threads", "progress", "W1", "W2") if k in kw}
+    config = nonlinear.NonlinearConfig.make(noise_std=eps ** 0.5, weight_decay=gamma, activation="relu", k_modes=3,
+                                            batch_size=16, **kw)
+    return nonlinear.train(config, training.Problem(lam, V, x), **runtime)
 
 
 ENGINES = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -128,7 +130,7 @@ def test_two_layers_reproduce_train_exact_bitwise(dtype):
     kw = dict(hidden=H, lr=0.1, eps=0.3, gamma=0.05, init_std=0.1, seed=3, dtype=dtype, device="cpu",
               epochs=60, log_every=5)
     run = linear.train_exact(lam, V, **kw)
-    deep = depth.train(lam, V, depth=2, **kw)
+    deep = depth.train(DepthConfig.make(depth=2, **kw), training.Problem(lam, V))
     assert np.array_equal(deep.trajectory["u"].values, run.trajectory["u"].values)
     assert np.array_equal(deep.W1, run.W1) and np.array_equal(deep.W2, run.W2)
     assert np.array_equal(deep.W1_init, run.W1_init) and np.array_equal(deep.W2_init, run.W2_init)
@@ -164,11 +166,11 @@ def test_aligned_matrix_gd_equals_the_per_mode_map(L, widths, eps, gamma):
     V = _orthogonal(4, rng)
     cfg = _config(depth=L, hidden=widths[0], widths=list(widths), lr=lr, eps=eps, gamma=gamma, epochs=steps,
                   log_every=1, init="aligned", w0=0.45)
-    aligned = depth.train(lam, V, cfg).trajectory
+    aligned = depth.train(cfg, training.Problem(lam, V)).trajectory
     ref = depth.mode_map(steps, lam, eps, gamma, lr, 0.45, L).T
     assert np.abs(aligned["u"].values - ref).max() <= 1e-12
     w0 = np.array([0.6, 0.5, -0.4, 0.3])
-    rotated = depth.train(lam, V, cfg, layers=_aligned_layers(V, widths, w0, rng)).trajectory
+    rotated = depth.train(cfg, training.Problem(lam, V), layers=_aligned_layers(V, widths, w0, rng)).trajectory
     ref = depth.mode_map(steps, lam, eps, gamma, lr, w0, L).T
     assert np.abs(rotated["u"].values - ref).max() <= 1e-12
     assert float(rotated["balancedness"].max()) <= 1e-12          # balanced stays balanced
@@ -243,7 +245,7 @@ def test_small_init_deep_wdae_stays_at_zero_while_the_dae_learns(L):
     common = dict(depth=L, hidden=3, lr=0.15, epochs=1500, log_every=1500, init="aligned")
     ends = {}
     for name, w0, eps, match in [("dae", 0.05, 1.0, 0.0), ("wdae", 0.05, 0.0, 1.0), ("wdae_big", 0.9, 0.0, 1.0)]:
-        run = depth.train(lam, V, _config(w0=w0, eps=eps, match_eps=match, **common))
+        run = depth.train(_config(w0=w0, eps=eps, match_eps=match, **common), training.Problem(lam, V))
         ends[name] = run.trajectory["u"].values[-1, 0]
         if match:                              # gamma_L matched at mode 0, stored as the run's gamma
             assert run.config.gamma == float(run.trajectory["gamma"]) == pytest.approx(g, rel=1e-14)
@@ -274,9 +276,9 @@ def test_resumed_deep_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     lam, V = np.array([2.0, 1.0, 0.6, 0.3, 0.1]), _orthogonal(5, rng)
     cfg = _config(depth=3, hidden=4, lr=0.1, eps=0.2, gamma=0.01, epochs=80, log_every=7, init_std=0.3,
                   dtype="float32")
-    reference = depth.train(lam, V, cfg)
-    resumed = interrupted_and_resumed(lambda ckpt: depth.train(lam, V, cfg, checkpoint=ckpt), tmp_path / "run.ckpt",
-                                      every=20, killed_at=40, monkeypatch=monkeypatch)
+    reference = depth.train(cfg, training.Problem(lam, V))
+    resumed = interrupted_and_resumed(lambda ckpt: depth.train(cfg, training.Problem(lam, V), checkpoint=ckpt),
+                                      tmp_path / "run.ckpt", every=20, killed_at=40, monkeypatch=monkeypatch)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
     assert np.array_equal(resumed.W2, reference.W2) and resumed.resumed_from == [40]
 
@@ -297,9 +299,10 @@ def test_bad_arguments_are_reported():
         depth.DepthEngine(_config(depth=2, hidden=2, lr=0.1, epochs=1), lam, V, layers=[np.eye(2), np.eye(3)])
     unstable = _config(depth=3, hidden=2, lr=5.0, epochs=49, init="aligned", w0=0.5)
     with pytest.raises(training.UnstableLearningRateError, match="eta_max"):
-        depth.train(lam, V, unstable)                                     # stopped before the first step
+        depth.train(unstable, training.Problem(lam, V))                   # stopped before the first step
     with pytest.raises(training.DivergenceError, match="eta_max"):
-        depth.train(lam, V, unstable, allow_unstable=True)                # trained on purpose: diverges
+        # trained on purpose: diverges
+        depth.train(dataclasses.replace(unstable, allow_unstable=True), training.Problem(lam, V))
 
 
 # --------------------------------------------------------------------------- experiment helpers

@@ -54,7 +54,7 @@ def test_damaged_chunk_found_by_the_spectrums_block_reads_names_file_and_rule(da
 
 
 def test_training_jobs_refuse_a_spectrum_of_another_sample_count(dataset_file, tmp_path):
-    from daedyn.jobs.beyond import lr_normalised_train_job
+    from daedyn.jobs.lr_normalised import lr_normalised_train_job
     from daedyn.jobs.linear import train_job
     from daedyn.runconfig import LinearConfig, LrNormalisedConfig
 

@@ -15,7 +15,7 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from daedyn import data, generalisation as gen, linear, open_experiment, spectrum, store
-from daedyn.training import init_weights
+from daedyn.training import Problem, init_weights
 from daedyn.claims import COLUMNS, VERDICTS
 from daedyn.jobs import JobInfo
 from daedyn.jobs.heldout import heldout_moment_job
@@ -127,11 +127,11 @@ def test_tracked_test_errors_equal_numpy_at_every_logged_epoch(problem, engine):
     kw = dict(engine=engine, n_samples=X.shape[0], hidden=5, lr=0.05, eps=0.3, gamma=0.01, init_std=0.3, seed=2,
               dtype="float64", device="cpu", heldout="test", sigma2_test=sigma2,
               batch_size=16 if engine == "sampled" else None)
-    full = linear.train(linear.LinearConfig.make(epochs=24, log_every=6, **kw), lam, V, X, C=C).trajectory
+    full = linear.train(linear.LinearConfig.make(epochs=24, log_every=6, **kw), Problem(lam, V, X, C)).trajectory
     np.testing.assert_array_equal(full["sigma2_test"], sigma2)
     for t in full["epoch"].values:
         short = linear.train(linear.LinearConfig.make(epochs=int(t) if t else 1, log_every=max(int(t), 1), **kw),
-                             lam, V, X, C=C)
+                             Problem(lam, V, X, C))
         W = short.W2 @ short.W1 if t else short.W2_init @ short.W1_init
         clean = half_mse(Xt, W)
         np.testing.assert_allclose(short.trajectory["u"].sel(epoch=t), full["u"].sel(epoch=t), rtol=0, atol=1e-13)

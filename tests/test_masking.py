@@ -28,6 +28,11 @@ def _data(n=30, d=4, seed=0):
     return X, X.T @ X / n, lam, V
 
 
+def _problem(X) -> training.Problem:
+    """X with its spectrum."""
+    return training.Problem(*linear.second_moment_spectrum(X), X)
+
+
 def _masks(d, q, form):
     """Every mask with its probability, scaled as the form scales it."""
     m = np.array(list(itertools.product([0.0, 1.0], repeat=d)))
@@ -82,10 +87,10 @@ def test_closed_forms_match_the_mask_average(form):
 def test_gradient_descent_reaches_the_closed_form_fixed_point(form, q):
     _, sigma, lam, V = _data()
     cfg = _config(hidden=5, q=q, form=form, lr=0.2 / lam[0], epochs=4000, log_every=4000, init_std=0.3, seed=1)
-    run = masking.train(cfg, lam=lam, V=V, diag_sigma=np.diag(sigma))
+    run = masking.train(cfg, training.Problem(lam, V), diag_sigma=np.diag(sigma))
     assert np.abs(run.W2 @ run.W1 - masking.fixed_point(sigma, q, form)).max() <= 1e-8
     # without diag_sigma the marginal engine takes it from the spectrum: the same run
-    again = masking.train(cfg, lam=lam, V=V)
+    again = masking.train(cfg, training.Problem(lam, V))
     assert np.allclose(again.W1, run.W1, rtol=1e-12, atol=1e-14)
 
 
@@ -110,7 +115,7 @@ def test_stability_bound_lies_below_the_hessian_limit_at_the_fixed_point(form, q
     bound = masking.stability_bound(lam, N, q, form, gamma)
     for hidden in (5, 2):                                # H >= d and a bottleneck
         run = masking.train(_config(hidden=hidden, q=q, form=form, gamma=gamma, lr=0.9 * bound, epochs=15000,
-                                    log_every=15000, init_std=1e-3, seed=2), lam=lam, V=V, diag_sigma=diag)
+                                    log_every=15000, init_std=1e-3, seed=2), training.Problem(lam, V), diag_sigma=diag)
         k = q if form == "unscaled" else 1.0
         S, R = torch.tensor(sigma), torch.tensor(sigma + (1 - q) / q * np.diag(diag))
 
@@ -176,8 +181,8 @@ def test_with_isotropic_diagonal_masking_is_a_gaussian_dae(form):
     lam, q, gamma, lr, epochs = np.array([2.0, 1.2, 0.6, 0.3]), 0.7, 0.02, 0.1, 200
     c = lam.mean()
     W1, W2 = training.init_weights(4, 3, init_std=0.3, seed=4)
-    run = masking.train(_config(hidden=3, q=q, form=form, lr=lr, gamma=gamma, epochs=epochs), lam=lam,
-                        V=HADAMARD, diag_sigma=np.full(4, c), W1=W1, W2=W2)
+    run = masking.train(_config(hidden=3, q=q, form=form, lr=lr, gamma=gamma, epochs=epochs),
+                        training.Problem(lam, HADAMARD), diag_sigma=np.full(4, c), W1=W1, W2=W2)
     k = q if form == "unscaled" else 1.0          # unscaled = inverted at rate qη, decay γ/q, W√q
     gauss = linear.train_exact(lam, HADAMARD, hidden=3, lr=lr * k, epochs=epochs, eps=(1 - q) / q * c,
                                gamma=gamma / k, W1=W1 * np.sqrt(k), W2=W2 * np.sqrt(k),
@@ -196,8 +201,8 @@ def test_per_mode_approximation_is_exact_only_when_diag_sigma_is_isotropic(form)
         if diag is None:
             diag = np.diag(V @ np.diag(lam) @ V.T)
         W1, W2 = np.diag(w) @ V.T, V @ np.diag(w)            # aligned and balanced: x0 = w², y0 = 0
-        run = masking.train(_config(hidden=4, q=q, form=form, lr=lr, epochs=epochs, log_every=1), lam=lam, V=V,
-                            diag_sigma=diag, W1=W1, W2=W2)
+        run = masking.train(_config(hidden=4, q=q, form=form, lr=lr, epochs=epochs, log_every=1),
+                            training.Problem(lam, V), diag_sigma=diag, W1=W1, W2=W2)
         ds = run.trajectory
         approx = masking.per_mode_u(epochs, lam, masking.effective_noise(V, diag, q), q, form,
                                     lr=lr, x0=w**2, y0=0.0)
@@ -229,11 +234,12 @@ def test_sampled_engine_minibatches_and_resumes_bit_identically(tmp_path, monkey
     X, _, _, _ = _data(n=20)
     cfg = _config(engine="sampled", hidden=2, q=0.5, lr=0.05, epochs=30, log_every=4, init_std=0.2, seed=3,
                   batch_size=6, dtype="float32")
-    reference = masking.train(cfg, X=X)
+    reference = masking.train(cfg, _problem(X))
     assert int(reference.trajectory["batch_size"]) == 6 and int(reference.trajectory["n_steps"]) == 30 * 4
-    assert not np.array_equal(masking.train(cfg, X=X, seed=4).W1, reference.W1)     # other masks
-    resumed = interrupted_and_resumed(lambda ckpt: masking.train(cfg, X=X, checkpoint=ckpt), tmp_path / "run.ckpt",
-                                      every=5, killed_at=10, monkeypatch=monkeypatch)
+    other_masks = masking.train(dataclasses.replace(cfg, seed=4), _problem(X))
+    assert not np.array_equal(other_masks.W1, reference.W1)
+    resumed = interrupted_and_resumed(lambda ckpt: masking.train(cfg, _problem(X), checkpoint=ckpt),
+                                      tmp_path / "run.ckpt", every=5, killed_at=10, monkeypatch=monkeypatch)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)        # the mask stream continued
     assert np.array_equal(resumed.W1, reference.W1) and resumed.resumed_from == [10]
 
@@ -250,11 +256,11 @@ def test_bad_arguments_are_reported():
     with pytest.raises(ValueError, match="diag_sigma"):
         masking.MarginalMaskingEngine(_config(q=0.5, **kw), lam, V, np.diag(sigma)[:3])
     with pytest.raises(ValueError, match="batch_size"):
-        masking.train(_config(q=0.5, engine="sampled", batch_size=99, **kw), X=X)
+        masking.train(_config(q=0.5, engine="sampled", batch_size=99, **kw), _problem(X))
     with pytest.raises(ValueError, match="needs the data X"):
-        masking.train(_config(q=0.5, engine="sampled", **kw), lam=lam, V=V)
+        masking.train(_config(q=0.5, engine="sampled", **kw), training.Problem(lam, V))
     with pytest.raises(training.UnstableLearningRateError, match="eta_max"):
-        masking.train(_config(q=0.5, hidden=2, lr=1.0, epochs=1), lam=lam, V=V)
+        masking.train(_config(q=0.5, hidden=2, lr=1.0, epochs=1), training.Problem(lam, V))
 
 
 def test_per_mode_u_scaling_of_the_unscaled_form():

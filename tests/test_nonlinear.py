@@ -13,6 +13,14 @@ from daedyn.linear import second_moment_spectrum
 from daedyn.training import DivergenceError, log_epochs, noise_seed
 
 
+def _train(X, *, lam=None, V=None, W1=None, W2=None, **settings):
+    """:func:`nl.train` on X (with its spectrum unless given) and the configuration ``settings``."""
+    if lam is None:
+        lam, V = second_moment_spectrum(X)
+    config = nl.NonlinearConfig.make(n_samples=X.shape[0], **settings)
+    return nl.train(config, training.Problem(lam, V, X), W1=W1, W2=W2)
+
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -50,7 +58,7 @@ def test_identity_network_is_the_linear_datapass_engine(data, wd):
     """Noise 0: SGD on the mean MSE at (lr, wd) = GD on the theory loss at (2lr/d, wd·d/2)."""
     X, lam, V = data
     d, H, lr, epochs = 7, 4, 1.5, 120
-    run = nl.train(X, hidden=H, activation="identity", lr=lr, epochs=epochs, weight_decay=wd, init_std=0.05,
+    run = _train(X, hidden=H, activation="identity", lr=lr, epochs=epochs, weight_decay=wd, init_std=0.05,
                    seed=2, dtype="float64", device="cpu", lam=lam, V=V, k_modes=d, log_every=10)
     eff = nl.theory_params(lr, 0.0, wd, d)
     assert eff["lr"] == pytest.approx(2 * lr / d) and eff["gamma"] == pytest.approx(wd * d / 2)
@@ -72,14 +80,14 @@ def test_identity_network_with_noise_is_the_linear_sampled_engine(data, batch_si
     d, H, lr, sd, wd = 7, 4, 1.2, 0.4, 0.01
     kw = dict(hidden=H, epochs=30, init_std=0.1, seed=5, dtype="float64", device="cpu", lam=lam, V=V,
               log_every=5, batch_size=batch_size)
-    run = nl.train(X, activation="identity", lr=lr, noise_std=sd, weight_decay=wd, k_modes=d, **kw)
+    run = _train(X, activation="identity", lr=lr, noise_std=sd, weight_decay=wd, k_modes=d, **kw)
     eff = nl.theory_params(lr, sd, wd, d)
     assert eff["eps"] == pytest.approx(sd**2)
     ref = linear.train_sampled(X, lr=eff["lr"], eps=eff["eps"], gamma=eff["gamma"], **kw)
     np.testing.assert_allclose(run.trajectory["mapping"].values, ref.trajectory["u"].values, rtol=0, atol=1e-10)
     np.testing.assert_allclose(run.W2, ref.W2, rtol=0, atol=1e-10)
     # without noise the trajectory would be different: the noise took effect
-    clean = nl.train(X, activation="identity", lr=lr, weight_decay=wd, k_modes=d, **kw)
+    clean = _train(X, activation="identity", lr=lr, weight_decay=wd, k_modes=d, **kw)
     assert np.abs(clean.W2 - run.W2).max() > 1e-3
 
 
@@ -88,7 +96,7 @@ def test_tanh_with_small_preactivations_tracks_the_linear_theory_engine():
     X = 0.02 * np.random.default_rng(1).random((100, 6))
     lam, V = second_moment_spectrum(X)
     lr = 0.3 / lam[0] * 6 / 2                                   # η_eff λ₁ = 0.3
-    run = nl.train(X, hidden=5, activation="tanh", lr=lr, epochs=80, init_std=0.05, seed=0, dtype="float64",
+    run = _train(X, hidden=5, activation="tanh", lr=lr, epochs=80, init_std=0.05, seed=0, dtype="float64",
                    device="cpu", lam=lam, V=V, k_modes=3, log_every=4)
     eff = nl.theory_params(lr, 0.0, 0.0, 6)
     ref = linear.train_datapass(X, hidden=5, lr=eff["lr"], epochs=80, init_std=0.05, seed=0, dtype="float64",
@@ -96,7 +104,7 @@ def test_tanh_with_small_preactivations_tracks_the_linear_theory_engine():
     m, u = run.trajectory["mapping"].values, ref.trajectory["u"].values[:, :3]
     assert m[-1, 0] > 0.9 and np.abs(np.tanh(X @ run.W1.T)).max() < 0.1
     assert np.abs(m - u).max() < 2e-3
-    relu_run = nl.train(X, hidden=5, activation="relu", lr=lr, epochs=80, init_std=0.05, seed=0,
+    relu_run = _train(X, hidden=5, activation="relu", lr=lr, epochs=80, init_std=0.05, seed=0,
                         dtype="float64", device="cpu", lam=lam, V=V, k_modes=3, log_every=4)
     assert np.abs(relu_run.trajectory["mapping"].values - u).max() > 2e-2   # the comparison has power
 
@@ -108,7 +116,7 @@ def test_tanh_with_small_preactivations_tracks_the_linear_theory_engine():
 def test_mapping_and_losses_match_numpy(data):
     X, lam, V = data
     sd, seed, epochs = 0.3, 4, 7
-    run = nl.train(X, hidden=5, activation="relu", lr=0.8, epochs=epochs, noise_std=sd, init_std=0.3, seed=seed,
+    run = _train(X, hidden=5, activation="relu", lr=0.8, epochs=epochs, noise_std=sd, init_std=0.3, seed=seed,
                    dtype="float64", device="cpu", lam=lam, V=V, k_modes=3, log_every=3)
     tr = run.trajectory
     assert list(tr["epoch"].values) == [0, 3, 6, 7]
@@ -130,7 +138,7 @@ def test_mapping_float32_close_to_float64(data):
     """Same initial weights in both dtypes (the noise streams differ by dtype, so noise 0 here)."""
     X, lam, V = data
     kw = dict(hidden=5, lr=0.8, epochs=20, weight_decay=0.01, init_std=0.3, seed=1, device="cpu", lam=lam, V=V)
-    a, b = nl.train(X, dtype="float32", **kw), nl.train(X, dtype="float64", **kw)
+    a, b = _train(X, dtype="float32", **kw), _train(X, dtype="float64", **kw)
     np.testing.assert_allclose(a.trajectory["mapping"], b.trajectory["mapping"], rtol=0, atol=1e-4)
 
 
@@ -157,7 +165,7 @@ def test_one_step_is_sgd_on_the_objective_with_weight_decay():
     X = np.random.default_rng(3).random((15, 4))
     lam, V = second_moment_spectrum(X)
     lr, sd, wd, seed = 0.7, 0.5, 0.05, 8
-    run = nl.train(X, hidden=3, lr=lr, epochs=1, noise_std=sd, weight_decay=wd, init_std=0.5, seed=seed,
+    run = _train(X, hidden=3, lr=lr, epochs=1, noise_std=sd, weight_decay=wd, init_std=0.5, seed=seed,
                    dtype="float64", device="cpu", lam=lam, V=V, k_modes=2)
     W1, W2 = run.W1_init, run.W2_init
     xt = replay_noise(sd, seed, X, 1)[0]
@@ -194,17 +202,17 @@ def test_seeds_reproduce_and_recording_does_not_change_training(data):
     X, lam, V = data
     kw = dict(hidden=4, lr=0.8, epochs=6, noise_std=0.3, init_std=0.2, seed=3, dtype="float64", device="cpu",
               lam=lam, V=V, batch_size=40)
-    a, b = nl.train(X, log_every=1, **kw), nl.train(X, log_every=6, **kw)
+    a, b = _train(X, log_every=1, **kw), _train(X, log_every=6, **kw)
     np.testing.assert_array_equal(a.W1, b.W1)
     np.testing.assert_array_equal(a.trajectory["mapping"].sel(epoch=[0, 6]), b.trajectory["mapping"])
-    c = nl.train(X, log_every=6, **{**kw, "seed": 4})
+    c = _train(X, log_every=6, **{**kw, "seed": 4})
     assert np.abs(c.W1 - a.W1).max() > 1e-3
 
 
 def test_divergence_is_reported(data):
     X, lam, V = data
     with pytest.raises(DivergenceError, match="eta_eff"):
-        nl.train(X, hidden=4, activation="identity", lr=200.0, epochs=60, init_std=0.1, device="cpu",
+        _train(X, hidden=4, activation="identity", lr=200.0, epochs=60, init_std=0.1, device="cpu",
                  lam=lam, V=V, log_every=5)
 
 
@@ -214,7 +222,7 @@ def test_divergence_is_reported(data):
 
 def test_trajectory_structure(data):
     X, lam, V = data
-    run = nl.train(X, hidden=4, lr=0.5, epochs=23, noise_std=2.0, weight_decay=0.0045, init_std=1e-3,
+    run = _train(X, hidden=4, lr=0.5, epochs=23, noise_std=2.0, weight_decay=0.0045, init_std=1e-3,
                    device="cpu", lam=lam, V=V, k_modes=4, log_every=10)
     tr = run.trajectory
     assert dict(tr.sizes) == {"epoch": 4, "mode": 4}
@@ -239,9 +247,9 @@ def test_trajectory_structure(data):
 def test_bad_arguments(data):
     X, lam, V = data
     with pytest.raises(ValueError, match="activation"):
-        nl.train(X, hidden=2, activation="gelu", lr=0.1, epochs=1, device="cpu")
+        _train(X, hidden=2, activation="gelu", lr=0.1, epochs=1, device="cpu")
     with pytest.raises(ValueError, match="noise_std"):
-        nl.train(X, hidden=2, lr=0.1, epochs=1, noise_std=-1.0, device="cpu")
+        _train(X, hidden=2, lr=0.1, epochs=1, noise_std=-1.0, device="cpu")
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,7 +283,7 @@ def test_linear_theory_predicts_identity_network_half_times():
     lr, H, s = 0.08 * d / 2 / lam[0], 64, 1e-3
     ts = []
     for seed in range(3):
-        tr = nl.train(X, hidden=H, activation="identity", lr=lr, epochs=600, init_std=s, seed=seed,
+        tr = _train(X, hidden=H, activation="identity", lr=lr, epochs=600, init_std=s, seed=seed,
                       dtype="float64", device="cpu", lam=lam, V=V, k_modes=3, log_every=2).trajectory
         ts.append(nl.half_times(tr["mapping"]).values)
     th = nl.half_times(nl.linear_theory(lam[:3], tr["epoch"].values, lr=lr, noise_std=0, weight_decay=0, d=d,
@@ -382,8 +390,8 @@ def test_cuda_matches_cpu(data):
     X, lam, V = data
     kw = dict(hidden=4, lr=0.8, epochs=40, init_std=0.2, seed=1, dtype="float64", lam=lam, V=V,
               weight_decay=0.01)
-    a, b = nl.train(X, device="cpu", **kw), nl.train(X, device="cuda", **kw)
+    a, b = _train(X, device="cpu", **kw), _train(X, device="cuda", **kw)
     assert b.config.device == "cuda"
     np.testing.assert_allclose(a.trajectory["mapping"], b.trajectory["mapping"], rtol=0, atol=1e-10)
-    c = nl.train(X, device="cuda", noise_std=0.5, **kw)                 # noise drawn on the device
+    c = _train(X, device="cuda", noise_std=0.5, **kw)                 # noise drawn on the device
     assert np.isfinite(c.trajectory["mapping_noisy"].values).all()

@@ -160,8 +160,9 @@ def test_the_nonlinear_trainer_warns_but_trains(small, caplog):
     d = X.shape[1]
     limit = theory.stability_limit(lam[:2], 0.0, 0.0, 3) * d / 2
     with caplog.at_level(logging.WARNING, logger="daedyn.training"):
-        run = nonlinear.train(X, hidden=3, lr=1.5 * limit, epochs=3, k_modes=2, device="cpu", lam=lam, V=V,
-                              activation="identity")
+        config = NonlinearConfig.make(hidden=3, lr=1.5 * limit, epochs=3, k_modes=2, device="cpu",
+                                      activation="identity")
+        run = nonlinear.train(config, training.Problem(lam, V, X))
     assert "the linear theory's limit" in caplog.text and "training anyway" in caplog.text
     assert run.trajectory["epoch"].values.tolist() == [0, 3]        # trained to the end
 
@@ -171,5 +172,5 @@ def test_a_collapsed_relu_network_fails_with_the_limit_in_the_message(small):
     d = X.shape[1]
     limit = theory.stability_limit(lam[:3], 0.0, 0.0, 16) * d / 2
     with pytest.raises(training.DivergenceError, match=r"training collapsed by epoch .*eta_max = "):
-        nonlinear.train(X, hidden=16, lr=20 * limit, epochs=400, k_modes=3, init_std=0.1, device="cpu",
-                        lam=lam, V=V, log_every=10)
+        nonlinear.train(NonlinearConfig.make(hidden=16, lr=20 * limit, epochs=400, k_modes=3, init_std=0.1,
+                                             device="cpu", log_every=10), training.Problem(lam, V, X))

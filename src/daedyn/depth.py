@@ -67,8 +67,7 @@ from scipy.optimize import brentq
 from daedyn.linear import Run, _check_orthogonal
 from daedyn.runconfig import DepthConfig
 from daedyn.tracking import ProductTracker
-from daedyn.training import (Checkpoint, as_tensor, log_epochs, resolve_device, resolve_dtype, run_engine,
-                             stability_guard)
+from daedyn.training import Checkpoint, Engine, Problem, as_tensor, run_engine
 
 __all__ = [
     "DepthEngine",
@@ -289,7 +288,7 @@ def _chain(mats):
     return out
 
 
-class DepthEngine:
+class DepthEngine(Engine):
     """Full-batch GD of a depth-L linear DAE/WDAE on the marginalised loss, in Σ's eigenbasis.
 
     ``config`` (:class:`daedyn.runconfig.DepthConfig`) gives L = ``depth``, the hidden widths,
@@ -315,8 +314,7 @@ class DepthEngine:
     """
 
     def __init__(self, config: DepthConfig, lam, V, layers: Sequence | None = None):
-        self.device, self.dtype = resolve_device(config.device), resolve_dtype(config.dtype)
-        self.lam = np.asarray(lam, dtype=np.float64).ravel()
+        super().__init__(config, np.asarray(lam, dtype=np.float64).ravel(), layers is not None)
         d = self.lam.size
         kw = dict(dtype=self.dtype, device=self.device)
         self.V = as_tensor(V, **kw)
@@ -333,7 +331,6 @@ class DepthEngine:
             config = dataclasses.replace(config, gamma=gamma)
         self.config = config
         L, widths, rank = config.depth, config.hidden_widths, min(d, *config.hidden_widths)
-        self.given = layers is not None
         if layers is None and config.init == "random":
             layers = init_layers(d, widths, L, init_std=config.init_std, seed=config.seed)
         with torch.no_grad():
@@ -367,18 +364,14 @@ class DepthEngine:
         from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
 
         if L == 2:
-            self.eta_max = float(theory.stability_limit(self.lam, config.eps, config.gamma, widths[0]))
+            self.guard(float(theory.stability_limit(self.lam, config.eps, config.gamma, widths[0])))
         else:
-            self.eta_max = float(np.min(eta_max_mode(self.lam, config.eps, config.gamma, L)))
-        stability_guard(config, self.lam, eta_max=self.eta_max)
-        n_log = len(log_epochs(config.epochs, config.log_every))
-        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], n_log, L, meta=_DEPTH_META)
+            self.guard(float(np.min(eta_max_mode(self.lam, config.eps, config.gamma, L))))
+        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], self.records, L,
+                                      meta=_DEPTH_META)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"A1": self.A1, **{f"W{l + 2}": m for l, m in enumerate(self.mids)}, "B": self.B}
-
-    def generators(self) -> dict[str, torch.Generator]:
-        return {}
 
     def record(self, row: int, epoch: int) -> float:
         with torch.no_grad():
@@ -430,10 +423,7 @@ class DepthEngine:
                 f"(depth L={c.depth}, lambda_1={self.lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g})")
 
     def derived(self) -> dict:
-        return {"n_steps": self.config.epochs, "eta_max": self.eta_max}
-
-    def fingerprint_extra(self) -> dict:
-        return {"given_weights": self.given}
+        return {**super().derived(), "eta_max": self.eta_max}
 
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W₁, W_L⋯W₂) in the data's basis: the first layer and the product of those above it."""
@@ -460,18 +450,10 @@ class DepthRun(Run):
                "product of the layers above it.")
 
 
-def train(lam, V, config: DepthConfig | None = None, *, layers: Sequence | None = None,
-          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
-          **overrides) -> DepthRun:
-    """Train a depth-L linear DAE/WDAE (:class:`DepthEngine`) on the loop driver.
-
-    ``config`` (or keywords for :meth:`DepthConfig.make`, e.g. ``depth=3, hidden=16, lr=0.01,
-    epochs=500, eps=0.5``, which also override a given ``config``); ``layers`` optional initial
-    weights [W₁, …, W_L]. Returns a :class:`DepthRun`.
+def train(config: DepthConfig, problem: Problem, *, layers: Sequence | None = None,
+          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False) -> DepthRun:
+    """Train a depth-L linear DAE/WDAE (:class:`DepthEngine`) on the loop driver, on the spectrum of
+    ``problem``; ``layers`` optional initial weights [W₁, …, W_L]. Returns a :class:`DepthRun`.
     """
-    if config is None:
-        config = DepthConfig.make(**overrides)
-    elif overrides:
-        config = dataclasses.replace(config, **overrides)
-    return run_engine(DepthEngine(config, lam, V, layers), DepthRun, checkpoint=checkpoint, threads=threads,
-                      progress=progress)
+    return run_engine(DepthEngine(config, problem.lam, problem.V, layers), DepthRun, checkpoint=checkpoint,
+                      threads=threads, progress=progress)

@@ -99,9 +99,8 @@ import torch
 import xarray as xr
 
 from daedyn.runconfig import LinearConfig
-from daedyn.training import (Checkpoint, Records, as_tensor, data_and_batch, initial_weights, log_epochs,
-                             noise_seed, num_threads, resolve_device, resolve_dtype, run_engine,
-                             stability_guard)
+from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, initial_weights, minibatches, noise_seed,
+                             num_threads, run_engine)
 
 __all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine", "corrupted_batch_step", "second_moment_spectrum",
            "train", "train_datapass", "train_exact", "train_sampled"]
@@ -340,55 +339,40 @@ def _heldout_moment(config: LinearConfig, C, d: int) -> np.ndarray | None:
     return C
 
 
-class _LinearEngine:
-    """What the linear engines share: the configuration, spectrum, initial weights, tracker and
-    the stability guard, all set up before the first step. ``C`` (d×d) is the held-out moment
-    VᵀΣ_testV in the basis V, needed when the config names a held-out set (``heldout``) or
-    test-noise variances (``sigma2_test``)."""
+class _LinearEngine(Engine):
+    """What the linear engines share beyond :class:`daedyn.training.Engine`: the spectrum in the
+    basis V, the initial weights, the two-layer tracker and its guard, all set up before the first
+    step. ``C`` (d×d) is the held-out moment VᵀΣ_testV in the basis V, needed when the config names a
+    held-out set (``heldout``) or test-noise variances (``sigma2_test``)."""
 
     def __init__(self, config: LinearConfig, lam, V, W1, W2, X=None, C=None):
-        self.config = config
-        self.device, self.dtype = resolve_device(config.device), resolve_dtype(config.dtype)
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
             lam, V = second_moment_spectrum(X)
-        self.lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)
+        super().__init__(config, lam, W1 is not None)
         self.lam_t = as_tensor(self.lam, self.dtype, self.device)
         self.V = as_tensor(V, self.dtype, self.device)
         d = self.lam.shape[0]
         if self.V.shape != (d, d):
             raise ValueError(f"V must be ({d}, {d}), got {tuple(self.V.shape)}")
-        self.given = W1 is not None
         self.W1_0, self.W2_0 = initial_weights(d, config.hidden, config.init_std, config.seed, W1, W2,
                                                self.dtype, self.device)
         from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
 
-        self.eta_max = theory.stability_limit(self.lam, config.eps, config.gamma, config.hidden)
-        stability_guard(config, self.lam, eta_max=self.eta_max)
-        n_log = len(log_epochs(config.epochs, config.log_every))
+        self.guard(theory.stability_limit(self.lam, config.eps, config.gamma, config.hidden))
         self.C = _heldout_moment(config, C, d)
-        self.tracker = _Tracker(self.lam_t, config.eps, config.gamma, config.hidden, n_log,
+        self.tracker = _Tracker(self.lam_t, config.eps, config.gamma, config.hidden, self.records,
                                 None if self.C is None else as_tensor(self.C, self.dtype, self.device),
                                 config.sigma2_test)
-
-    def generators(self) -> dict[str, torch.Generator]:
-        return {}
 
     def divergence_note(self) -> str:
         c = self.config
         return (f"learning rate eta={c.lr:g}; the stability limit for this spectrum is eta_max={self.eta_max:.6g} "
                 f"(lambda_1={self.lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g}, H={c.hidden})")
 
-    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.W1, self.W2
-
-    def derived(self) -> dict:
-        """Facts of the run that follow from the configuration and the data."""
-        return {"n_steps": self.config.epochs}
-
     def fingerprint_extra(self) -> dict:
-        extra = {"given_weights": self.given}
+        extra = super().fingerprint_extra()
         if self.C is not None:  # records made with another held-out moment must not be resumed
             extra["heldout_sha256"] = hashlib.sha256(self.C.tobytes()).hexdigest()
         return extra
@@ -454,16 +438,13 @@ class DatapassEngine(_LinearEngine):
 
     def __init__(self, config: LinearConfig, X, lam=None, V=None, W1=None, W2=None, C=None):
         super().__init__(config, lam, V, W1, W2, X=X, C=C)
-        self.X = as_tensor(X, self.dtype, self.device).contiguous()
+        self.X = as_tensor(X, self.dtype, self.device).contiguous()  # full batch: no minibatch size
         n, d = self.X.shape
         self.W1, self.W2 = self.W1_0.clone(), self.W2_0.clone()
         self.Hh = torch.empty(n, config.hidden, dtype=self.dtype, device=self.device)
         self.E = torch.empty(n, d, dtype=self.dtype, device=self.device)
         self.EW2 = torch.empty_like(self.Hh)
         self.g1, self.g2 = torch.empty_like(self.W1), torch.empty_like(self.W2)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"W1": self.W1, "W2": self.W2}
 
     def record(self, row: int, epoch: int) -> float:
         return self.tracker.record(row, self.W1 @ self.V, self.W2.T @ self.V)
@@ -487,9 +468,6 @@ class DatapassEngine(_LinearEngine):
             g2.add_(W2, alpha=gamma)
         W1.add_(g1, alpha=-float(self.config.lr))
         W2.add_(g2, alpha=-float(self.config.lr))
-
-    def fingerprint_extra(self) -> dict:
-        return {**super().fingerprint_extra(), "n": int(self.X.shape[0])}
 
 
 def corrupted_batch_step(W1, W2, g1, g2, xb, xt, eta: float, gamma: float) -> None:
@@ -523,16 +501,13 @@ class SampledEngine(_LinearEngine):
 
     def __init__(self, config: LinearConfig, X, lam=None, V=None, W1=None, W2=None, C=None):
         super().__init__(config, lam, V, W1, W2, X=X, C=C)
-        self.X, self.B = data_and_batch(X, config.batch_size, self.dtype, self.device)
+        self.use_data(X, config.batch_size)
         n, d = self.X.shape
-        self.full = self.B == n
+        self.shuffle = config.shuffle and self.batch < n
         self.W1, self.W2 = self.W1_0.clone(), self.W2_0.clone()
         self.gen = torch.Generator(self.device).manual_seed(noise_seed(config.seed))
-        self.noise = torch.empty(self.B, d, dtype=self.dtype, device=self.device)
+        self.noise = torch.empty(self.batch, d, dtype=self.dtype, device=self.device)
         self.g1, self.g2 = torch.empty_like(self.W1), torch.empty_like(self.W2)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"W1": self.W1, "W2": self.W2}
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"noise": self.gen}
@@ -541,29 +516,18 @@ class SampledEngine(_LinearEngine):
         return self.tracker.record(row, self.W1 @ self.V, self.W2.T @ self.V)
 
     def step(self, epoch: int) -> None:
-        X, W1, W2, g1, g2, B = self.X, self.W1, self.W2, self.g1, self.g2, self.B
-        n = X.shape[0]
+        X, W1, W2, g1, g2 = self.X, self.W1, self.W2, self.g1, self.g2
         eps, gamma, eta = self.config.eps, self.config.gamma, float(self.config.lr)
         std = math.sqrt(eps)
-        order = (torch.randperm(n, generator=self.gen, device=self.device)
-                 if self.config.shuffle and not self.full else None)
-        for lo in range(0, n, B):
-            hi = min(lo + B, n)
-            xb = X[lo:hi] if order is None else X[order[lo:hi]]
+        for idx in minibatches(X.shape[0], self.batch, [self.gen] if self.shuffle else (), self.device):
+            xb = X[idx]
             if eps:
-                nb = self.noise[: hi - lo]
+                nb = self.noise[: xb.shape[0]]
                 nb.normal_(0.0, std, generator=self.gen)
                 xt = xb + nb                                           # x̃ = x + n
             else:
                 xt = xb
             corrupted_batch_step(W1, W2, g1, g2, xb, xt, eta, gamma)
-
-    def derived(self) -> dict:
-        n = self.X.shape[0]
-        return {"n_steps": self.config.epochs * -(-n // self.B), "batch_size": int(self.B)}
-
-    def fingerprint_extra(self) -> dict:
-        return {**super().fingerprint_extra(), "n": int(self.X.shape[0]), "device": str(self.device)}
 
 
 def _config(config: LinearConfig | None, engine: str, n_samples: int | None, overrides: dict) -> LinearConfig:
@@ -619,11 +583,12 @@ def train_sampled(X, config: LinearConfig | None = None, *, lam=None, V=None, W1
                       progress=progress)
 
 
-def train(config: LinearConfig, lam, V, X=None, **runtime) -> Run:
-    """Train with the engine ``config.engine``; ``X`` (N×d) is needed by the data-pass engines."""
+def train(config: LinearConfig, problem: Problem, **runtime) -> Run:
+    """Train with the engine ``config.engine`` on ``problem`` (its ``X`` is needed by the data-pass
+    engines, its ``C`` by held-out records). ``runtime``: ``W1``, ``W2`` (initial weights),
+    ``checkpoint``, ``threads``, ``progress``."""
     if config.engine == "exact":
-        return train_exact(lam, V, config, **runtime)
-    if X is None:
-        raise ValueError(f"{config.label}: engine {config.engine!r} needs the data X")
+        return train_exact(problem.lam, problem.V, config, C=problem.C, **runtime)
     trainer = train_datapass if config.engine == "datapass" else train_sampled
-    return trainer(X, config, lam=lam, V=V, **runtime)
+    return trainer(problem.data(f"{config.label}: engine {config.engine!r}"), config, lam=problem.lam, V=problem.V,
+                   C=problem.C, **runtime)

@@ -60,7 +60,6 @@ from. Before the first step the guard compares lr with :func:`stability_bound`.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import torch
@@ -70,8 +69,7 @@ from daedyn import theory
 from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step, second_moment_spectrum
 from daedyn.runconfig import MaskingConfig
 from daedyn.tracking import ProductTracker
-from daedyn.training import (Checkpoint, as_tensor, data_and_batch, initial_weights, log_epochs, noise_seed,
-                             resolve_device, resolve_dtype, run_engine, stability_guard)
+from daedyn.training import Checkpoint, Engine, Problem, as_tensor, initial_weights, minibatches, noise_seed, run_engine
 
 __all__ = [
     "FORMS",
@@ -223,19 +221,17 @@ def stability_bound(lam, noise_cov, q: float, form: str = "inverted", gamma: flo
     return 1.0 / (kappa * mu1 + gamma)
 
 
-class _MaskedModel:
-    """What both masking engines share: the configuration, spectrum, noise covariance, initial
-    weights, stability guard and tracker, and the records."""
+class _MaskedModel(Engine):
+    """What both masking engines share beyond :class:`daedyn.training.Engine`: the noise covariance,
+    initial weights, stability bound, tracker and the records."""
 
     ENGINE = ""
 
     def __init__(self, config: MaskingConfig, lam, V, diag_sigma, W1, W2):
         if config.engine != self.ENGINE:
             raise ValueError(f"{config.label}: engine is {config.engine!r}, not {self.ENGINE!r}")
-        self.config = config
         self.kappa, self.rho = _check(config.q, config.form)
-        self.device, self.dtype = resolve_device(config.device), resolve_dtype(config.dtype)
-        self.lam = np.asarray(lam, dtype=np.float64).ravel()
+        super().__init__(config, np.asarray(lam, dtype=np.float64).ravel(), W1 is not None)
         d = self.lam.size
         V_np, diag_np = np.asarray(V, dtype=np.float64), np.asarray(diag_sigma, dtype=np.float64).ravel()
         if V_np.shape != (d, d) or diag_np.shape != (d,):
@@ -248,10 +244,8 @@ class _MaskedModel:
         # a diagonal noise covariance makes A1R a column scaling (O(dH), as in ExactEngine)
         self.R_diag = None if config.noise == "masking" else torch.diagonal(self.R).clone()
         self.eps_matched = matched_eps(diag_np, config.q)
-        self.given = W1 is not None
         self.W1_0, self.W2_0 = initial_weights(d, config.hidden, config.init_std, config.seed, W1, W2, **kw)
-        self.eta_max = stability_bound(self.lam, noise, config.q, config.form, config.gamma)
-        stability_guard(config, self.lam, eta_max=self.eta_max)
+        self.guard(stability_bound(self.lam, noise, config.q, config.form, config.gamma))
         with torch.no_grad():
             a, b = (self.W1_0 @ self.V).double().cpu().numpy(), (self.W2_0.T @ self.V).double().cpu().numpy()
         one = {"units": "1"}
@@ -262,8 +256,7 @@ class _MaskedModel:
             "x0": (np.sum((a + b) ** 2, 0) / 4.0, {"long_name": "initial |W1 v_i + W2^T v_i|^2 / 4", **one}),
             "y0": (np.sum((a - b) ** 2, 0) / 4.0, {"long_name": "initial |W1 v_i - W2^T v_i|^2 / 4", **one}),
         }
-        n_log = len(log_epochs(config.epochs, config.log_every))
-        self.tracker = ProductTracker(self.lam_t, 0.0, config.gamma, config.hidden, n_log, 2, meta=_META,
+        self.tracker = ProductTracker(self.lam_t, 0.0, config.gamma, config.hidden, self.records, 2, meta=_META,
                                       per_mode=per_mode)
 
     def _times_r(self, A1: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -288,10 +281,7 @@ class _MaskedModel:
                 f"eta_max={self.eta_max:.6g} (q={c.q:g}, {c.form}, noise {c.noise}, gamma={c.gamma:g})")
 
     def derived(self) -> dict:
-        return {"n_steps": self.config.epochs, "eta_max": self.eta_max, "eps_matched": self.eps_matched}
-
-    def fingerprint_extra(self) -> dict:
-        return {"given_weights": self.given}
+        return {**super().derived(), "eta_max": self.eta_max, "eps_matched": self.eps_matched}
 
 
 class MarginalMaskingEngine(_MaskedModel):
@@ -324,9 +314,6 @@ class MarginalMaskingEngine(_MaskedModel):
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"A1": self.A1, "B": self.B}
-
-    def generators(self) -> dict[str, torch.Generator]:
-        return {}
 
     def record(self, row: int, epoch: int) -> float:
         with torch.no_grad():
@@ -374,16 +361,13 @@ class SampledMaskingEngine(_MaskedModel):
         if diag_sigma is None:
             diag_sigma = np.mean(x64**2, axis=0)
         super().__init__(config, lam, V, diag_sigma, W1, W2)
-        self.X, self.batch = data_and_batch(x64, config.batch_size, self.dtype, self.device)
+        self.use_data(x64, config.batch_size)
         self.shuffle = config.shuffle and self.batch < self.X.shape[0]
         self.W1, self.W2 = self.W1_0.clone(), self.W2_0.clone()
         self.gen = torch.Generator(self.device).manual_seed(noise_seed(config.seed))
         self.uniform = torch.empty(self.batch, self.lam.size, dtype=self.dtype, device=self.device)
         self.g1, self.g2 = torch.empty_like(self.W1), torch.empty_like(self.W2)
         self.scale = 1.0 / config.q if config.form == "inverted" else 1.0
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"W1": self.W1, "W2": self.W2}
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"noise": self.gen}
@@ -394,27 +378,15 @@ class SampledMaskingEngine(_MaskedModel):
 
     def step(self, epoch: int) -> None:
         del epoch
-        X, n, B, W1, W2, g1, g2 = self.X, self.X.shape[0], self.batch, self.W1, self.W2, self.g1, self.g2
+        X, W1, W2, g1, g2 = self.X, self.W1, self.W2, self.g1, self.g2
         eta, gamma, q = float(self.config.lr), self.config.gamma, self.config.q
         with torch.no_grad():
-            order = torch.randperm(n, generator=self.gen, device=self.device) if self.shuffle else None
-            for start in range(0, n, B):
-                stop = min(start + B, n)
-                xb = X[start:stop] if order is None else X[order[start:stop]]
-                keep = self.uniform[: stop - start].uniform_(generator=self.gen) < q
+            for idx in minibatches(X.shape[0], self.batch, [self.gen] if self.shuffle else (), self.device):
+                xb = X[idx]
+                keep = self.uniform[: xb.shape[0]].uniform_(generator=self.gen) < q
                 xt = (xb * keep).mul_(self.scale)                          # x̃ = m ⊙ x (/ q)
                 corrupted_batch_step(W1, W2, g1, g2, xb, xt, eta, gamma)
 
-    def derived(self) -> dict:
-        n = self.X.shape[0]
-        return {**super().derived(), "n_steps": self.config.epochs * -(-n // self.batch),
-                "batch_size": int(self.batch)}
-
-    def fingerprint_extra(self) -> dict:
-        return {**super().fingerprint_extra(), "n": int(self.X.shape[0]), "device": str(self.device)}
-
-    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.W1, self.W2
 
 
 class MaskingRun(Run):
@@ -427,32 +399,21 @@ class MaskingRun(Run):
                "per-mode noise of the approximation; initial and final weights.")
 
 
-def train(config: MaskingConfig | None = None, *, lam=None, V=None, X=None, diag_sigma=None, W1=None, W2=None,
-          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
-          **overrides) -> MaskingRun:
-    """Train a masked linear DAE on the loop driver with the engine ``config.engine``.
+def train(config: MaskingConfig, problem: Problem, *, diag_sigma=None, W1=None, W2=None,
+          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False) -> MaskingRun:
+    """Train a masked linear DAE on the loop driver with the engine ``config.engine`` on ``problem``.
 
-    ``config`` (or keywords for :meth:`MaskingConfig.make`, e.g. ``q=0.7, hidden=16, lr=0.01,
-    epochs=500``, which also override a given ``config``). The marginal engine needs Σ's
-    spectrum ``lam``, ``V`` (or the data ``X``) and uses ``diag_sigma`` (default: computed from
-    X, else from the spectrum as Σ_k V_ik² λ_k); the sampled engine needs ``X``. ``W1``, ``W2``:
+    The marginal engine uses Σ's spectrum and ``diag_sigma`` (default: computed from ``problem.X``,
+    else from the spectrum as Σ_k V_ik² λ_k); the sampled engine needs ``problem.X``. ``W1``, ``W2``:
     optional initial weights. Returns a :class:`MaskingRun`.
     """
-    if config is None:
-        config = MaskingConfig.make(**overrides)
-    elif overrides:
-        config = dataclasses.replace(config, **overrides)
+    X, lam, V = problem.X, problem.lam, problem.V
     if config.n_samples is not None and X is not None and config.n_samples != np.shape(X)[0]:
         raise ValueError(f"{config.label}: n_samples is {config.n_samples} but the data have {np.shape(X)[0]} rows")
     if config.engine == "sampled":
-        if X is None:
-            raise ValueError(f"{config.label}: engine 'sampled' needs the data X")
-        engine = SampledMaskingEngine(config, X, lam, V, diag_sigma, W1, W2)
+        engine = SampledMaskingEngine(config, problem.data(f"{config.label}: engine 'sampled'"), lam, V, diag_sigma,
+                                      W1, W2)
     else:
-        if lam is None:
-            if X is None:
-                raise ValueError(f"{config.label}: the marginal engine needs lam and V, or the data X")
-            lam, V = second_moment_spectrum(X)
         if diag_sigma is None:
             diag_sigma = (np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=0) if X is not None
                           else np.asarray(V, dtype=np.float64) ** 2 @ np.asarray(lam, dtype=np.float64))

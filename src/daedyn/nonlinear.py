@@ -61,7 +61,6 @@ the same trajectory as the linear sampled engine run at (η_eff, ε, γ_eff).
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import torch
@@ -70,9 +69,8 @@ import xarray as xr
 
 from daedyn.linear import Run, second_moment_spectrum
 from daedyn.runconfig import NonlinearConfig
-from daedyn.training import (Checkpoint, DivergenceError, Records, as_tensor, data_and_batch,
-                             initial_weights, log_epochs, noise_seed, resolve_device, resolve_dtype,
-                             run_engine, stability_guard)
+from daedyn.training import (Checkpoint, DivergenceError, Engine, Problem, Records, as_tensor, initial_weights,
+                             minibatches, noise_seed, run_engine)
 
 __all__ = ["ACTIVATIONS", "NoiseSource", "NonlinearEngine", "NonlinearRun", "forward", "half_times",
            "linear_theory", "measurement_seed", "objective", "theory_params", "train"]
@@ -130,9 +128,6 @@ class NoiseSource:
         nb.normal_(0.0, self.std, generator=self.generator)   # same call as train_sampled
         return torch.add(x, nb, out=self.out[:b])
 
-    def permutation(self, n: int) -> torch.Tensor:
-        """A random order of n rows from the same stream (minibatch shuffling)."""
-        return torch.randperm(n, generator=self.generator, device=self.noise.device)
 
 
 def forward(W1, W2, x, activation: str = "relu"):
@@ -234,7 +229,7 @@ class NonlinearRun(Run):
         return f"x_hat = W2 {self.config.activation}(W1 x)"
 
 
-class NonlinearEngine:
+class NonlinearEngine(Engine):
     """SGD on the mean MSE of x̂ = W₂φ(W₁x̃) with sampled Gaussian input noise (the state W1, W2
     and one epoch's step; the loop is :func:`daedyn.training.drive`).
 
@@ -245,35 +240,33 @@ class NonlinearEngine:
     """
 
     def __init__(self, config: NonlinearConfig, X, lam=None, V=None, W1=None, W2=None):
-        self.config = c = config
-        self.device, self.dtype = resolve_device(c.device), resolve_dtype(c.dtype)
-        self.X, self.B = data_and_batch(X, c.batch_size, self.dtype, self.device)
-        n, d = self.X.shape
-        self.full = self.B == n
-        k = c.k_modes
-        if not k <= d:
-            raise ValueError(f"{c.label}: k_modes must be in [1, {d}], got {k}")
+        c = config
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
             lam, V = second_moment_spectrum(X)
-        self.lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)[:k]
+        lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)
+        super().__init__(c, lam[:c.k_modes], W1 is not None)
+        self.use_data(X, c.batch_size)
+        n, d = self.X.shape
+        self.full = self.batch == n
+        k = c.k_modes
+        if not k <= d:
+            raise ValueError(f"{c.label}: k_modes must be in [1, {d}], got {k}")
         V_k = as_tensor(V, self.dtype, self.device)[:, :k].contiguous()
         if self.lam.shape != (k,) or V_k.shape != (d, k) or not np.all(self.lam > 0):
             raise ValueError(f"need >= {k} positive eigenvalues and V with {d} rows and >= {k} columns")
-        self.given = W1 is not None
         self.W1_0, self.W2_0 = initial_weights(d, c.hidden, c.init_std, c.seed, W1, W2, self.dtype, self.device)
         self.eff = theory_params(c.lr, c.noise_std, c.weight_decay, d)
         from daedyn import theory  # only the warning uses it: a theory edit changes no trained result
 
         # the linear theory's limit (theory units) in the network's learning-rate units: η = η_eff d/2
         self.eta_max_theory = theory.stability_limit(self.lam, self.eff["eps"], self.eff["gamma"], c.hidden)
-        stability_guard(c, self.lam, eta_max=self.eta_max_theory * d / 2, strict=False,
-                        units=" (the linear theory's limit, in the network's units)")
-        self.tracker = _Tracker(self.X, V_k, torch.as_tensor(self.lam, device=self.device),
-                                len(log_epochs(c.epochs, c.log_every)), c.activation)
+        self.guard(self.eta_max_theory * d / 2, strict=False,
+                   units=" (the linear theory's limit, in the network's units)")
+        self.tracker = _Tracker(self.X, V_k, torch.as_tensor(self.lam, device=self.device), self.records, c.activation)
         self.trivial_loss = float(self.X.double().square().mean())       # the loss of x̂ = 0
-        self.train_noise = NoiseSource(c.noise_std, noise_seed(c.seed), self.B, d, dtype=self.dtype,
+        self.train_noise = NoiseSource(c.noise_std, noise_seed(c.seed), self.batch, d, dtype=self.dtype,
                                        device=self.device)
         self.measure_noise = self.train_noise if self.full else NoiseSource(
             c.noise_std, measurement_seed(c.seed), n, d, dtype=self.dtype, device=self.device)
@@ -282,9 +275,6 @@ class NonlinearEngine:
         self.W2 = self.W2_0.clone().requires_grad_(True)
         self.opt = torch.optim.SGD([self.W1, self.W2], lr=float(c.lr), weight_decay=float(c.weight_decay))
         self.noisy_pass = None                         # (x̂, loss) of this epoch's full-batch step
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"W1": self.W1, "W2": self.W2}
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"train": self.train_noise.generator, "measure": self.measure_noise.generator}
@@ -325,11 +315,9 @@ class NonlinearEngine:
             loss.backward()
             self.opt.step()
             return
-        X, B = self.X, self.B
-        n = X.shape[0]
-        order = self.train_noise.permutation(n) if self.config.shuffle else None
-        for lo in range(0, n, B):
-            xb = X[lo:lo + B] if order is None else X[order[lo:lo + B]]
+        shuffle = [self.train_noise.generator] if self.config.shuffle else ()
+        for idx in minibatches(self.X.shape[0], self.batch, shuffle, self.device):
+            xb = self.X[idx]
             loss = F.mse_loss(self.act(self.train_noise.corrupt(xb) @ self.W1.T) @ self.W2.T, xb)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -339,43 +327,30 @@ class NonlinearEngine:
         c = self.config
         return (f"learning rate lr={c.lr:g}, in theory units eta_eff = 2 lr/d = {self.eff['lr']:.4g}, "
                 f"eta_eff*lam_1 = {self.eff['lr'] * float(self.lam[0]):.3g} (linear GD needs < 1); the linear "
-                f"theory's stability limit is eta_max = {self.eta_max_theory * self.X.shape[1] / 2:.4g} in the "
-                f"network's units: lower lr")
-
-    def derived(self) -> dict:
-        n = self.X.shape[0]
-        return {"n_steps": self.config.epochs * -(-n // self.B), "batch_size": int(self.B)}
-
-    def fingerprint_extra(self) -> dict:
-        return {"given_weights": self.given, "n": int(self.X.shape[0]), "device": str(self.device)}
+                f"theory's stability limit is eta_max = {self.eta_max:.4g} in the network's units: lower lr")
 
     def final_weights(self):
         return self.W1.detach(), self.W2.detach()
 
 
-def train(X, config: NonlinearConfig | None = None, *, lam=None, V=None, W1=None, W2=None,
-          checkpoint: Checkpoint | None = None, threads: int | None = None, progress: bool = False,
-          **overrides) -> NonlinearRun:
+def train(config: NonlinearConfig, problem: Problem, *, W1=None, W2=None, checkpoint: Checkpoint | None = None,
+          threads: int | None = None, progress: bool = False) -> NonlinearRun:
     """Train x̂ = W₂φ(W₁x̃) by SGD on the mean MSE with sampled Gaussian input noise (Fig. 6).
 
-    ``X`` (N×d) are the clean inputs (also the targets). ``config`` (or keywords for
-    :meth:`NonlinearConfig.make`): ``noise_std`` is the noise standard deviation σ (variance σ²),
-    ``weight_decay`` torch SGD's wd (adds wd·W to the gradient), ``batch_size`` None for full
-    batch (one step per epoch). ``lam`` (≥ k,), ``V`` (d×≥k): Σ's eigenvalues (descending) and
-    eigenvectors as columns, used for the measurement of the top ``k_modes``; computed from X in
-    float64 when not given. Initial weights: :func:`daedyn.training.init_weights` unless ``W1``
+    ``problem.X`` (N×d) are the clean inputs (also the targets). ``config``: ``noise_std`` is the
+    noise standard deviation σ (variance σ²), ``weight_decay`` torch SGD's wd (adds wd·W to the
+    gradient), ``batch_size`` None for full batch (one step per epoch). ``problem.lam`` (≥ k,),
+    ``problem.V`` (d×≥k): Σ's eigenvalues (descending) and eigenvectors as columns, used for the
+    measurement of the top ``k_modes``. Initial weights: :func:`daedyn.training.init_weights` unless ``W1``
     (H×d), ``W2`` (d×H) are given. Raises :class:`daedyn.training.DivergenceError` when the
     recorded loss is non-finite or explodes, or the network collapses (weights past
     ``NORM_BOUND``, or every mapping dead at the trivial loss although the theory learns).
     """
+    X = problem.data(f"{config.label}: the nonlinear network")
     n = int(np.shape(X)[0])
-    if config is None:
-        config = NonlinearConfig.make(n_samples=n, **overrides)
-    elif overrides:
-        config = dataclasses.replace(config, **overrides)
     if config.n_samples is not None and config.n_samples != n:
         raise ValueError(f"{config.label}: n_samples is {config.n_samples} but the data have {n} rows")
-    return run_engine(NonlinearEngine(config, X, lam, V, W1, W2), NonlinearRun, checkpoint=checkpoint,
+    return run_engine(NonlinearEngine(config, X, problem.lam, problem.V, W1, W2), NonlinearRun, checkpoint=checkpoint,
                       threads=threads, progress=progress)
 
 

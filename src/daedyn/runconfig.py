@@ -380,9 +380,9 @@ class LrNormalisedConfig(RunConfig):
     """One run of a learning-rate-normalised DAE/WDAE comparison (fields: the schema's
     lr_normalised_experiment).
 
-    ``run`` names one planned run (:func:`daedyn.beyond.plan_lr_normalised`): ``dae_f{f}``,
+    ``run`` names one planned run (:func:`daedyn.lr_normalised.plan_lr_normalised`): ``dae_f{f}``,
     ``wdae_k{k}_f{f}`` (γ of equal plateau on mode k) or ``wdae_g{γ}_f{f}`` (free γ). Its learning
-    rate, γ and length follow from the spectrum (:func:`daedyn.beyond.lr_normalised_linear_config`),
+    rate, γ and length follow from the spectrum (:func:`daedyn.lr_normalised.lr_normalised_linear_config`),
     so a training job's params list only the grid values of its own run.
     """
 

@@ -25,6 +25,7 @@ device.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import inspect
@@ -36,16 +37,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 __all__ = [
-    "Checkpoint", "DivergenceError", "Engine", "Loop", "Records", "UnstableLearningRateError",
+    "Checkpoint", "DivergenceError", "Engine", "Loop", "Problem", "Records", "UnstableLearningRateError",
     "as_tensor", "data_and_batch", "drive", "fingerprint", "init_weights", "initial_weights",
-    "log_epochs", "noise_seed", "num_threads", "resolve_device", "resolve_dtype", "run_engine",
+    "log_epochs", "minibatches", "noise_seed", "num_threads", "resolve_device", "resolve_dtype", "run_engine",
     "stability_guard",
 ]
 
@@ -273,25 +274,128 @@ def fingerprint(config, lam, engine, **extra) -> str:
 # the loop
 
 
-class Engine(Protocol):
-    """What an engine supplies to :func:`drive`."""
+@dataclass(frozen=True)
+class Problem:
+    """What a run trains on: Σ's spectrum and, for the engines that pass over data, the data.
 
+    ``lam`` (d,): the eigenvalues of Σ = XᵀX/N, descending; ``V`` (d, d): its orthonormal
+    eigenvectors as columns; ``X`` (N, d): the (centred) data, needed by every engine that passes
+    over data; ``C`` (d, d): the held-out moment VᵀΣ_testV in the basis V, needed by linear runs
+    that record held-out errors. Every family's ``train(config, problem, **runtime)`` takes one.
+    """
+
+    lam: np.ndarray
+    V: np.ndarray
+    X: np.ndarray | torch.Tensor | None = None
+    C: np.ndarray | None = None
+
+    @property
+    def d(self) -> int:
+        return int(np.shape(self.lam)[0])
+
+    def data(self, who: str) -> np.ndarray | torch.Tensor:
+        """``X``, or a ValueError naming ``who`` (the run and its engine) when the problem has no data."""
+        if self.X is None:
+            raise ValueError(f"{who} needs the data X; the problem holds only the spectrum")
+        return self.X
+
+
+def minibatches(n: int, batch: int, generators: Sequence[torch.Generator] = (), device=None):
+    """The row indices of one epoch's minibatches: one pass over ``n`` rows in batches of ``batch``
+    (the last may be smaller).
+
+    Without ``generators`` the rows come in order (slices). With them, each generator draws one
+    permutation of the rows (on its own device, then moved to ``device``), so the draws are those
+    of one ``torch.randperm`` per generator per epoch; one generator yields index tensors (b,),
+    several yield (len(generators), b), one row order per generator.
+    """
+    orders = [torch.randperm(n, generator=g, device=g.device).to(device) for g in generators]
+    order = None if not orders else orders[0] if len(orders) == 1 else torch.stack(orders)
+    for lo in range(0, n, batch):
+        hi = min(lo + batch, n)
+        yield slice(lo, hi) if order is None else order[..., lo:hi]
+
+
+class Engine(abc.ABC):
+    """An engine of :func:`drive` and :func:`run_engine`: the state of one run and its step.
+
+    The base holds what every engine shares, set up by :meth:`__init__` before the subclass builds
+    its state: ``config``, ``lam`` (float64), ``device``, ``dtype``, ``records`` (rows the tracker
+    must hold) and ``given`` (initial weights were given). :meth:`use_data` sets ``X`` and the
+    minibatch size ``batch`` of an engine that passes over data, :meth:`guard` the stability limit
+    ``eta_max``. A subclass supplies ``tracker``, ``W1_0``/``W2_0``, :meth:`record` and
+    :meth:`step`, and its :meth:`divergence_note`; the other members have defaults for an engine
+    whose state is (``W1``, ``W2``) and that draws no random numbers.
+    """
+
+    #: the records, preallocated for ``records`` rows (set by the subclass)
     tracker: Records
+    #: the initial weights (H×d and d×H, or with a leading seed dimension), kept for the run file
+    W1_0: torch.Tensor
+    W2_0: torch.Tensor
+    #: the data (N×d) of an engine that passes over data (:meth:`use_data`), else None
+    X: torch.Tensor | None = None
+    #: minibatch size of an engine that passes over data in minibatches, else None
+    batch: int | None = None
+
+    def __init__(self, config, lam, given: bool):
+        self.config = config
+        self.device, self.dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+        self.lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)
+        self.given = bool(given)
+        self.records = len(log_epochs(config.epochs, config.log_every))
+
+    def use_data(self, X, batch_size) -> None:
+        """``X`` as a contiguous tensor of the run's dtype and device, and ``batch`` (None: full batch)."""
+        self.X, self.batch = data_and_batch(X, batch_size, self.dtype, self.device)
+
+    def guard(self, eta_max: float, **kwargs) -> None:
+        """Check the learning rate against the stability limit ``eta_max`` before the first step
+        (:func:`stability_guard`, ``kwargs`` passed on) and keep the limit for :meth:`divergence_note`."""
+        self.eta_max = eta_max
+        stability_guard(self.config, self.lam, eta_max=eta_max, **kwargs)
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors that make up the training state (checkpointed, restored in place)."""
+        return {"W1": self.W1, "W2": self.W2}
 
     def generators(self) -> dict[str, torch.Generator]:
         """Random generators the steps draw from ({} when none)."""
+        return {}
 
+    @abc.abstractmethod
     def record(self, row: int, epoch: int) -> float:
         """Record the current state as row ``row`` of the tracker; return the loss."""
 
+    @abc.abstractmethod
     def step(self, epoch: int) -> None:
         """Advance one epoch (all its minibatches)."""
 
+    @abc.abstractmethod
     def divergence_note(self) -> str:
         """Words for a divergence message: the learning rate against its stability limit."""
+
+    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current (W1, W2) in the data's basis, for the run file."""
+        return self.W1, self.W2
+
+    def derived(self) -> dict:
+        """Facts of the run that follow from its configuration and data (:data:`DERIVED_META`): the
+        number of gradient steps and, for a minibatch engine, the batch size."""
+        if self.batch is None:
+            return {"n_steps": self.config.epochs}
+        return {"n_steps": self.config.epochs * -(-self.X.shape[0] // self.batch), "batch_size": int(self.batch)}
+
+    def fingerprint_extra(self) -> dict:
+        """Facts beyond the configuration and spectrum that a resumed checkpoint must share."""
+        extra = {"given_weights": self.given}
+        if self.X is not None:
+            extra.update(n=int(self.X.shape[0]), device=str(self.device))
+        return extra
+
+    def fingerprint(self) -> str:
+        """The fingerprint of this run's checkpoints (:func:`fingerprint`)."""
+        return fingerprint(self.config, self.lam, self, **self.fingerprint_extra())
 
 
 class _Progress:
@@ -402,7 +506,7 @@ DERIVED_META = {
 }
 
 
-def run_engine(engine, run_cls, *, checkpoint: Checkpoint | None = None, threads: int | None = None,
+def run_engine(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None, threads: int | None = None,
                progress: bool = False):
     """Drive ``engine`` (:func:`drive`) and collect its result as ``run_cls``.
 
@@ -411,7 +515,7 @@ def run_engine(engine, run_cls, *, checkpoint: Checkpoint | None = None, threads
     """
     cfg = engine.config
     if checkpoint is not None:
-        checkpoint.fingerprint = fingerprint(cfg, engine.lam, engine, **engine.fingerprint_extra())
+        checkpoint.fingerprint = engine.fingerprint()
     with num_threads(threads):
         loop = drive(engine, cfg, checkpoint=checkpoint, progress=progress)
     trajectory = engine.tracker.dataset(loop.epochs, engine.lam).assign_coords(

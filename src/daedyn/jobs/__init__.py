@@ -105,6 +105,22 @@ def open_spectrum(path: str, n_samples: int | None, needed_by: str):
     return spec
 
 
+def open_problem(spectrum_path: str, n_samples: int | None, needed_by: str, dataset_path: str | None = None,
+                 dtype: str = "float64"):
+    """What a run trains on (:class:`daedyn.training.Problem`): the spectrum of ``spectrum_path`` (checked
+    by :func:`open_spectrum`) and, with ``dataset_path``, the data's first ``n_samples`` rows (as
+    ``dtype``), centred as the spectrum's were."""
+    from daedyn import data, store
+    from daedyn.training import Problem
+
+    spec = open_spectrum(spectrum_path, n_samples, needed_by)
+    X = None
+    if dataset_path is not None:
+        X = data.matrix(store.open_dataset(dataset_path, needed_by=needed_by), n_samples,
+                        center=bool(spec.attrs["center"]), dtype=dtype)
+    return Problem(spec["eigenvalue"].values, spec["eigenvector"].values, X)
+
+
 def write_claims(rows: Sequence[Mapping[str, str]], path: str, heading: str = "claims") -> None:
     """A claims table (:func:`daedyn.claims.write_claims_csv`), also shown in the job's log."""
     from daedyn.claims import format_claims, write_claims_csv

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_claims, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -31,10 +31,9 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: J
     with logged(job):
         started = provenance.now()
         config = DepthConfig.from_params(params)
-        spec = open_spectrum(spectrum_path, config.n_samples, job.rule or "depth_train")
-        lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
+        problem = open_problem(spectrum_path, config.n_samples, job.rule or "depth_train")
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = depth.train(lam, V, config, checkpoint=checkpoint, threads=threads, progress=True)
+        result = depth.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
         c = result.config
         log.info("%s seed %d: L=%d, widths %s, %s start, eps=%g, gamma=%g%s, lr=%g (eta_max %.4g), %d epochs",
                  c.label, c.seed, c.depth, c.layer_widths, c.init, c.eps, c.gamma,

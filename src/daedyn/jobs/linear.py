@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -23,7 +24,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
     the run names a ``heldout`` set; ``threads`` and ``checkpoint_every`` (0: no checkpoints) do
     not change the result.
     """
-    from daedyn import data, linear
+    from daedyn import linear
     from daedyn.runconfig import LinearConfig
     from daedyn.training import Checkpoint, resolve_device
 
@@ -31,15 +32,12 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         started = provenance.now()
         config = LinearConfig.from_params(params)
         who = job.rule or "linear_train"
-        spec, lam, V, C = _spectrum_and_moment(config, spectrum_path, heldout_path, who)
-        x = None
-        if config.engine != "exact":
-            ds = store.open_dataset(dataset_path, needed_by=who)
-            x = data.matrix(ds, config.n_samples, center=bool(spec.attrs["center"]))
+        problem = _problem(config, spectrum_path, dataset_path if config.engine != "exact" else None,
+                           heldout_path, who)
         log.info("%s seed %d: %s engine, H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
                  config.engine, config.hidden, config.eps, config.gamma, config.lr, config.epochs)
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = linear.train(config, lam, V, x, C=C, checkpoint=checkpoint, threads=threads, progress=True)
+        result = linear.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
         out = result.dataset()
         log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
         inputs = [spectrum_path] + [p for p in (dataset_path, heldout_path) if p]
@@ -48,19 +46,19 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
             device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
 
 
-def _spectrum_and_moment(config, spectrum_path: str, heldout_path: str | None, who: str):
-    """The training spectrum (dataset, λ, V) and, when the run names a held-out set, its moment C."""
-    spec = open_spectrum(spectrum_path, config.n_samples, who)
-    lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
+def _problem(config, spectrum_path: str, dataset_path: str | None, heldout_path: str | None, who: str):
+    """The training problem (:func:`daedyn.jobs.open_problem`) with, when the run names a held-out set,
+    its moment C."""
+    problem = open_problem(spectrum_path, config.n_samples, who, dataset_path)
     if config.heldout is None:
-        return spec, lam, V, None
+        return problem
     if heldout_path is None:
         raise ValueError(f"{config.label}: heldout = {config.heldout!r} but no held-out moment file was given")
     moment = store.open_dataset(heldout_path, needed_by=who)
-    if not np.array_equal(moment["eigenvalue"].values, lam):
+    if not np.array_equal(moment["eigenvalue"].values, problem.lam):
         raise ValueError(f"{heldout_path} was computed in the eigenbasis of another spectrum than "
                          f"{spectrum_path}; rebuild it (rule heldout_moment)")
-    return spec, lam, V, moment["test_moment"].values
+    return dataclasses.replace(problem, C=moment["test_moment"].values)
 
 
 def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: JobInfo = JobInfo(), *,
@@ -88,13 +86,13 @@ def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, j
         if any(c.engine != "exact" for c in configs):
             raise ValueError("train_runs_job trains the exact engine only (it reads no data)")
         who = job.rule or "train_runs"
-        _, lam, V, C = _spectrum_and_moment(configs[0], spectrum_path, heldout_path, who)
+        problem = _problem(configs[0], spectrum_path, None, heldout_path, who)
         datasets, resumed = [], []
         for config in configs:
             log.info("%s seed %d: H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
                      config.hidden, config.eps, config.gamma, config.lr, config.epochs)
             checkpoint = Checkpoint(f"{output}.{config.run}.ckpt", checkpoint_every) if checkpoint_every else None
-            result = linear.train(config, lam, V, C=C, checkpoint=checkpoint, threads=threads, progress=True)
+            result = linear.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
             datasets.append(result.dataset())
             resumed += result.resumed_from
         out = xr.concat(datasets, dim="run", data_vars="minimal", coords="minimal", compat="equals",

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_claims, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -29,7 +29,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
     The marginal engine needs only Σ's spectrum (diag Σ follows from it), the sampled engine also
     the data (``dataset_path``); ``threads`` and ``checkpoint_every`` do not change the result.
     """
-    from daedyn import data, masking
+    from daedyn import masking
     from daedyn.runconfig import MaskingConfig
     from daedyn.training import Checkpoint, resolve_device
 
@@ -37,21 +37,17 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
         started = provenance.now()
         config = MaskingConfig.from_params(params)
         who = job.rule or "masking_train"
-        spec = open_spectrum(spectrum_path, config.n_samples, who)
-        lam, V = spec["eigenvalue"].values, spec["eigenvector"].values
-        x = None
-        if config.engine == "sampled":
-            x = data.matrix(store.open_dataset(dataset_path, needed_by=who), config.n_samples,
-                            center=bool(spec.attrs["center"]))
+        problem = open_problem(spectrum_path, config.n_samples, who,
+                               dataset_path if config.engine == "sampled" else None)
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = masking.train(config, lam=lam, V=V, X=x, checkpoint=checkpoint, threads=threads, progress=True)
+        result = masking.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
         traj = result.trajectory
         log.info("%s seed %d: %s engine, noise %s, q=%g (%s), H=%d, gamma=%g, lr=%g (eta_max %.4g), matched "
                  "Gaussian eps=%.4g, %d epochs", config.label, config.seed, config.engine, config.noise, config.q,
                  config.form, config.hidden, config.gamma, config.lr, float(traj["eta_max"]),
                  float(traj["eps_matched"]), config.epochs)
         log.info("final u of modes 0..4: %s", np.array2string(traj["u"].values[-1, :5], precision=4))
-        inputs = [spectrum_path] + ([dataset_path] if x is not None else [])
+        inputs = [spectrum_path] + ([dataset_path] if problem.X is not None else [])
         store.write_dataset(result.dataset(), output, provenance_attrs=provenance.collect(
             dict(params), rule=job.rule, wildcards=job.wildcards, inputs=inputs, seed=config.seed,
             device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_spectrum, save_figure, write_csv
+from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -29,7 +29,7 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
     ``params`` are the run's settings (:meth:`daedyn.runconfig.NonlinearConfig.from_params`);
     ``threads`` and ``checkpoint_every`` (0: no checkpoints) do not change the result.
     """
-    from daedyn import data, nonlinear
+    from daedyn import nonlinear
     from daedyn.runconfig import NonlinearConfig
     from daedyn.training import Checkpoint, resolve_device
 
@@ -37,20 +37,17 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
         started = provenance.now()
         config = NonlinearConfig.from_params(params)
         who = job.rule or "nonlinear_train"
-        spec = open_spectrum(spectrum_path, config.n_samples, who)
-        k = config.k_modes
-        lam, V = spec["eigenvalue"].values[:k], spec["eigenvector"].values[:, :k]
-        ds = store.open_dataset(dataset_path, needed_by=who)
-        x = data.matrix(ds, config.n_samples, center=bool(spec.attrs["center"]), dtype=np.float32)
-        eff = nonlinear.theory_params(config.lr, config.noise_std, config.weight_decay, x.shape[1])
+        problem = open_problem(spectrum_path, config.n_samples, who, dataset_path, dtype="float32")
+        lam = problem.lam
+        eff = nonlinear.theory_params(config.lr, config.noise_std, config.weight_decay, problem.d)
         log.info("%s seed %d: %s, H=%d, lr=%g, noise std=%g (variance %g), weight decay=%g; theory units "
                  "eta_eff=%.4g (eta_eff*lam_1=%.3g), eps=%g, gamma_eff=%.4g", config.label, config.seed,
                  config.activation, config.hidden, config.lr, config.noise_std, eff["eps"], config.weight_decay,
                  eff["lr"], eff["lr"] * lam[0], eff["eps"], eff["gamma"])
         checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = nonlinear.train(x, config, lam=lam, V=V, checkpoint=checkpoint, threads=threads, progress=True)
+        result = nonlinear.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
         out = result.dataset()
-        log.info("final mapping of modes 0..%d: %s", k - 1,
+        log.info("final mapping of modes 0..%d: %s", config.k_modes - 1,
                  np.array2string(result.trajectory["mapping"].values[-1], precision=4))
         store.write_dataset(out, output, provenance_attrs=provenance.collect(
             dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path, dataset_path],

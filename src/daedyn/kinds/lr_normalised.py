@@ -50,13 +50,13 @@ def work(plan, exp, run):
 
 
 def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
-    from daedyn.jobs.beyond import lr_normalised_train_job
+    from daedyn.jobs.lr_normalised import lr_normalised_train_job
     lr_normalised_train_job(spec, inputs["spectrum"], outputs["run"], job, threads=threads,
                             checkpoint_every=checkpoint_every)
 
 
 def aggregate(spec, inputs, outputs, job):
-    from daedyn.jobs.beyond import lr_normalised_aggregate_job
+    from daedyn.jobs.lr_normalised import lr_normalised_aggregate_job
     lr_normalised_aggregate_job(spec, inputs["runs"], inputs["spectrum"], outputs["combined"], outputs["comparison"],
                                 outputs["metrics"], outputs["claims"], job)
 
@@ -79,18 +79,18 @@ KIND = Kind(
     work=work,
     check=check,
     # theory sets the run's learning rate, gamma and length: a theory edit retrains
-    train=Step(train, ("training", "runconfig", "theory", "linear", "beyond", "jobs/beyond"),
+    train=Step(train, ("training", "runconfig", "theory", "linear", "lr_normalised", "jobs/lr_normalised"),
                lambda plan, name, exp, run, seed: {"experiment": name, "run": run, "seed": int(seed),
                                                    **{k: exp[k] for k in TRAIN_KEYS}, **grid(exp)[run]},
                spectrum),
-    aggregate=Step(aggregate, ("theory", "beyond", "claims", "jobs/beyond"),
+    aggregate=Step(aggregate, ("theory", "lr_normalised", "claims", "jobs/lr_normalised"),
                    lambda plan, name, exp, run, seed: {"experiment": name, "modes": exp["modes"]},
                    lambda plan, name, exp, run: {"runs": plan.run_files(name), **spectrum(plan, name, exp, run)},
                    {"combined": "combined.nc", "comparison": "comparison.nc", "metrics": "metrics.csv",
                     "claims": "claims.csv"},
                    {"metrics": ("lr_normalised_metrics.rst", "step counts")}),
-    figure=figure_step("daedyn.jobs.beyond:lr_normalised_figure_job", "comparison.nc",
-                       ("figures/__init__", "figures/style", "figures/beyond", "beyond", "jobs/beyond"),
+    figure=figure_step("daedyn.jobs.lr_normalised:lr_normalised_figure_job", "comparison.nc",
+                       ("figures/__init__", "figures/style", "figures/lr_normalised", "lr_normalised", "jobs/lr_normalised"),
                        lambda plan, name, exp, run, seed: {"experiment": name},
                        "lr_normalised_figure.rst"),
 )

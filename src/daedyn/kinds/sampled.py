@@ -71,13 +71,13 @@ def aggregate_inputs(plan, name, exp, run):
 
 
 def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
-    from daedyn.jobs.beyond import sampled_part_job
+    from daedyn.jobs.sampled import sampled_part_job
     sampled_part_job(spec, inputs["spectrum"], inputs["dataset"], outputs["run"], job, threads=threads,
                      checkpoint_every=checkpoint_every)
 
 
 def aggregate(spec, inputs, outputs, job):
-    from daedyn.jobs.beyond import sampled_aggregate_job
+    from daedyn.jobs.sampled import sampled_aggregate_job
     sampled_aggregate_job(spec, inputs["trajectories"], inputs["variance"], inputs["fixed"], inputs["spectrum"],
                           inputs["dataset"], outputs["summary"], outputs["metrics"], outputs["claims"], job)
 
@@ -92,7 +92,7 @@ KIND = Kind(
     title="Beyond the paper: sampled against marginalised noise",
     schema_def="sampled_experiment",
     config_class="daedyn.runconfig.SampledConfig",
-    engines=("beyond.SeedBatchSampledEngine", "beyond.FixedCopyEngine"),
+    engines=("sampled_engines.SeedBatchSampledEngine", "sampled_engines.FixedCopyEngine"),
     runs=parts,
     seeds=lambda exp: list(range(exp["seeds"])),
     file_per_seed=False,
@@ -102,17 +102,17 @@ KIND = Kind(
     work=work,
     check=check,
     # theory sets the learning rates (fractions of the stability limit): a theory edit retrains
-    train=Step(train, ("training", "runconfig", "theory", "linear", "beyond", "data", "jobs/beyond"),
+    train=Step(train, ("training", "runconfig", "theory", "linear", "sampled", "sampled_engines", "data", "jobs/sampled"),
                lambda plan, name, exp, run, seed: {"experiment": name, "run": run, **{k: exp[k] for k in COMMON},
                                                    **parts(exp)[run]},
                inputs),
-    aggregate=Step(aggregate, ("training", "runconfig", "theory", "linear", "beyond", "data", "claims",
-                               "jobs/beyond"),
+    aggregate=Step(aggregate, ("training", "runconfig", "theory", "linear", "sampled", "sampled_engines", "data",
+                               "claims", "jobs/sampled"),
                    aggregate_params, aggregate_inputs,
                    {"summary": "summary.nc", "metrics": "metrics.csv", "claims": "claims.csv"},
                    {"metrics": ("sampled_metrics.rst", "metrics")}),
-    figure=figure_step("daedyn.jobs.beyond:sampled_figure_job", "summary.nc",
-                       ("figures/__init__", "figures/style", "figures/beyond", "beyond", "jobs/beyond"),
+    figure=figure_step("daedyn.jobs.sampled:sampled_figure_job", "summary.nc",
+                       ("figures/__init__", "figures/style", "figures/sampled", "jobs/sampled"),
                        lambda plan, name, exp, run, seed: {"experiment": name},
                        "sampled_figure.rst"),
 )
