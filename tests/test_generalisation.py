@@ -1,4 +1,5 @@
-"""Tests of daedyn.generalisation: held-out errors against direct computations on data.
+"""Tests of daedyn.generalisation and daedyn.generalisation_analysis: held-out errors against direct
+computations on data.
 
 Every closed form is checked against something computed another way: the mean over held-out
 samples of ½‖x − Wx‖² in pixel space, a Monte Carlo average over test noise, a gradient-descent
@@ -14,7 +15,7 @@ import torch
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from daedyn import data, generalisation as gen, linear, spectrum, store
+from daedyn import data, generalisation as gen, generalisation_analysis as gan, linear, spectrum, store
 from daedyn.training import init_weights
 from daedyn.claims import COLUMNS, VERDICTS
 from daedyn.jobs import JobInfo
@@ -372,8 +373,8 @@ def _experiment(ns, X, Xt, *, hidden=8, eps_grid=(0.0, 0.15, 0.3, 0.6), sigma2=(
         for eps in eps_grid:
             runs.append(_tracked_run(lam, V, moments[n]["test_moment"].values, n=n, eps=eps, hidden=hidden,
                                      lr=0.1, epochs=300, log_every=5, sigma2=np.asarray(sigma2), W1=W1, W2=W2))
-    combined, w1, w2 = gen.combine_runs(runs)
-    return gen.add_theory(combined, spectra, moments, w1, w2), runs, spectra, moments
+    combined, w1, w2 = gan.combine_runs(runs)
+    return gan.add_theory(combined, spectra, moments, w1, w2), runs, spectra, moments
 
 
 POPULATION = np.sqrt(3.0 * 0.75 ** np.arange(16))
@@ -410,17 +411,17 @@ def test_combine_runs_checks_the_grid(experiment):
     # several runs in one dataset (one training job per N) combine the same way
     per_n = [xr.concat(runs[k:k + 4], dim="run", data_vars="minimal", coords="minimal", compat="identical")
              for k in (0, 4)]
-    stacked, *_ = gen.combine_runs(per_n)
+    stacked, *_ = gan.combine_runs(per_n)
     measured = ds[list(stacked.data_vars)]
     xr.testing.assert_identical(stacked, measured.drop_vars([v for v in measured.coords if v not in stacked.coords]))
     with pytest.raises(ValueError, match="missing"):
-        gen.combine_runs(runs[:-1])
+        gan.combine_runs(runs[:-1])
     with pytest.raises(ValueError, match="duplicate"):
-        gen.combine_runs(runs + runs[:1])
+        gan.combine_runs(runs + runs[:1])
     other = runs[1].copy(deep=True)
     other["w1_init"] = other["w1_init"] * 2
     with pytest.raises(ValueError, match="other weights"):
-        gen.combine_runs([runs[0], other] + runs[2:])
+        gan.combine_runs([runs[0], other] + runs[2:])
 
 
 def test_theory_of_the_experiment(experiment):
@@ -447,7 +448,7 @@ def test_theory_of_the_experiment(experiment):
 
 def test_metrics_rows_against_numpy(experiment):
     ds, *_ = experiment
-    rows = gen.metrics(ds)
+    rows = gan.metrics(ds)
     assert len(rows) == 2 * 4 * 2
     epochs = ds["epoch"].values
     for row in rows:
@@ -458,7 +459,7 @@ def test_metrics_rows_against_numpy(experiment):
         assert row["max_abs_err_theory"] == np.abs(th - meas).max()
         assert row["test_error_final"] == meas[-1]
         assert row["stopping_gain"] == pytest.approx(meas[-1] - meas.min())
-    opt = gen.optimal_noise_rows(ds)
+    opt = gan.optimal_noise_rows(ds)
     assert len(opt) == 4
     for row in opt:
         final = ds["test_denoising"].sel(n_samples=row["n_samples"], sigma2_test=row["sigma2_test"]).isel(epoch=-1)
@@ -469,13 +470,13 @@ def test_metrics_rows_against_numpy(experiment):
 def test_parabola_refinement_recovers_a_quadratic_minimum():
     x = np.array([0.0, 0.125, 0.25, 0.5, 1.0, 2.0])
     y = np.r_[10.0, (np.log(x[1:]) - np.log(0.4)) ** 2]
-    assert gen._parabola_min(x, y) == pytest.approx(0.4, rel=1e-12)
-    assert gen._parabola_min(x, x) == 0.0                  # minimum at the end of the grid
+    assert gan._parabola_min(x, y) == pytest.approx(0.4, rel=1e-12)
+    assert gan._parabola_min(x, x) == 0.0                  # minimum at the end of the grid
 
 
 def test_claims_rows(experiment):
     ds, *_ = experiment
-    rows = gen.claims(ds)
+    rows = gan.claims(ds)
     ids = [r["claim"] for r in rows]
     assert ids == ["no-noise-shrinkage", "theory-vs-measured", "eps-star-vs-test-noise", "eps-star-grid-search",
                    "early-stopping", "generalisation-gap"]
@@ -490,14 +491,14 @@ def test_claims_rows(experiment):
     # a network that got better with more noise at σ²_test = 0 refutes the first claim
     bad = ds.copy(deep=True)
     bad["test_reconstruction"].loc[dict(n_samples=400, eps=0.6)] = 0.0
-    assert {r["claim"]: r for r in gen.claims(bad)}["no-noise-shrinkage"]["verdict"] == "refuted"
+    assert {r["claim"]: r for r in gan.claims(bad)}["no-noise-shrinkage"]["verdict"] == "refuted"
     # a theory that matches is confirmed, one that misses by 10 % refuted
     exact = ds.copy(deep=True)
     for name in ("test_denoising", "train_error"):
         exact[f"{name}_theory"] = exact[name] * (1 + 1e-3)
-    assert {r["claim"]: r for r in gen.claims(exact)}["theory-vs-measured"]["verdict"] == "confirmed"
+    assert {r["claim"]: r for r in gan.claims(exact)}["theory-vs-measured"]["verdict"] == "confirmed"
     exact["test_denoising_theory"] = exact["test_denoising"] * 1.1
-    assert {r["claim"]: r for r in gen.claims(exact)}["theory-vs-measured"]["verdict"] == "refuted"
+    assert {r["claim"]: r for r in gan.claims(exact)}["theory-vs-measured"]["verdict"] == "refuted"
 
 
 def test_figure_renders(experiment, tmp_path):
@@ -551,11 +552,11 @@ def test_aggregate_and_figure_jobs(experiment, tmp_path):
     np.testing.assert_allclose(combined["test_denoising_theory"], ds["test_denoising_theory"], rtol=1e-14)
     with open(outputs["metrics"]) as fh:
         rows = list(csv.DictReader(fh))
-    assert [float(r["test_error_final"]) for r in rows] == [r["test_error_final"] for r in gen.metrics(ds)]
+    assert [float(r["test_error_final"]) for r in rows] == [r["test_error_final"] for r in gan.metrics(ds)]
     with open(outputs["claims"]) as fh:
         claim_rows = list(csv.DictReader(fh))
     assert tuple(claim_rows[0]) == COLUMNS
-    assert [r["claim"] for r in claim_rows] == [f"tiny/{r['claim']}" for r in gen.claims(ds)]
+    assert [r["claim"] for r in claim_rows] == [f"tiny/{r['claim']}" for r in gan.claims(ds)]
     with open(outputs["optimal_noise"]) as fh:
         assert len(list(csv.DictReader(fh))) == 4
     figure_job(params, outputs["combined"], [str(tmp_path / "fig.png")])
@@ -658,8 +659,9 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     def planned_rules():
         return {rule for rule, _ in dry_run_jobs(snakemake(repo, tmp_path, "-n", *targets))}
 
-    edit(repo / "src/daedyn/generalisation.py")
-    assert planned_rules() == {"generalisation_aggregate", "generalisation_figure", "beyond_claims"}
+    for module in ("generalisation", "generalisation_analysis"):
+        edit(repo / f"src/daedyn/{module}.py")
+        assert planned_rules() == {"generalisation_aggregate", "generalisation_figure", "beyond_claims"}, module
     edit(repo / "src/daedyn/heldout.py")        # the formulas the moments and the trackers use
     assert {"heldout_moment", "generalisation_train", "linear_train"} <= planned_rules()
 

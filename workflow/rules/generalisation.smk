@@ -66,6 +66,7 @@ rule generalisation_aggregate:
             "theory",
             "heldout",
             "generalisation",
+            "generalisation_analysis",
             "claims",
             "jobs/generalisation",
         ),
