@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import theory
-from daedyn.claims import claim_row, grade
+from daedyn.claims import claim_row, fmt, grade
 from daedyn.generalisation import (early_stopping, mode_heldout_error, mode_train_error, mode_trajectories,
                                    optimal_noise, wiener_u)
 
@@ -293,10 +293,6 @@ THEORY_TOLERANCE = (0.02, 0.05)   # max relative gap theory vs measured: confirm
 EPS_STAR_TOLERANCE = (0.05, 0.20)  # |ε*/σ²_test − 1| at the largest N: confirmed, qualified
 
 
-def _g(x, digits=3) -> str:
-    return f"{float(x):.{digits}g}"
-
-
 def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     """Rows (claim, statement, measured, expected, verdict, note) for the experiment's claims.csv,
     from a combined dataset with theory (:func:`add_theory`). With ``experiment`` the claim ids
@@ -316,8 +312,8 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         "no-noise-shrinkage",
         "Without test noise, any shrinkage raises the held-out reconstruction error: the clean held-out "
         "error at the last epoch grows with the training noise ε at every N",
-        "; ".join(f"N={n}: " + " < ".join(_g(v, 4) for v in r) for n, r in zip(ns, rec))
-        + f" (ε = {', '.join(_g(e) for e in eps)}); increasing at {sum(rising)} of {len(ns)} N",
+        "; ".join(f"N={n}: " + " < ".join(fmt(v, 4) for v in r) for n, r in zip(ns, rec))
+        + f" (ε = {', '.join(fmt(e) for e in eps)}); increasing at {sum(rising)} of {len(ns)} N",
         "strictly increasing in ε at every N, best at ε = 0",
         grade(all(rising) and eps.min() == 0, all(best_at_zero)),
         "" if eps.min() == 0 else "the ε grid has no ε = 0 run"))
@@ -332,7 +328,7 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         "theory-vs-measured",
         "The per-mode theory (each mode's exact GD map from the initial weights, evaluated with the held-out "
         "variances c_i) predicts the measured train and held-out errors at every recorded epoch",
-        f"max relative gap: held-out {_g(rel.max())}, train {_g(float(tr_rel.max()))} over "
+        f"max relative gap: held-out {fmt(rel.max())}, train {fmt(float(tr_rel.max()))} over "
         f"{len(ns)} N × {eps.size} ε × {s2.size} σ²_test × {epochs.size} epochs",
         f"≤ {THEORY_TOLERANCE[0]:g}",
         grade(worst <= THEORY_TOLERANCE[0], worst <= THEORY_TOLERANCE[1]),
@@ -348,12 +344,12 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         "eps-star-vs-test-noise",
         "The best training noise for the trained fixed point is ε* ≈ σ²_test when the sample eigen-directions "
         "are accurate; at small N it moves away",
-        "; ".join(f"N={n}: " + ", ".join(f"σ²={_g(v)}: ε*={_g(e, 4)} (ratio {_g(r, 4)})"
+        "; ".join(f"N={n}: " + ", ".join(f"σ²={fmt(v)}: ε*={fmt(e, 4)} (ratio {fmt(r, 4)})"
                                          for v, e, r in zip(s2[noisy], ds["eps_star"].values[i, noisy], ratio[i]))
                   for i, n in enumerate(ns)),
         f"|ε*/σ²_test − 1| ≤ {EPS_STAR_TOLERANCE[0]:g} at the largest N",
         grade(dev_large <= EPS_STAR_TOLERANCE[0], dev_large <= EPS_STAR_TOLERANCE[1]),
-        f"largest deviation at N = {ns[0]}: {_g(np.abs(ratio[0] - 1).max())}; theory from the sample "
+        f"largest deviation at N = {ns[0]}: {fmt(np.abs(ratio[0] - 1).max())}; theory from the sample "
         "eigenvalues and the held-out variances c_i" if noisy.any() else "no σ²_test > 0"))
 
     # 4. grid search over trained networks vs theory at the same training time
@@ -368,14 +364,14 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         "eps-star-grid-search",
         "A grid search over trained networks finds the optimal training noise the theory predicts for the same "
         "training time",
-        "; ".join(f"N={n}, σ²={_g(v)}: measured {_g(ds['eps_star_measured'].values[i, j], 3)} "
-                  f"(grid {_g(grid_meas[i, j])}), theory {_g(ds['eps_star_final_theory'].values[i, j], 3)} "
-                  f"(grid {_g(grid_th[i, j])}), fixed point {_g(ds['eps_star'].values[i, j], 3)}"
+        "; ".join(f"N={n}, σ²={fmt(v)}: measured {fmt(ds['eps_star_measured'].values[i, j], 3)} "
+                  f"(grid {fmt(grid_meas[i, j])}), theory {fmt(ds['eps_star_final_theory'].values[i, j], 3)} "
+                  f"(grid {fmt(grid_th[i, j])}), fixed point {fmt(ds['eps_star'].values[i, j], 3)}"
                   for i, n in enumerate(ns) for j, v in enumerate(s2)),
         "the same grid point everywhere",
         grade(bool(same.all()), bool(near.all())),
         f"measured and theory refined by a parabola in log ε through the best grid point (grid: "
-        f"{', '.join(_g(e) for e in eps)}); at epoch {int(epochs[-1])} the theory's optimum lies below the "
+        f"{', '.join(fmt(e) for e in eps)}); at epoch {int(epochs[-1])} the theory's optimum lies below the "
         f"fixed-point one in {lower} of {int(noisy.sum()) * len(ns)} cases with test noise (modes not yet "
         "learned act as extra shrinkage)"))
 
@@ -394,8 +390,8 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
                 tol = max(2 * step, 0.05 * t_t)
                 ok &= abs(t_m - t_t) <= tol
                 almost &= abs(t_m - t_t) <= max(4 * step, 0.15 * t_t)
-                parts.append(f"N={n}, σ²={_g(v)}: epoch {t_m:.0f} (theory {t_t:.0f}), error {_g(e_m, 4)} "
-                             f"vs {_g(end, 4)} at the end")
+                parts.append(f"N={n}, σ²={fmt(v)}: epoch {t_m:.0f} (theory {t_t:.0f}), error {fmt(e_m, 4)} "
+                             f"vs {fmt(end, 4)} at the end")
         rows.append(claim_row(
             "early-stopping",
             "Without training noise, test noise gives the held-out denoising error a minimum during training "
@@ -414,7 +410,7 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         rows.append(claim_row(
             "generalisation-gap",
             "The held-out minus train reconstruction error of the AE (ε = 0) shrinks as N grows",
-            ", ".join(f"N={n}: {_g(gp, 3)}" for n, gp in zip(ns, gap)),
+            ", ".join(f"N={n}: {fmt(gp, 3)}" for n, gp in zip(ns, gap)),
             "decreasing in N towards 0",
             grade(bool(np.all(np.diff(gap) < 0)), bool(gap[-1] < gap[0])),
             "a negative gap at large N means the held-out split has less variance outside the learned "
