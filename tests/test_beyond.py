@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from daedyn import beyond, data, linear, theory, training
+from daedyn import beyond, data, linear, spectrum, theory, training
 from daedyn.runconfig import LinearConfig, LrNormalisedConfig, SampledConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -172,7 +172,7 @@ def test_rows_claims_and_figure(two_modes, tmp_path):
 
 def _synthetic(n, lam, seed=1):
     X = data.matrix(data.synthetic(n, len(lam), np.asarray(lam, float), seed=seed))
-    lam, V = linear.second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     return X, lam, V
 
 

@@ -67,7 +67,7 @@ import torch
 import xarray as xr
 
 from daedyn import theory
-from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step, second_moment_spectrum
+from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step
 from daedyn.runconfig import MaskingConfig
 from daedyn.tracking import ProductTracker
 from daedyn.training import (Checkpoint, as_tensor, data_and_batch, initial_weights, log_epochs, noise_seed,
@@ -370,7 +370,9 @@ class SampledMaskingEngine(_MaskedModel):
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
-            lam, V = second_moment_spectrum(x64)
+            from daedyn import spectrum  # not in the workflow, whose jobs pass their spectrum file's
+
+            lam, V = spectrum.eigh_descending(spectrum.second_moment(x64)[0])
         if diag_sigma is None:
             diag_sigma = np.mean(x64**2, axis=0)
         super().__init__(config, lam, V, diag_sigma, W1, W2)
@@ -452,7 +454,9 @@ def train(config: MaskingConfig | None = None, *, lam=None, V=None, X=None, diag
         if lam is None:
             if X is None:
                 raise ValueError(f"{config.label}: the marginal engine needs lam and V, or the data X")
-            lam, V = second_moment_spectrum(X)
+            from daedyn import spectrum  # not in the workflow, whose jobs pass their spectrum file's
+
+            lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
         if diag_sigma is None:
             diag_sigma = (np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=0) if X is not None
                           else np.asarray(V, dtype=np.float64) ** 2 @ np.asarray(lam, dtype=np.float64))

@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from daedyn.linear import Run, second_moment_spectrum
+from daedyn.linear import Run
 from daedyn.runconfig import NonlinearConfig
 from daedyn.training import (Checkpoint, DivergenceError, Records, as_tensor, data_and_batch,
                              initial_weights, log_epochs, noise_seed, resolve_device, resolve_dtype,
@@ -256,7 +256,9 @@ class NonlinearEngine:
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
-            lam, V = second_moment_spectrum(X)
+            from daedyn import spectrum  # not in the workflow, whose jobs pass their spectrum file's
+
+            lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
         self.lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)[:k]
         V_k = as_tensor(V, self.dtype, self.device)[:, :k].contiguous()
         if self.lam.shape != (k,) or V_k.shape != (d, k) or not np.all(self.lam > 0):
