@@ -33,8 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from bench_linear import cpu_model, per_epoch, timed  # the shared timing helpers (same folder)
-from daedyn import nonlinear
-from daedyn.linear import second_moment_spectrum
+from daedyn import nonlinear, spectrum
 from daedyn.runconfig import NonlinearConfig
 from daedyn.training import Problem, resolve_device
 
@@ -89,7 +88,7 @@ def main():
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     X = torch.rand(args.n, args.d, generator=torch.Generator().manual_seed(0)).to(device)
-    lam, V = second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     hp = {k: PAPER[k] for k in ("lr", "noise_std", "weight_decay", "init_std")}
     print(f"device {device} ({cpu_model() if device.type == 'cpu' else torch.cuda.get_device_name(device)}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.2f}")
@@ -124,7 +123,7 @@ def main():
     if args.reduced:
         n, epochs = args.reduced
         Xr = X[:n]
-        lam_r, V_r = second_moment_spectrum(Xr)
+        lam_r, V_r = spectrum.eigh_descending(spectrum.second_moment(Xr)[0])
         res["reduced"] = {"n": n, "epochs": epochs, "runs_s": {}}
         for run, (sd, wd) in RUNS.items():
             config = NonlinearConfig.make(hidden=args.hidden, lr=PAPER["lr"], epochs=epochs, noise_std=sd,

@@ -14,7 +14,7 @@ import torch
 import xarray as xr
 
 from conftest import REPO, dry_run_jobs, run_snakemake
-from daedyn import data, linear, provenance, store, training
+from daedyn import data, linear, provenance, spectrum, store, training
 
 
 class Killed(Exception):
@@ -48,7 +48,7 @@ ENGINES = {
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_resumed_run_equals_uninterrupted_run(engine, problem, tmp_path, monkeypatch):
     x, _ = problem
-    lam, V = linear.second_moment_spectrum(x)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(x)[0])
     kw = dict(hidden=6, lr=0.05, epochs=120, eps=0.3, gamma=0.05, seed=3, log_every=7, device="cpu",
               dtype="float32", threads=1)
     reference = ENGINES[engine](x, lam, V, **kw)
@@ -76,7 +76,7 @@ def test_resumed_run_equals_uninterrupted_run(engine, problem, tmp_path, monkeyp
 
 def test_checkpoint_of_another_run_is_ignored(problem, tmp_path, caplog):
     x, _ = problem
-    lam, V = linear.second_moment_spectrum(x)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(x)[0])
     kw = dict(hidden=6, lr=0.05, epochs=40, device="cpu", dtype="float64", log_every=10)
     other = training.Checkpoint(tmp_path / "run.ckpt", 10)
     other.fingerprint = "something else"
@@ -89,7 +89,7 @@ def test_checkpoint_of_another_run_is_ignored(problem, tmp_path, caplog):
 
 def test_corrupt_checkpoint_is_set_aside_and_the_run_starts_afresh(problem, tmp_path, caplog):
     x, _ = problem
-    lam, V = linear.second_moment_spectrum(x)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(x)[0])
     kw = dict(hidden=6, lr=0.05, epochs=40, device="cpu", dtype="float64", log_every=10)
     path = tmp_path / "run.ckpt"
     path.write_bytes(b"PK\x03\x04 not really a zip file")
@@ -102,7 +102,7 @@ def test_corrupt_checkpoint_is_set_aside_and_the_run_starts_afresh(problem, tmp_
 
 def test_diverged_run_leaves_no_checkpoint(problem, tmp_path):
     x, _ = problem
-    lam, V = linear.second_moment_spectrum(x)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(x)[0])
     path = tmp_path / "run.ckpt"
     with pytest.raises(training.DivergenceError):
         linear.train_exact(lam, V, hidden=6, lr=3.0 / lam[0], epochs=400, log_every=50, init_std=0.1,

@@ -1,10 +1,11 @@
-"""Tests for daedyn.claims on the paper's Fig. 1–4 datasets (and deliberately broken ones)."""
+"""Tests for daedyn.paper_claims on the paper's Fig. 1–4 datasets (and deliberately broken ones), and
+for the claims tables of daedyn.claims."""
 
 import csv
 
 import pytest
 
-from daedyn import claims, scalar
+from daedyn import claims, paper_claims, scalar
 
 REQUIRED = {"1", "2", "3", "5", "6", "7", "8", "9 (theory)", "10", "11", "12", "13 (scalar)",
             "17", "19"}
@@ -18,7 +19,7 @@ def figs():
 
 @pytest.fixture(scope="module")
 def rows(figs):
-    return claims.theory_claims(**figs)
+    return paper_claims.theory_claims(**figs)
 
 
 def _by_id(rows):
@@ -56,24 +57,24 @@ def test_measured_numbers_are_computed(rows, figs):
 def test_perturbed_fig2_plateau_is_refuted(figs):
     bad = figs["fig2"].copy(deep=True)
     bad["u_star_wdae"][1, 3] += 0.01
-    r = _by_id(claims.theory_claims(figs["fig1"], bad, figs["fig3"], figs["fig4"]))
+    r = _by_id(paper_claims.theory_claims(figs["fig1"], bad, figs["fig3"], figs["fig4"]))
     assert r["5"]["verdict"] == "refuted"
     # a uniformly rescaled (still flat) WDAE curve is caught through the curve ends as well
     bad2 = figs["fig2"].copy(deep=True)
     bad2["u_wdae"][:] = bad2["u_wdae"] * 1.02
-    r2 = _by_id(claims.theory_claims(figs["fig1"], bad2, figs["fig3"], figs["fig4"]))
+    r2 = _by_id(paper_claims.theory_claims(figs["fig1"], bad2, figs["fig3"], figs["fig4"]))
     assert r2["5"]["verdict"] == "refuted" and r2["6"]["verdict"] != "confirmed"
 
 
 def test_broken_fig3_and_fig4_change_verdicts(figs):
     bad3 = figs["fig3"].copy(deep=True)
     bad3["u_diff"].loc[dict(lr_rule="optimal")] = bad3["u_diff"].sel(lr_rule="notebook").values
-    r = _by_id(claims.theory_claims(figs["fig1"], figs["fig2"], bad3, figs["fig4"]))
+    r = _by_id(paper_claims.theory_claims(figs["fig1"], figs["fig2"], bad3, figs["fig4"]))
     assert r["11"]["verdict"] != "confirmed"
     assert r["11 (paper's Fig. 3)"]["verdict"] != "refuted"
     bad4 = figs["fig4"].copy(deep=True)
     bad4["norm_long"].loc[dict(model="WDAE")] = bad4["norm_long"].sel(model="WDAE").values * 1.01
-    r4 = _by_id(claims.theory_claims(figs["fig1"], figs["fig2"], figs["fig3"], bad4))
+    r4 = _by_id(paper_claims.theory_claims(figs["fig1"], figs["fig2"], figs["fig3"], bad4))
     assert r4["12"]["verdict"] == "refuted"
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import xarray as xr
 
-from daedyn import linear, masking, masking_analysis, theory, training
+from daedyn import linear, masking, masking_analysis, spectrum, theory, training
 from daedyn.runconfig import MaskingConfig
 from daedyn.training import log_epochs
 from test_depth import interrupted_and_resumed
@@ -24,13 +24,13 @@ HADAMARD = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1
 def _data(n=30, d=4, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) * np.linspace(1.5, 0.5, d) + 0.4 * rng.standard_normal((n, 1))
-    lam, V = linear.second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     return X, X.T @ X / n, lam, V
 
 
 def _problem(X) -> training.Problem:
     """X with its spectrum."""
-    return training.Problem(*linear.second_moment_spectrum(X), X)
+    return training.Problem(*spectrum.eigh_descending(spectrum.second_moment(X)[0]), X)
 
 
 def _masks(d, q, form):
@@ -217,7 +217,7 @@ def test_per_mode_approximation_is_exact_only_when_diag_sigma_is_isotropic(form)
 def test_sampled_mean_stays_within_three_standard_errors(form):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 3)) * np.array([1.5, 1.0, 0.7]) + 0.4 * rng.standard_normal((200, 1))
-    lam, V = linear.second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     W1, W2 = training.init_weights(3, 3, init_std=0.3, seed=0)
     epochs, seeds = 60, 100
     cfg = _config(hidden=3, q=0.7, form=form, lr=0.2 / lam[0], epochs=epochs, log_every=6)

@@ -8,15 +8,14 @@ import pytest
 import torch
 import xarray as xr
 
-from daedyn import linear, nonlinear as nl, training
-from daedyn.linear import second_moment_spectrum
+from daedyn import linear, nonlinear as nl, spectrum, training
 from daedyn.training import DivergenceError, log_epochs, noise_seed
 
 
 def _train(X, *, lam=None, V=None, W1=None, W2=None, **settings):
     """:func:`nl.train` on X (with its spectrum unless given) and the configuration ``settings``."""
     if lam is None:
-        lam, V = second_moment_spectrum(X)
+        lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     config = nl.NonlinearConfig.make(n_samples=X.shape[0], **settings)
     return nl.train(config, training.Problem(lam, V, X), W1=W1, W2=W2)
 
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def data():
     """Non-negative data (N=120, d=7) with a dominant mean direction, and its uncentred spectrum."""
     X = np.random.default_rng(0).random((120, 7))
-    lam, V = second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     return X, lam, V
 
 
@@ -94,7 +93,7 @@ def test_identity_network_with_noise_is_the_linear_sampled_engine(data, batch_si
 def test_tanh_with_small_preactivations_tracks_the_linear_theory_engine():
     """tanh(z) ≈ z for |z| ≪ 1: data scaled so pre-activations stay ≲ 0.05 while modes are learned."""
     X = 0.02 * np.random.default_rng(1).random((100, 6))
-    lam, V = second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     lr = 0.3 / lam[0] * 6 / 2                                   # η_eff λ₁ = 0.3
     run = _train(X, hidden=5, activation="tanh", lr=lr, epochs=80, init_std=0.05, seed=0, dtype="float64",
                    device="cpu", lam=lam, V=V, k_modes=3, log_every=4)
@@ -163,7 +162,7 @@ def fd_grad(f, W, h=1e-6):
 def test_one_step_is_sgd_on_the_objective_with_weight_decay():
     """The first step equals W − lr·∇[MSE(x̃) + wd/2‖W‖²] with ∇ from finite differences in numpy."""
     X = np.random.default_rng(3).random((15, 4))
-    lam, V = second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     lr, sd, wd, seed = 0.7, 0.5, 0.05, 8
     run = _train(X, hidden=3, lr=lr, epochs=1, noise_std=sd, weight_decay=wd, init_std=0.5, seed=seed,
                    dtype="float64", device="cpu", lam=lam, V=V, k_modes=2)
@@ -279,7 +278,7 @@ def test_linear_theory_predicts_identity_network_half_times():
     d = 8
     Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
     X = rng.standard_normal((400, d)) * np.sqrt([4.0, 2.0, 1.0, 0.5, 0.2, 0.1, 0.1, 0.1]) @ Q.T
-    lam, V = second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     lr, H, s = 0.08 * d / 2 / lam[0], 64, 1e-3
     ts = []
     for seed in range(3):
@@ -313,7 +312,7 @@ def test_half_times_of_known_curves():
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, data):
     """Tiny Fig. 6 experiment run through train_job → aggregate_job → figure_job."""
-    from daedyn import spectrum, store
+    from daedyn import store
     from daedyn.jobs import nonlinear as jobs
 
     root = tmp_path_factory.mktemp("nl")

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from daedyn import data, linear, sampled, sampled_engines, theory, training
+from daedyn import data, linear, sampled, sampled_engines, spectrum, theory, training
 from daedyn.runconfig import LinearConfig, LrNormalisedConfig, SampledConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _synthetic(n, lam, seed=1):
     X = data.matrix(data.synthetic(n, len(lam), np.asarray(lam, float), seed=seed))
-    lam, V = linear.second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     return X, lam, V
 
 

@@ -57,3 +57,31 @@ def test_spectrum_from_a_lazily_opened_file(tmp_path):
     x = images.reshape(500, -1)[:400] / 255.0
     reference = np.linalg.eigvalsh(x.T @ x / 400)[::-1]
     np.testing.assert_allclose(result["eigenvalue"].values, reference, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_engine_spectrum_equals_the_plain_eigendecomposition_up_to_sign(as_tensor):
+    """The engines' spectrum without a given one (eigh_descending of second_moment, also of a torch
+    tensor) equals the eigendecomposition of XᵀX/N reversed to descending order, but for each
+    eigenvector's sign; trained runs are bitwise the same (u = vᵀWv is even in v, a sign flip exact)."""
+    import torch
+
+    from daedyn.linear import train_datapass, train_exact
+
+    x = np.random.default_rng(3).random((300, 9))
+    lam_ref, V_ref = np.linalg.eigh(x.T @ x / x.shape[0])
+    lam_ref, V_ref = lam_ref[::-1], V_ref[:, ::-1]
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(torch.from_numpy(x) if as_tensor else x)[0])
+    assert lam.dtype == V.dtype == np.float64
+    np.testing.assert_array_equal(lam, lam_ref)
+    np.testing.assert_array_equal(np.abs(V), np.abs(V_ref))
+    assert np.all(np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(9)]) == 1.0)
+    kw = dict(hidden=4, lr=0.1, epochs=60, eps=0.2, init_std=0.1, seed=1, dtype="float64", device="cpu",
+              log_every=20)
+    ref, new = train_exact(lam_ref.copy(), V_ref.copy(), **kw), train_exact(lam, V, **kw)
+    np.testing.assert_array_equal(new.trajectory.u.values, ref.trajectory.u.values)
+    np.testing.assert_array_equal(new.W1, ref.W1)
+    own = train_datapass(x, **kw)             # the engine computes the spectrum itself
+    given = train_datapass(x, lam=lam_ref.copy(), V=V_ref.copy(), **kw)
+    np.testing.assert_array_equal(own.trajectory.u.values, given.trajectory.u.values)
+    np.testing.assert_array_equal(own.W1, given.W1)

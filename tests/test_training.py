@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from daedyn import data, linear, nonlinear, runconfig, theory, training
+from daedyn import data, linear, nonlinear, runconfig, spectrum, theory, training
 from daedyn.runconfig import LinearConfig, NonlinearConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def small():
     X = np.random.default_rng(0).random((120, 9))
-    lam, V = linear.second_moment_spectrum(X)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
     return X, lam, V
 
 
@@ -108,7 +108,7 @@ def test_a_nonfinite_loss_stops_the_run(small):
 def mnist_spectrum(mnist_dir_module):
     ds = data.build({"source": "mnist", "split": "train"}, mirror=mnist_dir_module.parent)
     x = data.matrix(ds, 10000)
-    return linear.second_moment_spectrum(x)
+    return spectrum.eigh_descending(spectrum.second_moment(x)[0])
 
 
 @pytest.fixture(scope="module")

@@ -102,17 +102,10 @@ from daedyn.runconfig import LinearConfig
 from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, initial_weights, minibatches, noise_seed,
                              num_threads, run_engine)
 
-__all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine", "corrupted_batch_step", "second_moment_spectrum",
+__all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine", "corrupted_batch_step",
            "train", "train_datapass", "train_exact", "train_sampled"]
 
 log = logging.getLogger(__name__)
-
-
-def second_moment_spectrum(X) -> tuple[np.ndarray, np.ndarray]:
-    """(λ descending, V eigenvectors as columns) of the uncentred Σ = XᵀX/N, in float64."""
-    x = np.asarray(X.detach().cpu().numpy() if torch.is_tensor(X) else X, dtype=np.float64)
-    lam, V = np.linalg.eigh(x.T @ x / x.shape[0])
-    return lam[::-1].copy(), V[:, ::-1].copy()
 
 
 def _check_orthogonal(V: torch.Tensor) -> None:
@@ -349,7 +342,9 @@ class _LinearEngine(Engine):
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
-            lam, V = second_moment_spectrum(X)
+            from daedyn import spectrum  # not in the workflow, whose jobs pass their spectrum file's
+
+            lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
         super().__init__(config, lam, W1 is not None)
         self.lam_t = as_tensor(self.lam, self.dtype, self.device)
         self.V = as_tensor(V, self.dtype, self.device)

@@ -66,7 +66,7 @@ import torch
 import xarray as xr
 
 from daedyn import theory
-from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step, second_moment_spectrum
+from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step
 from daedyn.runconfig import MaskingConfig
 from daedyn.tracking import ProductTracker
 from daedyn.training import Checkpoint, Engine, Problem, as_tensor, initial_weights, minibatches, noise_seed, run_engine
@@ -357,7 +357,9 @@ class SampledMaskingEngine(_MaskedModel):
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
-            lam, V = second_moment_spectrum(x64)
+            from daedyn import spectrum  # not in the workflow, whose jobs pass their spectrum file's
+
+            lam, V = spectrum.eigh_descending(spectrum.second_moment(x64)[0])
         if diag_sigma is None:
             diag_sigma = np.mean(x64**2, axis=0)
         super().__init__(config, lam, V, diag_sigma, W1, W2)

@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
-from daedyn.linear import Run, second_moment_spectrum
+from daedyn.linear import Run
 from daedyn.runconfig import NonlinearConfig
 from daedyn.training import (Checkpoint, DivergenceError, Engine, Problem, Records, as_tensor, initial_weights,
                              minibatches, noise_seed, run_engine)
@@ -244,7 +244,9 @@ class NonlinearEngine(Engine):
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
-            lam, V = second_moment_spectrum(X)
+            from daedyn import spectrum  # not in the workflow, whose jobs pass their spectrum file's
+
+            lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
         lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)
         super().__init__(c, lam[:c.k_modes], W1 is not None)
         self.use_data(X, c.batch_size)

@@ -21,9 +21,9 @@ def second_moment(x, n_samples: int | None = None, *, center: bool = False, bloc
                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Σ = XᵀX/N (or the covariance with ``center=True``) and the mean, in float64.
 
-    `x` is anything indexable by row slices with a ``shape``: a numpy array,
-    an xarray DataArray backed by a lazily opened netCDF file, ... Only the
-    first `n_samples` rows are used.
+    `x` is anything indexable by row slices with a ``shape``: a numpy array, a
+    torch tensor, an xarray DataArray backed by a lazily opened netCDF file, ...
+    Only the first `n_samples` rows are used.
     """
     total, d = x.shape
     n = total if n_samples is None else int(n_samples)
@@ -51,6 +51,8 @@ def second_moment(x, n_samples: int | None = None, *, center: bool = False, bloc
 
 def _rows(x, start: int, stop: int) -> np.ndarray:
     block = x[start:stop]
+    if hasattr(block, "detach"):  # a torch tensor, on any device (torch is not imported here)
+        return block.detach().cpu().numpy().astype(np.float64)
     return np.asarray(getattr(block, "values", block), dtype=np.float64)
 
 

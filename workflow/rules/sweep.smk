@@ -8,7 +8,7 @@ rule sweep:
             "analysis",
             "theory",
             "claims",
-            "scalar",
+            "sweep_claims",
             "figures/__init__",
             "figures/style",
             "figures/sweep",

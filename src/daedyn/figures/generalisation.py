@@ -1,7 +1,7 @@
 """Generalisation figure: held-out error over training, and the optimal training noise.
 
 Drawn only from an experiment's combined dataset with theory
-(:func:`daedyn.generalisation.add_theory`), dims (n_samples, eps, epoch, mode, sigma2_test).
+(:func:`daedyn.generalisation_analysis.add_theory`), dims (n_samples, eps, epoch, mode, sigma2_test).
 
 (a) Top rows, one per test-noise variance σ²_test and one column per training-set size N: the
 held-out denoising error against epoch, lines the per-mode theory, markers the trained

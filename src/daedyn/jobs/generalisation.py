@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Sequence
 
-from daedyn import generalisation, provenance, store
+from daedyn import generalisation_analysis, provenance, store
 from daedyn.jobs import JobInfo, logged, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
@@ -18,23 +18,23 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
     (netCDF), ``metrics`` and ``optimal_noise`` (CSV) and ``claims`` (claims.csv).
 
     ``spectrum_paths[N]`` / ``moment_paths[N]``: the training spectrum and its held-out moment
-    for each N of the runs (:func:`daedyn.generalisation.add_theory`).
+    for each N of the runs (:func:`daedyn.generalisation_analysis.add_theory`).
     """
     with logged(job):
         started = provenance.now()
         who = job.rule or "generalisation_aggregate"
         runs = [store.open_dataset(p, needed_by=who) for p in run_paths]
-        combined, w1, w2 = generalisation.combine_runs(runs)
+        combined, w1, w2 = generalisation_analysis.combine_runs(runs)
         spectra = {int(n): store.open_dataset(p, needed_by=who) for n, p in spectrum_paths.items()}
         moments = {int(n): store.open_dataset(p, needed_by=who) for n, p in moment_paths.items()}
         missing = sorted({int(n) for n in combined["n_samples"].values} - (set(spectra) & set(moments)))
         if missing:
             raise ValueError(f"no spectrum or held-out moment given for N = {missing}")
-        combined = generalisation.add_theory(combined, spectra, moments, w1, w2)
-        rows = generalisation.metrics(combined)
+        combined = generalisation_analysis.add_theory(combined, spectra, moments, w1, w2)
+        rows = generalisation_analysis.metrics(combined)
         write_csv(rows, outputs["metrics"])
-        write_csv(generalisation.optimal_noise_rows(combined), outputs["optimal_noise"])
-        claim_rows = generalisation.claims(combined, params.get("experiment", ""))
+        write_csv(generalisation_analysis.optimal_noise_rows(combined), outputs["optimal_noise"])
+        claim_rows = generalisation_analysis.claims(combined, params.get("experiment", ""))
         write_claims(claim_rows, outputs["claims"], f"{params.get('experiment', '')} claims")
         inputs = list(run_paths) + list(spectrum_paths.values()) + list(moment_paths.values())
         store.write_dataset(

@@ -52,11 +52,11 @@ def figure_plot_job(figure: str, dataset_path: str, outputs: Sequence[str], job:
 
 def claims_job(dataset_paths: Mapping[str, str], output: str, job: JobInfo = JobInfo()) -> str:
     """Check the paper's theory claims on the Figs. 1–4 data → CSV table; returns the printed summary."""
-    from daedyn import claims
+    from daedyn import claims, paper_claims
 
     with logged(job):
         figs = {name: store.open_dataset(path, needed_by=job.rule or "claims") for name, path in dataset_paths.items()}
-        rows = claims.theory_claims(figs["fig1"], figs["fig2"], figs["fig3"], figs["fig4"])
+        rows = paper_claims.theory_claims(figs["fig1"], figs["fig2"], figs["fig3"], figs["fig4"])
         claims.write_claims_csv(rows, output)
         summary = claims.format_claims(rows)
         log.info("theory claims:\n%s", summary)

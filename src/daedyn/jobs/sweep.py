@@ -19,7 +19,7 @@ def sweep_job(params: Mapping[str, Any], combined_path: str, outputs: Sequence[s
               claims_out: str, job: JobInfo = JobInfo()) -> None:
     """Write ``results/{experiment}/sweep.csv`` and ``claims.csv`` and draw
     ``results/figures/{experiment}_sweep.png/.pdf`` from the experiment's combined file."""
-    from daedyn import analysis, claims
+    from daedyn import analysis, claims, sweep_claims
     from daedyn.figures.sweep import plot_sweep
 
     with logged(job):
@@ -28,7 +28,7 @@ def sweep_job(params: Mapping[str, Any], combined_path: str, outputs: Sequence[s
         grid = dict(params["grid"])
         table = analysis.sweep_table(combined, params["family"], grid, params.get("modes"))
         write_csv(table, table_out)
-        rows = claims.sweep_claims(table, params["family"])
+        rows = sweep_claims.sweep_claims(table, params["family"])
         log.info("%s\n%s", params["experiment"], claims.format_claims(rows))
         write_csv(rows, claims_out)
         d = combined.attrs.get("n_features")

@@ -114,7 +114,8 @@ KIND = Kind(
                lambda plan, name, exp, run: {
                    "spectrum": spectrum_path(exp["dataset"], exp_runs(exp)[run]["n_samples"]),
                    "heldout": heldout_moment_path(exp["dataset"], exp_runs(exp)[run]["n_samples"], exp["heldout"])}),
-    aggregate=Step(aggregate, ("spectrum", "theory", "heldout", "generalisation", "claims", "jobs/generalisation"),
+    aggregate=Step(aggregate, ("spectrum", "theory", "heldout", "generalisation", "generalisation_analysis", "claims",
+                               "jobs/generalisation"),
                    lambda plan, name, exp, run, seed: {"experiment": name, "n_samples": exp["n_samples"],
                                                        "seed": exp["seed"]},
                    aggregate_inputs,
