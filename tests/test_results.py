@@ -39,8 +39,12 @@ def test_open_experiment_returns_the_combined_dataset(tmp_path):
 def test_open_experiment_opens_every_kind(tiny_workflow):
     """Each experiment of the tiny workflow opens by its name alone, whatever its kind (the depth,
     masking and generalisation kinds are opened in their own workflow tests)."""
-    config = load_yaml(REPO / ".test" / "config.yaml")
+    from snakemake.utils import update_config
+
     from daedyn.plan import Plan
+
+    config = load_yaml(REPO / "config.yaml")   # the overlay merged as --configfile merges it
+    update_config(config, load_yaml(REPO / ".test" / "config.yaml"))
     plan = Plan(config)
     names = [n for kind in plan.kinds.values() for n in plan.experiments(kind)]
     assert {plan.kind_of[n].name for n in names} == {"linear", "nonlinear", "lr_normalised", "sampled"}

@@ -34,14 +34,16 @@ def rule_functions(kind):
         "mem_mb": lambda wc, attempt: PLAN.mem_mb(wc.experiment, wc.run, attempt),
         "runtime": lambda wc, attempt: PLAN.runtime(wc.experiment, wc.run, attempt),
         "gpu": lambda wc: PLAN.gpus(wc.experiment),
-        "aggregate_mem_mb": lambda wc, attempt: PLAN.aggregate_mem_mb(wc.experiment, attempt),
+        "aggregate_mem_mb": lambda wc, attempt: PLAN.aggregate_mem_mb(
+            wc.experiment, attempt
+        ),
     }
 
 
 for kind in PLAN.kinds.values():
     fn = rule_functions(kind)
     names = "|".join(PLAN.names(kind)) or "(?!)"
-    run_file = kind.run_file.removeprefix("results/")
+    run_stem = kind.run_file.removeprefix("results/").removesuffix(".nc")
 
     rule:
         name:
@@ -53,9 +55,9 @@ for kind in PLAN.kinds.values():
         output:
             run=kind.run_file,
         log:
-            "logs/" + run_file.replace(".nc", ".log"),
+            f"logs/{run_stem}.log",
         benchmark:
-            "benchmarks/runs/" + run_file.replace(".nc", ".tsv")
+            f"benchmarks/runs/{run_stem}.tsv"
         wildcard_constraints:
             experiment=names,
             run=kind.run_pattern,
@@ -77,7 +79,9 @@ for kind in PLAN.kinds.values():
             code=package_sources(*kind.aggregate.sources),
         output:
             **{
-                out: report_output(kind, "aggregate", out, f"results/{{experiment}}/{file}")
+                out: report_output(
+                    kind, "aggregate", out, f"results/{{experiment}}/{file}"
+                )
                 for out, file in kind.aggregate.outputs.items()
             },
         log:

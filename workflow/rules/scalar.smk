@@ -47,7 +47,9 @@ rule scalar_figure_plot:
 rule theory_claims:
     input:
         **{fig: f"results/scalar/{fig}.nc" for fig in PLAN.scalar_figures()},
-        code=package_sources("theory", "scalar", "claims", "paper_claims", "jobs/scalar"),
+        code=package_sources(
+            "theory", "scalar", "claims", "paper_claims", "jobs/scalar"
+        ),
     output:
         report(
             "results/claims/theory.csv",
