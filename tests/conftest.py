@@ -12,6 +12,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# the package of this checkout, also where the environment's editable install points at another
+# (a git worktree): for the tests and for the Snakemake jobs they start
+sys.path.insert(0, str(REPO / "src"))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
 SHARED_MNIST = Path(os.environ.get("DAEDYN_TEST_MNIST", REPO.parent / "shared" / "datasets" / "mnist"))
 
 
