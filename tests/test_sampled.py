@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from daedyn import data, linear, sampled, sampled_engines, spectrum, theory, training
+from daedyn import data, linear, sampled, sampled_analysis, sampled_engines, spectrum, theory, training
 from daedyn.runconfig import LinearConfig, LrNormalisedConfig, SampledConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -205,22 +205,22 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
 
     X, lam, V = _synthetic(256, [1.0, 0.6, 0.35, 0.2])
     config = _small_sampled_config()
-    out = sampled.sampled_summary(config, training.Problem(lam, V, X))
+    out = sampled_analysis.sampled_summary(config, training.Problem(lam, V, X))
     assert out.sizes == {"mode": 2, "step": out.sizes["step"], "batch": 2, "lr": 2, "copy": 8, "trained_copy": 1}
     assert list(out["batch"].values) == [256, 64]
     assert np.all(out["var_batch"].sel(batch=64) > out["var_batch"].sel(batch=256))
     # the trained copy ends at its own closed-form minimiser, not at u*
     assert np.allclose(out["fixed_trained"], out["fixed_closed_form"], atol=1e-3)
-    rows = sampled.sampled_rows(out)
+    rows = sampled_analysis.sampled_rows(out)
     assert {r["quantity"] for r in rows} == {"max_abs_z", "max_rel_diff", "variance_vs_batch", "variance_vs_lr",
                                              "slope_vs_lr", "slope_vs_batch", "fixed_copy_bias", "fixed_copy_rms"}
-    claims = sampled.sampled_claims(out, "synthetic")
+    claims = sampled_analysis.sampled_claims(out, "synthetic")
     assert len(claims) == 4 and all(c["verdict"] in ("confirmed", "qualified", "refuted") for c in claims)
     fig = plot_sampled_vs_marginalised(out, title="synthetic")
     assert len(fig.axes) == 5
     assert style.save(fig, tmp_path / "svm.png")[0].stat().st_size > 1000
     with pytest.raises(ValueError, match="plateau"):
-        sampled.sampled_summary(dataclasses.replace(config, seeds=2, steps=5), training.Problem(lam, V, X))
+        sampled_analysis.sampled_summary(dataclasses.replace(config, seeds=2, steps=5), training.Problem(lam, V, X))
 
 
 def test_sampled_parts_need_their_keys_and_a_learnable_mode(monkeypatch):

@@ -14,7 +14,7 @@ __all__ = ["plot_sampled_vs_marginalised"]
 
 @style.styled
 def plot_sampled_vs_marginalised(ds, title: str = ""):
-    """Five panels from :func:`daedyn.sampled.sampled_summary`.
+    """Five panels from :func:`daedyn.sampled_analysis.sampled_summary`.
 
     (a) mean over seeds of uᵢ with sampled noise (one line style per batch size, against gradient
     steps) over the marginalised recurrence; (b) their difference ± 2 s.e., relative to u*;

@@ -49,7 +49,7 @@ def sampled_aggregate_job(params: Mapping[str, Any], trajectory_paths: Sequence[
     metrics.csv) and the experiment's claims (claims.csv)."""
     import xarray as xr
 
-    from daedyn import sampled
+    from daedyn import sampled_analysis
     from daedyn.runconfig import SampledConfig
 
     with logged(job):
@@ -59,14 +59,14 @@ def sampled_aggregate_job(params: Mapping[str, Any], trajectory_paths: Sequence[
         problem = open_problem(spectrum_path, config.n_samples, who, dataset_path)
         traj = xr.concat([store.open_dataset(p, needed_by=who) for p in trajectory_paths], "batch", join="outer",
                          combine_attrs="drop_conflicts")
-        summary = sampled.summarise_sampled(config, problem, traj, store.open_dataset(variance_path, needed_by=who),
+        summary = sampled_analysis.summarise_sampled(config, problem, traj, store.open_dataset(variance_path, needed_by=who),
                                             store.open_dataset(fixed_path, needed_by=who))
-        rows = sampled.sampled_rows(summary)
+        rows = sampled_analysis.sampled_rows(summary)
         for row in rows:
             if row["quantity"].startswith("slope") or row["quantity"] == "fixed_copy_bias":
                 log.info("%(quantity)s mode %(mode)d: %(value).4g (predicted %(predicted).4g)", row)
         write_csv(rows, metrics_out)
-        write_claims(sampled.sampled_claims(summary, config.experiment), claims_out)
+        write_claims(sampled_analysis.sampled_claims(summary, config.experiment), claims_out)
         store.write_dataset(
             summary, summary_out,
             title=f"daedyn experiment {config.experiment}: sampled against marginalised input noise",
