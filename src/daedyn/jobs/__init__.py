@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from daedyn import provenance
 
@@ -26,11 +26,14 @@ log = logging.getLogger("daedyn")
 
 @dataclass
 class JobInfo:
-    """Who runs a job: rule name, wildcards, log file (all optional outside Snakemake)."""
+    """Who runs a job: rule name, wildcards, log file (all optional outside Snakemake), and the
+    package modules whose edits rerun it (set by :func:`daedyn.kinds.run_step` from the step's
+    sources; a checkpoint written by other code of these is not resumed)."""
 
     rule: str = ""
     wildcards: Mapping[str, Any] = field(default_factory=dict)
     log: str | None = None
+    sources: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -63,6 +66,31 @@ def logged(job: JobInfo) -> Iterator[None]:
         for h in handlers:
             root.removeHandler(h)
             h.close()
+
+
+@contextlib.contextmanager
+def checkpoints(output: str, every: int, job: JobInfo) -> Iterator[Callable[[str], Any]]:
+    """The checkpoints of the runs a job trains into ``output``: ``checkpoint(name)`` gives
+    ``<output>.<name>.ckpt`` (``<output>.ckpt`` for name ""), or None when ``every`` is 0, fingerprinted
+    with the job's ``sources``.
+
+    Leave the block only after the result file is written: then the checkpoints are removed (with any
+    set aside as unreadable). After an error they stay, so the rerun resumes, also a run that had
+    finished and was not yet written.
+    """
+    from daedyn.training import Checkpoint
+
+    made = []
+
+    def checkpoint(name: str = ""):
+        if not every:
+            return None
+        made.append(Checkpoint(f"{output}.{name}.ckpt" if name else f"{output}.ckpt", every, job.sources))
+        return made[-1]
+
+    yield checkpoint
+    for one in made:
+        one.remove()
 
 
 #: per-run provenance kept as coordinates along (run, seed) when runs are combined, with its long_name

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_csv
+from daedyn.jobs import JobInfo, checkpoints, load_runs, logged, open_problem, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -31,9 +31,9 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
     """
     from daedyn import nonlinear
     from daedyn.runconfig import NonlinearConfig
-    from daedyn.training import Checkpoint, resolve_device
+    from daedyn.training import resolve_device
 
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = NonlinearConfig.from_params(params)
         who = job.rule or "nonlinear_train"
@@ -44,8 +44,7 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
                  "eta_eff=%.4g (eta_eff*lam_1=%.3g), eps=%g, gamma_eff=%.4g", config.label, config.seed,
                  config.activation, config.hidden, config.lr, config.noise_std, eff["eps"], config.weight_decay,
                  eff["lr"], eff["lr"] * lam[0], eff["eps"], eff["gamma"])
-        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = nonlinear.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
+        result = nonlinear.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
         out = result.dataset()
         log.info("final mapping of modes 0..%d: %s", config.k_modes - 1,
                  np.array2string(result.trajectory["mapping"].values[-1], precision=4))

@@ -19,9 +19,11 @@ the workflow plans with it, and a notebook can read it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 __all__ = ["BUILTIN", "Kind", "Step", "figure_step", "kind_of_rule", "load", "run_step"]
@@ -153,7 +155,10 @@ def run_step(config: Mapping, rule: str, spec: Mapping, inputs: Mapping, outputs
 
     ``inputs``/``outputs``: the rule's named files (a list where the rule gives several). A training
     step also gets ``threads`` and the experiment's ``checkpoint_every``, read from the config here
-    rather than passed as params: neither changes a result, so changing them reruns nothing.
+    rather than passed as params: neither changes a result, so changing them reruns nothing. The job
+    learns the modules whose edits rerun it (``job.sources``: the step's sources and any package
+    module among its inputs), the same list that makes Snakemake rerun it, so that a checkpoint of
+    other code is not resumed.
     """
     kinds = load(config.get("kinds", []))
     kind, step = kind_of_rule(kinds, rule)
@@ -162,4 +167,9 @@ def run_step(config: Mapping, rule: str, spec: Mapping, inputs: Mapping, outputs
     if step == "train":
         experiment = config[kind.section][job.wildcards["experiment"]]
         runtime = {"threads": threads, "checkpoint_every": experiment.get("checkpoint_every", 0)}
+    package = Path(__file__).resolve().parents[1]
+    named = [Path(p).resolve() for v in inputs.values() for p in ([v] if isinstance(v, str) else v)]
+    modules = [str(p.relative_to(package).with_suffix("")) for p in named
+               if p.suffix == ".py" and p.is_relative_to(package)]
+    job = dataclasses.replace(job, sources=tuple(dict.fromkeys([*kind.sources(step), *modules])))
     getattr(kind, step).function(dict(spec), files(inputs), files(outputs), job, **runtime)
