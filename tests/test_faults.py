@@ -102,6 +102,22 @@ def test_write_killed_by_sigkill_is_cleaned_by_the_next_write(tmp_path):
     assert store.open_dataset(target).sizes["sample"] == 16
 
 
+# ------------------------------------------------------------------ a stopped job, a diverged run
+def test_a_run_diverging_from_large_initial_weights_blames_them():
+    from daedyn import linear, spectrum, training
+
+    lam = data.spectrum_values("exponential", 8, scale=3.0, decay=0.6)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(data.matrix(data.synthetic(64, 8, lam, seed=5)))[0])
+    kw = dict(hidden=6, epochs=200, log_every=10, device="cpu", dtype="float64")
+    with pytest.raises(training.DivergenceError) as err:
+        linear.train_exact(lam, V, lr=0.05, init_std=100, **kw)  # lr is 0.15 of eta_max
+    assert "initial weights are the likelier cause: init_std = 100" in str(err.value)
+    assert "lower init_std rather than lr" in str(err.value)
+    with pytest.raises(training.DivergenceError) as err:  # small weights, lr above the limit: lr it is
+        linear.train_exact(lam, V, lr=3.0 / lam[0], init_std=0.1, allow_unstable=True, **kw)
+    assert "eta_max=" in str(err.value) and "init_std" not in str(err.value)
+
+
 # ------------------------------------------------------------------ through Snakemake
 SYN_CONFIG = {
     "data": {"download": False},

@@ -398,6 +398,26 @@ class Engine(abc.ABC):
     def divergence_note(self) -> str:
         """Words for a divergence message: the learning rate against its stability limit."""
 
+    def why_diverged(self) -> str:
+        """:meth:`divergence_note`, and the initial weights when they are large enough to be the cause.
+
+        ``eta_max`` holds at a fixed point, where every layer's singular values are at most 1 (√u*
+        for a balanced network). Initial weights with larger singular values s₁, s₂ curve the loss
+        about (s₁² + s₂²)/2 times as much, so gradient descent can diverge from the first step at a
+        learning rate well below ``eta_max``; the message must then point at the initial scale.
+        """
+        c = self.config
+        s1, s2 = (float(torch.linalg.matrix_norm(w.detach().double(), ord=2).max()) for w in (self.W1_0, self.W2_0))
+        factor = (s1**2 + s2**2) / 2
+        if factor <= 1 or c.lr * factor < self.eta_max:
+            return self.divergence_note()
+        source = ("the given initial weights" if self.given or getattr(c, "init", "random") != "random"
+                  else f"init_std = {c.init_std:g}")
+        return (f"{self.divergence_note()}. The initial weights are the likelier cause: {source} gives W1 and W2 "
+                f"largest singular values {s1:.3g} and {s2:.3g} (at most 1 at a fixed point), which curves the loss "
+                f"about {factor:.3g} times as much at the start, where gradient descent needs lr below about "
+                f"eta_max/{factor:.3g} = {self.eta_max / factor:.3g}; lower init_std rather than lr")
+
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The current (W1, W2) in the data's basis, for the run file."""
         return self.W1, self.W2
@@ -503,7 +523,7 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
                 if not math.isfinite(loss) or loss > EXPLODE_FACTOR * max(abs(first_loss), 1e-30):
                     raise DivergenceError(
                         f"training diverged by epoch {t} (loss {loss:.4g}, initial loss {first_loss:.4g}); "
-                        f"{engine.divergence_note()}")
+                        f"{engine.why_diverged()}")
                 row += 1
             if t == config.epochs:
                 break
