@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,39 @@ def test_write_killed_by_sigkill_is_cleaned_by_the_next_write(tmp_path):
     store.write_dataset(ds, target, title="t", summary="s", provenance_attrs={})
     assert _files(tmp_path) == [neighbour.name, "r.nc"]
     assert store.open_dataset(target).sizes["sample"] == 16
+
+
+# ------------------------------------------------------------------ a full disk, a damaged file's provenance
+def test_a_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import xarray as xr
+
+    def full_disk(self, path, **kwargs):
+        Path(path).write_bytes(b"CDF half of a file")
+        raise RuntimeError("NetCDF: HDF error")  # what netCDF4 raises on a full disk: no path, no errno
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    target = tmp_path / "runs" / "seed0.nc"
+    with pytest.raises(store.ResultWriteError) as err:
+        store.write_dataset(data.synthetic(16, 2, np.array([2.0, 1.0])), target, title="t", summary="s",
+                            provenance_attrs={})
+    message = str(err.value)
+    assert f"cannot write {target}: no space left on device" in message and "NetCDF: HDF error" in message
+    assert _files(tmp_path) == []
+
+
+def test_provenance_of_a_file_with_a_damaged_chunk_is_still_shown(dataset_file, capsys):
+    from daedyn.__main__ import main
+
+    content = bytearray(dataset_file.read_bytes())
+    start = len(content) // 3  # inside the chunk data
+    content[start:start + 16] = bytes(b ^ 0xFF for b in content[start:start + 16])
+    dataset_file.write_bytes(bytes(content))
+    with pytest.raises(store.ResultFileError):
+        store.open_dataset(dataset_file)  # the data cannot be read ...
+    assert main(["provenance", str(dataset_file)]) == 0  # ... the provenance can
+    out = capsys.readouterr().out
+    assert f"== {dataset_file}" in out and "title: t" in out
 
 
 # ------------------------------------------------------------------ a stopped job, a diverged run
