@@ -137,6 +137,23 @@ def test_provenance_of_a_file_with_a_damaged_chunk_is_still_shown(dataset_file, 
 
 
 # ------------------------------------------------------------------ a stopped job, a diverged run
+def test_a_job_stopped_by_sigterm_ends_its_log_saying_so(tmp_path):
+    import os
+    import signal
+
+    from daedyn.jobs import logged
+
+    log, before = tmp_path / "job.log", signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        with logged(JobInfo(rule="linear_train", log=str(log))), store.atomic_path(tmp_path / "r.nc") as tmp:
+            tmp.write_bytes(b"half")
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert "rule linear_train stopped by SIGTERM" in log.read_text().splitlines()[-1]
+    assert _files(tmp_path) == ["job.log"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the job's alone
+
+
 def test_a_run_diverging_from_large_initial_weights_blames_them():
     from daedyn import linear, spectrum, training
 

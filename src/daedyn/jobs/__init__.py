@@ -13,7 +13,9 @@ import contextlib
 import csv
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +38,18 @@ class JobInfo:
     sources: tuple[str, ...] = ()
 
 
+class Terminated(BaseException):
+    """The job received SIGTERM (Snakemake stopping, a cluster's time limit): unwinds like an error,
+    so that temporary files are removed, and is logged as such."""
+
+
 @contextlib.contextmanager
 def logged(job: JobInfo) -> Iterator[None]:
     """Send the package's log records to the job's log file and stderr; log failures.
 
     A job first checks that it runs the workflow's own package (:func:`daedyn.provenance.check_source`).
+    SIGTERM stops the job with a last log line that says so (exit status 143), after the ``with``
+    blocks inside have cleaned up; a checkpoint stays for the rerun.
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if job.log:
@@ -54,15 +63,28 @@ def logged(job: JobInfo) -> Iterator[None]:
     logging.getLogger("daedyn").setLevel(logging.INFO)  # our INFO; other libraries stay at WARNING
     start = time.perf_counter()
     log.info("rule %s %s started (pid %d)", job.rule or "-", dict(job.wildcards), os.getpid())
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    # only the main thread may set handlers (a job run from a thread keeps the default)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main else None
     try:
         provenance.check_source()
         yield
+    except Terminated:
+        log.error("rule %s stopped by SIGTERM after %.1f s; its output was not written (a checkpoint, if any, "
+                  "stays for the rerun)", job.rule or "-", time.perf_counter() - start)
+        raise SystemExit(128 + signal.SIGTERM) from None
     except Exception:
         log.exception("rule %s failed", job.rule or "-")
         raise
     else:
         log.info("rule %s finished in %.1f s", job.rule or "-", time.perf_counter() - start)
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         for h in handlers:
             root.removeHandler(h)
             h.close()
