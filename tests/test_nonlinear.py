@@ -386,6 +386,26 @@ def test_a_run_above_the_linear_stability_limit_is_flagged_in_halftimes_and_figu
     assert "fast: lr = 1.33 η_max (above the linear theory's stability limit)" in title and "ae: lr" not in title
 
 
+def test_a_sweep_over_n_samples_compares_each_run_with_the_theory_of_its_own_spectrum(experiment):
+    from daedyn import store
+    from daedyn.jobs import nonlinear as jobs
+
+    root, paths, X = experiment
+    ds = xr.Dataset({"x": (("sample", "feature"), X)}, coords={"sample": np.arange(150), "feature": np.arange(10)})
+    store.write_dataset(spectrum.spectrum(ds["x"], 100), root / "spec100.nc", title="t", summary="t",
+                        provenance_attrs={})
+    n100 = root / "runs" / "n100" / "seed0.nc"
+    params = {**store.config_of(store.open_dataset(paths[0])), "run": "n100", "n_samples": 100}
+    jobs.train_job(params, str(root / "data.nc"), str(root / "spec100.nc"), str(n100))
+    jobs.aggregate_job({"experiment": "tiny", "runs": ["ae", "n100"], "seeds": [0]}, [paths[0], str(n100)],
+                       str(root / "spec.nc"), str(root / "n.nc"), str(root / "n.csv"))
+    comb = store.open_dataset(root / "n.nc")
+    lam100 = store.open_dataset(root / "spec100.nc")["eigenvalue"].values[:4]
+    ref = nl.linear_theory(lam100, comb["epoch"].values, lr=1.0, noise_std=0.0, weight_decay=0.0, d=10,
+                           init_std=1e-3, hidden=6)
+    np.testing.assert_allclose(comb["mapping_theory"].sel(run="n100").transpose("mode", "epoch"), ref)
+
+
 def test_plot_fig6_has_panels_and_table(experiment):
     from matplotlib.figure import Figure
 

@@ -60,12 +60,12 @@ def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
     theory's stability limit in the network's units, the limit the training guard warned about."""
     from daedyn import nonlinear, theory
 
-    lam, epochs = combined["lam"].values, combined["epoch"].values
+    epochs = combined["epoch"].values
     curves = []
     for r in combined["run"].values:
-        one = combined.sel(run=r)
+        one = combined.sel(run=r)  # its own spectrum too: runs of a sweep over n_samples have their own
         curves.append(nonlinear.linear_theory(
-            lam, epochs, lr=float(one["lr"]), noise_std=float(one["noise_std"]),
+            one["lam"].values, epochs, lr=float(one["lr"]), noise_std=float(one["noise_std"]),
             weight_decay=float(one["weight_decay"]), d=d, init_std=float(one["init_std"]),
             hidden=int(one["hidden_units"])))
     th = xr.concat([c.drop_vars("lam") for c in curves], dim="run").assign_coords(run=combined["run"].values)
@@ -89,7 +89,8 @@ def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
     out = out.assign_coords(lr_theory=("run", [e["lr"] for e in eff], {
         "long_name": "learning rate in theory units eta_eff = 2 lr/d", "units": "1"}))
     # as the engine's guard: the linear limit (theory units) of the run's measured modes, times d/2
-    eta_max = [theory.stability_limit(lam, e["eps"], e["gamma"], int(out.sel(run=r)["hidden_units"])) * d / 2
+    eta_max = [theory.stability_limit(out.sel(run=r)["lam"].values, e["eps"], e["gamma"],
+                                      int(out.sel(run=r)["hidden_units"])) * d / 2
                for e, r in zip(eff, out["run"].values)]
     out = out.assign_coords(eta_max=("run", eta_max, {
         "long_name": "the linear theory's stability limit of the learning rate, in the network's units "
