@@ -218,6 +218,18 @@ def test_device_cuda_without_cuda_stops_before_any_job(tmp_path):
 
 
 @pytest.mark.workflow
+def test_a_run_too_big_for_this_machine_stops_before_any_job(tmp_path):
+    config = {**SYN_CONFIG, "linear_experiments": {"tiny": {
+        **CUDA_CONFIG["linear_experiments"]["tiny"], "device": "cpu", "runs": {"dae": {"eps": 0.5, "hidden": 10**6}}}}}
+    proc = run_snakemake(tmp_path, config, "-c1", RUN, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Invalid config: linear_experiments.tiny.runs.dae.hidden: 1000000 makes run dae need about" in output
+    assert "more than the memory of this machine" in output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()  # no job started
+
+
+@pytest.mark.workflow
 @needs_no_cuda
 def test_device_cuda_is_not_checked_where_a_cluster_executor_submits_the_jobs(tmp_path):
     if shutil.which("sbatch"):

@@ -94,8 +94,10 @@ class Kind:
     seeds: Callable[[Mapping], list[int]] = lambda exp: list(exp["seeds"])
     file_per_seed: bool = True
     run_pattern: str = "[a-z][a-z0-9_]*"
-    #: (plan, exp, run) -> bytes of arrays a training job holds, and seconds of arithmetic it does
-    memory: Callable[..., float] = lambda plan, exp, run: 0.0
+    #: (plan, exp, run) -> bytes of arrays a training job holds, by the config key that drives each part
+    #: ({"hidden": ..., "epochs": ...}: a run too big names the key of its largest part; a number: no key),
+    #: and seconds of arithmetic it does
+    memory: Callable[..., Mapping[str, float] | float] = lambda plan, exp, run: 0.0
     work: Callable[..., float] = lambda plan, exp, run: 0.0
     threads: int = 1
     #: (plan, exp) -> bytes the aggregation holds; None: a light aggregation, run where Snakemake runs

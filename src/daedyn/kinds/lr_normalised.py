@@ -7,7 +7,8 @@ the job checks), so adding a value trains only the new runs.
 from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
-from daedyn.plan import check_distinct, check_modes, config_error, gemm_seconds, spectrum_path
+from daedyn.plan import (check_distinct, check_modes, config_error, gemm_seconds, network_bytes, records_bytes,
+                         spectrum_path)
 
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "eps", "modes", "epoch_budget", "init_std", "log_every", "dtype",
               "device")
@@ -36,10 +37,12 @@ def check(plan, key, exp):
 
 
 def memory(plan, exp, run):
-    """Spectrum (d x d), weights and the records of every mode."""
+    """Spectrum (d x d), the network and the records of the longest possible run (as the linear kind's)."""
     _, d = plan.dataset_shape(exp["dataset"])
+    h = exp["hidden"]
     epochs = exp["epoch_budget"] / min(exp["fractions"])
-    return (3 * d * d + epochs / exp["log_every"] * d) * 8
+    return {"dataset": 3 * d * d * 8, "hidden": network_bytes(d, h),
+            "epoch_budget": records_bytes(epochs, exp["log_every"], d + min(h, d) + 16)}
 
 
 def work(plan, exp, run):
