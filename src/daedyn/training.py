@@ -3,12 +3,15 @@
 :func:`drive` owns the epoch loop of every engine (linear exact / data pass / sampled, the
 nonlinear trainer, and any engine added later):
 
-* start, or resume from a :class:`Checkpoint` (weights, records, random generators);
-* the checkpoint cadence (every ``checkpoint.every`` epochs);
+* start, or resume from a :class:`Checkpoint` (weights, records, random generators) of the same run
+  and code;
+* the checkpoint cadence (every ``checkpoint.every`` epochs, and the final state, which the job
+  removes once the run file is written: :func:`daedyn.jobs.checkpoints`);
 * the recording cadence (epoch 0, every ``log_every`` epochs and the final epoch,
   :func:`log_epochs`);
 * divergence detection (a non-finite recorded loss, or one above ``EXPLODE_FACTOR`` times the
-  first recorded loss, raises :class:`DivergenceError` and removes the checkpoint);
+  first recorded loss, raises :class:`DivergenceError`, naming the learning rate against its limit
+  or the initial weights, whichever is the likelier cause, and removes the checkpoint);
 * progress: one log line (epoch, loss, elapsed, ETA) every ~10 % of the run and at each
   checkpoint, and a tqdm bar only when stderr is a terminal (a SLURM log gets no bar redraws).
 
