@@ -113,6 +113,8 @@ def test_targets_hold_every_enabled_experiment_once(plan):
                             ("lr_normalised_experiments", "lr_normalised_mnist")]],
     (lambda c: c["masking_experiments"]["masking_mnist"]["runs"]["q90"].update(q=1.0),
      "masking_experiments.masking_mnist.runs.q90.q: q=1 keeps every input"),
+    (lambda c: c["lr_normalised_experiments"]["lr_normalised_mnist"].update(fractions=[0.5, 0.50000001]),
+     "lr_normalised_experiments.lr_normalised_mnist.fractions: [0.5, 0.50000001] name runs by 6 significant"),
     (lambda c: c["lr_normalised_experiments"]["lr_normalised_mnist"].update(matched_modes=[], gammas=[]),
      "lr_normalised_experiments.lr_normalised_mnist.matched_modes: the experiment compares WDAEs"),
     (lambda c: c["linear_experiments"]["fig5_mnist"].pop("runs"),

@@ -31,6 +31,11 @@ def check(plan, key, exp):
     check_modes(plan, key, exp)
     check_modes(plan, key, exp, "matched_modes")
     check_distinct(key, exp, "fractions", "gammas")
+    for field in ("fractions", "gammas"):  # run names keep 6 digits: two values must not share one
+        tags = [f"{v:g}" for v in exp[field]]
+        if len(set(tags)) != len(tags):
+            config_error(f"{key}.{field}", f"{exp[field]} name runs by 6 significant digits ({tags}), so one run "
+                         "would silently stand for two values; make them differ within 6 digits")
     if not exp["matched_modes"] and not exp["gammas"]:
         config_error(f"{key}.matched_modes", "the experiment compares WDAEs with the DAE: give `matched_modes` "
                      "or `gammas` (or both)")
