@@ -71,7 +71,7 @@ def test_resumed_run_equals_uninterrupted_run(engine, problem, tmp_path, monkeyp
     np.testing.assert_array_equal(resumed.W1, reference.W1)
     np.testing.assert_array_equal(resumed.W2, reference.W2)
     assert resumed.resumed_from == [60] and reference.resumed_from == []
-    assert not path.exists()  # removed once the run is complete
+    assert torch.load(path, weights_only=True)["epoch"] == 120  # the final state: the job removes it once written
 
 
 def test_checkpoint_of_another_run_is_ignored(problem, tmp_path, caplog):
@@ -96,7 +96,7 @@ def test_corrupt_checkpoint_is_set_aside_and_the_run_starts_afresh(problem, tmp_
     run = linear.train_exact(lam, V, checkpoint=training.Checkpoint(path, 10), **kw)
     assert f"checkpoint {path} is unreadable" in caplog.text and "starting afresh" in caplog.text
     assert (tmp_path / "run.ckpt.corrupt").read_bytes().startswith(b"PK")
-    assert not path.exists()
+    assert torch.load(path, weights_only=True)["epoch"] == 40  # the run's own final state
     xr.testing.assert_identical(run.trajectory, linear.train_exact(lam, V, **kw).trajectory)
 
 
@@ -120,7 +120,7 @@ def test_minibatch_checkpoints_every_k_epochs(tmp_path, monkeypatch):
                                                                            real_save(self, state)))
     linear.train_sampled(X, hidden=4, lr=0.01, epochs=35, eps=0.3, batch_size=100, log_every=5, device="cpu",
                          checkpoint=training.Checkpoint(tmp_path / "run.ckpt", 10))
-    assert saved == [10, 20, 30]
+    assert saved == [10, 20, 30, 35]  # every 10 epochs, and the final state
 
 
 CHILD = """
@@ -243,3 +243,115 @@ def test_after_a_failed_job_only_what_failed_or_is_missing_runs(tmp_path):
     jobs = dry_run_jobs(run_snakemake(tmp_path, config, "-n", target).stdout)
     assert set(jobs) == {("linear_train", "experiment=two, run=bad, seed=0"),
                          ("linear_aggregate", "experiment=two"), ("linear_figure", "experiment=two")}
+
+
+# ------------------------------------------------------------------ the jobs' checkpoints
+@pytest.fixture
+def files(tmp_path):
+    """A synthetic dataset (N = 64, d = 8) and its spectrum, as the workflow's rules write them."""
+    from daedyn.jobs.spectrum import spectrum_job
+
+    dataset = tmp_path / "data.nc"
+    lam = data.spectrum_values("exponential", 8, scale=3.0, decay=0.6)
+    store.write_dataset(data.synthetic(64, 8, lam, seed=5), dataset, title="t", summary="s", provenance_attrs={})
+    spectrum_job({"n_samples": 64, "center": False}, str(dataset), str(tmp_path / "spectrum.nc"))
+    return dataset, tmp_path / "spectrum.nc"
+
+
+LINEAR_RUN = dict(hidden=4, lr=0.05, epochs=40, log_every=10, eps=0.3, device="cpu", dtype="float64")
+LINEAR_SPEC = {k: list(v) if isinstance(v, tuple) else v for k, v in linear.LinearConfig.make(
+    experiment="e", run="r", dataset="syn", n_samples=64, **LINEAR_RUN).to_dict().items()}
+
+
+def _linear_step(spectrum_file, out, every=10):
+    """The linear kind's training step as the workflow runs it (daedyn.kinds.run_step)."""
+    from daedyn import kinds
+    from daedyn.jobs import JobInfo
+
+    kinds.run_step({"linear_experiments": {"e": {"checkpoint_every": every}}}, "linear_train", LINEAR_SPEC,
+                   {"spectrum": str(spectrum_file)}, {"run": str(out)},
+                   JobInfo("linear_train", {"experiment": "e", "run": "r", "seed": 0}))
+
+
+def _killed_after(epoch, monkeypatch):
+    real_save = training.Checkpoint.save
+
+    def save_then_die(self, state):
+        real_save(self, state)
+        if state["epoch"] == epoch:
+            raise Killed
+
+    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
+    return real_save
+
+
+def _counting_steps(monkeypatch, engine=linear.ExactEngine):
+    steps = []
+    real_step = engine.step
+    monkeypatch.setattr(engine, "step", lambda self, t: (steps.append(t), real_step(self, t)))
+    return steps
+
+
+def test_resume_after_an_edit_of_a_train_source_restarts_from_zero(files, tmp_path, monkeypatch, caplog):
+    """The checkpoint covers the modules whose edits rerun the step (Kind.sources), not only the engine's."""
+    import shutil
+
+    package = tmp_path / "package"  # a copy of the package whose data.py (a source of linear_train) is edited
+    shutil.copytree(REPO / "src" / "daedyn", package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(training, "PACKAGE", package, raising=False)
+    out = tmp_path / "run.nc"
+    real_save = _killed_after(20, monkeypatch)
+    with pytest.raises(Killed):
+        _linear_step(files[1], out)
+    monkeypatch.setattr(training.Checkpoint, "save", real_save)
+    (package / "data.py").write_text((package / "data.py").read_text() + "\n# an edit\n")
+    steps = _counting_steps(monkeypatch)
+    _linear_step(files[1], out)
+    assert "was written by other code (changed since: data); restarting from epoch 0" in caplog.text
+    assert len(steps) == 40 and store.open_dataset(out).attrs["resume_history"] == "[]"
+
+
+def test_a_job_killed_before_its_file_was_written_resumes_at_the_final_epoch(files, tmp_path, monkeypatch, caplog):
+    out = tmp_path / "run.nc"
+    real_write = store.write_dataset
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write_dataset", full_disk)
+    with pytest.raises(OSError):
+        _linear_step(files[1], out)
+    monkeypatch.setattr(store, "write_dataset", real_write)
+    steps = _counting_steps(monkeypatch)
+    _linear_step(files[1], out)
+    assert steps == [] and "at epoch 40" in caplog.text  # trained no further
+    assert store.open_dataset(out).attrs["resume_history"] == "[40]"
+    spec = store.open_dataset(files[1])
+    reference = linear.train_exact(spec["eigenvalue"].values, spec["eigenvector"].values, **LINEAR_RUN)
+    np.testing.assert_array_equal(store.open_dataset(out)["u"].values[0, 0], reference.trajectory["u"].values)
+    assert sorted(p.name for p in tmp_path.glob("run.nc*")) == ["run.nc"]  # the checkpoint went after the write
+
+
+def test_a_checkpoint_set_aside_as_corrupt_is_removed_after_the_run_is_written(files, tmp_path):
+    out = tmp_path / "run.nc"
+    (tmp_path / "run.nc.ckpt").write_bytes(b"PK\x03\x04 not really a zip file")
+    _linear_step(files[1], out)
+    assert sorted(p.name for p in tmp_path.glob("run.nc*")) == ["run.nc"]
+
+
+def test_a_resumed_sampled_part_records_its_resume_history(files, tmp_path, monkeypatch):
+    from daedyn.jobs import JobInfo
+    from daedyn.jobs.sampled import sampled_part_job
+
+    params = {"experiment": "e", "run": "fixed_copy", "dataset": "syn", "n_samples": 64, "hidden": 3, "eps": 0.3,
+              "dim": None, "modes": [0, 1], "seeds": 2, "fraction": 0.5, "steps": 30, "copies": 2, "trained_copies": 1,
+              "init_std": 0.05, "init_seed": 0, "dtype": "float64", "device": "cpu"}
+    out = tmp_path / "fixed_copy.nc"
+    args = (params, str(files[1]), str(files[0]), str(out), JobInfo("sampled_train"))
+    real_save = _killed_after(20, monkeypatch)
+    with pytest.raises(Killed):
+        sampled_part_job(*args, checkpoint_every=10)
+    monkeypatch.setattr(training.Checkpoint, "save", real_save)
+    sampled_part_job(*args, checkpoint_every=10)
+    assert store.open_dataset(out).attrs["resume_history"] == "[20]"
+    assert sorted(p.name for p in tmp_path.glob("fixed_copy.nc*")) == ["fixed_copy.nc"]

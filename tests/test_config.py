@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from snakemake.utils import validate
@@ -23,6 +24,23 @@ def test_default_config_validates_and_gets_defaults():
     assert config["datasets"]["mnist"]["split"] == "train"  # default filled in
     assert config["datasets"]["mnist"]["center"] is False
     assert config["data"]["download"] is True
+
+
+def test_schema_has_no_keys_made_of_sentence_fragments():
+    """An unquoted comma in a flow mapping's description ends the description and starts a key of its
+    own (`{description: a, b}` has a key "b"): every key of the schema must look like a name."""
+    def keys(node, where=()):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield (*where, key)
+                yield from keys(value, (*where, key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from keys(value, (*where, i))
+
+    name = re.compile(r"\$?[A-Za-z_][A-Za-z0-9_]*")
+    bad = [path for path in keys(load_yaml(Path(SCHEMA))) if not name.fullmatch(str(path[-1]))]
+    assert bad == []
 
 
 # A complete, small config; each case below breaks one thing.
@@ -217,6 +235,17 @@ def test_syntax_error_in_a_configfile_names_file_and_line(tmp_path, case):
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"Invalid config file {cfg}, line {line}, column "), proc.stderr
     assert expected in proc.stderr
+
+
+@pytest.mark.parametrize("text, what", [("", "is empty"), ("# nothing yet\n", "is empty"),
+                                        ("- linear_experiments\n", "holds a list, not keys")])
+def test_a_configfile_without_keys_is_named(tmp_path, text, what):
+    """Snakemake says only "Config file must be given as JSON or YAML with keys at top level"."""
+    cfg = _write(tmp_path / "cfg.yaml", text)
+    proc = subprocess.run([sys.executable, str(REPO / "workflow" / "check_configfiles.py"), "-n", "--configfile",
+                           str(cfg)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"Invalid config file {cfg}: the file {what}; a config file maps keys"), proc.stderr
 
 
 def test_configfile_check_leaves_other_problems_to_snakemake(tmp_path):

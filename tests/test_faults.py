@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,72 @@ def test_write_killed_by_sigkill_is_cleaned_by_the_next_write(tmp_path):
     assert store.open_dataset(target).sizes["sample"] == 16
 
 
+# ------------------------------------------------------------------ a full disk, a damaged file's provenance
+def test_a_full_disk_names_the_file_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import xarray as xr
+
+    def full_disk(self, path, **kwargs):
+        Path(path).write_bytes(b"CDF half of a file")
+        raise RuntimeError("NetCDF: HDF error")  # what netCDF4 raises on a full disk: no path, no errno
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    target = tmp_path / "runs" / "seed0.nc"
+    with pytest.raises(store.ResultWriteError) as err:
+        store.write_dataset(data.synthetic(16, 2, np.array([2.0, 1.0])), target, title="t", summary="s",
+                            provenance_attrs={})
+    message = str(err.value)
+    assert f"cannot write {target}: no space left on device" in message and "NetCDF: HDF error" in message
+    assert _files(tmp_path) == []
+
+
+def test_provenance_of_a_file_with_a_damaged_chunk_is_still_shown(dataset_file, capsys):
+    from daedyn.__main__ import main
+
+    content = bytearray(dataset_file.read_bytes())
+    start = len(content) // 3  # inside the chunk data
+    content[start:start + 16] = bytes(b ^ 0xFF for b in content[start:start + 16])
+    dataset_file.write_bytes(bytes(content))
+    with pytest.raises(store.ResultFileError):
+        store.open_dataset(dataset_file)  # the data cannot be read ...
+    assert main(["provenance", str(dataset_file)]) == 0  # ... the provenance can
+    out = capsys.readouterr().out
+    assert f"== {dataset_file}" in out and "title: t" in out
+
+
+# ------------------------------------------------------------------ a stopped job, a diverged run
+def test_a_job_stopped_by_sigterm_ends_its_log_saying_so(tmp_path):
+    import os
+    import signal
+
+    from daedyn.jobs import logged
+
+    log, before = tmp_path / "job.log", signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        with logged(JobInfo(rule="linear_train", log=str(log))), store.atomic_path(tmp_path / "r.nc") as tmp:
+            tmp.write_bytes(b"half")
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert "rule linear_train stopped by SIGTERM" in log.read_text().splitlines()[-1]
+    assert _files(tmp_path) == ["job.log"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the job's alone
+
+
+def test_a_run_diverging_from_large_initial_weights_blames_them():
+    from daedyn import linear, spectrum, training
+
+    lam = data.spectrum_values("exponential", 8, scale=3.0, decay=0.6)
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(data.matrix(data.synthetic(64, 8, lam, seed=5)))[0])
+    kw = dict(hidden=6, epochs=200, log_every=10, device="cpu", dtype="float64")
+    with pytest.raises(training.DivergenceError) as err:
+        linear.train_exact(lam, V, lr=0.05, init_std=100, **kw)  # lr is 0.15 of eta_max
+    assert "initial weights are the likelier cause: init_std = 100" in str(err.value)
+    assert "lower init_std rather than lr" in str(err.value)
+    with pytest.raises(training.DivergenceError) as err:  # small weights, lr above the limit: lr it is
+        linear.train_exact(lam, V, lr=3.0 / lam[0], init_std=0.1, allow_unstable=True, **kw)
+    assert "eta_max=" in str(err.value) and "init_std" not in str(err.value)
+
+
 # ------------------------------------------------------------------ through Snakemake
 SYN_CONFIG = {
     "data": {"download": False},
@@ -148,6 +215,18 @@ def test_device_cuda_without_cuda_stops_before_any_job(tmp_path):
     assert run_snakemake(tmp_path, CUDA_CONFIG, "-n", RUN, check=False).returncode == 0
     run_snakemake(tmp_path, CUDA_CONFIG, "-c1", "results/data/syn.nc")
     assert _files(tmp_path / "results") == ["data/syn.nc"]
+
+
+@pytest.mark.workflow
+def test_a_run_too_big_for_this_machine_stops_before_any_job(tmp_path):
+    config = {**SYN_CONFIG, "linear_experiments": {"tiny": {
+        **CUDA_CONFIG["linear_experiments"]["tiny"], "device": "cpu", "runs": {"dae": {"eps": 0.5, "hidden": 10**6}}}}}
+    proc = run_snakemake(tmp_path, config, "-c1", RUN, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Invalid config: linear_experiments.tiny.runs.dae.hidden: 1000000 makes run dae need about" in output
+    assert "more than the memory of this machine" in output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()  # no job started
 
 
 @pytest.mark.workflow

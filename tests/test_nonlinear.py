@@ -365,6 +365,47 @@ def test_jobs_write_runs_combined_and_halftimes(experiment):
     assert (root / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_run_above_the_linear_stability_limit_is_flagged_in_halftimes_and_figure(experiment):
+    """The guard only warns for nonlinear runs (the limit is the linear theory's): the tables and the figure
+    must still say which run trained above it, as for linear runs."""
+    from daedyn import store
+    from daedyn.figures.nonlinear import plot_fig6
+    from daedyn.jobs import nonlinear as jobs
+
+    root, paths, _ = experiment
+    fast = root / "runs" / "fast" / "seed0.nc"  # lr 2.5: 1.33 x the limit 1.88 of this spectrum, still trains
+    params = {**store.config_of(store.open_dataset(paths[0])), "run": "fast", "lr": 2.5}
+    jobs.train_job(params, str(root / "data.nc"), str(root / "spec.nc"), str(fast))
+    agg = {"experiment": "tiny", "runs": ["ae", "fast"], "seeds": [0]}
+    jobs.aggregate_job(agg, [paths[0], str(fast)], str(root / "spec.nc"), str(root / "fast.nc"),
+                       str(root / "fast.csv"))
+    with open(root / "fast.csv") as fh:
+        flags = {(r["run"], r["above_stability_limit"]) for r in csv.DictReader(fh)}
+    assert flags == {("ae", "0"), ("fast", "1")}
+    title = plot_fig6(store.open_dataset(root / "fast.nc"), title="tiny")._suptitle.get_text()
+    assert "fast: lr = 1.33 η_max (above the linear theory's stability limit)" in title and "ae: lr" not in title
+
+
+def test_a_sweep_over_n_samples_compares_each_run_with_the_theory_of_its_own_spectrum(experiment):
+    from daedyn import store
+    from daedyn.jobs import nonlinear as jobs
+
+    root, paths, X = experiment
+    ds = xr.Dataset({"x": (("sample", "feature"), X)}, coords={"sample": np.arange(150), "feature": np.arange(10)})
+    store.write_dataset(spectrum.spectrum(ds["x"], 100), root / "spec100.nc", title="t", summary="t",
+                        provenance_attrs={})
+    n100 = root / "runs" / "n100" / "seed0.nc"
+    params = {**store.config_of(store.open_dataset(paths[0])), "run": "n100", "n_samples": 100}
+    jobs.train_job(params, str(root / "data.nc"), str(root / "spec100.nc"), str(n100))
+    jobs.aggregate_job({"experiment": "tiny", "runs": ["ae", "n100"], "seeds": [0]}, [paths[0], str(n100)],
+                       str(root / "spec.nc"), str(root / "n.nc"), str(root / "n.csv"))
+    comb = store.open_dataset(root / "n.nc")
+    lam100 = store.open_dataset(root / "spec100.nc")["eigenvalue"].values[:4]
+    ref = nl.linear_theory(lam100, comb["epoch"].values, lr=1.0, noise_std=0.0, weight_decay=0.0, d=10,
+                           init_std=1e-3, hidden=6)
+    np.testing.assert_allclose(comb["mapping_theory"].sel(run="n100").transpose("mode", "epoch"), ref)
+
+
 def test_plot_fig6_has_panels_and_table(experiment):
     from matplotlib.figure import Figure
 

@@ -113,6 +113,8 @@ def test_targets_hold_every_enabled_experiment_once(plan):
                             ("lr_normalised_experiments", "lr_normalised_mnist")]],
     (lambda c: c["masking_experiments"]["masking_mnist"]["runs"]["q90"].update(q=1.0),
      "masking_experiments.masking_mnist.runs.q90.q: q=1 keeps every input"),
+    (lambda c: c["lr_normalised_experiments"]["lr_normalised_mnist"].update(fractions=[0.5, 0.50000001]),
+     "lr_normalised_experiments.lr_normalised_mnist.fractions: [0.5, 0.50000001] name runs by 6 significant"),
     (lambda c: c["lr_normalised_experiments"]["lr_normalised_mnist"].update(matched_modes=[], gammas=[]),
      "lr_normalised_experiments.lr_normalised_mnist.matched_modes: the experiment compares WDAEs"),
     (lambda c: c["linear_experiments"]["fig5_mnist"].pop("runs"),
@@ -128,6 +130,27 @@ def test_bad_configs_name_the_key(change, message):
     with pytest.raises(ConfigError) as err:
         Plan(config)
     assert message in str(err.value)
+
+
+def test_a_run_that_cannot_fit_stops_before_it_starts_naming_the_key_estimate_and_limit():
+    """hidden: 1000000 needs H x H work matrices; epochs: 10**12 once died in log_epochs allocating 745 GiB."""
+    config = default_config()
+    base = config["linear_experiments"]["fig5_mnist"]
+    config["linear_experiments"].update(
+        wide={**base, "runs": {"dae": {"eps": 0.5, "hidden": 1_000_000}}, "paper_plateaus": {}},
+        long={**base, "epochs": 10**12, "log_every": 10})
+    plan = Plan(config)
+    with pytest.raises(ConfigError, match=r"linear_experiments\.wide\.runs\.dae\.hidden: 1000000 makes run dae need "
+                       r"about 14\.6 TiB of memory \(.*hidden 14\.6 TiB.*\), more than the memory of this machine, "
+                       r"where the job would run, 16\.0 GiB"):
+        plan.check_memory([("linear_train", "wide", "dae", None, True)], 16 * 1024)
+    with pytest.raises(ConfigError, match=r"linear_experiments\.long\.epochs: 1000000000000 makes run ae need about "
+                       r"\d+\.\d TiB"):
+        plan.check_memory([("linear_train", "long", "ae", None, True)], 16 * 1024)
+    fits = ("linear_train", "fig5_mnist", "ae", plan.mem_mb("fig5_mnist", "ae", 1), True)
+    plan.check_memory([fits, ("dataset", None, None, 10**9, True)], 16 * 1024)  # other rules: not its business
+    with pytest.raises(ConfigError, match=r"more than the memory its job requests \(mem_mb\), 500 MiB"):
+        plan.check_memory([(*fits[:3], 500, False)], 16 * 1024)
 
 
 def test_a_run_outside_the_config_is_named(plan):

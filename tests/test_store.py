@@ -142,6 +142,23 @@ def test_dirty_tree_records_the_hash_of_its_diff(tmp_path):
     assert provenance.git_state(tmp_path)["git_diff_sha256"] == ""  # not a checkout
 
 
+def test_untracked_files_of_the_package_make_the_code_dirty(tmp_path):
+    """A new module that is not yet added runs too: its content is part of the code's hash."""
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "pkg" / "m.py").write_text("a = 1\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    (repo / "scratch.txt").write_text("not the package's")  # outside the package: still clean
+    assert provenance.git_state(repo / "pkg")["git_dirty"] == 0
+    (repo / "pkg" / "new.py").write_text("b = 1\n")
+    first = provenance.git_state(repo / "pkg")
+    assert first["git_dirty"] == 1 and first["git_diff_sha256"] != ""
+    (repo / "pkg" / "new.py").write_text("b = 2\n")
+    assert provenance.git_state(repo / "pkg")["git_diff_sha256"] not in ("", first["git_diff_sha256"])
+
+
 def test_provenance_identifies_package_threads_and_resumption(tmp_path, one_torch_thread):
     import torch
 

@@ -33,13 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for path in args.files:
         try:
-            ds = store.open_dataset(path)
+            attrs = store.read_attrs(path)  # the attributes only: a damaged data chunk does not hide them
         except store.ResultFileError as err:
             print(f"{path}: {err}", file=sys.stderr)
             status = 1
             continue
         print(f"== {path}")
-        print(provenance.describe(ds.attrs))
+        print(provenance.describe(attrs))
     return status
 
 

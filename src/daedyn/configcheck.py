@@ -120,10 +120,15 @@ def _syntax_message(path: Path, text: str, err: yaml.MarkedYAMLError) -> str:
 
 
 def check_files(paths) -> None:
-    """:func:`load_strict` on every existing file (a missing one is left to the caller to report)."""
+    """:func:`load_strict` on every existing file (a missing one is left to the caller to report); each
+    must hold keys at the top level (Snakemake says only that some config file does not)."""
     for path in paths:
         if Path(path).is_file():
-            load_strict(path)
+            content = load_strict(path)
+            if not isinstance(content, dict):
+                what = "is empty" if content is None else f"holds a {type(content).__name__}, not keys"
+                raise ConfigError(f"{path}: the file {what}; a config file maps keys to values at the top level "
+                                  "(e.g. `linear_experiments: ...`). Fix it or leave it out of --configfile.")
 
 
 # --------------------------------------------------------------------------- values

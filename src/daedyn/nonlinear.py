@@ -307,7 +307,7 @@ class NonlinearEngine(Engine):
             what = (f"weight norm {norms:.3g} > {NORM_BOUND:g}" if norms > NORM_BOUND else
                     f"the mapping of every measured mode is below {COLLAPSED_MAPPING:g} while the loss "
                     f"{loss:.4g} sits at the trivial value mean(x^2) = {self.trivial_loss:.4g}")
-            raise DivergenceError(f"training collapsed by epoch {epoch}: {what}; {self.divergence_note()}")
+            raise DivergenceError(f"training collapsed by epoch {epoch}: {what}; {self.why_diverged()}")
 
     def step(self, epoch: int) -> None:
         if self.full:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any, Mapping
 
 from daedyn import configcheck, kinds as registry
@@ -39,6 +41,28 @@ RESERVED = {"data", "spectra", "scalar", "claims", "figures", "fig1", "fig2", "f
 
 def gemm_seconds(flops: float) -> float:
     return flops / (GFLOPS * 1e9)
+
+
+def network_bytes(d: int, hidden: int) -> float:
+    """A two-layer network's arrays in float64: the weights, their gradients and copies (initial, final,
+    in the eigenbasis, in the run file), about 12 H x d, and two H x H work matrices."""
+    return (12 * hidden * d + 2 * hidden * hidden) * 8
+
+
+def records_bytes(epochs: float, log_every: int, width: float) -> float:
+    """The records of a run: ``epochs / log_every`` rows of ``width`` numbers in float64, held by the
+    tracker and again by the run file's dataset, and the recorded epochs (``training.log_epochs``)."""
+    return (epochs // log_every + 2) * (2 * width + 3) * 8
+
+
+def machine_mb() -> float:
+    """MB of memory of this machine, or of the container (cgroup v2) it runs in when that is less."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit) / 2**20) if limit.isdigit() else total
 
 
 def canonical(params: Mapping) -> dict:
@@ -226,9 +250,43 @@ class Plan:
         """A GPU is requested only when an experiment asks for CUDA explicitly (auto takes what the node has)."""
         return int(self.experiment(name).get("device") == "cuda")
 
+    def memory(self, name: str, run: str) -> dict[str, float]:
+        """Bytes of arrays a run's training job holds, by the config key that drives each part."""
+        terms = self.kind_of[name].memory(self, self.experiment(name), run)
+        return dict(terms) if isinstance(terms, Mapping) else {"": float(terms)}
+
     def mem_mb(self, name: str, run: str, attempt: int) -> int:
-        kind = self.kind_of[name]
-        return self.requested_mb(kind.memory(self, self.experiment(name), run), attempt)
+        return self.requested_mb(sum(self.memory(name, run).values()), attempt)
+
+    def check_memory(self, jobs, here_mb: float) -> None:
+        """Stop before a training job starts that cannot fit: ``jobs`` are (rule, experiment, run, the
+        job's mem_mb request or None, whether it runs on this machine, of ``here_mb`` MB).
+
+        The need is the interpreter (BASE_MB) and the kind's estimate, without the safety margin of the
+        request; the error names the key of the largest part, the estimate and the limit.
+        """
+        train_rules = {kind.rule("train") for kind in self.kinds.values()}
+        for rule, name, run, requested, here in jobs:
+            if rule not in train_rules:
+                continue
+            terms = self.memory(name, run)
+            need = BASE_MB + sum(terms.values()) / 2**20
+            limits = ([(requested, "the memory its job requests (mem_mb)")] if requested else []) + (
+                [(here_mb, "the memory of this machine, where the job would run")] if here else [])
+            for limit, what in limits:
+                if need > limit:
+                    key = max(terms, key=terms.get)
+                    kind, exp = self.kind_of[name], self.experiment(name)
+                    own = run if run in exp.get("runs", {}) else None  # a part or grid point has no entry
+                    where, value = f"{kind.section}.{name}", ""
+                    if key:
+                        where = run_key(where, exp, own, key) if own else f"{where}.{key}"
+                        value = f"{run_setting(exp, own, key)} makes "
+                    parts = ", ".join(f"{k or 'arrays'} {_size(v / 2**20)}" for k, v in
+                                      sorted(terms.items(), key=lambda kv: -kv[1]) if v)
+                    config_error(where, f"{value}run {run} need{'' if key else 's'} about {_size(need)} of memory "
+                                 f"(the interpreter {_size(BASE_MB)}; {parts}), more than {what}, {_size(limit)}. "
+                                 "Make it smaller, or run the experiment where that much memory is.")
 
     def runtime(self, name: str, run: str, attempt: int) -> int:
         kind = self.kind_of[name]
@@ -239,7 +297,7 @@ class Plan:
         return self.requested_mb(kind.aggregate_memory(self, self.experiment(name)), attempt)
 
     def requested_mb(self, array_bytes: float, attempt: int) -> int:
-        return int((BASE_MB + self.config["resource_safety"] * array_bytes / 2**20) * attempt)
+        return math.ceil(BASE_MB + self.config["resource_safety"] * array_bytes / 2**20) * attempt
 
     def requested_minutes(self, seconds: float, attempt: int) -> int:
         """Whole minutes for `seconds` of work at the measured rates plus start-up, with the margin."""
@@ -342,6 +400,13 @@ class Plan:
         if self.beyond_claims():
             out.append("results/claims/beyond.csv")
         return list(dict.fromkeys(out))
+
+
+def _size(mb: float) -> str:
+    for unit, scale in (("TiB", 2**20), ("GiB", 2**10)):
+        if mb >= scale:
+            return f"{mb / scale:.1f} {unit}"
+    return f"{mb:.0f} MiB"
 
 
 def _flat(inputs: Mapping[str, Any]) -> list[str]:

@@ -88,11 +88,13 @@ def check_source() -> None:
 
 
 def git_state(path: str | os.PathLike = PACKAGE_ROOT) -> dict[str, Any]:
-    """Commit, dirty flag, `git describe` and (when dirty) the SHA-256 of `git diff HEAD`.
+    """Commit, dirty flag, `git describe` and (when dirty) the SHA-256 of the uncommitted code.
 
     The package's own checkout is asked (not the working directory), so a
     workflow run with ``--directory elsewhere`` still records the code version.
-    The diff's hash tells apart two runs of the same commit with different
+    The uncommitted code is `git diff HEAD` plus the untracked files (not
+    ignored) under `path`, the package's folder: a new module not yet added
+    runs too. Its hash tells apart two runs of the same commit with different
     uncommitted edits. Outside a git checkout the fields say "unknown" and
     git_dirty is -1.
     """
@@ -102,14 +104,22 @@ def git_state(path: str | os.PathLike = PACKAGE_ROOT) -> dict[str, Any]:
 
     try:
         commit = git("rev-parse", "HEAD").decode().strip()
-        # tracked files only: untracked results or scratch files do not make the code "dirty"
-        dirty = 1 if git("status", "--porcelain", "--untracked-files=no").strip() else 0
+        # untracked files count under `path` only: results or scratch files elsewhere do not make the code "dirty"
+        changed = git("status", "--porcelain", "--untracked-files=no").strip()
+        untracked = sorted(name for name in git("ls-files", "--others", "--exclude-standard", "-z", "--", ".")
+                           .split(b"\0") if name)
         describe = git("describe", "--always", "--dirty", "--tags").decode().strip()
-        diff = git("diff", "HEAD", "--binary", "--no-ext-diff", "--no-color") if dirty else None
+        diff = git("diff", "HEAD", "--binary", "--no-ext-diff", "--no-color") if changed else b""
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": -1, "git_describe": "unknown", "git_diff_sha256": ""}
-    return {"git_commit": commit, "git_dirty": dirty, "git_describe": describe,
-            "git_diff_sha256": hashlib.sha256(diff).hexdigest() if diff is not None else ""}
+    if not (changed or untracked):
+        return {"git_commit": commit, "git_dirty": 0, "git_describe": describe, "git_diff_sha256": ""}
+    code = hashlib.sha256(diff)
+    for name in untracked:
+        file = Path(path) / os.fsdecode(name)
+        code.update(b"\0untracked " + name + b"\0" + (os.fsencode(os.readlink(file)) if file.is_symlink()
+                                                         else file.read_bytes()))
+    return {"git_commit": commit, "git_dirty": 1, "git_describe": describe, "git_diff_sha256": code.hexdigest()}
 
 
 def package_versions() -> dict[str, str]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -236,9 +236,10 @@ def _linear_config(config: SampledConfig, run: str, *, engine: str, lr: float, e
         allow_unstable=False, heldout=None, sigma2_test=())
 
 
-def _checkpoint(prefix: str | None, every: int, name: str) -> Checkpoint | None:
-    """One checkpoint file per engine run of a part, so that a killed part resumes the run it was in."""
-    return Checkpoint(f"{prefix}.{name}.ckpt", every) if prefix and every else None
+#: the job's checkpoint of each engine run of a part, by name (daedyn.jobs.checkpoints), so that a
+#: killed part resumes the run it was in; by default none
+Checkpoints = Callable[[str], Checkpoint | None]
+_NONE: Checkpoints = lambda name: None  # noqa: E731
 
 
 def batch_part(batch_size: int | None) -> str:
@@ -246,15 +247,16 @@ def batch_part(batch_size: int | None) -> str:
     return "traj_full" if batch_size is None else f"traj_b{int(batch_size)}"
 
 
-def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None,
-                         checkpoint_every: int = 0, threads: int | None = None, progress: bool = False) -> xr.Dataset:
+def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint: Checkpoints = _NONE,
+                         threads: int | None = None, progress: bool = False) -> tuple[xr.Dataset, list[int]]:
     """Fresh-noise training of ``config.seeds`` seeds from one set of initial weights, per batch size.
 
     For each B in ``config.batches`` (None: the full batch): η = ``fraction``·η_max for ``steps``
     gradient steps (whole epochs), about ``records`` records; initial weights of ``init_seed``
     (``init_std``) shared by every seed. Returns ``u`` (batch, seed, step, mode) (NaN where a batch
-    size has no record) with ``steps_per_epoch`` (batch). Stops before training where ``steps`` leave
-    the marginalised recurrence no stationary phase (:func:`marginalised_reference`).
+    size has no record) with ``steps_per_epoch`` (batch), and the epochs its engine runs resumed from.
+    Stops before training where ``steps`` leave the marginalised recurrence no stationary phase
+    (:func:`marginalised_reference`).
     """
     config.need("fraction", "steps", "records", "batches", "burn_in")
     problem = sampled_problem(config, problem)
@@ -264,7 +266,7 @@ def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint_
     eta_max = _eta_max(lam, config)
     lr = config.fraction * eta_max
     W1, W2 = init_weights(d, config.hidden, init_std=config.init_std, seed=config.init_seed)
-    parts = []
+    parts, resumed = [], []
     for B in config.batches:
         b = n if B is None else int(B)
         if not 1 <= b <= n:
@@ -276,8 +278,8 @@ def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint_
         cfg = _linear_config(config, name, engine="sampled", lr=lr, epochs=epochs, log_every=every, batch_size=b,
                              seed=config.init_seed, n=n)
         run = train_seed_batch(cfg, problem, seeds=range(config.seeds), modes=config.modes, W1=W1, W2=W2,
-                               checkpoint=_checkpoint(checkpoint_prefix, checkpoint_every, name), threads=threads,
-                               progress=progress)
+                               checkpoint=checkpoint(name), threads=threads, progress=progress)
+        resumed += run.resumed_from
         u = run.trajectory["u"].swap_dims(epoch="step").reset_coords(drop=True)  # the config stays in attrs
         parts.append(u.expand_dims(batch=[b]).assign_coords(steps_per_epoch=("batch", [spe])))
     u = xr.concat(parts, "batch", join="outer")
@@ -286,17 +288,18 @@ def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint_
     out["steps_per_epoch"].attrs.update(long_name="gradient steps per epoch", units="1")
     out.attrs.update(lr=lr, eta_max=eta_max, fraction=config.fraction, steps=config.steps, n_samples=n, dim=d,
                      hidden=config.hidden, eps=config.eps, init_std=config.init_std, init_seed=config.init_seed)
-    return out
+    return out, resumed
 
 
-def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None,
-                     checkpoint_every: int = 0, threads: int | None = None, progress: bool = False) -> xr.Dataset:
+def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint: Checkpoints = _NONE,
+                     threads: int | None = None, progress: bool = False) -> tuple[xr.Dataset, list[int]]:
     """The η sweep: ``config.seeds`` seeds from the aligned balanced minimum (:func:`balanced_minimum`)
     at batch size ``var_batch``, for each η = f·η_max, f in ``var_fractions``.
 
     A run lasts ``burn_in`` + ``window`` relaxation times τ = 1/(2ηλ) of the slowest tracked mode,
     recorded every τ/2. Returns ``u`` (lr, seed, epoch, mode) (NaN past a run's end) and
-    ``window_start`` (lr): the first epoch of the stationary window (after ``burn_in`` τ).
+    ``window_start`` (lr): the first epoch of the stationary window (after ``burn_in`` τ), and the
+    epochs its engine runs resumed from.
     """
     config.need("var_fractions", "var_batch", "burn_in", "window")
     problem = sampled_problem(config, problem)
@@ -308,7 +311,7 @@ def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint_pref
     Wm1, Wm2 = balanced_minimum(lam, V, eps=config.eps, hidden=config.hidden)
     lam_slow = lam[max(config.modes)]
     spe = -(-n // config.var_batch)
-    parts, starts = [], []
+    parts, starts, resumed = [], [], []
     for f in config.var_fractions:
         eta = f * eta_max
         tau = 1.0 / (2 * eta * lam_slow)
@@ -318,8 +321,8 @@ def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint_pref
         cfg = _linear_config(config, name, engine="sampled", lr=eta, epochs=epochs, log_every=every,
                              batch_size=config.var_batch, seed=config.init_seed, n=n)
         run = train_seed_batch(cfg, problem, seeds=range(config.seeds), modes=config.modes, W1=Wm1, W2=Wm2,
-                               checkpoint=_checkpoint(checkpoint_prefix, checkpoint_every, name), threads=threads,
-                               progress=progress)
+                               checkpoint=checkpoint(name), threads=threads, progress=progress)
+        resumed += run.resumed_from
         parts.append(run.trajectory["u"].reset_coords(drop=True).expand_dims(lr=[eta]))
         starts.append(config.burn_in * tau / spe)
     out = xr.Dataset({"u": xr.concat(parts, "lr", join="outer")})
@@ -331,17 +334,17 @@ def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint_pref
     out["fraction"].attrs.update(long_name="learning rate as a fraction of the stability limit 1/lambda_1", units="1")
     out.attrs.update(eta_max=eta_max, var_batch=config.var_batch, steps_per_epoch=spe, burn_in=config.burn_in,
                      window=config.window, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps)
-    return out
+    return out, resumed
 
 
-def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint_prefix: str | None = None,
-                 checkpoint_every: int = 0, threads: int | None = None, progress: bool = False) -> xr.Dataset:
+def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint: Checkpoints = _NONE,
+                 threads: int | None = None, progress: bool = False) -> tuple[xr.Dataset, list[int]]:
     """Fixed noisy copies: the closed-form plateaus of copies 0 .. ``copies``−1
     (:func:`fixed_copy_plateaus`) and copies 0 .. ``trained_copies``−1 trained (full batch, η =
     ``fraction``·η_max, ``steps`` steps, from the trajectories' initial weights).
 
     Returns ``plateau`` (copy, mode), ``trained`` (trained_copy, mode): the trained copies' final u,
-    and ``u_star`` (mode), the marginalised fixed point.
+    and ``u_star`` (mode), the marginalised fixed point; and the epochs its engine runs resumed from.
     """
     config.need("fraction", "steps", "copies", "trained_copies")
     problem = sampled_problem(config, problem)
@@ -352,13 +355,14 @@ def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint_prefix: 
     plateaus = fixed_copy_plateaus(X, V, eps=config.eps, seeds=range(config.copies), hidden=config.hidden,
                                    modes=modes)
     W1, W2 = init_weights(d, config.hidden, init_std=config.init_std, seed=config.init_seed)
-    trained = []
+    trained, resumed = [], []
     for c in range(config.trained_copies):
         name = f"fixed_copy{c}"
         cfg = _linear_config(config, name, engine="datapass", lr=lr, epochs=config.steps, log_every=config.steps,
                              batch_size=None, seed=c, n=n)
-        run = train_fixed_copy(cfg, problem, W1=W1, W2=W2, checkpoint=_checkpoint(checkpoint_prefix, checkpoint_every,
-                               name), threads=threads, progress=progress)
+        run = train_fixed_copy(cfg, problem, W1=W1, W2=W2, checkpoint=checkpoint(name), threads=threads,
+                               progress=progress)
+        resumed += run.resumed_from
         trained.append(run.trajectory["u"].isel(epoch=-1).values[modes])
     out = xr.Dataset({
         "plateau": (("copy", "mode"), plateaus,
@@ -373,7 +377,7 @@ def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint_prefix: 
                "mode": ("mode", np.asarray(modes), {"long_name": "eigenmode index (0 = largest eigenvalue)", "units": "1"}),
                "lam": ("mode", lam[modes], {"long_name": "eigenvalue of Sigma", "units": "1"})})
     out.attrs.update(lr=lr, steps=config.steps, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps)
-    return out
+    return out, resumed
 
 
 def marginalised_reference(config: SampledConfig, problem: Problem):

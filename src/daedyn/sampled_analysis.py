@@ -123,9 +123,8 @@ _SUMMARY_META = {
 def sampled_summary(config: SampledConfig, problem: Problem, **runtime) -> xr.Dataset:
     """Every part of the experiment in this process, then :func:`summarise_sampled` (for notebooks and
     tests; the workflow runs each part as its own job). ``runtime``: ``threads``, ``progress``."""
-    traj = sampled_trajectories(config, problem, **runtime)
-    return summarise_sampled(config, problem, traj, sampled_variance(config, problem, **runtime),
-                             fixed_copies(config, problem, **runtime))
+    parts = [part(config, problem, **runtime)[0] for part in (sampled_trajectories, sampled_variance, fixed_copies)]
+    return summarise_sampled(config, problem, *parts)
 
 
 def sampled_rows(summary: xr.Dataset) -> list[dict]:

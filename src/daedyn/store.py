@@ -12,9 +12,11 @@ mid-write therefore never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -135,7 +137,7 @@ def write_dataset(
     for name, extra in (encoding or {}).items():
         enc.setdefault(name, {}).update(extra)
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, needs=ds.nbytes) as tmp:
         with warnings.catch_warnings():
             # packed uint8 pixels have no missing values, so no fill value is needed
             warnings.filterwarnings("ignore", message="saving variable .* without any _FillValue")
@@ -143,14 +145,21 @@ def write_dataset(
     return path
 
 
+class ResultWriteError(OSError):
+    """A result file could not be written (the message names it, and a full disk)."""
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, needs: int = 0) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed to `path`, on failure removed.
 
     Used for every result file (netCDF, CSV, figures), so that an interrupted
     job never leaves a file that looks complete. A write killed outright
     (SIGKILL, node failure) cannot remove its temporary file; the next write of
-    the same `path` does.
+    the same `path` does. A failed write (netCDF's ``NetCDF: HDF error`` names
+    no file) raises :class:`ResultWriteError` naming `path`, and says "no space
+    left on device" where the error's errno or the free space says so (less
+    free than `needs`, the bytes the content may take).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,9 +177,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, (ResultWriteError, ResultFileError)):  # already names its file
+            raise
+        raise _write_error(path, err, needs) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_error(path: Path, err: BaseException, needs: int) -> ResultWriteError:
+    free = shutil.disk_usage(path.parent).free
+    if getattr(err, "errno", None) == errno.ENOSPC or free < needs:
+        return ResultWriteError(
+            errno.ENOSPC, f"cannot write {path}: no space left on device ({free / 2**20:.1f} MiB free in "
+            f"{path.parent}, the content takes up to {needs / 2**20:.1f} MiB; {type(err).__name__}: {err}). "
+            "Free some space (or point the results elsewhere) and rerun; no partial file was left behind.")
+    return ResultWriteError(getattr(err, "errno", None) or errno.EIO,
+                            f"cannot write {path}: {type(err).__name__}: {err}; no partial file was left behind")
 
 
 def open_dataset(path: str | os.PathLike, *, needed_by: str = "", load: bool = True, **kwargs) -> xr.Dataset:
@@ -191,6 +216,21 @@ def open_dataset(path: str | os.PathLike, *, needed_by: str = "", load: bool = T
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise _unreadable(path, needed_by, err) from err
     return ds
+
+
+def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The global attributes of a result file (its provenance), read without its data, so that a
+    damaged data chunk does not hide where the file came from."""
+    import netCDF4
+
+    path = Path(path)
+    if not path.exists():
+        raise ResultFileError(f"result file {path} does not exist")
+    try:
+        with netCDF4.Dataset(path) as nc:
+            return {key: nc.getncattr(key) for key in nc.ncattrs()}
+    except (OSError, RuntimeError) as err:
+        raise _unreadable(path, "", err) from err
 
 
 @contextlib.contextmanager

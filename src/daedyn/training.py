@@ -3,12 +3,15 @@
 :func:`drive` owns the epoch loop of every engine (linear exact / data pass / sampled, the
 nonlinear trainer, and any engine added later):
 
-* start, or resume from a :class:`Checkpoint` (weights, records, random generators);
-* the checkpoint cadence (every ``checkpoint.every`` epochs);
+* start, or resume from a :class:`Checkpoint` (weights, records, random generators) of the same run
+  and code;
+* the checkpoint cadence (every ``checkpoint.every`` epochs, and the final state, which the job
+  removes once the run file is written: :func:`daedyn.jobs.checkpoints`);
 * the recording cadence (epoch 0, every ``log_every`` epochs and the final epoch,
   :func:`log_epochs`);
 * divergence detection (a non-finite recorded loss, or one above ``EXPLODE_FACTOR`` times the
-  first recorded loss, raises :class:`DivergenceError` and removes the checkpoint);
+  first recorded loss, raises :class:`DivergenceError`, naming the learning rate against its limit
+  or the initial weights, whichever is the likelier cause, and removes the checkpoint);
 * progress: one log line (epoch, loss, elapsed, ETA) every ~10 % of the run and at each
   checkpoint, and a tqdm bar only when stderr is a terminal (a SLURM log gets no bar redraws).
 
@@ -217,14 +220,21 @@ class Checkpoint:
     recorded loss (the divergence reference) and the engine's random generators, so a run killed
     at any moment and started again with the same configuration resumes from the last checkpoint
     and ends with exactly the result of an uninterrupted run (same device and thread count). A
-    checkpoint written by another run or by other code (its fingerprint differs) is ignored; an
-    unreadable one is set aside as ``<path>.corrupt`` and the run starts afresh.
+    checkpoint written by another run (its fingerprint differs) is ignored; one written by other code
+    (the engine's module, this one or ``sources``: the package modules whose edits rerun the job,
+    :meth:`daedyn.kinds.Kind.sources`) is ignored with a WARNING naming the changed modules, so that no
+    run mixes two code versions; an unreadable one is set aside as ``<path>.corrupt``. In each case the
+    run starts afresh. At its end a run saves its final state; whoever writes the result removes the
+    checkpoint afterwards (:meth:`remove`), so a job killed before its result file was in place
+    resumes at the final epoch instead of training again.
     """
 
-    def __init__(self, path, every: int):
+    def __init__(self, path, every: int, sources: Sequence[str] = ()):
         self.path = Path(path)
         self.every = int(every)
+        self.sources = tuple(sources)
         self.fingerprint = ""
+        self.code: dict[str, str] = {}
 
     def load(self) -> dict | None:
         if not self.path.exists():
@@ -239,7 +249,13 @@ class Checkpoint:
                         self.path, type(err).__name__, err, aside)
             return None
         if fingerprint != self.fingerprint:
-            log.warning("checkpoint %s belongs to another run or older code; starting afresh", self.path)
+            log.warning("checkpoint %s belongs to another run; starting afresh", self.path)
+            return None
+        code = state.get("code", {})
+        changed = sorted(m for m in code.keys() | self.code.keys() if code.get(m) != self.code.get(m))
+        if changed:
+            log.warning("checkpoint %s was written by other code (changed since: %s); restarting from epoch 0 "
+                        "so that the run is not a mix of two code versions", self.path, ", ".join(changed))
             return None
         log.warning("resuming from %s at epoch %d", self.path, state["epoch"])
         return state
@@ -250,24 +266,34 @@ class Checkpoint:
     def save(self, state: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"fingerprint": self.fingerprint, **state}, tmp)
+        torch.save({"fingerprint": self.fingerprint, "code": self.code, **state}, tmp)
         os.replace(tmp, self.path)  # atomic: a kill mid-save keeps the previous checkpoint
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+        """Remove the checkpoint, an interrupted save and one set aside as unreadable."""
+        for suffix in ("", ".tmp", ".corrupt"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
+
+PACKAGE = Path(__file__).resolve().parent
 
 
 def fingerprint(config, lam, engine, **extra) -> str:
     """What must match for a checkpoint to be resumed: the run configuration, the spectrum, the
-    engine's and this module's code (a checkpoint written by older code is not resumed), and
-    ``extra`` facts of the run (given initial weights, data size, device)."""
-    code = hashlib.sha256()
-    for module in (inspect.getsourcefile(type(engine)), __file__):
-        code.update(Path(module).read_bytes())
+    engine and ``extra`` facts of the run (given initial weights, data size, device). The code is
+    compared separately (:func:`code_sha256`), so that a code change is reported as such."""
     lam_sha = hashlib.sha256(np.ascontiguousarray(lam, dtype=np.float64).tobytes()).hexdigest()
     return json.dumps({"config": config.to_dict(), "engine": type(engine).__name__, "lam_sha256": lam_sha,
-                       "code_sha256": code.hexdigest(), **extra}, sort_keys=True, default=str)
+                       **extra}, sort_keys=True, default=str)
+
+
+def code_sha256(engine, sources: Sequence[str] = ()) -> dict[str, str]:
+    """SHA-256 of each module whose code a run's numbers depend on: the engine's, this one and
+    ``sources`` (package modules, ``"linear"``, ``"jobs/linear"``), named relative to the package."""
+    files = [Path(inspect.getsourcefile(type(engine))).resolve(), Path(__file__).resolve(),
+             *(PACKAGE / f"{module}.py" for module in sources)]
+    return {(str(f.relative_to(PACKAGE).with_suffix("")) if f.is_relative_to(PACKAGE) else str(f)):
+            hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,6 +401,26 @@ class Engine(abc.ABC):
     def divergence_note(self) -> str:
         """Words for a divergence message: the learning rate against its stability limit."""
 
+    def why_diverged(self) -> str:
+        """:meth:`divergence_note`, and the initial weights when they are large enough to be the cause.
+
+        ``eta_max`` holds at a fixed point, where every layer's singular values are at most 1 (√u*
+        for a balanced network). Initial weights with larger singular values s₁, s₂ curve the loss
+        about (s₁² + s₂²)/2 times as much, so gradient descent can diverge from the first step at a
+        learning rate well below ``eta_max``; the message must then point at the initial scale.
+        """
+        c = self.config
+        s1, s2 = (float(torch.linalg.matrix_norm(w.detach().double(), ord=2).max()) for w in (self.W1_0, self.W2_0))
+        factor = (s1**2 + s2**2) / 2
+        if factor <= 1 or c.lr * factor < self.eta_max:
+            return self.divergence_note()
+        source = ("the given initial weights" if self.given or getattr(c, "init", "random") != "random"
+                  else f"init_std = {c.init_std:g}")
+        return (f"{self.divergence_note()}. The initial weights are the likelier cause: {source} gives W1 and W2 "
+                f"largest singular values {s1:.3g} and {s2:.3g} (at most 1 at a fixed point), which curves the loss "
+                f"about {factor:.3g} times as much at the start, where gradient descent needs lr below about "
+                f"eta_max/{factor:.3g} = {self.eta_max / factor:.3g}; lower init_std rather than lr")
+
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The current (W1, W2) in the data's basis, for the run file."""
         return self.W1, self.W2
@@ -441,9 +487,10 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
           desc: str = "") -> Loop:
     """Run ``engine`` for ``config.epochs`` epochs, recording at :func:`log_epochs`.
 
-    With a ``checkpoint`` the state is saved every ``checkpoint.every`` epochs and a run with the
-    same fingerprint resumes from it; the checkpoint is removed when the run ends, also when it
-    diverged (a diverged run is final, there is nothing to resume).
+    With a ``checkpoint`` the state is saved every ``checkpoint.every`` epochs and at the end, and a
+    run with the same fingerprint resumes from it. The final state stays until the caller has put the
+    result in place and removes it (a run resumed at its final epoch trains no further); a diverged
+    run removes it at once (it is final, there is nothing to resume).
     """
     epochs = log_epochs(config.epochs, config.log_every)
     start, row, first_loss, loss = 0, 0, None, math.nan
@@ -457,17 +504,21 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
             engine.tracker.restore(saved["tracker"])
             for name, generator in engine.generators().items():
                 generator.set_state(saved["generators"][name])
-            start, row, first_loss = saved["epoch"], saved["row"], saved["first_loss"]
+            start, row, first_loss, loss = saved["epoch"], saved["row"], saved["first_loss"], saved["loss"]
             resumed_from = [*saved["resumed_from"], start]
+
+    def save(t: int) -> None:
+        checkpoint.save({
+            "epoch": t, "row": row, "first_loss": first_loss, "loss": loss, "resumed_from": resumed_from,
+            "tensors": {k: v.detach().cpu().clone() for k, v in engine.state().items()},
+            "tracker": engine.tracker.state(row),
+            "generators": {k: g.get_state() for k, g in engine.generators().items()}})
+
     bar = _Progress(config.epochs, start, desc or f"{type(engine).__name__} {config.label}", progress)
     try:
         for t in range(start, config.epochs + 1):
-            if checkpoint is not None and checkpoint.due(t, start):
-                checkpoint.save({
-                    "epoch": t, "row": row, "first_loss": first_loss, "resumed_from": resumed_from,
-                    "tensors": {k: v.detach().cpu().clone() for k, v in engine.state().items()},
-                    "tracker": engine.tracker.state(row),
-                    "generators": {k: g.get_state() for k, g in engine.generators().items()}})
+            if checkpoint is not None and t < config.epochs and checkpoint.due(t, start):
+                save(t)
                 bar.line(t, loss, f" (checkpoint {checkpoint.path.name})")
             if row < len(epochs) and t == epochs[row]:
                 loss = engine.record(row, t)
@@ -475,20 +526,20 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
                 if not math.isfinite(loss) or loss > EXPLODE_FACTOR * max(abs(first_loss), 1e-30):
                     raise DivergenceError(
                         f"training diverged by epoch {t} (loss {loss:.4g}, initial loss {first_loss:.4g}); "
-                        f"{engine.divergence_note()}")
+                        f"{engine.why_diverged()}")
                 row += 1
             if t == config.epochs:
                 break
             engine.step(t)
             bar.update(t + 1, loss, checkpoint is not None and checkpoint.due(t + 1, start))
+        if checkpoint is not None and start < config.epochs:
+            save(config.epochs)  # removed by the caller once the result file is in place
     except DivergenceError:
         if checkpoint is not None:
             checkpoint.remove()
         raise
     finally:
         bar.close()
-    if checkpoint is not None:
-        checkpoint.remove()
     if progress:
         log.info("%s: done, %d epochs in %.1f s (loss %.6g)", bar.desc, config.epochs - start,
                  time.perf_counter() - bar.t0, loss)
@@ -516,6 +567,7 @@ def run_engine(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None,
     cfg = engine.config
     if checkpoint is not None:
         checkpoint.fingerprint = engine.fingerprint()
+        checkpoint.code = code_sha256(engine, checkpoint.sources)
     with num_threads(threads):
         loop = drive(engine, cfg, checkpoint=checkpoint, progress=progress)
     trajectory = engine.tracker.dataset(loop.epochs, engine.lam).assign_coords(

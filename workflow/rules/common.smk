@@ -1,13 +1,13 @@
 # What must be Snakemake: the plan of daedyn.plan (config validation, runs, params, inputs, resources
 # and targets, all tested Python) made available to the rules, wildcard constraints, the environment
-# of the jobs, and the CUDA check before jobs start. No rules here.
+# of the jobs, and the CUDA and memory checks before jobs start. No rules here.
 import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from daedyn.configcheck import ConfigError
-from daedyn.plan import Plan
+from daedyn.plan import Plan, machine_mb
 
 # The package's own sources are declared as inputs, so that editing a module reruns exactly the rules
 # that import it (imports are invisible to Snakemake otherwise). Relative to the working directory, so
@@ -76,8 +76,31 @@ def check_cuda_here():
         )
 
 
+def check_memory_here():
+    """A training job that cannot fit stops here, before any job starts: its estimate against the
+    memory it requests and, when it runs on this machine, against this machine's memory.
+    """
+    try:
+        PLAN.check_memory(
+            (
+                (
+                    job.rule.name,
+                    job.wildcards_dict.get("experiment"),
+                    job.wildcards_dict.get("run"),
+                    job.resources.get("mem_mb"),
+                    workflow.local_exec or job.is_local,
+                )
+                for job in workflow.dag.needrun_jobs()
+            ),
+            machine_mb(),
+        )
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
+
+
 onstart:
     check_cuda_here()
+    check_memory_here()
 
 
 # `snakemake` builds ALL_TARGETS (quick on a small CPU); `snakemake paper` the paper-scale

@@ -47,6 +47,11 @@ def plot_fig6(ds, title: str = "", seed=None, modes=None, facet_by: str | None =
     modes = [int(m) for m in ds["mode"].values]
     runs = [str(r) for r in ds["run"].values]
     layout = style.facets(ds, modes, facet_by, max_panels, len(runs))
+    # as Fig. 5: a run above the (linear theory's) stability limit is named in the title
+    unstable = [f"{r}: lr = {ratio:.2f} η_max (above the linear theory's stability limit)"
+                for r, ratio in zip(runs, ds["lr"].values / ds["eta_max"].values) if ratio >= 1]
+    if unstable:
+        title = f"{title} — {'; '.join(unstable)}"
     if layout is not None:
         return _faceted(ds, title, n_seeds, *layout)
     epochs = ds["epoch"].values

@@ -13,11 +13,13 @@ import contextlib
 import csv
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from daedyn import provenance
 
@@ -26,11 +28,19 @@ log = logging.getLogger("daedyn")
 
 @dataclass
 class JobInfo:
-    """Who runs a job: rule name, wildcards, log file (all optional outside Snakemake)."""
+    """Who runs a job: rule name, wildcards, log file (all optional outside Snakemake), and the
+    package modules whose edits rerun it (set by :func:`daedyn.kinds.run_step` from the step's
+    sources; a checkpoint written by other code of these is not resumed)."""
 
     rule: str = ""
     wildcards: Mapping[str, Any] = field(default_factory=dict)
     log: str | None = None
+    sources: tuple[str, ...] = ()
+
+
+class Terminated(BaseException):
+    """The job received SIGTERM (Snakemake stopping, a cluster's time limit): unwinds like an error,
+    so that temporary files are removed, and is logged as such."""
 
 
 @contextlib.contextmanager
@@ -38,6 +48,8 @@ def logged(job: JobInfo) -> Iterator[None]:
     """Send the package's log records to the job's log file and stderr; log failures.
 
     A job first checks that it runs the workflow's own package (:func:`daedyn.provenance.check_source`).
+    SIGTERM stops the job with a last log line that says so (exit status 143), after the ``with``
+    blocks inside have cleaned up; a checkpoint stays for the rerun.
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if job.log:
@@ -51,18 +63,56 @@ def logged(job: JobInfo) -> Iterator[None]:
     logging.getLogger("daedyn").setLevel(logging.INFO)  # our INFO; other libraries stay at WARNING
     start = time.perf_counter()
     log.info("rule %s %s started (pid %d)", job.rule or "-", dict(job.wildcards), os.getpid())
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    # only the main thread may set handlers (a job run from a thread keeps the default)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main else None
     try:
         provenance.check_source()
         yield
+    except Terminated:
+        log.error("rule %s stopped by SIGTERM after %.1f s; its output was not written (a checkpoint, if any, "
+                  "stays for the rerun)", job.rule or "-", time.perf_counter() - start)
+        raise SystemExit(128 + signal.SIGTERM) from None
     except Exception:
         log.exception("rule %s failed", job.rule or "-")
         raise
     else:
         log.info("rule %s finished in %.1f s", job.rule or "-", time.perf_counter() - start)
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         for h in handlers:
             root.removeHandler(h)
             h.close()
+
+
+@contextlib.contextmanager
+def checkpoints(output: str, every: int, job: JobInfo) -> Iterator[Callable[[str], Any]]:
+    """The checkpoints of the runs a job trains into ``output``: ``checkpoint(name)`` gives
+    ``<output>.<name>.ckpt`` (``<output>.ckpt`` for name ""), or None when ``every`` is 0, fingerprinted
+    with the job's ``sources``.
+
+    Leave the block only after the result file is written: then the checkpoints are removed (with any
+    set aside as unreadable). After an error they stay, so the rerun resumes, also a run that had
+    finished and was not yet written.
+    """
+    from daedyn.training import Checkpoint
+
+    made = []
+
+    def checkpoint(name: str = ""):
+        if not every:
+            return None
+        made.append(Checkpoint(f"{output}.{name}.ckpt" if name else f"{output}.ckpt", every, job.sources))
+        return made[-1]
+
+    yield checkpoint
+    for one in made:
+        one.remove()
 
 
 #: per-run provenance kept as coordinates along (run, seed) when runs are combined, with its long_name

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_claims, write_csv
+from daedyn.jobs import JobInfo, checkpoints, load_runs, logged, open_problem, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -26,14 +26,13 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: J
     """
     from daedyn import depth
     from daedyn.runconfig import DepthConfig
-    from daedyn.training import Checkpoint, resolve_device
+    from daedyn.training import resolve_device
 
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = DepthConfig.from_params(params)
         problem = open_problem(spectrum_path, config.n_samples, job.rule or "depth_train")
-        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = depth.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
+        result = depth.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
         c = result.config
         log.info("%s seed %d: L=%d, widths %s, %s start, eps=%g, gamma=%g%s, lr=%g (eta_max %.4g), %d epochs",
                  c.label, c.seed, c.depth, c.layer_widths, c.init, c.eps, c.gamma,

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_csv
+from daedyn.jobs import JobInfo, checkpoints, load_runs, logged, open_problem, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -26,9 +26,9 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
     """
     from daedyn import linear
     from daedyn.runconfig import LinearConfig
-    from daedyn.training import Checkpoint, resolve_device
+    from daedyn.training import resolve_device
 
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = LinearConfig.from_params(params)
         who = job.rule or "linear_train"
@@ -36,8 +36,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
                            heldout_path, who)
         log.info("%s seed %d: %s engine, H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
                  config.engine, config.hidden, config.eps, config.gamma, config.lr, config.epochs)
-        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = linear.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
+        result = linear.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
         out = result.dataset()
         log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
         inputs = [spectrum_path] + [p for p in (dataset_path, heldout_path) if p]
@@ -70,16 +69,16 @@ def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, j
     ``params["settings"]`` are the settings the runs share and ``params["runs"]`` maps each run's
     name to its own settings (:meth:`daedyn.runconfig.LinearConfig.from_params` of the two
     merged); ``heldout_path`` as for :func:`train_job`. A checkpoint per run
-    (``<output>.<run>.ckpt``) resumes the run a killed job was training; the runs it had finished
-    are trained again.
+    (``<output>.<run>.ckpt``) resumes the run a killed job was training; those it had finished resume
+    at their final epoch.
     """
     import xarray as xr
 
     from daedyn import linear
     from daedyn.runconfig import LinearConfig
-    from daedyn.training import Checkpoint, resolve_device
+    from daedyn.training import resolve_device
 
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         configs = [LinearConfig.from_params({**params["settings"], "run": run, **own})
                    for run, own in params["runs"].items()]
@@ -91,8 +90,7 @@ def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, j
         for config in configs:
             log.info("%s seed %d: H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
                      config.hidden, config.eps, config.gamma, config.lr, config.epochs)
-            checkpoint = Checkpoint(f"{output}.{config.run}.ckpt", checkpoint_every) if checkpoint_every else None
-            result = linear.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
+            result = linear.train(config, problem, checkpoint=checkpoint(config.run), threads=threads, progress=True)
             datasets.append(result.dataset())
             resumed += result.resumed_from
         out = xr.concat(datasets, dim="run", data_vars="minimal", coords="minimal", compat="equals",

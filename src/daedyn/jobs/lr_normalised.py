@@ -6,7 +6,8 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_problem, open_spectrum, save_figure, write_claims, write_csv
+from daedyn.jobs import (JobInfo, checkpoints, load_runs, logged, open_problem, open_spectrum, save_figure,
+                         write_claims, write_csv)
 
 log = logging.getLogger("daedyn")
 
@@ -22,14 +23,13 @@ def lr_normalised_train_job(params: Mapping[str, Any], spectrum_path: str, outpu
     """
     from daedyn import lr_normalised
     from daedyn.runconfig import LrNormalisedConfig
-    from daedyn.training import Checkpoint, resolve_device
+    from daedyn.training import resolve_device
 
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = LrNormalisedConfig.from_params(params)
         problem = open_problem(spectrum_path, config.n_samples, job.rule or "lr_normalised_train")
-        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        out, resumed_from = lr_normalised.train_lr_normalised(config, problem, checkpoint=checkpoint, threads=threads,
+        out, resumed_from = lr_normalised.train_lr_normalised(config, problem, checkpoint=checkpoint(), threads=threads,
                                                               progress=True)
         store.write_dataset(out, output, provenance_attrs=provenance.collect(
             dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path], seed=config.seed,

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_claims, write_csv
+from daedyn.jobs import JobInfo, checkpoints, load_runs, logged, open_problem, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -31,16 +31,15 @@ def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str |
     """
     from daedyn import masking
     from daedyn.runconfig import MaskingConfig
-    from daedyn.training import Checkpoint, resolve_device
+    from daedyn.training import resolve_device
 
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = MaskingConfig.from_params(params)
         who = job.rule or "masking_train"
         problem = open_problem(spectrum_path, config.n_samples, who,
                                dataset_path if config.engine == "sampled" else None)
-        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = masking.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
+        result = masking.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
         traj = result.trajectory
         log.info("%s seed %d: %s engine, noise %s, q=%g (%s), H=%d, gamma=%g, lr=%g (eta_max %.4g), matched "
                  "Gaussian eps=%.4g, %d epochs", config.label, config.seed, config.engine, config.noise, config.q,

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, load_runs, logged, open_problem, save_figure, write_csv
+from daedyn.jobs import JobInfo, checkpoints, load_runs, logged, open_problem, save_figure, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -31,9 +31,9 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
     """
     from daedyn import nonlinear
     from daedyn.runconfig import NonlinearConfig
-    from daedyn.training import Checkpoint, resolve_device
+    from daedyn.training import resolve_device
 
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = NonlinearConfig.from_params(params)
         who = job.rule or "nonlinear_train"
@@ -44,8 +44,7 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
                  "eta_eff=%.4g (eta_eff*lam_1=%.3g), eps=%g, gamma_eff=%.4g", config.label, config.seed,
                  config.activation, config.hidden, config.lr, config.noise_std, eff["eps"], config.weight_decay,
                  eff["lr"], eff["lr"] * lam[0], eff["eps"], eff["gamma"])
-        checkpoint = Checkpoint(f"{output}.ckpt", checkpoint_every) if checkpoint_every else None
-        result = nonlinear.train(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
+        result = nonlinear.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
         out = result.dataset()
         log.info("final mapping of modes 0..%d: %s", config.k_modes - 1,
                  np.array2string(result.trajectory["mapping"].values[-1], precision=4))
@@ -56,16 +55,17 @@ def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, 
 
 
 def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
-    """Add ``mapping_theory`` (run, mode, epoch) and the half-times ``t_half``, ``t_half_noisy``
-    (run, seed, mode) and ``t_half_theory`` (run, mode) to a combined dataset."""
-    from daedyn import nonlinear
+    """Add ``mapping_theory`` (run, mode, epoch), the half-times ``t_half``, ``t_half_noisy``
+    (run, seed, mode) and ``t_half_theory`` (run, mode), and each run's ``eta_max`` (run): the linear
+    theory's stability limit in the network's units, the limit the training guard warned about."""
+    from daedyn import nonlinear, theory
 
-    lam, epochs = combined["lam"].values, combined["epoch"].values
+    epochs = combined["epoch"].values
     curves = []
     for r in combined["run"].values:
-        one = combined.sel(run=r)
+        one = combined.sel(run=r)  # its own spectrum too: runs of a sweep over n_samples have their own
         curves.append(nonlinear.linear_theory(
-            lam, epochs, lr=float(one["lr"]), noise_std=float(one["noise_std"]),
+            one["lam"].values, epochs, lr=float(one["lr"]), noise_std=float(one["noise_std"]),
             weight_decay=float(one["weight_decay"]), d=d, init_std=float(one["init_std"]),
             hidden=int(one["hidden_units"])))
     th = xr.concat([c.drop_vars("lam") for c in curves], dim="run").assign_coords(run=combined["run"].values)
@@ -88,16 +88,26 @@ def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
                       {"long_name": "weight decay in theory units gamma_eff = wd d/2", "units": "1"}))
     out = out.assign_coords(lr_theory=("run", [e["lr"] for e in eff], {
         "long_name": "learning rate in theory units eta_eff = 2 lr/d", "units": "1"}))
+    # as the engine's guard: the linear limit (theory units) of the run's measured modes, times d/2
+    eta_max = [theory.stability_limit(out.sel(run=r)["lam"].values, e["eps"], e["gamma"],
+                                      int(out.sel(run=r)["hidden_units"])) * d / 2
+               for e, r in zip(eff, out["run"].values)]
+    out = out.assign_coords(eta_max=("run", eta_max, {
+        "long_name": "the linear theory's stability limit of the learning rate, in the network's units "
+                     "(eta_max_theory d/2); only approximate for the nonlinear network", "units": "1"}))
     out.attrs["n_features"] = int(d)
     return out
 
 
 def halftime_rows(combined: xr.Dataset) -> list[dict]:
-    """One row per run, seed and mode: final mapping and half-times, network vs linear theory."""
+    """One row per run, seed and mode: final mapping and half-times, network vs linear theory, and the
+    learning rate against the linear theory's stability limit (``above_stability_limit`` flags a run
+    trained above it, which the linear theory does not describe)."""
     rows = []
     for run in combined["run"].values:
         for seed in combined["seed"].values:
             one = combined.sel(run=run, seed=seed)
+            lr, eta_max = float(one["lr"]), float(one["eta_max"])
             for mode in one["mode"].values:
                 m = one.sel(mode=mode)
                 t_net, t_th = float(m["t_half"]), float(m["t_half_theory"])
@@ -105,6 +115,8 @@ def halftime_rows(combined: xr.Dataset) -> list[dict]:
                     "run": str(run), "seed": int(seed), "mode": int(mode), "lam": float(m["lam"]),
                     "noise_std": float(m["noise_std"]), "noise_var": float(m["noise_std"]) ** 2,
                     "weight_decay": float(m["weight_decay"]), "gamma_theory": float(m["gamma_theory"]),
+                    "lr": lr, "eta_max": eta_max, "lr_over_eta_max": lr / eta_max,
+                    "above_stability_limit": int(lr >= eta_max),
                     "final": float(m["mapping"][-1]), "final_noisy": float(m["mapping_noisy"][-1]),
                     "final_theory": float(m["mapping_theory"][-1]),
                     "t_half": t_net, "t_half_noisy": float(m["t_half_noisy"]), "t_half_theory": t_th,

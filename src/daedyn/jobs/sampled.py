@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, logged, open_problem, save_figure, write_claims, write_csv
+from daedyn.jobs import JobInfo, checkpoints, logged, open_problem, save_figure, write_claims, write_csv
 
 log = logging.getLogger("daedyn")
 
@@ -23,7 +23,7 @@ def sampled_part_job(params: Mapping[str, Any], spectrum_path: str, dataset_path
     from daedyn.training import resolve_device
 
     parts = {"variance": sampled.sampled_variance, "fixed_copy": sampled.fixed_copies}
-    with logged(job):
+    with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = SampledConfig.from_params(params)
         part = parts.get(config.run, sampled.sampled_trajectories if config.run.startswith("traj_") else None)
@@ -31,12 +31,12 @@ def sampled_part_job(params: Mapping[str, Any], spectrum_path: str, dataset_path
             raise ValueError(f"{config.label}: unknown part {config.run!r}; parts are traj_full, traj_b<B>, "
                              f"{', '.join(parts)}")
         problem = open_problem(spectrum_path, config.n_samples, job.rule or "sampled_part", dataset_path)
-        out = part(config, problem, checkpoint_prefix=output, checkpoint_every=checkpoint_every, threads=threads,
-                   progress=True)
+        out, resumed_from = part(config, problem, checkpoint=checkpoint, threads=threads, progress=True)
         store.write_dataset(
             out, output, provenance_attrs=provenance.collect(
                 dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path, dataset_path],
-                seed=config.init_seed, device=str(resolve_device(config.device)), started=started),
+                seed=config.init_seed, device=str(resolve_device(config.device)), started=started,
+                resumed_from=resumed_from),
             title=f"daedyn experiment {config.experiment}: part {config.run}",
             summary=f"{config.seeds} seeds of a linear DAE trained with sampled input noise (or on fixed noisy "
                     f"copies), part {config.run} of the sampled-vs-marginalised experiment.")

@@ -19,9 +19,11 @@ the workflow plans with it, and a notebook can read it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 __all__ = ["BUILTIN", "Kind", "Step", "figure_step", "kind_of_rule", "load", "run_step"]
@@ -92,8 +94,10 @@ class Kind:
     seeds: Callable[[Mapping], list[int]] = lambda exp: list(exp["seeds"])
     file_per_seed: bool = True
     run_pattern: str = "[a-z][a-z0-9_]*"
-    #: (plan, exp, run) -> bytes of arrays a training job holds, and seconds of arithmetic it does
-    memory: Callable[..., float] = lambda plan, exp, run: 0.0
+    #: (plan, exp, run) -> bytes of arrays a training job holds, by the config key that drives each part
+    #: ({"hidden": ..., "epochs": ...}: a run too big names the key of its largest part; a number: no key),
+    #: and seconds of arithmetic it does
+    memory: Callable[..., Mapping[str, float] | float] = lambda plan, exp, run: 0.0
     work: Callable[..., float] = lambda plan, exp, run: 0.0
     threads: int = 1
     #: (plan, exp) -> bytes the aggregation holds; None: a light aggregation, run where Snakemake runs
@@ -153,7 +157,10 @@ def run_step(config: Mapping, rule: str, spec: Mapping, inputs: Mapping, outputs
 
     ``inputs``/``outputs``: the rule's named files (a list where the rule gives several). A training
     step also gets ``threads`` and the experiment's ``checkpoint_every``, read from the config here
-    rather than passed as params: neither changes a result, so changing them reruns nothing.
+    rather than passed as params: neither changes a result, so changing them reruns nothing. The job
+    learns the modules whose edits rerun it (``job.sources``: the step's sources and any package
+    module among its inputs), the same list that makes Snakemake rerun it, so that a checkpoint of
+    other code is not resumed.
     """
     kinds = load(config.get("kinds", []))
     kind, step = kind_of_rule(kinds, rule)
@@ -162,4 +169,9 @@ def run_step(config: Mapping, rule: str, spec: Mapping, inputs: Mapping, outputs
     if step == "train":
         experiment = config[kind.section][job.wildcards["experiment"]]
         runtime = {"threads": threads, "checkpoint_every": experiment.get("checkpoint_every", 0)}
+    package = Path(__file__).resolve().parents[1]
+    named = [Path(p).resolve() for v in inputs.values() for p in ([v] if isinstance(v, str) else v)]
+    modules = [str(p.relative_to(package).with_suffix("")) for p in named
+               if p.suffix == ".py" and p.is_relative_to(package)]
+    job = dataclasses.replace(job, sources=tuple(dict.fromkeys([*kind.sources(step), *modules])))
     getattr(kind, step).function(dict(spec), files(inputs), files(outputs), job, **runtime)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
-from daedyn.plan import config_error, gemm_seconds, spectrum_path
+from daedyn.plan import config_error, gemm_seconds, network_bytes, records_bytes, spectrum_path
 
 TRAIN_KEYS = ("dataset", "n_samples", "depth", "hidden", "widths", "init", "w0", "init_std", "lr", "epochs",
               "log_every", "match_mode", "dtype", "device", "allow_unstable", "batch_size", "shuffle")
@@ -31,9 +31,14 @@ def check(plan, key, exp):
 
 
 def memory(plan, exp, run):
-    """Spectrum (d x d eigenvectors, in float64 and the run's dtype) and the layers."""
+    """Spectrum (d x d eigenvectors, in float64 and the run's dtype); the outer layers as a two-layer
+    network and the inner ones (H x H, with gradients and copies); the records (u of every mode,
+    per-layer norms, scalars)."""
     _, d = plan.dataset_shape(exp["dataset"])
-    return 3 * d * d * 8
+    depth = exp["runs"][run].get("depth", exp["depth"])
+    h = max(exp["widths"] or [exp["hidden"]])
+    return {"dataset": 3 * d * d * 8, "hidden": network_bytes(d, h) + (depth - 2) * 6 * h * h * 8,
+            "epochs": records_bytes(exp["epochs"], exp["log_every"], d + min(h, d) + depth + 16)}
 
 
 def work(plan, exp, run):

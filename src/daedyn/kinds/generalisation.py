@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
 from daedyn.plan import (check_distinct, check_heldout, config_error, gemm_seconds, heldout_moment_path,
-                         spectrum_path)
+                         network_bytes, records_bytes, spectrum_path)
 
 TRAIN_KEYS = ("dataset", "heldout", "sigma2_test", "hidden", "lr", "epochs", "log_every", "init_std", "dtype",
               "device")
@@ -50,10 +50,13 @@ def exp_runs(exp):
 
 
 def memory(plan, exp, run):
-    """Spectrum, held-out moment and their copies (d x d float64), and every run's records."""
+    """Spectrum, held-out moment and their copies (d x d float64); the network; the records of every ε
+    run (one job trains them all and keeps them for its one file), with the held-out errors."""
     _, d = plan.dataset_shape(exp["dataset"])
-    records = exp["epochs"] // exp["log_every"] + 1
-    return (5 * d * d + 2 * len(exp["eps"]) * records * d) * 8
+    h = exp["hidden"]
+    width = d + min(h, d) + 17 + len(exp["sigma2_test"])
+    return {"dataset": 5 * d * d * 8, "hidden": network_bytes(d, h),
+            "epochs": len(exp["eps"]) * records_bytes(exp["epochs"], exp["log_every"], width)}
 
 
 def work(plan, exp, run):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
 from daedyn.plan import (check_facets, check_heldout, check_modes, config_error, dataset_path, gemm_seconds,
-                         heldout_moment_path, run_key, run_setting, spectrum_path)
+                         heldout_moment_path, network_bytes, records_bytes, run_key, run_setting, spectrum_path)
 
 #: the experiment's keys a run's params take (a run's own entry overrides them)
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "lr", "epochs", "log_every", "init_std", "engine", "batch_size",
@@ -48,10 +48,15 @@ def train_params(plan, name, exp, run, seed):
 
 
 def memory(plan, exp, run):
-    """Spectra (d x d) and weights, plus the data for the engines that pass over it."""
+    """Spectra (d x d); the network; the records (u of every mode, singular values, scalars and held-out
+    errors); the data and a batch's work arrays for the engines that pass over it."""
     _, d = plan.dataset_shape(exp["dataset"])
-    exact = run_setting(exp, run, "engine") == "exact"
-    return (0 if exact else 3 * run_setting(exp, run, "n_samples") * d * 8) + 3 * d * d * 8
+    h, n = run_setting(exp, run, "hidden"), run_setting(exp, run, "n_samples")
+    batch = n if run_setting(exp, run, "engine") == "datapass" else run_setting(exp, run, "batch_size") or n
+    data = 0 if run_setting(exp, run, "engine") == "exact" else (3 * n * d + batch * (2 * h + 2 * d)) * 8
+    width = d + min(h, d) + 16 + len(exp["sigma2_test"])
+    return {"dataset": 3 * d * d * 8, "n_samples": data, "hidden": network_bytes(d, h),
+            "epochs": records_bytes(run_setting(exp, run, "epochs"), run_setting(exp, run, "log_every"), width)}
 
 
 def work(plan, exp, run):

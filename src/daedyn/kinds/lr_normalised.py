@@ -7,7 +7,8 @@ the job checks), so adding a value trains only the new runs.
 from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
-from daedyn.plan import check_distinct, check_modes, config_error, gemm_seconds, spectrum_path
+from daedyn.plan import (check_distinct, check_modes, config_error, gemm_seconds, network_bytes, records_bytes,
+                         spectrum_path)
 
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "eps", "modes", "epoch_budget", "init_std", "log_every", "dtype",
               "device")
@@ -30,16 +31,23 @@ def check(plan, key, exp):
     check_modes(plan, key, exp)
     check_modes(plan, key, exp, "matched_modes")
     check_distinct(key, exp, "fractions", "gammas")
+    for field in ("fractions", "gammas"):  # run names keep 6 digits: two values must not share one
+        tags = [f"{v:g}" for v in exp[field]]
+        if len(set(tags)) != len(tags):
+            config_error(f"{key}.{field}", f"{exp[field]} name runs by 6 significant digits ({tags}), so one run "
+                         "would silently stand for two values; make them differ within 6 digits")
     if not exp["matched_modes"] and not exp["gammas"]:
         config_error(f"{key}.matched_modes", "the experiment compares WDAEs with the DAE: give `matched_modes` "
                      "or `gammas` (or both)")
 
 
 def memory(plan, exp, run):
-    """Spectrum (d x d), weights and the records of every mode."""
+    """Spectrum (d x d), the network and the records of the longest possible run (as the linear kind's)."""
     _, d = plan.dataset_shape(exp["dataset"])
+    h = exp["hidden"]
     epochs = exp["epoch_budget"] / min(exp["fractions"])
-    return (3 * d * d + epochs / exp["log_every"] * d) * 8
+    return {"dataset": 3 * d * d * 8, "hidden": network_bytes(d, h),
+            "epoch_budget": records_bytes(epochs, exp["log_every"], d + min(h, d) + 16)}
 
 
 def work(plan, exp, run):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
-from daedyn.plan import check_modes, config_error, dataset_path, gemm_seconds, spectrum_path
+from daedyn.plan import (check_modes, config_error, dataset_path, gemm_seconds, network_bytes, records_bytes,
+                         spectrum_path)
 
 TRAIN_KEYS = ("dataset", "n_samples", "engine", "hidden", "form", "lr", "epochs", "log_every", "init_std",
               "batch_size", "shuffle", "dtype", "device", "allow_unstable")
@@ -44,9 +45,14 @@ def train_inputs(plan, name, exp, run):
 
 
 def memory(plan, exp, run):
-    """Spectrum and noise covariance (d x d), plus the data for the sampled engine."""
+    """Spectrum and noise covariance (d x d); the network; the records (u of every mode, singular values,
+    scalars); the data and a batch of masks for the sampled engine."""
     _, d = plan.dataset_shape(exp["dataset"])
-    return (3 * exp["n_samples"] * d * 8 if exp["engine"] == "sampled" else 0) + 5 * d * d * 8
+    h, n = exp["hidden"], exp["n_samples"]
+    batch = exp["batch_size"] or n
+    data = (3 * n * d + 4 * batch * d) * 8 if exp["engine"] == "sampled" else 0
+    return {"dataset": 5 * d * d * 8, "n_samples": data, "hidden": network_bytes(d, h),
+            "epochs": records_bytes(exp["epochs"], exp["log_every"], d + min(h, d) + 16)}
 
 
 def work(plan, exp, run):

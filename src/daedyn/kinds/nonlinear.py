@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
 from daedyn.kinds.linear import figure_layout
-from daedyn.plan import (check_facets, config_error, dataset_path, gemm_seconds, run_setting,
-                         spectrum_path)
+from daedyn.plan import (check_facets, config_error, dataset_path, gemm_seconds, network_bytes, records_bytes,
+                         run_setting, spectrum_path)
 
 TRAIN_KEYS = ("dataset", "n_samples", "hidden", "activation", "lr", "epochs", "log_every", "init_std", "batch_size",
               "shuffle", "dtype", "device", "k_modes")
@@ -30,11 +30,14 @@ def train_inputs(plan, name, exp, run):
 
 
 def memory(plan, exp, run):
-    """The data (float64 when read, float32 in training), the noisy copy, activations and outputs of one batch."""
+    """The data (float64 when read, float32 in training), the noisy copy, activations and outputs of one
+    batch; the network; the records (the mapping of k modes, clean and noisy, and four scalars)."""
     _, d = plan.dataset_shape(exp["dataset"])
-    n_all = run_setting(exp, run, "n_samples")
+    n_all, h = run_setting(exp, run, "n_samples"), run_setting(exp, run, "hidden")
     n = run_setting(exp, run, "batch_size") or n_all
-    return n_all * d * 8 + n * (4 * d + 2 * run_setting(exp, run, "hidden")) * 4
+    return {"n_samples": n_all * d * 8 + n * (4 * d + 2 * h) * 4, "hidden": network_bytes(d, h),
+            "epochs": records_bytes(run_setting(exp, run, "epochs"), run_setting(exp, run, "log_every"),
+                                    2 * exp["k_modes"] + 4)}
 
 
 def work(plan, exp, run):

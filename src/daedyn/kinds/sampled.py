@@ -8,7 +8,7 @@ batch size (``traj_full``, ``traj_b{B}``), the learning-rate sweep of the statio
 from __future__ import annotations
 
 from daedyn.kinds import Kind, Step, figure_step
-from daedyn.plan import check_distinct, config_error, dataset_path, gemm_seconds, spectrum_path
+from daedyn.plan import check_distinct, config_error, dataset_path, gemm_seconds, network_bytes, spectrum_path
 
 #: the keys every part uses, and each part's own (daedyn.runconfig.SampledConfig)
 COMMON = ("dataset", "n_samples", "dim", "hidden", "eps", "modes", "seeds", "init_std", "init_seed", "dtype",
@@ -53,9 +53,12 @@ def inputs(plan, name, exp, run):
 
 
 def memory(plan, exp, run):
-    """The data (float64) and, per seed, a full batch of inputs, noise and errors (4 x N x d)."""
+    """The data (float64) and, per seed, a full batch of inputs, noise and errors (4 x N x d) and a network
+    (the records, a few hundred rows of the tracked modes, are small)."""
     n, d = plan.dataset_shape(exp["dataset"])
-    return (3 * n * d + 4 * exp["seeds"] * exp["n_samples"] * (exp["dim"] or d)) * 8
+    dim = exp["dim"] or d
+    return {"n_samples": (3 * n * d + 4 * exp["seeds"] * exp["n_samples"] * dim) * 8,
+            "hidden": exp["seeds"] * network_bytes(dim, exp["hidden"])}
 
 
 def work(plan, exp, run):
