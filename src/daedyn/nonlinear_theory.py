@@ -106,6 +106,7 @@ class NonlinearTheoryConfig(RunConfig):
         "tied": ("1: tied weights a_k = w_k/sqrt(D)", "1"),
         "init_seed": ("seed of the shared initial weights and of the sample streams", "1"),
         "n_samples": ("number of dataset rows the data run samples from", "1"),
+        "dataset": ("dataset of a data run (empty: spiked Gaussian inputs)", ""),
     }
 
     activation: str
@@ -421,15 +422,15 @@ def _condition(Cm, cv, j):
     return Cr, vr
 
 
-def orthant_moment(Cm, cu, cv, cuv, nodes: int = PLACKETT_NODES) -> np.ndarray:
+def orthant_moment(Cm, cu, cv, cuv, nodes: int = PLACKETT_NODES, p_s=None) -> np.ndarray:
     """E[u v Π_{j∈S} Θ(h_j)] for zero-mean jointly Gaussian units h_S (covariance ``Cm`` (…, m, m)) and
     fields u, v (``cu``, ``cv`` (…, m): their covariances with h_S; ``cuv``: theirs).
 
     Stein's lemma on u, then on v under the conditional law given h_j = 0:
     E[u v Θ_S] = C_uv P(S) + Σ_j C_uj φ_j(0) Σ_{i≠j} C_vi|j φ_i|j(0) P(S∖{i,j} | h_i = h_j = 0),
-    every P an :func:`orthant` probability."""
+    every P an :func:`orthant` probability (``p_s``: P(S), when already known)."""
     m = Cm.shape[-1]
-    out = cuv * orthant(Cm, nodes)
+    out = cuv * (orthant(Cm, nodes) if p_s is None else p_s)
     for j in range(m):
         Cj, vj = _condition(Cm, cv, j)
         inner = 0.0
@@ -478,7 +479,9 @@ def averages_relu(C, K: int, nodes: int = PLACKETT_NODES) -> dict[str, np.ndarra
         Cm = C[..., units[:, :, None], units[:, None, :]]
         cu = C[..., u[:, None], units]
         cv = C[..., v[:, None], units]
-        values = orthant_moment(Cm, cu, cv, C[..., u, v])
+        sets, which = np.unique(units, axis=0, return_inverse=True)   # P(S) once per set of units
+        p_s = orthant(C[..., sets[:, :, None], sets[:, None, :]], nodes)[..., which.ravel()]
+        values = orthant_moment(Cm, cu, cv, C[..., u, v], nodes, p_s=p_s)
         for name in shapes:
             sel = names == name
             out[name][..., flat[sel]] = values[..., sel]
@@ -742,11 +745,14 @@ class OnlineEngine(Engine):
         import torch
 
         out = []
-        for noisy in (True, False):
-            xt = self.X_eval[None] + (self.s[:, :, None] * self.xi_eval[None] if noisy else 0.0)   # (B, m, D)
-            g, _ = self.g(torch.matmul(xt, self.W1.transpose(1, 2)) / math.sqrt(self.D))        # (B, m, K)
-            xhat = torch.matmul(g, self.W2.transpose(1, 2))                                   # (B, m, D)
-            err = self.half_excess - (xhat * self.X_eval[None]).sum(-1) + 0.5 * xhat.square().sum(-1)
+        h0 = torch.matmul(self.X_eval, self.W1.transpose(1, 2)) / math.sqrt(self.D)            # (B, m, K)
+        hn = torch.matmul(self.xi_eval, self.W1.transpose(1, 2)) / math.sqrt(self.D)
+        y = torch.matmul(self.X_eval, self.W2)                                                  # a_k·x  (B, m, K)
+        T = torch.matmul(self.W2.transpose(1, 2), self.W2)                                     # (B, K, K)
+        for h in (h0 + self.s[:, :, None] * hn, h0):
+            g, _ = self.g(h)
+            # ½|x − x̂|² − bD/2 = ½(|x|² − bD) − Σ_k g_k a_k·x + ½ gᵀTg
+            err = self.half_excess - (g * y).sum(-1) + 0.5 * (torch.matmul(g, T) * g).sum(-1)
             out.append(err.mean(-1).cpu().numpy())
         return out[0], out[1]
 
