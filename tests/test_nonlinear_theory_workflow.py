@@ -87,7 +87,7 @@ def test_tiny_experiment_end_to_end(tmp_path):
         assert float(row["rms_dev_sqrtD"]) == pytest.approx(rms, abs=1e-4), row
         assert float(row["worst_dev_sqrtD"]) == pytest.approx(np.abs(dev).max() * math.sqrt(int(row["dim"])), abs=1e-4)
     rows = _rows(tmp_path / "results/ode_tiny/claims.csv")
-    assert [r["claim"] for r in rows] == ["ode_tiny/theory_vs_sgd_erf", "ode_tiny/theory_vs_sgd_relu",
+    assert [r["claim"] for r in rows] == ["ode_tiny/theory_vs_sgd_erf_lr0.5", "ode_tiny/theory_vs_sgd_relu_lr0.5",
                                           "ode_tiny/gaussian_equivalence"]
     assert all(r["verdict"] in claims.VERDICTS for r in rows)
     beyond = _rows(tmp_path / "results/claims/beyond.csv")
