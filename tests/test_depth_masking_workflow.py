@@ -55,6 +55,7 @@ TINY = {
     "generalisation_experiments": {"generalisation_mnist": {"enabled": False}},
     "lr_normalised_experiments": {"lr_normalised_mnist": {"enabled": False}},
     "sampled_experiments": {"sampled_vs_marginalised_mnist": {"enabled": False}},
+    "nonlinear_theory_experiments": {"nonlinear_ode": {"enabled": False}},
     "depth_experiments": {
         "depth_mnist": {"enabled": False},
         "depth_tiny": {"dataset": "tiny", "n_samples": 256, "hidden": 6, "init": "aligned", "w0": 0.3, "lr": 0.1,

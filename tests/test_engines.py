@@ -1,4 +1,4 @@
-"""The one engine contract: all nine engines derive from :class:`daedyn.training.Engine`, expose every
+"""The one engine contract: all ten engines derive from :class:`daedyn.training.Engine`, expose every
 member it declares, and resume from a checkpoint to exactly the uninterrupted result."""
 
 from functools import partial
@@ -8,7 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
-from daedyn import depth, linear, masking, nonlinear, sampled_engines, training
+from daedyn import depth, linear, masking, nonlinear, nonlinear_theory, sampled_engines, training
 from daedyn.runconfig import DepthConfig, LinearConfig, MaskingConfig, NonlinearConfig
 from test_depth import interrupted_and_resumed
 
@@ -39,6 +39,10 @@ ENGINES = {
     sampled_engines.SeedBatchSampledEngine: (_linear("sampled", batch_size=7),
                                              partial(sampled_engines.train_seed_batch, seeds=[1, 2], modes=[0, 2])),
     sampled_engines.FixedCopyEngine: (_linear("datapass", batch_size=7), sampled_engines.train_fixed_copy),
+    # online SGD on fresh Gaussian samples: 12 records of 2 steps each (record_every * dim = 2)
+    nonlinear_theory.OnlineEngine: (nonlinear_theory.NonlinearTheoryConfig.make(
+        dim=20, hidden=3, seeds=2, time=1.2, record_every=0.1, noise_var=[0.0, 0.5], device="cpu"),
+        nonlinear_theory.train),
 }
 
 #: what every engine has once built: the base's methods and declared attributes, and what its
@@ -78,9 +82,9 @@ def _subclasses(cls) -> set:
     return {c for sub in cls.__subclasses__() for c in {sub} | _subclasses(sub)}
 
 
-def test_the_nine_engines_are_every_engine():
+def test_the_ten_engines_are_every_engine():
     concrete = {c for c in _subclasses(training.Engine) if not c.__name__.startswith("_")}
-    assert concrete == set(ENGINES) and len(ENGINES) == 9
+    assert concrete == set(ENGINES) and len(ENGINES) == 10
 
 
 @pytest.mark.parametrize("engine_cls", list(ENGINES), ids=lambda c: c.__name__)
