@@ -8,7 +8,7 @@ import pytest
 import torch
 import xarray as xr
 
-from daedyn import depth, linear, masking, nonlinear, nonlinear_theory, sampled_engines, training
+from daedyn import depth, linear, masking, nonlinear, nonlinear_online, nonlinear_theory, sampled_engines, training
 from daedyn.runconfig import DepthConfig, LinearConfig, MaskingConfig, NonlinearConfig
 from test_depth import interrupted_and_resumed
 
@@ -40,9 +40,9 @@ ENGINES = {
                                              partial(sampled_engines.train_seed_batch, seeds=[1, 2], modes=[0, 2])),
     sampled_engines.FixedCopyEngine: (_linear("datapass", batch_size=7), sampled_engines.train_fixed_copy),
     # online SGD on fresh Gaussian samples: 12 records of 2 steps each (record_every * dim = 2)
-    nonlinear_theory.OnlineEngine: (nonlinear_theory.NonlinearTheoryConfig.make(
+    nonlinear_online.OnlineEngine: (nonlinear_theory.NonlinearTheoryConfig.make(
         dim=20, hidden=3, seeds=2, time=1.2, record_every=0.1, noise_var=[0.0, 0.5], device="cpu"),
-        nonlinear_theory.train),
+        nonlinear_online.train),
 }
 
 #: what every engine has once built: the base's methods and declared attributes, and what its

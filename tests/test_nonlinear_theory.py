@@ -12,7 +12,7 @@ from scipy.integrate import solve_ivp
 from scipy.special import erf
 from scipy.stats import multivariate_normal
 
-from daedyn import nonlinear_theory as nt
+from daedyn import nonlinear_online as online, nonlinear_theory as nt
 from daedyn import training
 from test_depth import interrupted_and_resumed
 
@@ -253,7 +253,7 @@ def test_theory_follows_online_sgd_at_d_500(activation):
     D = 500
     config = _config(activation=activation, dim=D, hidden=3, seeds=20, time=1.5, record_every=0.25,
                      noise_var=[0.0, 0.5, 1.0], lr=[0.5])
-    sim, th = _theory_beside(nt.train(config))
+    sim, th = _theory_beside(online.train(config))
     assert sim.sizes["seed"] == 20 and sim["time"].values[-1] == pytest.approx(1.5)
     for name in ("err_denoise", "err_recon", "M"):
         assert _deviation(sim, th, name, D) < 3, name
@@ -265,7 +265,7 @@ def test_tied_weights_and_weight_decay_follow_online_sgd():
     D = 400
     config = _config(activation="erf", dim=D, hidden=2, seeds=10, time=1.0, record_every=0.25, noise_var=[0.5],
                      lr=[0.5], tied=True, weight_decay=0.3)
-    sim, th = _theory_beside(nt.train(config))
+    sim, th = _theory_beside(online.train(config))
     assert np.allclose(sim["T"], sim["Q"]) and np.allclose(sim["S"], sim["M"])
     for name in ("err_denoise", "M", "Q"):
         assert _deviation(sim, th, name, D) < 3, name
@@ -279,7 +279,7 @@ def test_spiked_data_has_exactly_the_spiked_covariance():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((3000, 12)) * np.linspace(2.0, 0.3, 12) + 0.5
     lam, V = np.linalg.eigh(X.T @ X / len(X))
-    Y, spikes, facts = nt.spiked_data(X, lam[::-1], V[:, ::-1], dim=8, n_spikes=2, bulk=1.5)
+    Y, spikes, facts = online.spiked_data(X, lam[::-1], V[:, ::-1], dim=8, n_spikes=2, bulk=1.5)
     cov = Y.T @ Y / len(Y)
     assert np.allclose(Y.mean(0), 0, atol=1e-12)
     assert np.allclose(cov, 1.5 * np.eye(8) + np.diag(np.r_[spikes, np.zeros(6)]), atol=1e-10)
@@ -300,14 +300,14 @@ def test_data_engine_measures_its_errors_and_resumes_bit_identically(tmp_path, m
     rng = np.random.default_rng(4)
     X = rng.standard_normal((600, 20))
     lam, V = np.linalg.eigh(X.T @ X / 600)
-    Y, spikes, _ = nt.spiked_data(X, lam[::-1], V[:, ::-1], dim=20, n_spikes=2)
+    Y, spikes, _ = online.spiked_data(X, lam[::-1], V[:, ::-1], dim=20, n_spikes=2)
     config = _data_config().with_spikes(spikes)
-    reference = nt.train(config, X=Y)
+    reference = online.train(config, X=Y)
     traj = reference.trajectory
     assert traj.sizes["time"] == 13 and int(traj["n_steps"]) == 24
     gap = np.abs(traj["err_denoise_data"] - traj["err_denoise"]).max()
     assert np.isfinite(traj["err_denoise_data"]).all() and float(gap) < 0.25
-    resumed = interrupted_and_resumed(lambda ckpt: nt.train(config, X=Y, checkpoint=ckpt), tmp_path / "run.ckpt",
+    resumed = interrupted_and_resumed(lambda ckpt: online.train(config, X=Y, checkpoint=ckpt), tmp_path / "run.ckpt",
                                       every=4, killed_at=8, monkeypatch=monkeypatch)
     assert resumed.resumed_from == [8]
     for name in traj.data_vars:
@@ -321,7 +321,7 @@ def test_configuration_checks():
     with pytest.raises(ValueError, match="data_spikes"):
         _config(source="data", spikes=None, data_spikes=None)
     with pytest.raises(ValueError, match="spike variances must be set"):
-        nt.OnlineEngine(_data_config(), X=np.zeros((600, 20)))
+        online.OnlineEngine(_data_config(), X=np.zeros((600, 20)))
     config = _config(dim=50, time=1.0, record_every=0.1)
     assert (config.block, config.epochs) == (5, 10) and config.conditions == [(0.0, 0.5), (0.5, 0.5), (1.0, 0.5)]
     assert training.log_epochs(config.epochs, config.log_every).size == 11

@@ -24,11 +24,11 @@ def train_job(params: Mapping[str, Any], spectrum_path: str | None, dataset_path
               job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
     """Train one run → ``results/{experiment}/runs/{run}.nc``: every (σ², η) condition and seed of one
     activation on spiked Gaussian inputs, or (``source: data``) the network on the dataset made spiked
-    (:func:`daedyn.nonlinear_theory.spiked_data`, from the spectrum and the data) beside its Gaussian twin
+    (:func:`daedyn.nonlinear_online.spiked_data`, from the spectrum and the data) beside its Gaussian twin
     with the same spikes, along ``source``."""
     import xarray as xr
 
-    from daedyn import nonlinear_theory as nt
+    from daedyn import nonlinear_online as online, nonlinear_theory as nt
     from daedyn.training import Checkpoint, resolve_device
 
     with logged(job):
@@ -41,11 +41,11 @@ def train_job(params: Mapping[str, Any], spectrum_path: str | None, dataset_path
 
         inputs, facts, resumed = [], {}, []
         if config.source == "gaussian":
-            run = nt.train(config, checkpoint=checkpoint("gaussian"), threads=threads, progress=True)
+            run = online.train(config, checkpoint=checkpoint("gaussian"), threads=threads, progress=True)
             ds, resumed = run.dataset(), run.resumed_from
         else:
             problem = open_problem(spectrum_path, config.n_samples, who, dataset_path)
-            Y, spikes, facts = nt.spiked_data(problem.X, problem.lam, problem.V, config.dim, config.data_spikes,
+            Y, spikes, facts = online.spiked_data(problem.X, problem.lam, problem.V, config.dim, config.data_spikes,
                                               config.bulk)
             del problem
             log.info("%s: %s made spiked in D=%d: spikes %s over a whitened bulk (mean bulk variance %.4g, smallest "
@@ -53,7 +53,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str | None, dataset_path
                      facts["bulk_mean_variance"], facts["smallest_kept_variance"])
             parts = []
             for source in ("data", "gaussian"):
-                run = nt.train(config.with_spikes(spikes, source), X=Y if source == "data" else None,
+                run = online.train(config.with_spikes(spikes, source), X=Y if source == "data" else None,
                                checkpoint=checkpoint(source), threads=threads, progress=True)
                 parts.append(run.dataset())
                 resumed += run.resumed_from
