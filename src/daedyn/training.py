@@ -398,6 +398,14 @@ class Engine(abc.ABC):
         return fingerprint(self.config, self.lam, self, **self.fingerprint_extra())
 
 
+def hms(seconds: float) -> str:
+    """A duration as h:mm:ss (``?`` when it is not known yet)."""
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
 class _Progress:
     """A log line every ~10 % of the run and at each checkpoint; a tqdm bar on a terminal."""
 
@@ -414,8 +422,8 @@ class _Progress:
         elapsed = time.perf_counter() - self.t0
         done = epoch - self.start
         eta = elapsed / done * (self.total - epoch) if done > 0 else math.nan
-        log.info("%s: epoch %d/%d (%d%%), loss %.6g, elapsed %.1f s, ETA %.1f s%s", self.desc, epoch,
-                 self.total, 100 * epoch // max(self.total, 1), loss, elapsed, eta, why)
+        log.info("%s: epoch %d/%d (%d%%), loss %.6g, elapsed %s, ETA %s%s", self.desc, epoch,
+                 self.total, 100 * epoch // max(self.total, 1), loss, hms(elapsed), hms(eta), why)
 
     def update(self, epoch: int, loss: float, checkpoint_next: bool = False) -> None:
         """``checkpoint_next``: a checkpoint line for this epoch follows, so no periodic line."""
