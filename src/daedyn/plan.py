@@ -21,16 +21,19 @@ from daedyn.kinds import Kind
 from daedyn.runconfig import schema as base_schema
 from daedyn.sweep import SweepError, expand
 
-__all__ = ["Plan", "canonical", "config_error", "validate"]
+__all__ = ["Plan", "RUNTIME_FLOOR_MIN", "canonical", "config_error", "validate"]
 
 # Cluster requests (docs/cluster.md). Memory: the arrays a job holds, times `resource_safety`, on top
 # of the interpreter with torch and xarray loaded (a tiny training job peaked at 600 MB resident).
 # Runtime: the job's arithmetic at the throughput measured in benchmarks/README.md (2 threads of a
 # 2-core AMD EPYC, float32 training GEMMs at 100-160 GFLOP/s: the slowest is used), plus start-up,
-# times `resource_safety`. Both grow with the attempt, so a retry asks for more.
+# times `resource_safety`, and never less than RUNTIME_FLOOR_MIN: a queue wait is cheaper than a job
+# killed at its time limit because a node was slower than the calibration or its file system stalled.
+# Both grow with the attempt, so a retry asks for more.
 BASE_MB = 800
 START_S = 30  # interpreter, imports, reading the inputs, writing the result
 GFLOPS = 100.0
+RUNTIME_FLOOR_MIN = 10
 
 
 #: names an experiment cannot have: results/<name>/ or results/figures/<name>.png belong to another stage
@@ -242,8 +245,10 @@ class Plan:
         return int((BASE_MB + self.config["resource_safety"] * array_bytes / 2**20) * attempt)
 
     def requested_minutes(self, seconds: float, attempt: int) -> int:
-        """Whole minutes for `seconds` of work at the measured rates plus start-up, with the margin."""
-        return math.ceil(self.config["resource_safety"] * (START_S + seconds) * attempt / 60)
+        """Whole minutes for `seconds` of work at the measured rates plus start-up, with the margin
+        `resource_safety`, at least :data:`RUNTIME_FLOOR_MIN`; times the attempt."""
+        minutes = math.ceil(self.config["resource_safety"] * (START_S + seconds) / 60)
+        return max(RUNTIME_FLOOR_MIN, minutes) * attempt
 
     def cuda_keys(self, jobs) -> list[str]:
         """Config keys `device: cuda` of training jobs, given as (rule name, experiment) pairs."""
