@@ -110,6 +110,11 @@ def test_targets_hold_every_enabled_experiment_once(plan):
         assert (figure in paper) == (exp["enabled"] and exp["paper"]), name
     assert "results/claims/beyond.csv" in default and "results/claims/theory.csv" in default
     assert set(plan.beyond_claims()) <= set(default)
+    # every claims table of the default target feeds the verdict table, with the figure that shows it
+    assert "results/claims/summary.csv" in default and "results/claims/summary.csv" not in paper
+    sources = plan.claims_summary()
+    assert {s["table"] for s in sources} == {"results/claims/theory.csv", *plan.beyond_claims()}
+    assert all(s["figure"] in default for s in sources if s["figure"])
 
 
 @pytest.mark.parametrize("change, message", [

@@ -333,6 +333,20 @@ class Plan:
         return [f"results/{name}/claims.csv" for kind in self.kinds.values() if kind.beyond
                 for name in self.experiments(kind)] + [f"results/{n}/claims.csv" for n in self.swept()]
 
+    def claims_summary(self) -> list[dict[str, str]]:
+        """The claims tables of the default target, for results/claims/summary.csv: the paper's theory
+        claims (when Figs. 1-4 are built), each sweep's and each experiment's beyond the paper."""
+        out = []
+        if len(self.scalar_figures()) == 4:
+            out.append({"group": "paper", "experiment": "theory (Figs. 1-4)", "table": "results/claims/theory.csv",
+                        "figure": ""})
+        out += [{"group": "sweep", "experiment": name, "table": f"results/{name}/claims.csv",
+                 "figure": f"results/figures/{name}_sweep.png"} for name in self.swept()]
+        out += [{"group": "beyond the paper", "experiment": name, "table": f"results/{name}/claims.csv",
+                 "figure": f"results/figures/{name}.png"}
+                for kind in self.kinds.values() if kind.beyond for name in self.experiments(kind)]
+        return out
+
     def targets(self, paper: bool) -> list[str]:
         """What `snakemake` (paper=False) or `snakemake paper` (True) builds."""
         out = [path for kind in self.kinds.values() for name in self.experiments(kind, paper)
@@ -346,6 +360,8 @@ class Plan:
             out.append("results/claims/theory.csv")
         if self.beyond_claims():
             out.append("results/claims/beyond.csv")
+        if self.claims_summary():
+            out.append("results/claims/summary.csv")
         return list(dict.fromkeys(out))
 
 
