@@ -285,7 +285,7 @@ def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint_
         parts.append(u.expand_dims(batch=[b]).assign_coords(steps_per_epoch=("batch", [spe])))
     u = xr.concat(parts, "batch", join="outer")
     out = xr.Dataset({"u": u})
-    out["batch"].attrs.update(long_name="minibatch size B (N: the full batch)", units="1")
+    out["batch"].attrs.update(long_name="minibatch size B: N is the full batch", units="1")
     out["steps_per_epoch"].attrs.update(long_name="gradient steps per epoch", units="1")
     out.attrs.update(lr=lr, eta_max=eta_max, fraction=config.fraction, steps=config.steps, n_samples=n, dim=d,
                      hidden=config.hidden, eps=config.eps, init_std=config.init_std, init_seed=config.init_seed)
@@ -328,10 +328,12 @@ def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint_pref
     out = xr.Dataset({"u": xr.concat(parts, "lr", join="outer")})
     out = out.assign_coords(fraction=("lr", np.asarray(config.var_fractions, float)))
     out["window_start"] = ("lr", np.array(starts), {
-        "long_name": "first epoch of the stationary window (burn_in relaxation times of the slowest tracked mode)",
+        "long_name": "stationary window start: first epoch of the window (burn_in relaxation times of the "
+                     "slowest tracked mode)",
         "units": "1"})
     out["lr"].attrs.update(long_name="learning rate eta", units="1")
-    out["fraction"].attrs.update(long_name="learning rate as a fraction of the stability limit 1/lambda_1", units="1")
+    out["fraction"].attrs.update(long_name="fraction of the stability limit: learning rate as a fraction of "
+                                           "1/lambda_1", units="1")
     out.attrs.update(eta_max=eta_max, var_batch=config.var_batch, steps_per_epoch=spe, burn_in=config.burn_in,
                      window=config.window, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps)
     return out
@@ -365,15 +367,18 @@ def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint_prefix: 
         trained.append(run.trajectory["u"].isel(epoch=-1).values[modes])
     out = xr.Dataset({
         "plateau": (("copy", "mode"), plateaus,
-                    {"long_name": "u_i of the empirical minimiser on one fixed noisy copy (closed form)", "units": "1"}),
+                    {"long_name": "copy's plateau: u_i of the empirical minimiser on one fixed noisy copy "
+                                  "(closed form)", "units": "1"}),
         "trained": (("trained_copy", "mode"), np.array(trained).reshape(len(trained), len(modes)),
-                    {"long_name": "u_i after training on the copy (last step)", "units": "1"}),
+                    {"long_name": "trained on the copy: u_i after training on the copy (last step)", "units": "1"}),
         "u_star": ("mode", theory.fixed_point(lam[modes], config.eps),
-                   {"long_name": "marginalised fixed point lam/(lam + eps)", "units": "1"}),
-    }, coords={"copy": ("copy", np.arange(config.copies), {"long_name": "seed of the fixed noisy copy", "units": "1"}),
+                   {"long_name": "marginalised fixed point: lam/(lam + eps)", "units": "1"}),
+    }, coords={"copy": ("copy", np.arange(config.copies), {"long_name": "copy seed: seed of the fixed noisy copy",
+                                                            "units": "1"}),
                "trained_copy": ("trained_copy", np.arange(config.trained_copies),
-                                {"long_name": "seed of a trained fixed copy", "units": "1"}),
-               "mode": ("mode", np.asarray(modes), {"long_name": "eigenmode index (0 = largest eigenvalue)", "units": "1"}),
+                                {"long_name": "trained copy seed: seed of a trained fixed copy", "units": "1"}),
+               "mode": ("mode", np.asarray(modes), {"long_name": "eigenmode index: 0 = largest eigenvalue",
+                                                    "units": "1"}),
                "lam": ("mode", lam[modes], {"long_name": "eigenvalue of Sigma", "units": "1"})})
     out.attrs.update(lr=lr, steps=config.steps, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps)
     return out
@@ -483,32 +488,32 @@ def summarise_sampled(config: SampledConfig, problem: Problem, trajectories: xr.
 
 
 _SUMMARY_META = {
-    "mode": ("eigenmode index (0 = largest eigenvalue)", "1"),
-    "lam": ("eigenvalue of Sigma (of the projected data)", "1"),
-    "u_star": ("marginalised fixed point lam/(lam + eps)", "1"),
-    "batch": ("minibatch size B (N: the full batch)", "1"),
+    "mode": ("eigenmode index: 0 = largest eigenvalue", "1"),
+    "lam": ("eigenvalue of Sigma: of the projected data", "1"),
+    "u_star": ("marginalised fixed point: lam/(lam + eps)", "1"),
+    "batch": ("minibatch size B: N is the full batch", "1"),
     "step": ("gradient steps taken", "1"),
-    "lr": ("learning rate eta of the variance sweep", "1"),
-    "copy": ("seed of the fixed noisy copy", "1"),
-    "trained_copy": ("seed of a trained fixed copy", "1"),
-    "traj_mean": ("mean over seeds of u_i with fresh noise every step", "1"),
-    "traj_se": ("standard error of the mean over seeds of (u_i - marginalised recurrence)", "1"),
-    "diff": ("mean over seeds of u_i minus the marginalised recurrence", "1"),
-    "z": ("diff / traj_se (z-score of the mean against the marginalised recurrence)", "1"),
-    "reference": ("u_i of the marginalised recurrence (exact full-batch GD, same initial weights)", "1"),
-    "var_batch": ("stationary variance of u_i over seeds, trajectories at the batch size", "1"),
-    "var_batch_se": ("standard error of var_batch (lower bound: records are correlated)", "1"),
+    "lr": ("learning rate: eta of the variance sweep", "1"),
+    "copy": ("copy seed: seed of the fixed noisy copy", "1"),
+    "trained_copy": ("trained copy seed: seed of a trained fixed copy", "1"),
+    "traj_mean": ("mean mode strength: mean over seeds of u_i with fresh noise every step", "1"),
+    "traj_se": ("standard error of the mean: over seeds, of (u_i - marginalised recurrence)", "1"),
+    "diff": ("deviation of the mean: mean over seeds of u_i minus the marginalised recurrence", "1"),
+    "z": ("z-score of the mean: diff / traj_se, against the marginalised recurrence", "1"),
+    "reference": ("marginalised recurrence: u_i of exact full-batch GD from the same initial weights", "1"),
+    "var_batch": ("stationary variance, by batch: of u_i over seeds, trajectories at the batch size", "1"),
+    "var_batch_se": ("standard error of var_batch: a lower bound (records are correlated)", "1"),
     "var_batch_predicted": ("first-order prediction of var_batch", "1"),
-    "var_lr": ("stationary variance of u_i over seeds, from the minimum at the learning rate", "1"),
-    "var_lr_se": ("standard error of var_lr (lower bound: records are correlated)", "1"),
+    "var_lr": ("stationary variance, by learning rate: of u_i over seeds, from the minimum at the learning rate", "1"),
+    "var_lr_se": ("standard error of var_lr: a lower bound (records are correlated)", "1"),
     "var_lr_predicted": ("first-order prediction of var_lr", "1"),
-    "slope_lr": ("fitted log-log slope of var_lr against eta", "1"),
-    "slope_lr_predicted": ("log-log slope of var_lr_predicted against eta", "1"),
-    "slope_batch": ("fitted log-log slope of var_batch against B", "1"),
-    "slope_batch_predicted": ("log-log slope of var_batch_predicted against B", "1"),
-    "bias": ("plateau u_i on one fixed noisy copy (closed form) minus the marginalised u*", "1"),
-    "fixed_trained": ("u_i after training on a fixed copy (last step)", "1"),
-    "fixed_closed_form": ("u_i of the same copy's empirical minimiser (closed form)", "1"),
+    "slope_lr": ("slope of var_lr: fitted log-log slope against eta", "1"),
+    "slope_lr_predicted": ("predicted slope of var_lr: log-log slope of var_lr_predicted against eta", "1"),
+    "slope_batch": ("slope of var_batch: fitted log-log slope against B", "1"),
+    "slope_batch_predicted": ("predicted slope of var_batch: log-log slope of var_batch_predicted against B", "1"),
+    "bias": ("fixed-copy bias: plateau u_i on one fixed noisy copy (closed form) minus the marginalised u*", "1"),
+    "fixed_trained": ("trained on a fixed copy: u_i after training on the copy (last step)", "1"),
+    "fixed_closed_form": ("fixed copy's plateau: u_i of the same copy's empirical minimiser (closed form)", "1"),
 }
 
 

@@ -506,10 +506,11 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
 
 #: long_name and units of the facts an engine derives from its configuration and data
 DERIVED_META = {
-    "n_steps": ("number of gradient steps of the run", "1"),
+    "n_steps": ("gradient steps: number of gradient steps of the run", "1"),
     "batch_size": ("minibatch size (N: full batch)", "1"),
-    "eta_max": ("stability limit of the learning rate checked before the first step", "1"),
-    "eps_matched": ("isotropic Gaussian noise variance matched to the masking noise, (1-q)/q mean(diag Sigma)",
+    "eta_max": ("stability limit eta_max: of the learning rate, checked before the first step", "1"),
+    "eps_matched": ("matched Gaussian noise variance: isotropic, matched to the masking noise, "
+                    "(1-q)/q mean(diag Sigma)",
                     "1"),
 }
 
