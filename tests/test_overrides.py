@@ -121,7 +121,10 @@ def test_an_override_reruns_exactly_the_affected_jobs(tiny_workflow, tmp_path):
     assert "Nothing to be done" in same.stdout + same.stderr
     # validated like the config file: an unknown key and a value of the wrong type are named
     unknown = dry_run("linear_experiments.fig5_synthetic.lrr=0.04")
-    assert unknown.returncode != 0 and "linear_experiments.fig5_synthetic" in unknown.stderr
-    assert "'lrr' was unexpected" in unknown.stderr
+    output = unknown.stdout + unknown.stderr
+    assert unknown.returncode != 0 and "Invalid config: linear_experiments.fig5_synthetic" in output, output[-2000:]
+    assert "'lrr' was unexpected" in output
     typed = dry_run("linear_experiments.fig5_synthetic.epochs=fast")
-    assert typed.returncode != 0 and "linear_experiments.fig5_synthetic.epochs: 'fast' is not of type 'integer'" in typed.stderr
+    output = typed.stdout + typed.stderr
+    assert typed.returncode != 0, output[-2000:]
+    assert "linear_experiments.fig5_synthetic.epochs: 'fast' is not of type 'integer'" in output, output[-2000:]
