@@ -27,6 +27,10 @@ except configcheck.ConfigError as err:
 configfile: CONFIG_FILE
 
 
+# The report's landing page (`snakemake --report report.html`): the verdict table and the figures.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/spectrum.smk"

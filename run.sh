@@ -2,7 +2,9 @@
 # daedyn's two entry points. Both first create the Python environment (.venv, pip,
 # pinned by requirements.lock) when it is missing or older than pyproject.toml/requirements.lock.
 #   ./run.sh pipeline [snakemake options]   run the workflow (default targets of config.yaml;
-#                                           `./run.sh pipeline paper`: the paper-scale ones)
+#                                           `./run.sh pipeline paper`: the paper-scale ones);
+#                                           also --set KEY=VALUE, e.g.
+#                                           --set linear_experiments.fig5_mnist.lr=0.02
 #   ./run.sh test [pytest options]          run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,9 +41,16 @@ case "$command" in
         --profile*) profile=(--workflow-profile none) ;;
       esac
     done
-    # config files named on the command line (or in a profile): syntax errors with file and line
-    .venv/bin/python workflow/check_configfiles.py "${profile[@]}" "$@"
-    exec .venv/bin/snakemake "${profile[@]}" "$@" ;;
+    # config files named on the command line (or in a profile): syntax errors with file and line;
+    # --set KEY=VALUE becomes one more --configfile (validated like any config file)
+    args_file=$(mktemp)
+    if ! .venv/bin/python workflow/check_configfiles.py --rewrite-args "${profile[@]}" "$@" >"$args_file"; then
+      rm -f "$args_file"
+      exit 1
+    fi
+    mapfile -d '' args <"$args_file"
+    rm -f "$args_file"
+    exec .venv/bin/snakemake "${args[@]}" ;;
   test) exec .venv/bin/python -m pytest "$@" ;;
   *) echo "usage: ./run.sh pipeline [snakemake options] | ./run.sh test [pytest options]" >&2; exit 2 ;;
 esac

@@ -107,3 +107,36 @@ def test_beyond_claims_table_concatenates_and_checks_experiment_files(tmp_path):
     with pytest.raises(store.ResultFileError, match="bad.csv: claim 'depth-1' has verdict 'probably'"):
         beyond_claims_job([str(tmp_path / "bad.csv")], str(tmp_path / "out.csv"))
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_claims_summary_gathers_every_table_with_experiment_and_figure(tmp_path):
+    """results/claims/summary.csv, and its rst for the report's landing page: rst markup in a
+    statement (|x|, u*, a_b) stays text, and each figure is a link to the report's entry."""
+    from docutils.core import publish_parts
+
+    from daedyn import claims
+    from daedyn.jobs.claims import SUMMARY_COLUMNS, claims_summary_job
+
+    row = {"claim": "1", "statement": "Fig. 2: max |Δu| ≤ 1e-8 for u* and η*_DAE", "measured": "1", "expected": "1",
+           "verdict": "confirmed", "note": ""}
+    claims.write_claims_csv([row, {**row, "claim": "2", "statement": "no figure named", "verdict": "refuted"}],
+                            tmp_path / "theory.csv")
+    claims.write_claims_csv([{**row, "claim": "depth: deep WDAE", "verdict": "qualified"}], tmp_path / "depth.csv")
+    sources = [{"group": "paper", "experiment": "theory (Figs. 1-4)", "table": str(tmp_path / "theory.csv"),
+                "figure": ""},
+               {"group": "beyond the paper", "experiment": "depth_mnist", "table": str(tmp_path / "depth.csv"),
+                "figure": "results/figures/depth_mnist.png"}]
+    claims_summary_job(sources, str(tmp_path / "summary.csv"), str(tmp_path / "summary.rst"))
+    with open(tmp_path / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == SUMMARY_COLUMNS
+    assert [(r["experiment"], r["claim"], r["verdict"], r["figure"]) for r in rows] == [
+        ("theory (Figs. 1-4)", "1", "confirmed", "results/figures/fig2.png"),
+        ("theory (Figs. 1-4)", "2", "refuted", ""),
+        ("depth_mnist", "depth: deep WDAE", "qualified", "results/figures/depth_mnist.png")]
+    page = (tmp_path / "summary.rst").read_text()
+    links = ".. _fig2.png: javascript:show('fig2')\n.. _depth_mnist.png: javascript:show('depth')\n"
+    html = publish_parts(page + "\n" + links, writer="html", settings_overrides={"report_level": 1})["body"]
+    assert "system-message" not in html
+    assert "max |Δu| ≤ 1e-8 for u* and η*_DAE" in html and "<strong>refuted</strong>" in html
+    assert 'href="javascript:show(\'depth\')">depth_mnist.png</a>' in html

@@ -138,7 +138,7 @@ def test_tiny_depth_and_masking_experiments_end_to_end(tmp_path):
                  "results/masking_tiny/runs/q50_gauss/seed0.nc", "results/masking_tiny/combined.nc",
                  "results/masking_tiny_sampled/runs/q70/seed0.nc"):
         ds = store.open_dataset(tmp_path / path)
-        assert ds.attrs["Conventions"] == "CF-1.11 ACDD-1.3"
+        assert ds.attrs["Conventions"] == store.CONVENTIONS
         assert [n for n, v in ds.variables.items() if not v.attrs.get("long_name")] == [], path
         assert sorted(set(ds.variables) - documented_variables()) == [], f"{path}: document in docs/python.md"
 

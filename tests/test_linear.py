@@ -1,6 +1,7 @@
 """Tests of daedyn.linear: engines against independent numpy computations."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from daedyn import spectrum, theory
 from daedyn.linear import train_datapass, train_exact, train_sampled
-from daedyn.training import DivergenceError, init_weights, log_epochs
+from daedyn.training import DivergenceError, hms, init_weights, log_epochs
 
 CONDITIONS = {"ae": (0.0, 0.0), "dae": (0.4, 0.0), "wdae": (0.0, 0.15), "both": (0.3, 0.1)}
 
@@ -308,7 +309,13 @@ def test_progress_lines_in_the_log_and_no_bar_off_a_terminal(capsys, caplog):
     assert len(lines) == 10                                   # every 10 % of the run
     assert "epoch 20/200 (10%), loss" in lines[0] and "elapsed" in lines[0]
     assert "epoch 200/200 (100%)" in lines[-1]
+    assert re.search(r"elapsed \d+:\d\d:\d\d, ETA \d+:\d\d:\d\d", lines[0]), lines[0]  # h:mm:ss
     assert "epoch/s" not in capsys.readouterr().err           # stderr is not a terminal: no tqdm bar
+
+
+def test_durations_read_as_hours_minutes_seconds():
+    assert [hms(s) for s in (0, 59.6, 61, 3600, 36000 + 62)] == ["0:00:00", "0:01:00", "0:01:01", "1:00:00", "10:01:02"]
+    assert hms(math.nan) == "?"
 
 
 def test_log_epochs():

@@ -1,4 +1,4 @@
-"""The workflow passes Snakemake's linter (but for one deliberate lint) and snakefmt, as the README says."""
+"""The workflow passes Snakemake's linter (but for one deliberate lint) and snakefmt, as docs/operations.md says."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import REPO
 
 
 #: The one lint left on purpose: the rules name no conda environment, because the pinned venv of
-#: run.sh is the supported way to run them (README, "Deployment").
+#: run.sh is the supported way to run them (docs/operations.md, "Deployment").
 NO_CONDA = "Specify a conda environment or container for each rule."
 
 

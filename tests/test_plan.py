@@ -4,6 +4,7 @@ and a kind defined inside a test built through Snakemake without touching any wo
 from __future__ import annotations
 
 import copy
+import math
 import importlib
 import re
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
 from daedyn import kinds as registry
 from daedyn.configcheck import ConfigError
-from daedyn.plan import Plan
+from daedyn.plan import RUNTIME_FLOOR_MIN, Plan
 from daedyn.runconfig import schema
 
 KINDS = registry.load()
@@ -74,10 +75,25 @@ def test_every_kind_asks_for_a_gpu_and_the_cuda_check_when_an_experiment_says_cu
 def test_requests_grow_with_the_attempt_and_the_safety_factor(plan):
     name = "fig5_mnist"
     assert plan.mem_mb(name, "dae", 2) == 2 * plan.mem_mb(name, "dae", 1)
-    assert plan.runtime(name, "dae", 2) >= 2 * plan.runtime(name, "dae", 1) - 1
+    assert plan.runtime(name, "dae", 2) == 2 * plan.runtime(name, "dae", 1)
+    # a long job: its calibrated request scales with the safety factor (up to whole minutes)
     config = default_config()
     config["resource_safety"] = 6
-    assert Plan(config).runtime(name, "dae", 1) >= 2 * plan.runtime(name, "dae", 1) - 1
+    long = next(n for n in plan.kind_of if plan.runtime(n, next(iter(plan.runs(n))), 1) > 2 * RUNTIME_FLOOR_MIN)
+    run = next(iter(plan.runs(long)))
+    assert Plan(config).runtime(long, run, 1) >= 2 * plan.runtime(long, run, 1) - 1
+
+
+def test_runtime_requests_never_fall_below_the_floor(plan):
+    """A 27-second fig5_mnist run asks for the floor, not for 2 minutes that a slow node overruns;
+    the floor grows with the attempt like the calibrated request."""
+    assert plan.runtime("fig5_mnist", "dae", 1) == RUNTIME_FLOOR_MIN
+    assert plan.runtime("fig5_mnist", "dae", 2) == 2 * RUNTIME_FLOOR_MIN
+    assert plan.requested_minutes(0, 1) == RUNTIME_FLOOR_MIN
+    # above the floor: safety x (start-up + work), rounded up to whole minutes
+    seconds = 3600
+    assert plan.requested_minutes(seconds, 1) == math.ceil(plan.config["resource_safety"] * (30 + seconds) / 60)
+    assert all(plan.dataset_runtime(d, 1) >= RUNTIME_FLOOR_MIN for d in ("mnist", "digits"))
     # the exact engine holds no data; a data pass holds the N x d images
     sweep = plan.experiment("sweep_mnist")
     exact = plan.mem_mb("sweep_mnist", next(iter(sweep["runs"])), 1)
@@ -94,6 +110,11 @@ def test_targets_hold_every_enabled_experiment_once(plan):
         assert (figure in paper) == (exp["enabled"] and exp["paper"]), name
     assert "results/claims/beyond.csv" in default and "results/claims/theory.csv" in default
     assert set(plan.beyond_claims()) <= set(default)
+    # every claims table of the default target feeds the verdict table, with the figure that shows it
+    assert "results/claims/summary.csv" in default and "results/claims/summary.csv" not in paper
+    sources = plan.claims_summary()
+    assert {s["table"] for s in sources} == {"results/claims/theory.csv", *plan.beyond_claims()}
+    assert all(s["figure"] in default for s in sources if s["figure"])
 
 
 @pytest.mark.parametrize("change, message", [

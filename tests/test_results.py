@@ -37,8 +37,7 @@ def test_open_experiment_returns_the_combined_dataset(tmp_path):
 
 @pytest.mark.workflow
 def test_open_experiment_opens_every_kind(tiny_workflow):
-    """Each experiment of the tiny workflow opens by its name alone, whatever its kind (the depth,
-    masking and generalisation kinds are opened in their own workflow tests)."""
+    """Each experiment of the tiny workflow opens by its name alone, whatever its kind."""
     from snakemake.utils import update_config
 
     from daedyn.plan import Plan
@@ -47,10 +46,27 @@ def test_open_experiment_opens_every_kind(tiny_workflow):
     update_config(config, load_yaml(REPO / ".test" / "config.yaml"))
     plan = Plan(config)
     names = [n for kind in plan.kinds.values() for n in plan.experiments(kind)]
-    assert {plan.kind_of[n].name for n in names} == {"linear", "nonlinear", "lr_normalised", "sampled"}
+    assert {plan.kind_of[n].name for n in names} == set(plan.kinds)  # every kind: the tiny config has each
     for name in names:
         ds = daedyn.open_experiment(name, results=tiny_workflow / "results")
         assert ds.sizes, name
+
+
+def test_the_hint_for_missing_results_names_a_real_target_of_every_kind(tmp_path):
+    """The command the error suggests builds an output of the experiment's aggregation, for every kind
+    of the default config; an experiment config.yaml does not define needs its --configfile."""
+    from daedyn.plan import Plan
+
+    plan = Plan(load_yaml(REPO / "config.yaml"))
+    (tmp_path / "results").mkdir()
+    for kind in plan.kinds.values():
+        name = next(iter(plan.experiments(kind, paper=None)))
+        with pytest.raises(store.ResultFileError) as err:
+            daedyn.open_experiment(name, results=tmp_path / "results")
+        target = re.search(r"`\./run\.sh pipeline (\S+)`", str(err.value))[1]
+        assert target in plan.experiment_targets(kind, name), (kind.name, target)
+    with pytest.raises(store.ResultFileError, match=r"--configfile <the file that defines mine> results/mine/"):
+        daedyn.open_experiment("mine", results=tmp_path / "results")
 
 
 def test_open_experiment_names_the_missing_file_and_what_exists(tmp_path):

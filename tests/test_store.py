@@ -46,7 +46,7 @@ def test_provenance_round_trips(tmp_path):
     assert back.attrs["git_dirty"] in (0, 1)
     assert "_FillValue" not in back["lr"].encoding  # no fill value on coordinates
     xr.testing.assert_equal(back["u"].reset_coords(drop=True), small_dataset()["u"].reset_coords(drop=True))
-    assert back["u"].attrs == small_dataset()["u"].attrs
+    assert back["u"].attrs == {**small_dataset()["u"].attrs, "coverage_content_type": "modelResult"}
     report = provenance.describe(back.attrs)
     assert back.attrs["config_sha256"] in report and "git commit" in report
 
@@ -201,14 +201,33 @@ def test_job_fails_first_when_it_imports_another_checkout(tmp_path, monkeypatch)
     assert f"pip install -e {tmp_path / 'other'}" in message and f"{tmp_path / 'other' / 'run.sh'} pipeline" in message
 
 
+def test_long_names_are_short_with_the_definition_as_comment_and_files_have_an_acdd_id(tmp_path):
+    ds = small_dataset()
+    ds["u"].attrs.update(long_name="mode strength: u_i = v_i^T W v_i (W = W2 W1)", comment="float32 training")
+    ds["lr"].attrs.update(long_name="learning rate")
+    path = store.write_dataset(ds, tmp_path / "results" / "exp" / "runs" / "a" / "seed0.nc", title="t", summary="s",
+                               provenance_attrs={"config_sha256": "0123456789abcdef" * 4})
+    back = store.open_dataset(path)
+    assert back["u"].attrs["long_name"] == "mode strength"
+    assert back["u"].attrs["comment"] == "u_i = v_i^T W v_i (W = W2 W1); float32 training"
+    assert back["lr"].attrs["long_name"] == "learning rate" and "comment" not in back["lr"].attrs
+    assert back.attrs["Conventions"] == "CF-1.11, ACDD-1.3" and back.attrs["naming_authority"] == "daedyn"
+    assert back.attrs["id"] == "results/exp/runs/a/seed0.nc:0123456789abcdef" and " " not in back.attrs["id"]
+    # written again (a combined file of run files read back): nothing changes
+    again = store.open_dataset(store.write_dataset(back, tmp_path / "again.nc", provenance_attrs={}))
+    assert again["u"].attrs["long_name"] == "mode strength"
+    assert again["u"].attrs["comment"] == back["u"].attrs["comment"]
+
+
 def test_shared_coordinates_get_a_long_name_and_files_a_licence(tmp_path):
     ds = small_dataset().assign_coords(seed=[7], run=["dae"])
     ds["mode"].attrs["long_name"] = "my own mode label"
     path = store.write_dataset(ds, tmp_path / "r.nc", title="t", summary="s", provenance_attrs={})
     back = store.open_dataset(path)
-    assert back["epoch"].attrs["long_name"] == store.COORDINATE_LONG_NAMES["epoch"]
-    assert back["seed"].attrs["long_name"] == store.COORDINATE_LONG_NAMES["seed"]
-    assert back["run"].attrs["long_name"] == store.COORDINATE_LONG_NAMES["run"]
+    for name in ("epoch", "seed", "run"):  # "short name: definition" as long_name and comment
+        short, _, definition = store.COORDINATE_LONG_NAMES[name].partition(": ")
+        assert (back[name].attrs["long_name"], back[name].attrs["comment"]) == (short, definition)
+        assert back[name].attrs["coverage_content_type"] == "coordinate"
     assert back["mode"].attrs["long_name"] == "my own mode label"  # a coordinate's own name wins
     assert "long_name" not in back["lr"].attrs  # not a shared coordinate: its maker must name it
     assert back.attrs["license"] == store.LICENSE and "MIT" in back.attrs["license"]

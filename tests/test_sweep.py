@@ -139,7 +139,8 @@ def planned_inputs(output: str) -> dict[str, list[str]]:
 
 
 def test_per_run_values_choose_inputs_and_resources(tmp_path):
-    exp = {"dataset": "mnist", "n_samples": 1000, "hidden": 8, "lr": 0.05, "epochs": 1000, "modes": [0],
+    # long enough that the wide data pass asks for more than the runtime floor (a dry run: nothing trains)
+    exp = {"dataset": "mnist", "n_samples": 1000, "hidden": 8, "lr": 0.05, "epochs": 20000, "modes": [0],
            "sweep": {"n_samples": [1000, 2000], "engine": ["exact", "datapass"], "hidden": [4, 64]}}
     out = run_snakemake(tmp_path, config({"linear_experiments": {"grid": exp}}), "-n",
                         "results/grid/combined.nc").stdout

@@ -90,17 +90,19 @@ def seed_statistics(combined: xr.Dataset, names) -> xr.Dataset:
     out = combined.copy()
     for name in names:
         values = combined[name]
-        what = values.attrs.get("long_name", name)
+        # "short name: definition" (store.write_dataset splits it), or a file's long_name and comment
+        what, _, definition = str(values.attrs.get("long_name", name)).partition(": ")
+        definition = definition or values.attrs.get("comment", what)
         out[f"{name}_mean"] = values.mean("seed").assign_attrs(
-            long_name=f"mean over seeds of {what}", units=values.attrs.get("units", "1"))
+            long_name=f"{what}, seed mean: mean over seeds of {definition}", units=values.attrs.get("units", "1"))
         sd = values.std("seed", ddof=1) if combined.sizes["seed"] > 1 else xr.full_like(values.isel(seed=0), np.nan)
         out[f"{name}_sd"] = sd.assign_attrs(
-            long_name=f"sample standard deviation over seeds (n - 1) of {what}; NaN with one seed",
-            units=values.attrs.get("units", "1"))
+            long_name=f"{what}, seed sd: sample standard deviation over seeds (n - 1) of {definition}; NaN with "
+                      "one seed", units=values.attrs.get("units", "1"))
     if names:
         last = combined[names[0]].isel(epoch=-1)
         count = last.notnull().all([d for d in last.dims if d not in ("run", "seed")]).sum("seed")
-        out["n_seeds"] = count.astype(np.int64).assign_attrs(long_name="number of seeds of the run", units="1")
+        out["n_seeds"] = count.astype(np.int64).assign_attrs(long_name="number of seeds", units="1")
     return out
 
 
@@ -148,19 +150,19 @@ def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray,
     dims = ("run", "seed", "mode", "epoch")
     combined = combined.copy()
     combined["u_theory"] = xr.DataArray(u_theory, dims=dims, attrs={
-        "long_name": "per-mode theory from each mode's initial weights (exact discrete map, E15)",
+        "long_name": "per-mode theory: from each mode's initial weights (exact discrete map, E15)",
         "units": "1"}).transpose(*combined["u"].dims)
     combined["u_paper"] = xr.DataArray(u_paper, dims=dims, attrs={
-        "long_name": "paper's balanced closed form (E7b) with the heuristic u0 (D3)",
+        "long_name": "paper's closed form: balanced closed form (E7b) with the heuristic u0 (D3)",
         "units": "1"}).transpose(*combined["u"].dims)
     combined["u0_paper"] = (("run", "seed"), u0s, {
-        "long_name": f"heuristic u0 = sum of the top {PAPER_U0_TOP} singular values of the initial W / d",
+        "long_name": f"paper's heuristic u0: sum of the top {PAPER_U0_TOP} singular values of the initial W / d",
         "units": "1"})
     combined = combined.assign_coords(eta_max=("run", eta_max, {
-        "long_name": "stability limit eta_max of full-batch gradient descent for the whole network (E16)",
+        "long_name": "stability limit eta_max: of full-batch gradient descent for the whole network (E16)",
         "units": "1"}))
     combined["u_star"] = (("run", "mode"), u_star, {
-        "long_name": "fixed point max(lam - gamma, 0)/(lam + eps) (E8)", "units": "1"})
+        "long_name": "fixed point: max(lam - gamma, 0)/(lam + eps) (E8)", "units": "1"})
     return combined
 
 

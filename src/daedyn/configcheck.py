@@ -5,14 +5,19 @@ keys (a whole experiment can vanish) and reports syntax errors without file or l
 Schema (draft 2020-12) accepts 100.0 as an integer and NaN or infinity as numbers. The
 workflow therefore reads its config files once more with :func:`load_strict`, and checks the
 merged config with :func:`reject_non_finite` before and :func:`reject_non_integers` after
-schema validation. Plain Python (no snakemake), so it is usable and testable on its own.
+schema validation. Command-line overrides (``./run.sh pipeline --set KEY=VALUE``) are parsed here
+too (:func:`parse_overrides`, :func:`overrides_config`): ``run.sh`` writes them to one more config
+file, which then goes through every check a config file goes through. Plain Python (no snakemake),
+so it is usable and testable on its own.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -129,6 +134,61 @@ def check_files(paths) -> None:
                 what = "is empty" if content is None else f"holds a {type(content).__name__}, not keys"
                 raise ConfigError(f"{path}: the file {what}; a config file maps keys to values at the top level "
                                   "(e.g. `linear_experiments: ...`). Fix it or leave it out of --configfile.")
+
+
+# --------------------------------------------------------------------------- overrides
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+
+
+def parse_overrides(items) -> list[tuple[tuple[str, ...], Any]]:
+    """``["linear_experiments.fig5_mnist.lr=0.02", ...]`` as (key path, value) pairs.
+
+    Values are YAML, as in a config file: ``0.02`` is a float, ``3`` an integer, ``true`` a
+    boolean, ``[0, 3]`` a list, ``{eps: 0.5}`` a mapping, ``null`` nothing; a number in
+    exponent notation without a dot (``1e-3``, which YAML reads as text) is a float too.
+    """
+    out = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not _KEY.fullmatch(key):
+            raise ConfigError(f"Invalid config: --set {item}: give KEY=VALUE with KEY a dotted path of config keys, "
+                              "e.g. --set linear_experiments.fig5_mnist.lr=0.02")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"Invalid config: --set {item}: the value is not valid YAML "
+                              f"({str(err).splitlines()[0]})") from None
+        if isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value.strip()):
+            value = float(value)
+        out.append((tuple(key.split(".")), value))
+    return out
+
+
+def overrides_config(config: Mapping[str, Any], overrides) -> dict:
+    """The overrides as one nested mapping, a config file's content, checked against the merged
+    `config` they apply to: every key above the one set must exist there (a misspelt experiment
+    or section is named, with the closest existing keys), so an override never adds an
+    experiment by accident. The last key may be new (a key left at its default, a new run);
+    whether it is allowed is the schema's to say, as for any config file."""
+    out: dict = {}
+    for path, value in overrides:
+        node: Any = config
+        for depth, key in enumerate(path[:-1]):
+            if not isinstance(node, Mapping) or key not in node:
+                where = key_path(path[:depth]) or "the config"
+                known = sorted(node) if isinstance(node, Mapping) else []
+                close = difflib.get_close_matches(key, known, n=3)
+                hint = (f"; did you mean {' or '.join(close)}?" if close else
+                        f"; it has {', '.join(known[:12])}{' ...' if len(known) > 12 else ''}" if known else "")
+                raise ConfigError(f"Invalid config: --set {key_path(path)}: {where} has no key {key!r}{hint}")
+            node = node[key]
+        if not isinstance(node, Mapping):
+            raise ConfigError(f"Invalid config: --set {key_path(path)}: {key_path(path[:-1])} is not a mapping")
+        target = out
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+    return out
 
 
 # --------------------------------------------------------------------------- values

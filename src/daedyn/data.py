@@ -271,9 +271,11 @@ def _image_dataset(images: np.ndarray, labels: np.ndarray, scale: int, attrs: di
     ds = xr.Dataset(
         {
             "x": (("sample", "feature"), flat / float(scale), {
-                "long_name": f"flattened input scaled to [0, 1] (raw value / {scale})", "units": "1",
+                "long_name": "input pixel intensity", "units": "1", "coverage_content_type": "image",
+                "comment": f"flattened image, raw value / {scale}, in [0, 1]",
             }),
-            "label": ("sample", labels.astype(np.int16), {"long_name": "class label", "units": "1"}),
+            "label": ("sample", labels.astype(np.int16), {"long_name": "class label", "units": "1",
+                                                          "coverage_content_type": "thematicClassification"}),
         },
         coords={"sample": np.arange(n), "feature": np.arange(flat.shape[1])},
         attrs={"image_shape": ",".join(map(str, images.shape[1:])), "pixel_scale": scale, **attrs},
@@ -369,8 +371,10 @@ def synthetic(n_samples: int, dim: int, eigenvalues: np.ndarray, seed: int = 0, 
     return xr.Dataset(
         {
             "x": (("sample", "feature"), x, {"long_name": "synthetic Gaussian input", "units": "1"}),
-            "true_eigenvalue": ("component", lam, {"long_name": "eigenvalue of the generating second moment"}),
-            "true_eigenvector": (("feature", "component"), v, {"long_name": "generating eigenvectors (columns)"}),
+            "true_eigenvalue": ("component", lam, {
+                "long_name": "generating eigenvalue: eigenvalue of the generating second moment", "units": "1"}),
+            "true_eigenvector": (("feature", "component"), v, {"long_name": "generating eigenvectors (columns)",
+                                                                "units": "1"}),
         },
         coords={"sample": np.arange(n_samples), "feature": np.arange(dim), "component": np.arange(dim)},
         attrs={"seed": seed, "exact_second_moment": int(exact)},

@@ -269,14 +269,14 @@ def init_layers(d: int, hidden, depth: int, *, init_std: float = 1e-4, seed: int
 
 
 _DEPTH_META = {
-    "u": ("mode strength u_i = v_i^T W v_i (W = W_L ... W_1)", "1"),
-    "singular_values": ("singular values of W = W_L ... W_1, descending", "1"),
-    "loss": ("marginalised loss = reconstruction + noise + decay (computed from Sigma)",
+    "u": ("mode strength: u_i = v_i^T W v_i (W = W_L ... W_1)", "1"),
+    "singular_values": ("singular values of W: W = W_L ... W_1, descending", "1"),
+    "loss": ("marginalised loss: reconstruction + noise + decay (computed from Sigma)",
              "1"),
-    "loss_decay": ("gamma/2 sum_l |W_l|_F^2 (weight decay on every layer)", "1"),
-    "norm_w1": ("Frobenius norm of the first layer W_1", "1"),
-    "norm_w2": ("Frobenius norm of the last layer W_L", "1"),
-    "balancedness": ("max_l |W_l W_l^T - W_(l+1)^T W_(l+1)|_F over adjacent layers", "1"),
+    "loss_decay": ("weight-decay term of the loss: gamma/2 sum_l |W_l|_F^2 (weight decay on every layer)", "1"),
+    "norm_w1": ("norm of the first layer: Frobenius norm of W_1", "1"),
+    "norm_w2": ("norm of the last layer: Frobenius norm of W_L", "1"),
+    "balancedness": ("balancedness: max_l |W_l W_l^T - W_(l+1)^T W_(l+1)|_F over adjacent layers", "1"),
 }
 
 

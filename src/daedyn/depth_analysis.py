@@ -59,7 +59,7 @@ def add_theory(ds: xr.Dataset) -> xr.Dataset:
         "long_name": "per-mode theory: exact aligned balanced GD map from the recorded u(0)",
         "units": "1"})
     out["u_theory"] = out["u_theory"].transpose(*u.dims)
-    out["u_limit"] = (dims[:-1], lim, {"long_name": "where the aligned balanced mode ends from u(0)",
+    out["u_limit"] = (dims[:-1], lim, {"long_name": "limit of the mode: where the aligned balanced mode ends from u(0)",
                                        "units": "1"})
     out["u_threshold"] = (dims[:-1], thr, {
         "long_name": "unstable fixed point u_minus: below it the mode decays to 0 (nan: no "

@@ -193,9 +193,9 @@ def add_theory(combined: xr.Dataset, spectra, moments, w1_init, w2_init, *,
         wiener[i] = mode_heldout_error(wu, c[i], s2)
 
     out = combined.copy()
-    out["lam"] = (("n_samples", "mode"), lam, {"long_name": "eigenvalue of the training second moment",
+    out["lam"] = (("n_samples", "mode"), lam, {"long_name": "training eigenvalue: of the training second moment",
                                                "units": "1"})
-    out["c"] = (("n_samples", "mode"), c, {"long_name": "held-out variance along the training eigenvector",
+    out["c"] = (("n_samples", "mode"), c, {"long_name": "held-out variance: along the training eigenvector",
                                            "units": "1"})
     u_da = xr.DataArray(u_th, dims=("n_samples", "eps", "mode", "epoch"))
     out["u_theory"] = u_da.transpose(*combined["u"].dims).assign_attrs(
@@ -204,28 +204,30 @@ def add_theory(combined: xr.Dataset, spectra, moments, w1_init, w2_init, *,
     ut = u_da.transpose("n_samples", "eps", "epoch", "mode").values
     out["train_error_theory"] = (("n_samples", "eps", "epoch"),
                                  mode_train_error(ut, lam[:, None, None, :]),
-                                 {"long_name": "per-mode train error 1/2 sum lam (1-u)^2", "units": "1"})
+                                 {"long_name": "train error, per-mode theory: 1/2 sum lam (1-u)^2", "units": "1"})
     rec = mode_heldout_error(ut, c[:, None, None, :])
     den = mode_heldout_error(ut[..., None, :], c[:, None, None, None, :], s2)
     out["test_reconstruction_theory"] = (("n_samples", "eps", "epoch"), rec, {
-        "long_name": "per-mode held-out reconstruction error 1/2 sum c (1-u)^2", "units": "1"})
+        "long_name": "held-out reconstruction error, theory: per-mode 1/2 sum c (1-u)^2", "units": "1"})
     out["test_denoising_theory"] = (("n_samples", "eps", "epoch", "sigma2_test"), den, {
-        "long_name": "per-mode held-out denoising error 1/2 sum [c (1-u)^2 + sigma2_test u^2]", "units": "1"})
+        "long_name": "held-out denoising error, theory: per-mode 1/2 sum [c (1-u)^2 + sigma2_test u^2]", "units": "1"})
     final = combined["test_denoising"].isel(epoch=-1).transpose("n_samples", "eps", "sigma2_test").values
     grid_best = eps[np.argmin(final, axis=1)]
     refined = np.array([[_parabola_min(eps, final[i, :, j]) for j in range(s2.size)] for i in range(len(ns))])
     for name, values, long_name in (
-            ("eps_star", star, "optimal training noise for the trained fixed point (theory)"),
-            ("eps_star_final_theory", star_t, "optimal training noise at the last epoch (theory, fine grid)"),
-            ("eps_star_grid", grid_best, "run-grid noise with the lowest measured held-out error at the last epoch"),
-            ("eps_star_measured", refined, "parabola-refined minimiser of the measured held-out error over the "
-                                           "run grid at the last epoch"),
-            ("wiener_error", wiener, "held-out error of the per-mode optimum u = c/(c + sigma2_test) on H modes")):
+            ("eps_star", star, "optimal training noise (theory): for a network trained to its fixed point"),
+            ("eps_star_final_theory", star_t,
+             "optimal training noise, last epoch: theory at the runs' last epoch, on a fine grid"),
+            ("eps_star_grid", grid_best, "optimal training noise, grid: the run grid's noise with the lowest "
+                                         "measured held-out error at the last epoch"),
+            ("eps_star_measured", refined, "optimal training noise, measured: parabola-refined minimiser of the "
+                                           "measured held-out error over the run grid at the last epoch"),
+            ("wiener_error", wiener, "per-mode optimum error: held-out error of u = c/(c + sigma2_test) on H modes")):
         out[name] = (("n_samples", "sigma2_test"), values, {"long_name": long_name, "units": "1"})
     out = out.assign_coords(sigma2_curve=("sigma2_curve", s2_curve, {
-        "long_name": "test-noise variance of the theory curve", "units": "1"}))
+        "long_name": "test-noise variance: of the theory curve", "units": "1"}))
     out["eps_star_curve"] = (("n_samples", "sigma2_curve"), curve, {
-        "long_name": "optimal training noise for the trained fixed point (theory)", "units": "1"})
+        "long_name": "optimal training noise (theory): for a network trained to its fixed point", "units": "1"})
     return out
 
 

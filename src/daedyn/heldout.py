@@ -54,18 +54,19 @@ def heldout_moment(x, spec: xr.Dataset, *, block_size: int = 4096, progress: boo
     return xr.Dataset(
         {
             "test_moment": (("component", "component2"), C, {
-                "long_name": "held-out second moment in the training eigenbasis, C = V^T Sigma_test V",
+                "long_name": "held-out second moment: in the training eigenbasis, C = V^T Sigma_test V",
                 "units": "1"}),
             "c": ("component", np.diag(C).copy(), {
-                "long_name": "held-out variance along each training eigenvector, c_i = v_i^T Sigma_test v_i",
+                "long_name": "held-out variance: along each training eigenvector, c_i = v_i^T Sigma_test v_i",
                 "units": "1"}),
             "eigenvalue": ("component", np.asarray(spec["eigenvalue"].values, dtype=np.float64), {
-                "long_name": "eigenvalue of the training second moment (descending)", "units": "1"}),
+                "long_name": "training eigenvalue: of the training second moment (descending)", "units": "1"}),
         },
-        coords={"component": ("component", k, {"long_name": "eigen-component index of the training spectrum "
+        coords={"component": ("component", k, {"long_name": "eigen-component index: of the training spectrum "
                                                              "(0 = largest eigenvalue)", "units": "1"}),
-                "component2": ("component2", k, {"long_name": "eigen-component index of the training spectrum, "
-                                                               "second axis of test_moment", "units": "1"})},
+                "component2": ("component2", k, {"long_name": "eigen-component index, second axis: of the "
+                                                               "training spectrum, second axis of test_moment",
+                                                  "units": "1"})},
         attrs={"n_test": int(x.shape[0]), "trace_test": float(np.trace(second)),
                "n_samples": int(spec.attrs["n_samples"]), "center": int(center),
                "matrix": "covariance about the training mean" if center

@@ -124,23 +124,23 @@ _SCALARS = ("loss", "loss_reconstruction", "loss_noise", "loss_decay",
             "norm_w1", "norm_w2", "balancedness")
 
 _META = {
-    "u": ("mode strength u_i = v_i^T W v_i (W = W2 W1)", "1"),
-    "singular_values": ("singular values of W = W2 W1, descending (the paper's 'actual', D2)", "1"),
-    "loss": ("marginalised loss E2 = reconstruction + noise + decay (computed from Sigma)",
+    "u": ("mode strength: u_i = v_i^T W v_i (W = W2 W1)", "1"),
+    "singular_values": ("singular values of W: W = W2 W1, descending (the paper's 'actual', D2)", "1"),
+    "loss": ("marginalised loss: E2 = reconstruction + noise + decay (computed from Sigma)",
              "1"),
-    "loss_reconstruction": ("1/2 tr[(I-W) Sigma (I-W)^T] = 1/2 mean_n |x_n - W x_n|^2",
+    "loss_reconstruction": ("reconstruction error: 1/2 tr[(I-W) Sigma (I-W)^T] = 1/2 mean_n |x_n - W x_n|^2",
                             "1"),
-    "loss_noise": ("eps/2 |W|_F^2 (marginalised input-noise term of E1)", "1"),
-    "loss_decay": ("gamma/2 (|W1|_F^2 + |W2|_F^2) (weight-decay term of E2)", "1"),
+    "loss_noise": ("input-noise term of the loss: eps/2 |W|_F^2 (marginalised input-noise term of E1)", "1"),
+    "loss_decay": ("weight-decay term of the loss: gamma/2 (|W1|_F^2 + |W2|_F^2) (weight-decay term of E2)", "1"),
     "norm_w1": ("Frobenius norm of W1", "1"),
     "norm_w2": ("Frobenius norm of W2", "1"),
     "balancedness": ("|W1 W1^T - W2^T W2|_F", "1"),
 }
 
 _TEST_META = {
-    "test_reconstruction": ("held-out reconstruction error 1/2 mean_n |x_n - W x_n|^2 (clean held-out inputs)",
+    "test_reconstruction": ("held-out reconstruction error: 1/2 mean_n |x_n - W x_n|^2 (clean held-out inputs)",
                             "1"),
-    "test_denoising": ("expected held-out denoising error 1/2 mean_n E|x_n - W (x_n + n)|^2, "
+    "test_denoising": ("held-out denoising error: expected 1/2 mean_n E|x_n - W (x_n + n)|^2, "
                        "n ~ N(0, sigma2_test I)", "1"),
 }
 
@@ -241,17 +241,17 @@ class _Tracker(Records):
                 data["test_denoising"] = (("epoch", "sigma2_test"), test[:, 1:])
                 meta["test_denoising"] = _TEST_META["test_denoising"]
                 coords["sigma2_test"] = ("sigma2_test", np.asarray(self.sigma2_test, dtype=np.float64),
-                                         {"long_name": "variance of the Gaussian test noise", "units": "1"})
+                                         {"long_name": "test-noise variance: of the Gaussian test noise", "units": "1"})
         ds = xr.Dataset(data, coords=coords)
         for name, (long_name, units) in meta.items():
             ds[name].attrs.update(long_name=long_name, units=units)
-        ds["epoch"].attrs.update(long_name="epoch (one full-batch GD step; for minibatch runs one "
-                                 "pass over the data)", units="1")
-        ds["mode"].attrs.update(long_name="eigenmode index of Sigma (descending eigenvalue)",
+        ds["epoch"].attrs.update(long_name="epoch: one full-batch GD step (for minibatch runs one pass over "
+                                 "the data)", units="1")
+        ds["mode"].attrs.update(long_name="eigenmode index: of Sigma, by descending eigenvalue",
                                 units="1")
-        ds["lam"].attrs.update(long_name="eigenvalue of Sigma = X^T X / N (uncentred)",
+        ds["lam"].attrs.update(long_name="eigenvalue of Sigma: Sigma = X^T X / N (uncentred)",
                                units="1")
-        ds["sv"].attrs.update(long_name="rank of the singular value (0 = largest)", units="1")
+        ds["sv"].attrs.update(long_name="singular value rank: 0 = largest", units="1")
         return ds
 
 
@@ -293,7 +293,7 @@ class Run:
             "w1": (hf, self.W1), "w2": (fh, self.W2),
         })
         for name, what in [("w1", "encoder W1"), ("w2", "decoder W2")]:
-            ds[name].attrs.update(long_name=f"final {what} (column convention, {self.MODEL})", units="1")
+            ds[name].attrs.update(long_name=f"final {what}: column convention, {self.MODEL}", units="1")
             ds[name + "_init"].attrs.update(long_name=f"initial {what}", units="1")
         return ds
 
@@ -305,8 +305,8 @@ class Run:
         ds = xr.merge([traj.drop_vars(scalars), self.weights()[list(self.STORED_WEIGHTS)]])
         ds = ds.expand_dims(run=[cfg.run or "run"], seed=[cfg.seed])
         ds = ds.assign_coords({name: ("run", [traj[name].item()], dict(traj[name].attrs)) for name in scalars})
-        ds["run"].attrs.update(long_name="name of the run (condition) within the experiment")
-        ds["seed"].attrs.update(long_name="seed of the initial weights (and of the noise)", units="1")
+        ds["run"].attrs.update(long_name="run name: the run's condition within the experiment")
+        ds["seed"].attrs.update(long_name="seed: of the initial weights (and of the noise)", units="1")
         ds.attrs = {**traj.attrs, "title": f"{self.TITLE} {cfg.label} seed {cfg.seed}",
                     "summary": self.SUMMARY}
         return ds

@@ -81,11 +81,12 @@ class PlannedRun:
 
 #: long_name and units of the plan's facts, stored as coordinates along ``run`` of a run file
 PLAN_META = {
-    "model": ("DAE (input noise) or WDAE (weight decay)", ""),
-    "fraction": ("learning rate as a fraction f of the model's own network stability limit", "1"),
-    "eta_max": ("the model's network stability limit eta_max", "1"),
-    "matched_mode": ("mode whose plateau the WDAE's gamma equals the DAE's (-1: none)", "1"),
-    "baseline": ("the DAE run this run is compared with (same fraction f)", ""),
+    "model": ("model: DAE (input noise) or WDAE (weight decay)", ""),
+    "fraction": ("fraction of the stability limit: learning rate as a fraction f of the model's own network "
+                 "stability limit", "1"),
+    "eta_max": ("stability limit eta_max: the model's network stability limit", "1"),
+    "matched_mode": ("matched mode: the mode whose plateau the WDAE's gamma equals the DAE's (-1: none)", "1"),
+    "baseline": ("DAE baseline: the DAE run this run is compared with (same fraction f)", ""),
 }
 
 
@@ -271,10 +272,10 @@ def combine_lr_normalised(runs: Sequence[xr.Dataset], V, modes: Sequence[int]) -
         parts.append(part)
     out = xr.concat(parts, "run", join="outer", coords="different", compat="equals")
     out.attrs = {"lam1": float(runs[0]["lam"].values[0])}
-    out["u"].attrs.update(long_name="mode strength u_i = v_i^T W v_i of the trained network", units="1")
-    out["x0"].attrs.update(long_name="initial state x0 = |a_i + b_i|^2/4 of the mode (a_i = W1 v_i, b_i = W2^T v_i)",
+    out["u"].attrs.update(long_name="mode strength: u_i = v_i^T W v_i of the trained network", units="1")
+    out["x0"].attrs.update(long_name="initial state x0: |a_i + b_i|^2/4 of the mode (a_i = W1 v_i, b_i = W2^T v_i)",
                            units="1")
-    out["y0"].attrs.update(long_name="initial state y0 = |a_i - b_i|^2/4 of the mode", units="1")
+    out["y0"].attrs.update(long_name="initial state y0: |a_i - b_i|^2/4 of the mode", units="1")
     return out
 
 
@@ -292,10 +293,10 @@ def add_lr_theory(ds: xr.Dataset) -> xr.Dataset:
         out[i][valid] = u[:, epochs[valid]].T
     ds = ds.copy()
     ds["u_theory"] = (("run", "epoch", "mode"), out, {
-        "long_name": "exact per-mode discrete map from each mode's initial weights", "units": "1"})
+        "long_name": "per-mode theory: exact per-mode discrete map from each mode's initial weights", "units": "1"})
     ds["u_star"] = (("run", "mode"), theory.fixed_point(lam[None, :], ds["eps"].values[:, None],
                                                         ds["gamma"].values[:, None]),
-                    {"long_name": "fixed point max(lam - gamma, 0)/(lam + eps)", "units": "1"})
+                    {"long_name": "fixed point: max(lam - gamma, 0)/(lam + eps)", "units": "1"})
     return ds
 
 
@@ -377,12 +378,12 @@ def lr_normalised_comparison(ds: xr.Dataset, levels: Sequence[float] = (0.5, 0.9
     comp["compared"] = comp["compared"].astype(bool)
     for name in comp.data_vars:
         comp[name].attrs.update(_comparison_meta(name))
-    for name, meta in {"pair": ("WDAE run compared with its DAE baseline", ""),
+    for name, meta in {"pair": ("WDAE run: compared with its DAE baseline", ""),
                        "lam": ("eigenvalue of Sigma", "1"), "gamma": ("the WDAE's weight decay gamma", "1"),
                        "fraction": PLAN_META["fraction"], "matched_mode": PLAN_META["matched_mode"],
                        "baseline": PLAN_META["baseline"], "eps": ("the DAE's noise variance epsilon", "1"),
-                       "lr_wdae": ("learning rate of the WDAE run", "1"),
-                       "lr_dae": ("learning rate of the DAE run", "1")}.items():
+                       "lr_wdae": ("WDAE learning rate", "1"),
+                       "lr_dae": ("DAE learning rate", "1")}.items():
         comp[name].attrs.update(zip(("long_name", "units"), meta))
     return comp
 
@@ -396,16 +397,20 @@ def comparison_levels(comp: xr.Dataset) -> list[float]:
 def _comparison_meta(name: str) -> dict:
     """long_name and units of a variable of :func:`lr_normalised_comparison`."""
     if name == "compared":
-        return {"long_name": "1: both runs reach 99 % of their plateau on this mode (the mode is compared)"}
+        return {"long_name": "mode compared: 1 where both runs reach 99 % of their plateau on this mode", "units": "1"}
     if name == "ratio_curve":
-        return {"long_name": "early-growth estimate (1 - gamma/lambda_1)/(1 - gamma/lambda_i) of the step ratio",
+        return {"long_name": "step ratio, early-growth estimate: (1 - gamma/lambda_1)/(1 - gamma/lambda_i)",
                 "units": "1"}
     kind, q = ("ratio", name[5:7]) if name.startswith("ratio") else ("steps", name[1:3])
-    source = "measured" if name.endswith("measured") else "predicted by the exact per-mode theory"
+    measured = name.endswith("measured")
+    source = "measured" if measured else "predicted by the exact per-mode theory"
+    short = "measured" if measured else "predicted"
     if kind == "ratio":
-        return {"long_name": f"step ratio WDAE/DAE to {q} % of each model's own plateau, {source}", "units": "1"}
+        return {"long_name": f"step ratio to {q} %, {short}: WDAE/DAE, each to {q} % of its own plateau, {source}",
+                "units": "1"}
     model = "DAE" if "_dae_" in name else "WDAE"
-    return {"long_name": f"steps of the {model} run to {q} % of its own plateau, {source}", "units": "1"}
+    return {"long_name": f"{model} steps to {q} %, {short}: steps of the {model} run to {q} % of its own plateau, "
+                         f"{source}", "units": "1"}
 
 
 def lr_normalised_rows(comp: xr.Dataset) -> list[dict]:

@@ -181,9 +181,9 @@ def max_error_per_mode(u, u_ref, dim: str = "epoch"):
 # --------------------------------------------------------------------------------------------
 
 _META = {
-    "loss": ("marginalised loss 1/2 tr S - k tr(W S) + k^2/2 tr[W (S + N) W^T] + decay (S = Sigma, k = q "
-             "unscaled or 1 inverted, N the noise covariance: r diag S for masks, r = (1-q)/q)", "1"),
-    "loss_noise": ("noise part of the marginalised loss: loss - loss_reconstruction - loss_decay (inverted "
+    "loss": ("marginalised loss: 1/2 tr S - k tr(W S) + k^2/2 tr[W (S + N) W^T] + decay (S = Sigma, k = q "
+             "unscaled or 1 inverted, N the noise covariance, r diag S for masks, r = (1-q)/q)", "1"),
+    "loss_noise": ("noise term of the loss: loss - loss_reconstruction - loss_decay (inverted "
                    "masks: r/2 tr(W diag S W^T))", "1"),
 }
 
@@ -251,10 +251,10 @@ class _MaskedModel(Engine):
         one = {"units": "1"}
         per_mode = {
             "eps_eff": (effective_noise(V_np, diag_np, config.q), {
-                "long_name": "per-mode noise of the approximation ((1-q)/q) v_i^T diag(Sigma) v_i",
+                "long_name": "per-mode noise variance: of the approximation, ((1-q)/q) v_i^T diag(Sigma) v_i",
                 "units": "1"}),
-            "x0": (np.sum((a + b) ** 2, 0) / 4.0, {"long_name": "initial |W1 v_i + W2^T v_i|^2 / 4", **one}),
-            "y0": (np.sum((a - b) ** 2, 0) / 4.0, {"long_name": "initial |W1 v_i - W2^T v_i|^2 / 4", **one}),
+            "x0": (np.sum((a + b) ** 2, 0) / 4.0, {"long_name": "initial state x0: |W1 v_i + W2^T v_i|^2 / 4", **one}),
+            "y0": (np.sum((a - b) ** 2, 0) / 4.0, {"long_name": "initial state y0: |W1 v_i - W2^T v_i|^2 / 4", **one}),
         }
         self.tracker = ProductTracker(self.lam_t, 0.0, config.gamma, config.hidden, self.records, 2, meta=_META,
                                       per_mode=per_mode)

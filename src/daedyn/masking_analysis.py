@@ -49,7 +49,7 @@ def add_theory(ds: xr.Dataset) -> xr.Dataset:
         "long_name": "per-mode approximation: one decoupled DAE per mode with noise eps_eff",
         "units": "1"}).transpose(*ds["u"].dims)
     out["u_star_approx"] = (dims[:-1], star, {
-        "long_name": "fixed point of the per-mode approximation", "units": "1"})
+        "long_name": "approximation's fixed point: of the per-mode approximation", "units": "1"})
     return out
 
 

@@ -84,10 +84,10 @@ COLLAPSED_MAPPING = 1e-6
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "identity": lambda z: z}
 
 _META = {
-    "mapping": ("learned mapping m_i = v_i^T C v_i / lam_i, C = (1/N) sum_n x_hat_n x_n^T, "
+    "mapping": ("learned mapping, clean inputs: m_i = v_i^T C v_i / lam_i, C = (1/N) sum_n x_hat_n x_n^T, "
                 "x_hat from CLEAN inputs", "1"),
-    "mapping_noisy": ("learned mapping m_i as above, x_hat from the NOISY pre-update forward pass "
-                      "(the paper's measurement)", "1"),
+    "mapping_noisy": ("learned mapping, noisy pass: m_i as for mapping, x_hat from the NOISY pre-update forward "
+                      "pass (the paper's measurement)", "1"),
     "loss": ("training loss: MSE over N*d elements on the noisy pre-update forward pass "
              "(no weight-decay term)", "1"),
     "loss_clean": ("clean reconstruction error: MSE over N*d elements on clean inputs",
@@ -202,10 +202,10 @@ class _Tracker(Records):
                                 "fresh every step"})
         for name, (long_name, units) in _META.items():
             ds[name].attrs.update(long_name=long_name, units=units)
-        ds["epoch"].attrs.update(long_name="epoch (one full-batch SGD step; for minibatch runs one "
-                                 "pass over the data); state after that many epochs", units="1")
-        ds["mode"].attrs.update(long_name="eigenmode index of Sigma (descending eigenvalue)", units="1")
-        ds["lam"].attrs.update(long_name="eigenvalue of Sigma = X^T X / N (uncentred)",
+        ds["epoch"].attrs.update(long_name="epoch: one full-batch SGD step (for minibatch runs one pass over "
+                                 "the data); the state after that many epochs", units="1")
+        ds["mode"].attrs.update(long_name="eigenmode index: of Sigma, by descending eigenvalue", units="1")
+        ds["lam"].attrs.update(long_name="eigenvalue of Sigma: Sigma = X^T X / N (uncentred)",
                                units="1")
         return ds
 
@@ -390,7 +390,7 @@ def linear_theory(lam, epochs, *, lr: float, noise_std: float, weight_decay: flo
     u = theory.vector_mode_map(steps, lam, eff["eps"], eff["gamma"], eff["lr"], x0=x0, y0=y0)[:, epochs]
     return xr.DataArray(u, dims=("mode", "epoch"), name="mapping_theory", coords={
         "mode": np.arange(lam.size), "epoch": epochs, "lam": ("mode", lam)}, attrs={
-        "long_name": "linear per-mode theory (E15 map) for the same hyperparameters in theory units",
+        "long_name": "linear theory: per-mode theory (E15 map) for the same hyperparameters in theory units",
         "units": "1", "lr": float(lr), "noise_std": float(noise_std), "weight_decay": float(weight_decay),
         "n_features": int(d), "hidden": int(hidden), "init_std": float(init_std),
         "lr_theory": eff["lr"], "eps_theory": eff["eps"], "gamma_theory": eff["gamma"],
@@ -414,6 +414,6 @@ def half_times(curve: xr.DataArray, *, fraction: float = 0.5, min_final: float =
     first = np.where(final[..., 0] >= min_final, first, np.nan)
     out = xr.DataArray(first, dims=c.dims[:-1], coords={k: v for k, v in c.coords.items()
                                                         if "epoch" not in v.dims})
-    out.attrs.update(long_name=f"first recorded epoch with value >= {fraction:g} x final value "
+    out.attrs.update(long_name=f"half-time: first recorded epoch with value >= {fraction:g} x final value "
                                f"(NaN: never, or final < {min_final:g})", units="1")
     return out

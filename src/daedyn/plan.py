@@ -23,16 +23,19 @@ from daedyn.kinds import Kind
 from daedyn.runconfig import schema as base_schema
 from daedyn.sweep import SweepError, expand
 
-__all__ = ["Plan", "canonical", "config_error", "validate"]
+__all__ = ["Plan", "RUNTIME_FLOOR_MIN", "canonical", "config_error", "validate"]
 
 # Cluster requests (docs/cluster.md). Memory: the arrays a job holds, times `resource_safety`, on top
 # of the interpreter with torch and xarray loaded (a tiny training job peaked at 600 MB resident).
 # Runtime: the job's arithmetic at the throughput measured in benchmarks/README.md (2 threads of a
 # 2-core AMD EPYC, float32 training GEMMs at 100-160 GFLOP/s: the slowest is used), plus start-up,
-# times `resource_safety`. Both grow with the attempt, so a retry asks for more.
+# times `resource_safety`, and never less than RUNTIME_FLOOR_MIN: a queue wait is cheaper than a job
+# killed at its time limit because a node was slower than the calibration or its file system stalled.
+# Both grow with the attempt, so a retry asks for more.
 BASE_MB = 800
 START_S = 30  # interpreter, imports, reading the inputs, writing the result
 GFLOPS = 100.0
+RUNTIME_FLOOR_MIN = 10
 
 
 #: names an experiment cannot have: results/<name>/ or results/figures/<name>.png belong to another stage
@@ -300,8 +303,10 @@ class Plan:
         return math.ceil(BASE_MB + self.config["resource_safety"] * array_bytes / 2**20) * attempt
 
     def requested_minutes(self, seconds: float, attempt: int) -> int:
-        """Whole minutes for `seconds` of work at the measured rates plus start-up, with the margin."""
-        return math.ceil(self.config["resource_safety"] * (START_S + seconds) * attempt / 60)
+        """Whole minutes for `seconds` of work at the measured rates plus start-up, with the margin
+        `resource_safety`, at least :data:`RUNTIME_FLOOR_MIN`; times the attempt."""
+        minutes = math.ceil(self.config["resource_safety"] * (START_S + seconds) / 60)
+        return max(RUNTIME_FLOOR_MIN, minutes) * attempt
 
     def cuda_keys(self, jobs) -> list[str]:
         """Config keys `device: cuda` of training jobs, given as (rule name, experiment) pairs."""
@@ -386,6 +391,20 @@ class Plan:
         return [f"results/{name}/claims.csv" for kind in self.kinds.values() if kind.beyond
                 for name in self.experiments(kind)] + [f"results/{n}/claims.csv" for n in self.swept()]
 
+    def claims_summary(self) -> list[dict[str, str]]:
+        """The claims tables of the default target, for results/claims/summary.csv: the paper's theory
+        claims (when Figs. 1-4 are built), each sweep's and each experiment's beyond the paper."""
+        out = []
+        if len(self.scalar_figures()) == 4:
+            out.append({"group": "paper", "experiment": "theory (Figs. 1-4)", "table": "results/claims/theory.csv",
+                        "figure": ""})
+        out += [{"group": "sweep", "experiment": name, "table": f"results/{name}/claims.csv",
+                 "figure": f"results/figures/{name}_sweep.png"} for name in self.swept()]
+        out += [{"group": "beyond the paper", "experiment": name, "table": f"results/{name}/claims.csv",
+                 "figure": f"results/figures/{name}.png"}
+                for kind in self.kinds.values() if kind.beyond for name in self.experiments(kind)]
+        return out
+
     def targets(self, paper: bool) -> list[str]:
         """What `snakemake` (paper=False) or `snakemake paper` (True) builds."""
         out = [path for kind in self.kinds.values() for name in self.experiments(kind, paper)
@@ -399,6 +418,8 @@ class Plan:
             out.append("results/claims/theory.csv")
         if self.beyond_claims():
             out.append("results/claims/beyond.csv")
+        if self.claims_summary():
+            out.append("results/claims/summary.csv")
         return list(dict.fromkeys(out))
 
 

@@ -31,10 +31,13 @@ def open_experiment(name: str, results: str | os.PathLike = "results") -> xr.Dat
     found = sorted({p.parent.name for table in tables for p in folder.glob(f"*/{table}")})
     where = (f"experiments with results in {folder}: {', '.join(found)}" if found
              else f"{folder} holds no experiment results (is it the pipeline's results folder?)")
-    target = f"results/{name}/{_configured_table(name) or tables[0]}"
+    configured = _configured_table(name)
+    target = f"results/{name}/{configured or tables[0]}"
+    command = f"./run.sh pipeline {target}" if configured else \
+        f"./run.sh pipeline --configfile <the file that defines {name}> {target}"
     raise store.ResultFileError(
         f"no results for experiment {name!r}: {folder / name} holds none of {', '.join(tables)}. Build it in the "
-        f"repository with `./run.sh pipeline {target}` (or plain `snakemake` with that target); {where}")
+        f"repository with `{command}` (or plain `snakemake` with that target); {where}")
 
 
 def _aggregate_tables() -> list[str]:

@@ -208,7 +208,7 @@ class RunConfig:
 
 _SHARED_META = {
     "lr": ("learning rate eta", "1"),
-    "init_std": ("standard deviation of the i.i.d. Gaussian initial weights", "1"),
+    "init_std": ("initial weight standard deviation: of the i.i.d. Gaussian initial weights", "1"),
     "n_samples": ("number of training samples N", "1"),
     "dtype": ("floating-point precision of training", ""),
 }
@@ -236,12 +236,12 @@ class LinearConfig(TrainingConfig):
 
     KIND: ClassVar[str] = "linear_experiment"
     META: ClassVar[dict[str, tuple[str, str]]] = {
-        "engine": ("training engine (exact: eigenbasis, datapass: data pass, sampled: noise drawn)", ""),
+        "engine": ("training engine: exact (in the eigenbasis), datapass (data pass) or sampled (noise drawn)", ""),
         "eps": ("input noise variance epsilon", "1"),
         "gamma": ("weight decay gamma", "1"),
         "hidden_units": ("number of hidden units H", "1"),
-        "allow_unstable": ("1: trained although lr >= eta_max on purpose", "1"),
-        "heldout": ("held-out dataset of the test errors", ""),
+        "allow_unstable": ("unstable on purpose: 1 when trained although lr >= eta_max", "1"),
+        "heldout": ("held-out dataset: of the test errors", ""),
         **_SHARED_META,
     }
 
@@ -265,8 +265,8 @@ class NonlinearConfig(TrainingConfig):
     KIND: ClassVar[str] = "nonlinear_experiment"
     META: ClassVar[dict[str, tuple[str, str]]] = {
         "activation": ("hidden-layer activation", ""),
-        "noise_std": ("input noise standard deviation sigma (variance sigma^2)", "1"),
-        "weight_decay": ("torch SGD weight_decay wd (adds wd*W to the gradient)", "1"),
+        "noise_std": ("input noise standard deviation: sigma (variance sigma^2)", "1"),
+        "weight_decay": ("weight decay: torch SGD weight_decay wd (adds wd*W to the gradient)", "1"),
         "hidden_units": ("number of hidden units H", "1"),
         "k_modes": ("number of measured top eigen-directions", "1"),
         **_SHARED_META,
@@ -296,13 +296,14 @@ class DepthConfig(TrainingConfig):
     META: ClassVar[dict[str, tuple[str, str]]] = {
         "depth": ("number of weight matrices L", "1"),
         "layer_widths": ("hidden widths H_1,...,H_(L-1)", ""),
-        "init": ("initial weights (aligned: every layer's mode weight w0; random: i.i.d. Gaussian)", ""),
-        "w0": ("aligned start: every layer's weight of each mode (u_i = w0^L)", "1"),
+        "init": ("initialisation: aligned (every layer's mode weight w0) or random (i.i.d. Gaussian)", ""),
+        "w0": ("aligned initial layer weight: every layer's weight of each mode (u_i = w0^L)", "1"),
         "eps": ("input noise variance epsilon", "1"),
-        "gamma": ("weight decay gamma on every layer", "1"),
-        "match_eps": ("gamma is gamma_L matched to a DAE of this noise variance (0: gamma as given)", "1"),
-        "match_mode": ("mode whose eigenvalue gamma_L is matched at", "1"),
-        "allow_unstable": ("1: trained although lr >= eta_max on purpose", "1"),
+        "gamma": ("weight decay gamma: on every layer", "1"),
+        "match_eps": ("matched noise variance: gamma is gamma_L matched to a DAE of this noise variance "
+                      "(0: gamma as given)", "1"),
+        "match_mode": ("matched mode: the mode whose eigenvalue gamma_L is matched at", "1"),
+        "allow_unstable": ("unstable on purpose: 1 when trained although lr >= eta_max", "1"),
         **_SHARED_META,
     }
 
@@ -346,13 +347,13 @@ class MaskingConfig(TrainingConfig):
 
     KIND: ClassVar[str] = "masking_experiment"
     META: ClassVar[dict[str, tuple[str, str]]] = {
-        "q": ("keep probability q of each input entry", "1"),
-        "form": ("masking form (unscaled: m*x; inverted: m*x/q)", ""),
-        "noise": ("input corruption (masking; per_mode or gaussian: the Gaussian comparisons)", ""),
-        "engine": ("training engine (marginal: mask-averaged loss in the eigenbasis; sampled: masks drawn)", ""),
+        "q": ("keep probability q: of each input entry", "1"),
+        "form": ("masking form: unscaled (m*x) or inverted (m*x/q)", ""),
+        "noise": ("input corruption: masking, or per_mode or gaussian for the Gaussian comparisons", ""),
+        "engine": ("training engine: marginal (mask-averaged loss in the eigenbasis) or sampled (masks drawn)", ""),
         "gamma": ("weight decay gamma", "1"),
         "hidden_units": ("number of hidden units H", "1"),
-        "allow_unstable": ("1: trained although lr >= eta_max on purpose", "1"),
+        "allow_unstable": ("unstable on purpose: 1 when trained although lr >= eta_max", "1"),
         **_SHARED_META,
     }
 

@@ -284,7 +284,7 @@ def sampled_trajectories(config: SampledConfig, problem: Problem, *, checkpoint:
         parts.append(u.expand_dims(batch=[b]).assign_coords(steps_per_epoch=("batch", [spe])))
     u = xr.concat(parts, "batch", join="outer")
     out = xr.Dataset({"u": u})
-    out["batch"].attrs.update(long_name="minibatch size B (N: the full batch)", units="1")
+    out["batch"].attrs.update(long_name="minibatch size B: N is the full batch", units="1")
     out["steps_per_epoch"].attrs.update(long_name="gradient steps per epoch", units="1")
     out.attrs.update(lr=lr, eta_max=eta_max, fraction=config.fraction, steps=config.steps, n_samples=n, dim=d,
                      hidden=config.hidden, eps=config.eps, init_std=config.init_std, init_seed=config.init_seed)
@@ -328,10 +328,12 @@ def sampled_variance(config: SampledConfig, problem: Problem, *, checkpoint: Che
     out = xr.Dataset({"u": xr.concat(parts, "lr", join="outer")})
     out = out.assign_coords(fraction=("lr", np.asarray(config.var_fractions, float)))
     out["window_start"] = ("lr", np.array(starts), {
-        "long_name": "first epoch of the stationary window (burn_in relaxation times of the slowest tracked mode)",
+        "long_name": "stationary window start: first epoch of the window (burn_in relaxation times of the "
+                     "slowest tracked mode)",
         "units": "1"})
     out["lr"].attrs.update(long_name="learning rate eta", units="1")
-    out["fraction"].attrs.update(long_name="learning rate as a fraction of the stability limit 1/lambda_1", units="1")
+    out["fraction"].attrs.update(long_name="fraction of the stability limit: learning rate as a fraction of "
+                                           "1/lambda_1", units="1")
     out.attrs.update(eta_max=eta_max, var_batch=config.var_batch, steps_per_epoch=spe, burn_in=config.burn_in,
                      window=config.window, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps)
     return out, resumed
@@ -366,15 +368,18 @@ def fixed_copies(config: SampledConfig, problem: Problem, *, checkpoint: Checkpo
         trained.append(run.trajectory["u"].isel(epoch=-1).values[modes])
     out = xr.Dataset({
         "plateau": (("copy", "mode"), plateaus,
-                    {"long_name": "u_i of the empirical minimiser on one fixed noisy copy (closed form)", "units": "1"}),
+                    {"long_name": "copy's plateau: u_i of the empirical minimiser on one fixed noisy copy "
+                                  "(closed form)", "units": "1"}),
         "trained": (("trained_copy", "mode"), np.array(trained).reshape(len(trained), len(modes)),
-                    {"long_name": "u_i after training on the copy (last step)", "units": "1"}),
+                    {"long_name": "trained on the copy: u_i after training on the copy (last step)", "units": "1"}),
         "u_star": ("mode", theory.fixed_point(lam[modes], config.eps),
-                   {"long_name": "marginalised fixed point lam/(lam + eps)", "units": "1"}),
-    }, coords={"copy": ("copy", np.arange(config.copies), {"long_name": "seed of the fixed noisy copy", "units": "1"}),
+                   {"long_name": "marginalised fixed point: lam/(lam + eps)", "units": "1"}),
+    }, coords={"copy": ("copy", np.arange(config.copies), {"long_name": "copy seed: seed of the fixed noisy copy",
+                                                            "units": "1"}),
                "trained_copy": ("trained_copy", np.arange(config.trained_copies),
-                                {"long_name": "seed of a trained fixed copy", "units": "1"}),
-               "mode": ("mode", np.asarray(modes), {"long_name": "eigenmode index (0 = largest eigenvalue)", "units": "1"}),
+                                {"long_name": "trained copy seed: seed of a trained fixed copy", "units": "1"}),
+               "mode": ("mode", np.asarray(modes), {"long_name": "eigenmode index: 0 = largest eigenvalue",
+                                                    "units": "1"}),
                "lam": ("mode", lam[modes], {"long_name": "eigenvalue of Sigma", "units": "1"})})
     out.attrs.update(lr=lr, steps=config.steps, n_samples=n, dim=d, hidden=config.hidden, eps=config.eps)
     return out, resumed

@@ -35,17 +35,17 @@ class _SeedBatchTracker(Records):
         epochs = np.asarray(epochs, dtype=np.int64)
         ds = xr.Dataset({
             "u": (("seed", "epoch", "mode"), self.u.permute(1, 0, 2).double().cpu().numpy(),
-                  {"long_name": "mode strength u_i = v_i^T W v_i (W = W2 W1)", "units": "1"}),
+                  {"long_name": "mode strength: u_i = v_i^T W v_i (W = W2 W1)", "units": "1"}),
             "loss": (("seed", "epoch"), self.loss.T.double().cpu().numpy(),
                      {"long_name": "marginalised loss (reconstruction + noise + decay)", "units": "1"}),
         }, coords={"seed": ("seed", np.asarray(self.seeds, np.int64), {"long_name": "seed of the noise", "units": "1"}),
-                   "epoch": ("epoch", epochs, {"long_name": "epoch (one pass over the data)", "units": "1"}),
+                   "epoch": ("epoch", epochs, {"long_name": "epoch: one pass over the data", "units": "1"}),
                    "mode": ("mode", np.asarray(self.modes, np.int64),
-                            {"long_name": "eigenmode index of Sigma (0 = largest eigenvalue)", "units": "1"}),
+                            {"long_name": "eigenmode index: of Sigma, 0 = largest eigenvalue", "units": "1"}),
                    "lam": ("mode", np.asarray(lam, np.float64)[self.modes],
                            {"long_name": "eigenvalue of Sigma = X^T X / N", "units": "1"}),
                    "step": ("epoch", epochs * self.steps_per_epoch,
-                            {"long_name": "gradient steps taken (epochs x steps per epoch)", "units": "1"})})
+                            {"long_name": "gradient steps taken: epochs x steps per epoch", "units": "1"})})
         return ds
 
 

@@ -87,9 +87,10 @@ def spectrum(x, n_samples: int | None = None, *, center: bool = False, block_siz
     return xr.Dataset(
         {
             "eigenvalue": ("component", lam, {
-                "long_name": "eigenvalue of the second-moment matrix (descending)", "units": "1"}),
+                "long_name": "eigenvalue: of the second-moment matrix (descending)", "units": "1"}),
             "eigenvector": (("feature", "component"), vec, {
-                "long_name": "unit eigenvector of the second-moment matrix (column per component)", "units": "1"}),
+                "long_name": "eigenvector: unit eigenvector of the second-moment matrix (column per component)",
+                "units": "1"}),
             "mean": ("feature", mean, {"long_name": "mean of the inputs", "units": "1"}),
         },
         coords={"component": np.arange(d), "feature": np.arange(d)},

@@ -1,8 +1,12 @@
 """The project's only netCDF writer and reader.
 
 Every result file goes through :func:`write_dataset`, which adds the CF / ACDD
-global attributes (CF-1.11: UDUNITS units, a long_name on every variable; the shared
-index coordinates get theirs from :data:`COORDINATE_LONG_NAMES`) and the provenance of
+global attributes (CF-1.11: UDUNITS units, a short long_name on every variable, the shared
+index coordinates get theirs from :data:`COORDINATE_LONG_NAMES`, and a long_name written as
+"short name: definition" is stored as that short name with the definition as ``comment``,
+:func:`split_long_name`; ACDD-1.3: its highly
+recommended global attributes, among them ``id`` and ``naming_authority``, and a
+``coverage_content_type`` on every variable) and the provenance of
 :mod:`daedyn.provenance`, chooses an
 explicit encoding (zlib, no fill value on coordinates) and writes atomically:
 to a temporary file in the same folder, then ``os.replace``. A job killed
@@ -31,7 +35,7 @@ import xarray as xr  # noqa: E402
 from daedyn import __version__, provenance  # noqa: E402
 
 ENGINE = "netcdf4"
-CONVENTIONS = "CF-1.11 ACDD-1.3"
+CONVENTIONS = "CF-1.11, ACDD-1.3"
 REFERENCES = (
     "Pretorius, Kroon & Kamper, Learning Dynamics of Linear Denoising Autoencoders, "
     "ICML 2018, arXiv:1806.05413"
@@ -40,17 +44,24 @@ LICENSE = (
     "daedyn is MIT-licensed software. Results derived from a public dataset (MNIST, Fashion-MNIST, "
     "CIFAR-10, scikit-learn's digits) are also subject to that dataset's own terms of use."
 )
+NAMING_AUTHORITY = "daedyn"
+#: ACDD coverage_content_type (ISO 19115-1) values. A variable that names none gets "coordinate"
+#: (coordinates), "auxiliaryInformation" (text, e.g. per-run provenance) or "modelResult" (everything
+#: daedyn computes: training runs, theory, metrics)
+COVERAGE_CONTENT_TYPES = ("image", "thematicClassification", "physicalMeasurement", "auxiliaryInformation",
+                          "qualityInformation", "referenceInformation", "modelResult", "coordinate")
 #: long_name of the index coordinates that many files share; a coordinate that brings its own keeps it
+#: (like every long_name given as "short name: definition", split into long_name and comment)
 COORDINATE_LONG_NAMES = {
-    "sample": "sample index (order of the source dataset)",
-    "feature": "input feature index (flattened pixel and channel)",
-    "component": "eigen-component index (0 = largest eigenvalue)",
-    "mode": "eigenmode index of Sigma (0 = largest eigenvalue)",
-    "epoch": "epoch (full-batch gradient steps taken)",
-    "run": "training condition (a key of the experiment's runs)",
-    "seed": "random seed of the run (initial weights and noise)",
+    "sample": "sample index: order of the source dataset",
+    "feature": "input feature index: flattened pixel and channel",
+    "component": "eigen-component index: 0 = largest eigenvalue",
+    "mode": "eigenmode index: of Sigma, 0 = largest eigenvalue",
+    "epoch": "epoch: full-batch gradient steps taken",
+    "run": "run name: a key of the experiment's runs",
+    "seed": "random seed: of the run's initial weights and noise",
     "trial": "random restart index",
-    "hidden_units": "hidden width H (number of hidden units)",
+    "hidden_units": "hidden width H: number of hidden units",
 }
 
 
@@ -108,6 +119,11 @@ def write_dataset(
         "keywords": "denoising autoencoder, learning dynamics, linear networks, weight decay",
         "creator_name": "daedyn contributors",
         "creator_type": "group",
+        "project": "daedyn: learning dynamics of denoising autoencoders",
+        "naming_authority": NAMING_AUTHORITY,
+        "id": dataset_id(path, provenance_attrs),
+        "processing_level": "model output: trained networks and their theory",
+        "acknowledgement": "The theory reproduced and extended here is " + REFERENCES + ".",
         "product_version": __version__,
         "comment": "Mean convention Sigma = X^T X / N; noise eps is a variance; one epoch = one full-batch step.",
         "date_created": finished,
@@ -121,6 +137,9 @@ def write_dataset(
         var.attrs = _clean_attrs(var.attrs)
         if name in ds.coords and "long_name" not in var.attrs and name in COORDINATE_LONG_NAMES:
             var.attrs["long_name"] = COORDINATE_LONG_NAMES[name]
+        var.attrs.update(split_long_name(var.attrs))
+        var.attrs.setdefault("coverage_content_type", "coordinate" if name in ds.coords else
+                             "auxiliaryInformation" if var.dtype.kind in "USO" else "modelResult")
 
     enc: dict[str, dict[str, Any]] = {}
     for name, var in ds.variables.items():
@@ -147,6 +166,33 @@ def write_dataset(
 
 class ResultWriteError(OSError):
     """A result file could not be written (the message names it, and a full disk)."""
+
+
+def split_long_name(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A long_name given as "short name: definition" as a short ``long_name`` (a few words, what plots
+    and tables show) and the definition as ``comment`` (before a comment the variable has). Only a
+    colon outside parentheses separates them."""
+    text, depth = str(attrs.get("long_name", "")), 0
+    for i, char in enumerate(text):  # the first ": " outside parentheses ("minibatch size (N: full batch)" stays)
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and text.startswith(": ", i):
+            short, definition = text[:i], text[i + 2:]
+            break
+    else:
+        return {}
+    if not definition:
+        return {}
+    comment = attrs.get("comment")
+    return {"long_name": short, "comment": f"{definition}; {comment}" if comment else definition}
+
+
+def dataset_id(path: str | os.PathLike, provenance_attrs: Mapping[str, Any]) -> str:
+    """The ACDD ``id`` of a result file, unique within :data:`NAMING_AUTHORITY`: its path below the
+    results folder and the SHA-256 of the job's config (the same for a rebuild with the same config)."""
+    parts = Path(path).parts
+    where = "/".join(parts[len(parts) - parts[::-1].index("results") - 1:] if "results" in parts else parts[-1:])
+    digest = provenance_attrs.get("config_sha256") or ""
+    return f"{where}:{digest[:16]}" if digest else where
 
 
 @contextlib.contextmanager

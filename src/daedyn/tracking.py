@@ -79,9 +79,9 @@ class ProductTracker(_Tracker):
     def dataset(self, epochs: np.ndarray, lam: np.ndarray) -> xr.Dataset:
         ds = super().dataset(epochs, lam)
         ds["layer_norm"] = (("epoch", "layer"), self.layer_norm.double().cpu().numpy(),
-                            {"long_name": "Frobenius norm of each weight matrix W_1 ... W_L", "units": "1"})
+                            {"long_name": "layer norm: Frobenius norm of each weight matrix W_1 ... W_L", "units": "1"})
         ds = ds.assign_coords(layer=("layer", np.arange(1, self.layer_norm.shape[1] + 1)))
-        ds["layer"].attrs.update(long_name="layer index l of W_l (1 = first, next to the input)", units="1")
+        ds["layer"].attrs.update(long_name="layer index: l of W_l (1 = first, next to the input)", units="1")
         for name, (long_name, units) in self.meta.items():
             ds[name].attrs.update(long_name=long_name, units=units)
         for name, (values, attrs) in self.per_mode.items():

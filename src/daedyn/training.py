@@ -444,6 +444,14 @@ class Engine(abc.ABC):
         return fingerprint(self.config, self.lam, self, **self.fingerprint_extra())
 
 
+def hms(seconds: float) -> str:
+    """A duration as h:mm:ss (``?`` when it is not known yet)."""
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
 class _Progress:
     """A log line every ~10 % of the run and at each checkpoint; a tqdm bar on a terminal."""
 
@@ -460,8 +468,8 @@ class _Progress:
         elapsed = time.perf_counter() - self.t0
         done = epoch - self.start
         eta = elapsed / done * (self.total - epoch) if done > 0 else math.nan
-        log.info("%s: epoch %d/%d (%d%%), loss %.6g, elapsed %.1f s, ETA %.1f s%s", self.desc, epoch,
-                 self.total, 100 * epoch // max(self.total, 1), loss, elapsed, eta, why)
+        log.info("%s: epoch %d/%d (%d%%), loss %.6g, elapsed %s, ETA %s%s", self.desc, epoch,
+                 self.total, 100 * epoch // max(self.total, 1), loss, hms(elapsed), hms(eta), why)
 
     def update(self, epoch: int, loss: float, checkpoint_next: bool = False) -> None:
         """``checkpoint_next``: a checkpoint line for this epoch follows, so no periodic line."""
@@ -549,10 +557,11 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
 
 #: long_name and units of the facts an engine derives from its configuration and data
 DERIVED_META = {
-    "n_steps": ("number of gradient steps of the run", "1"),
+    "n_steps": ("gradient steps: number of gradient steps of the run", "1"),
     "batch_size": ("minibatch size (N: full batch)", "1"),
-    "eta_max": ("stability limit of the learning rate checked before the first step", "1"),
-    "eps_matched": ("isotropic Gaussian noise variance matched to the masking noise, (1-q)/q mean(diag Sigma)",
+    "eta_max": ("stability limit eta_max: of the learning rate, checked before the first step", "1"),
+    "eps_matched": ("matched Gaussian noise variance: isotropic, matched to the masking noise, "
+                    "(1-q)/q mean(diag Sigma)",
                     "1"),
 }
 

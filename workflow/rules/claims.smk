@@ -10,9 +10,35 @@ rule beyond_claims:
             "results/claims/beyond.csv",
             caption="../report/beyond_claims.rst",
             category="Claims",
+            subcategory="Claims beyond the paper",
+            labels={"item": "every experiment beyond the paper"},
         ),
     log:
         "logs/claims/beyond.log",
     localrule: True
     script:
         "../scripts/beyond_claims.py"
+
+
+# Every claim the default target checks, with its verdict, experiment and figure: the verdict table
+# of the report's landing page (workflow/report/workflow.rst).
+rule claims_summary:
+    input:
+        tables=[source["table"] for source in PLAN.claims_summary()],
+        code=package_sources("claims", "jobs/claims"),
+    output:
+        table=report(
+            "results/claims/summary.csv",
+            caption="../report/claims_summary.rst",
+            category="Claims",
+            subcategory="Every claim",
+            labels={"item": "every claim with its verdict"},
+        ),
+        page="results/claims/summary.rst",
+    log:
+        "logs/claims/summary.log",
+    localrule: True
+    params:
+        sources=PLAN.claims_summary(),
+    script:
+        "../scripts/claims_summary.py"

@@ -21,6 +21,11 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 
+def report_category(kind):
+    """The report's category of a kind's figures and tables: the paper's, or beyond it."""
+    return "Beyond the paper" if kind.beyond else "The paper"
+
+
 def package_sources(*modules):
     """Source files of daedyn modules a rule uses, plus the core every job imports."""
     from daedyn.kinds import CORE_SOURCES

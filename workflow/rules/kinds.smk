@@ -5,7 +5,8 @@
 
 
 def report_output(kind, step, name, path):
-    """An output with its report entry, when the kind gives it a caption."""
+    """An output with its report entry, when the kind gives it a caption: category "The paper" or
+    "Beyond the paper", subcategory the kind, labels the experiment and the item."""
     entry = getattr(kind, step).report.get(name)
     if entry is None:
         return path
@@ -13,7 +14,8 @@ def report_output(kind, step, name, path):
     return report(
         path,
         caption=f"../report/{caption}",
-        category=kind.title,
+        category=report_category(kind),
+        subcategory=kind.title,
         labels={"experiment": "{experiment}", "item": label},
     )
 

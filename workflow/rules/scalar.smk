@@ -31,8 +31,9 @@ rule scalar_figure_plot:
         png=report(
             "results/figures/{figure}.png",
             caption="../report/scalar_figure.rst",
-            category="Scalar network (Figs. 1-4)",
-            labels={"figure": "{figure}"},
+            category="The paper",
+            subcategory="Scalar network (Figs. 1-4)",
+            labels={"experiment": "{figure}", "item": "figure"},
         ),
         pdf="results/figures/{figure}.pdf",
     log:
@@ -55,6 +56,8 @@ rule theory_claims:
             "results/claims/theory.csv",
             caption="../report/claims.rst",
             category="Claims",
+            subcategory="The paper's theory claims",
+            labels={"item": "the paper's theory claims (Figs. 1-4)"},
         ),
     log:
         "logs/claims/theory.log",

@@ -117,15 +117,15 @@ def checkpoints(output: str, every: int, job: JobInfo) -> Iterator[Callable[[str
 
 #: per-run provenance kept as coordinates along (run, seed) when runs are combined, with its long_name
 RUN_PROVENANCE = {
-    "config_sha256": "SHA-256 of the run's job configuration (provenance)",
-    "git_commit": "git commit of the code that trained the run",
-    "git_dirty": "1 if the code had uncommitted changes, 0 if not, -1 if unknown",
-    "git_diff_sha256": "SHA-256 of the uncommitted changes (empty when the tree was clean)",
+    "config_sha256": "config SHA-256: of the run's job configuration (provenance)",
+    "git_commit": "git commit: of the code that trained the run",
+    "git_dirty": "git dirty flag: 1 if the code had uncommitted changes, 0 if not, -1 if unknown",
+    "git_diff_sha256": "git diff SHA-256: of the uncommitted changes (empty when the tree was clean)",
     "device": "device the run trained on",
     "hostname": "host the run trained on",
-    "slurm_job_id": "SLURM job id of the run (empty outside SLURM)",
-    "resume_history": "epochs the run resumed from checkpoints (JSON list)",
-    "time_finished": "time the run finished (UTC, ISO 8601)",
+    "slurm_job_id": "SLURM job id: of the run (empty outside SLURM)",
+    "resume_history": "resume history: epochs the run resumed from checkpoints (JSON list)",
+    "time_finished": "finish time: UTC, ISO 8601",
 }
 
 

@@ -80,8 +80,10 @@ def by_keep_probability(combined: xr.Dataset) -> xr.Dataset:
                             [r for r, p in zip(masked, partners) if p is None])
             continue
         u = combined["u"].sel(run=partners).transpose(*out["u"].dims).values
-        out[var] = (out["u"].dims, u, {"long_name": f"u of the same network trained with {kind} Gaussian noise "
-                                                    f"(runs {', '.join(partners)})", "units": "1"})
+        noise = "per-mode" if kind == "per_mode" else "isotropic"
+        out[var] = (out["u"].dims, u, {"long_name": f"mode strength, {noise} Gaussian noise: u of the same network "
+                                                    f"trained with {noise} Gaussian noise (runs {', '.join(partners)})",
+                                       "units": "1"})
     return out.swap_dims(run="q").sortby("q", ascending=False)
 
 

@@ -71,30 +71,32 @@ def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:
     th = xr.concat([c.drop_vars("lam") for c in curves], dim="run").assign_coords(run=combined["run"].values)
     out = combined.copy()
     out["mapping_theory"] = th.assign_attrs(
-        long_name="linear per-mode theory (E15 map, expected i.i.d. init x0 = y0 = H init_std^2 / 2) for the "
-                  "same hyperparameters in theory units: eta_eff = 2 lr/d, gamma_eff = wd d/2, eps = noise_std^2",
+        long_name="linear theory: per-mode theory (E15 map, expected i.i.d. init x0 = y0 = H init_std^2 / 2) for "
+                  "the same hyperparameters in theory units, eta_eff = 2 lr/d, gamma_eff = wd d/2, eps = noise_std^2",
         units="1")
     out["t_half"] = nonlinear.half_times(out["mapping"])
     out["t_half_noisy"] = nonlinear.half_times(out["mapping_noisy"])
     out["t_half_theory"] = nonlinear.half_times(out["mapping_theory"])
-    for name, what in (("t_half", "network, clean inputs"), ("t_half_noisy", "network, noisy pass (paper)"),
-                       ("t_half_theory", "linear theory")):
-        out[name].attrs["long_name"] = f"first recorded epoch at half the final mapping ({what}); NaN: never"
+    for name, short, what in (("t_half", "network", "network, clean inputs"),
+                              ("t_half_noisy", "noisy pass", "network, noisy pass (paper)"),
+                              ("t_half_theory", "linear theory", "linear theory")):
+        out[name].attrs["long_name"] = (f"half-time, {short}: first recorded epoch at half the final mapping "
+                                        f"({what}); NaN: never")
     eff = [nonlinear.theory_params(float(lr), float(s), float(w), d)
            for lr, s, w in zip(out["lr"].values, out["noise_std"].values, out["weight_decay"].values)]
     out = out.assign_coords(
         noise_var=("run", out["noise_std"].values ** 2, {"long_name": "input noise variance sigma^2", "units": "1"}),
         gamma_theory=("run", [e["gamma"] for e in eff],
-                      {"long_name": "weight decay in theory units gamma_eff = wd d/2", "units": "1"}))
+                      {"long_name": "weight decay in theory units: gamma_eff = wd d/2", "units": "1"}))
     out = out.assign_coords(lr_theory=("run", [e["lr"] for e in eff], {
-        "long_name": "learning rate in theory units eta_eff = 2 lr/d", "units": "1"}))
+        "long_name": "learning rate in theory units: eta_eff = 2 lr/d", "units": "1"}))
     # as the engine's guard: the linear limit (theory units) of the run's measured modes, times d/2
     eta_max = [theory.stability_limit(out.sel(run=r)["lam"].values, e["eps"], e["gamma"],
                                       int(out.sel(run=r)["hidden_units"])) * d / 2
                for e, r in zip(eff, out["run"].values)]
     out = out.assign_coords(eta_max=("run", eta_max, {
-        "long_name": "the linear theory's stability limit of the learning rate, in the network's units "
-                     "(eta_max_theory d/2); only approximate for the nonlinear network", "units": "1"}))
+        "long_name": "linear stability limit: the linear theory's limit of the learning rate, in the "
+                     "network's units (eta_max_theory d/2); only approximate for the nonlinear network", "units": "1"}))
     out.attrs["n_features"] = int(d)
     return out
 

@@ -81,7 +81,7 @@ class Kind:
     """One experiment kind (see the module docstring)."""
 
     name: str
-    title: str                      # the report's category, the README's stage table
+    title: str                      # the report's subcategory and the kind's name in words
     config_class: str               # "daedyn.runconfig.LinearConfig": what a run's params become
     engines: tuple[str, ...]        # the engine classes that train it
     train: Step

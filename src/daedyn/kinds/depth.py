@@ -61,7 +61,7 @@ def aggregate(spec, inputs, outputs, job):
 
 KIND = Kind(
     name="depth",
-    title="Beyond the paper: depth",
+    title="Depth-L linear networks",
     schema_def="depth_experiment",
     config_class="daedyn.runconfig.DepthConfig",
     engines=("depth.DepthEngine",),

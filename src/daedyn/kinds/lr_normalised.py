@@ -75,7 +75,7 @@ def spectrum(plan, name, exp, run):
 
 KIND = Kind(
     name="lr_normalised",
-    title="Beyond the paper: noise against weight decay",
+    title="Noise against weight decay at matched stability",
     schema_def="lr_normalised_experiment",
     config_class="daedyn.runconfig.LrNormalisedConfig",
     engines=("linear.ExactEngine",),

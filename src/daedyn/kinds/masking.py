@@ -81,7 +81,7 @@ def train_params(plan, name, exp, run, seed):
 
 KIND = Kind(
     name="masking",
-    title="Beyond the paper: masking noise",
+    title="Masking (dropout) noise",
     schema_def="masking_experiment",
     config_class="daedyn.runconfig.MaskingConfig",
     engines=("masking.MarginalMaskingEngine", "masking.SampledMaskingEngine"),

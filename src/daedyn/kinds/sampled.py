@@ -92,7 +92,7 @@ def aggregate_params(plan, name, exp, run, seed):
 
 KIND = Kind(
     name="sampled",
-    title="Beyond the paper: sampled against marginalised noise",
+    title="Sampled against marginalised noise",
     schema_def="sampled_experiment",
     config_class="daedyn.runconfig.SampledConfig",
     engines=("sampled_engines.SeedBatchSampledEngine", "sampled_engines.FixedCopyEngine"),
