@@ -39,6 +39,9 @@ FILES = {
     "lr_normalised comparison": "results/lr_normalised_synthetic/comparison.nc",
     "sampled run": "results/sampled_vs_marginalised_synthetic/runs/traj_b64.nc",
     "sampled summary": "results/sampled_vs_marginalised_synthetic/summary.nc",
+    "nonlinear_theory run": "results/nonlinear_ode_synthetic/runs/relu.nc",
+    "nonlinear_theory data run": "results/nonlinear_ode_synthetic/runs/data.nc",
+    "nonlinear_theory combined": "results/nonlinear_ode_synthetic/combined.nc",
 }
 #: the most words a long_name may have (the definition goes to `comment`)
 LONG_NAME_WORDS = 6

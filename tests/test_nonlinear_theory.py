@@ -240,8 +240,8 @@ def _deviation(sim, th, name, D):
 
 def _theory_beside(run):
     sim = run.dataset()
-    op0 = nt.Order(*(sim[n].isel(noise_var=0, lr=0, seed=0, time=0).values for n in nt.ORDER))
-    return sim, nt.order_dataset(run.config, sim["time"].values, nt.theory(run.config, sim["time"].values, op0),
+    op0 = nt.Order(*(sim[n].isel(noise_var=0, lr=0, seed=0, t=0).values for n in nt.ORDER))
+    return sim, nt.order_dataset(run.config, sim["t"].values, nt.theory(run.config, sim["t"].values, op0),
                                  prefix="theory_", seed_dim=False)
 
 
@@ -254,11 +254,11 @@ def test_theory_follows_online_sgd_at_d_500(activation):
     config = _config(activation=activation, dim=D, hidden=3, seeds=20, time=1.5, record_every=0.25,
                      noise_var=[0.0, 0.5, 1.0], lr=[0.5])
     sim, th = _theory_beside(online.train(config))
-    assert sim.sizes["seed"] == 20 and sim["time"].values[-1] == pytest.approx(1.5)
+    assert sim.sizes["seed"] == 20 and sim["t"].values[-1] == pytest.approx(1.5)
     for name in ("err_denoise", "err_recon", "M"):
         assert _deviation(sim, th, name, D) < 3, name
     # the errors do move: the network learns
-    assert float(th["theory_err_denoise"].isel(time=-1).max()) < float(th["theory_err_denoise"].isel(time=0).min())
+    assert float(th["theory_err_denoise"].isel(t=-1).max()) < float(th["theory_err_denoise"].isel(t=0).min())
 
 
 def test_tied_weights_and_weight_decay_follow_online_sgd():
@@ -304,7 +304,7 @@ def test_data_engine_measures_its_errors_and_resumes_bit_identically(tmp_path, m
     config = _data_config().with_spikes(spikes)
     reference = online.train(config, X=Y)
     traj = reference.trajectory
-    assert traj.sizes["time"] == 13 and int(traj["n_steps"]) == 24
+    assert traj.sizes["t"] == 13 and int(traj["n_steps"]) == 24
     gap = np.abs(traj["err_denoise_data"] - traj["err_denoise"]).max()
     assert np.isfinite(traj["err_denoise_data"]).all() and float(gap) < 0.25
     resumed = interrupted_and_resumed(lambda ckpt: online.train(config, X=Y, checkpoint=ckpt), tmp_path / "run.ckpt",

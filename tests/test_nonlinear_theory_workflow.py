@@ -63,9 +63,9 @@ def test_tiny_experiment_end_to_end(tmp_path):
     assert (tmp_path / "results/figures/ode_tiny.png").read_bytes().startswith(b"\x89PNG")
     combined = open_experiment("ode_tiny", results=tmp_path / "results")
     assert list(combined["run"].values) == ["erf", "relu", "data"]
-    assert combined.sizes["seed"] == 3 and combined.sizes["time"] == 4
+    assert combined.sizes["seed"] == 3 and combined.sizes["t"] == 4
     # the theory starts from the networks' shared initial order parameters
-    start = combined.isel(time=0)
+    start = combined.isel(t=0)
     for name in ("Q", "M", "T", "S", "R", "err_denoise"):
         np.testing.assert_allclose(start[name].max("seed"), start[f"theory_{name}"], rtol=0, atol=1e-12)
     # the data run: its spikes come from the data, its twin shares them; measured errors only on data
@@ -78,9 +78,9 @@ def test_tiny_experiment_end_to_end(tmp_path):
     rows = _rows(tmp_path / "results/ode_tiny/metrics.csv")
     for row in rows[:: max(1, len(rows) // 10)]:
         one = combined.sel(run=row["run"], source=row["source"], noise_var=float(row["noise_var"]),
-                           lr=float(row["lr"])).dropna("time", how="all", subset=["err_denoise"])
+                           lr=float(row["lr"])).dropna("t", how="all", subset=["err_denoise"])
         q = row["quantity"]
-        sim = one[q].transpose("seed", "time", ...)
+        sim = one[q].transpose("seed", "t", ...)
         th = one[f"theory_{q.removesuffix('_data')}"].transpose(*sim.dims[1:]).values
         dev = sim.values - th[None]
         rms = np.sqrt(np.mean(dev ** 2, axis=0)).max() * math.sqrt(int(row["dim"]))

@@ -76,11 +76,11 @@ SQ2PI = math.sqrt(2 / math.pi)
 ORDER = ("Q", "M", "T", "S", "R")
 #: long names and dimensions of the order parameters in result files
 ORDER_META = {
-    "Q": ("encoder overlaps Q_kl = w_k.w_l/D", ("unit", "unit2")),
-    "M": ("encoder-spike overlaps M_kr = w_k.v_r/sqrt(D)", ("unit", "spike")),
-    "T": ("decoder overlaps T_kl = a_k.a_l", ("unit", "unit2")),
-    "S": ("decoder-spike overlaps S_kr = a_k.v_r", ("unit", "spike")),
-    "R": ("decoder-encoder overlaps R_kl = a_k.w_l/sqrt(D)", ("unit", "unit2")),
+    "Q": ("encoder overlaps Q: Q_kl = w_k.w_l/D", ("unit", "unit2")),
+    "M": ("encoder-spike overlaps M: M_kr = w_k.v_r/sqrt(D)", ("unit", "spike")),
+    "T": ("decoder overlaps T: T_kl = a_k.a_l", ("unit", "unit2")),
+    "S": ("decoder-spike overlaps S: S_kr = a_k.v_r", ("unit", "spike")),
+    "R": ("decoder-encoder overlaps R: R_kl = a_k.w_l/sqrt(D)", ("unit", "unit2")),
 }
 
 
@@ -100,16 +100,16 @@ class NonlinearTheoryConfig(RunConfig):
     KIND: ClassVar[str] = "nonlinear_theory_experiment"
     OPTIONAL: ClassVar[tuple[str, ...]] = ("n_samples", "spikes", "data_spikes", "eval_samples")
     META: ClassVar[dict[str, tuple[str, str]]] = {
-        "activation": ("hidden-layer activation g (erf: erf(h/sqrt 2))", ""),
-        "source": ("inputs (gaussian: spiked Gaussian; data: a dataset made spiked)", ""),
+        "activation": ("activation: hidden-layer activation g (erf: erf(h/sqrt 2))", ""),
+        "source": ("inputs: gaussian (spiked Gaussian) or data (a dataset made spiked)", ""),
         "dim": ("input dimension D", "1"),
         "hidden": ("number of hidden units K", "1"),
-        "bulk": ("bulk variance b of every input direction", "1"),
-        "weight_decay": ("weight decay gamma (penalty gamma/2 (tr T + tr Q))", "1"),
-        "tied": ("1: tied weights a_k = w_k/sqrt(D)", "1"),
-        "init_seed": ("seed of the shared initial weights and of the sample streams", "1"),
-        "n_samples": ("number of dataset rows the data run samples from", "1"),
-        "dataset": ("dataset of a data run (empty: spiked Gaussian inputs)", ""),
+        "bulk": ("bulk variance b: the variance of every input direction", "1"),
+        "weight_decay": ("weight decay gamma: penalty gamma/2 (tr T + tr Q)", "1"),
+        "tied": ("tied weights: 1 where a_k = w_k/sqrt(D)", "1"),
+        "init_seed": ("initial seed: of the shared initial weights and of the sample streams", "1"),
+        "n_samples": ("dataset rows: how many rows the data run samples from", "1"),
+        "dataset": ("dataset: of a data run (empty: spiked Gaussian inputs)", ""),
     }
 
     activation: str
@@ -636,26 +636,29 @@ def order_dataset(config: NonlinearTheoryConfig, times, op: Order, *, prefix: st
 
     noise = np.asarray(config.noise_var, float).reshape((-1, 1) + (1,) * (1 + seed_dim))
     dn, rc = errors(op, config.spikes, config.bulk, noise, config.activation)
-    lead = ("noise_var", "lr") + (("seed",) if seed_dim else ()) + ("time",)
-    what = " (theory, D -> infinity)" if prefix else ""
-    data = {f"{prefix}{n}": (lead + dims, getattr(op, n), {"long_name": long + what, "units": "1"})
+    lead = ("noise_var", "lr") + (("seed",) if seed_dim else ()) + ("t",)
+    # a long_name is "short name: definition" (daedyn.store keeps the short name, the rest goes to comment)
+    short, what = ("theory ", " (theory, D -> infinity)") if prefix else ("", "")
+    data = {f"{prefix}{n}": (lead + dims, getattr(op, n), {"long_name": short + long + what, "units": "1"})
             for n, (long, dims) in ORDER_META.items()}
-    data[f"{prefix}err_denoise"] = (lead, dn, {"long_name": "denoising error 1/2 E|x - f(x~)|^2 - bD/2, Gaussian "
-                                                            "inputs, from the order parameters" + what, "units": "1"})
-    data[f"{prefix}err_recon"] = (lead, rc, {"long_name": "reconstruction error 1/2 E|x - f(x)|^2 - bD/2, Gaussian "
-                                                          "inputs, from the order parameters" + what, "units": "1"})
+    data[f"{prefix}err_denoise"] = (lead, dn, {"long_name": f"{short}denoising error: 1/2 E|x - f(x~)|^2 - bD/2, "
+                                                            "Gaussian inputs, from the order parameters" + what,
+                                               "units": "1"})
+    data[f"{prefix}err_recon"] = (lead, rc, {"long_name": f"{short}reconstruction error: 1/2 E|x - f(x)|^2 - bD/2, "
+                                                          "Gaussian inputs, from the order parameters" + what,
+                                             "units": "1"})
     for name, values in (extra or {}).items():
         kind = "denoising" if "denoise" in name else "reconstruction"
-        data[name] = (lead, values, {"long_name": f"{kind} error 1/2 |x - f(x)|^2 - bD/2 measured on the data's "
+        data[name] = (lead, values, {"long_name": f"{kind} error on the data: 1/2 |x - f(x)|^2 - bD/2 measured on the data's "
                                                   f"evaluation rows (1/2 |x|^2 - bD/2 by its mean)", "units": "1"})
     coords = {
         "noise_var": ("noise_var", np.asarray(config.noise_var, float),
                       {"long_name": "input noise variance sigma^2", "units": "1"}),
-        "lr": ("lr", np.asarray(config.lr, float), {"long_name": "learning rate eta (decoder: eta/D)", "units": "1"}),
-        "time": ("time", np.asarray(times, float), {"long_name": "training time t = SGD steps / D", "units": "1"}),
+        "lr": ("lr", np.asarray(config.lr, float), {"long_name": "learning rate: eta (decoder: eta/D)", "units": "1"}),
+        "t": ("t", np.asarray(times, float), {"long_name": "training time: t = SGD steps / D", "units": "1"}),
         "spike": ("spike", np.arange(config.n_spikes), {"long_name": "spike index r", "units": "1"}),
         "spike_var": ("spike", np.asarray(config.spikes, float),
-                      {"long_name": "spike variance lambda_r above the bulk", "units": "1"}),
+                      {"long_name": "spike variance: lambda_r above the bulk", "units": "1"}),
         "unit": ("unit", np.arange(config.hidden), {"long_name": "hidden unit k", "units": "1"}),
         "unit2": ("unit2", np.arange(config.hidden), {"long_name": "hidden unit l", "units": "1"}),
     }

@@ -44,11 +44,11 @@ def add_theory(run: xr.Dataset, params: Mapping, dt: float) -> xr.Dataset:
     """The run with the theory (variables ``theory_*``) from the order parameters of its shared initial
     weights (time 0 of any network), integrated with RK4 steps of at most ``dt``."""
     config = run_config(params, run)
-    first = run.isel(noise_var=0, lr=0, seed=0, time=0)
+    first = run.isel(noise_var=0, lr=0, seed=0, t=0)
     if "source" in first.dims:
         first = first.isel(source=0)
     op0 = Order(*(first[n].values for n in ORDER))
-    times = run["time"].values
+    times = run["t"].values
     th = order_dataset(config, times, theory(config, times, op0, dt=dt), prefix="theory_", seed_dim=False)
     return xr.merge([run, th.drop_vars("spike_var")], combine_attrs="drop_conflicts")
 
@@ -59,9 +59,9 @@ def deviations(ds: xr.Dataset, name: str, theory_name: str | None = None) -> dic
     d = ds[name] - ds[f"theory_{theory_name or name}"]
     scale = math.sqrt(float(ds["dim"]))
     entries = [x for x in ("unit", "spike") if x in d.dims]
-    rms = np.sqrt((d ** 2).mean("seed")).max(["time", *entries])
-    mean = abs(d.mean("seed")).max(["time", *entries])
-    worst = abs(d).max(["seed", "time", *entries])
+    rms = np.sqrt((d ** 2).mean("seed")).max(["t", *entries])
+    mean = abs(d.mean("seed")).max(["t", *entries])
+    worst = abs(d).max(["seed", "t", *entries])
     return {"rms": rms * scale, "mean": mean * scale, "worst": worst * scale}
 
 
@@ -83,8 +83,13 @@ def combine(runs: Mapping[str, xr.Dataset]) -> xr.Dataset:
         text = first.dtype.kind in "US"
         values = [f[key].values.item() if key in f else ("" if text else np.nan) for f in facts]
         out = out.assign_coords({key: ("run", np.asarray(values), dict(first.attrs))})
-    for k, long in (("spike_variance", "spike variance lambda_r above the bulk (a data run: from its data)"),):
+    for k, long in (("spike_variance", "spike variance: lambda_r above the bulk (a data run: from its data)"),):
         out[k].attrs.update(long_name=long, units="1")
+    # the outer join over runs of other learning rates and times drops these coordinates' attributes
+    out["lr"].attrs.update(long_name="learning rate: eta (decoder: eta/D)", units="1")
+    out["t"].attrs.update(long_name="training time: t = SGD steps / D", units="1")
+    for var in out.variables.values():  # the run files' `coordinates` may name the dropped spike_var
+        var.encoding.pop("coordinates", None)
     out["run"].attrs.update(long_name="run: an activation on spiked Gaussian inputs, or data", units="1")
     out["source"].attrs.update(long_name="inputs: gaussian (spiked Gaussian) or data (real data made spiked)")
     return out
@@ -99,7 +104,7 @@ def metrics_rows(combined: xr.Dataset) -> list[dict]:
             part = one.sel(source=source)
             if not np.isfinite(part["err_denoise"]).any():
                 continue
-            part = part.dropna("lr", how="all", subset=["err_denoise"]).dropna("time", how="all",
+            part = part.dropna("lr", how="all", subset=["err_denoise"]).dropna("t", how="all",
                                                                                 subset=["err_denoise"])
             dims = float(part["dim"])
             names = [(q, None) for q in QUANTITIES] + [(m, t) for m, t in MEASURED.items()
@@ -110,7 +115,7 @@ def metrics_rows(combined: xr.Dataset) -> list[dict]:
                 for nv in part["noise_var"].values:
                     for lr in part["lr"].values:
                         at = dict(noise_var=nv, lr=lr)
-                        final = None if name == "M" else float(part[name].sel(at).isel(time=-1).mean("seed"))
+                        final = None if name == "M" else float(part[name].sel(at).isel(t=-1).mean("seed"))
                         rows.append({
                             "run": str(run), "source": str(source), "activation": str(part["activation"].values),
                             "dim": int(dims), "noise_var": float(nv), "lr": float(lr), "quantity": name,
@@ -118,8 +123,8 @@ def metrics_rows(combined: xr.Dataset) -> list[dict]:
                             "mean_dev_sqrtD": round(float(dev["mean"].sel(at)), 4),
                             "worst_dev_sqrtD": round(float(dev["worst"].sel(at)), 4),
                             "final_sgd": "" if final is None else round(final, 5),
-                            "final_theory": "" if name == "M" else round(float(th.sel(at).isel(time=-1)), 5),
-                            "seeds": int(part.sizes["seed"]), "time": float(part["time"].values[-1]),
+                            "final_theory": "" if name == "M" else round(float(th.sel(at).isel(t=-1)), 5),
+                            "seeds": int(part.sizes["seed"]), "time": float(part["t"].values[-1]),
                         })
     return rows
 
@@ -139,7 +144,7 @@ def claims_rows(combined: xr.Dataset, experiment: str, tolerance: float) -> list
         run = str(run)
         one = combined.sel(run=run)
         D, K = int(one["dim"]), int(one["hidden"])
-        seeds = int(np.isfinite(one["err_denoise"]).any(["noise_var", "lr", "time", "source"]).sum())
+        seeds = int(np.isfinite(one["err_denoise"]).any(["noise_var", "lr", "t", "source"]).sum())
         noise = ", ".join(fmt(v) for v in one["noise_var"].values)
         lrs = sorted({r["lr"] for r in rows if r["run"] == run})
         if run != "data":
@@ -152,7 +157,7 @@ def claims_rows(combined: xr.Dataset, experiment: str, tolerance: float) -> list
                 out.append(claim_row(
                     f"{experiment}/theory_vs_sgd_{run}_lr{fmt(lr)}",
                     f"The order-parameter ODEs predict online SGD of the {run} network at eta = {fmt(lr)} (D = {D}, "
-                    f"K = {K}, {seeds} seeds, sigma^2 in {{{noise}}}, t up to {fmt(one['time'].max())}): the "
+                    f"K = {K}, {seeds} seeds, sigma^2 in {{{noise}}}, t up to {fmt(one['t'].max())}): the "
                     f"root-mean-square over seeds of SGD - theory, worst over sigma^2 and time, of the denoising and "
                     f"reconstruction errors and the spike overlaps M",
                     "RMS x sqrt(D): " + ", ".join(f"{QUANTITIES[q]} {fmt(v)}" for q, v in rms.items())
@@ -162,7 +167,7 @@ def claims_rows(combined: xr.Dataset, experiment: str, tolerance: float) -> list
                     grade(top <= tolerance, top <= 2 * tolerance),
                     f"deviations in units of 1/sqrt(D), seeds from shared initial weights; at sigma^2 = "
                     f"{fmt(one['noise_var'].values[-1])} the theory's denoising error goes from {fmt(th.values[0])} to "
-                    f"{fmt(th.dropna('time').values[-1])}"))
+                    f"{fmt(th.dropna('t').values[-1])}"))
             continue
         data = _worst(rows, run=run, source="data", quantities=list(QUANTITIES))
         twin = _worst(rows, run=run, source="gaussian", quantities=list(QUANTITIES))
@@ -173,7 +178,7 @@ def claims_rows(combined: xr.Dataset, experiment: str, tolerance: float) -> list
         bound_dyn = max(tolerance, *twin.values())
         bound_err = max(tolerance, *twin_mean.values())
         ratio = max(max(data.values()) / bound_dyn, max(measured.values()) / bound_err)
-        drop = float((one["theory_err_denoise"].isel(time=0) - one["theory_err_denoise"].isel(time=-1)).min())
+        drop = float((one["theory_err_denoise"].isel(t=0) - one["theory_err_denoise"].isel(t=-1)).min())
         gap = max(measured.values()) / math.sqrt(D)
         ends = [r["final_sgd"] - r["final_theory"] for r in rows
                 if r["run"] == run and r["source"] == "data" and r["quantity"] == "err_denoise_data"]

@@ -1,7 +1,7 @@
 """A nonlinear autoencoder under online SGD against its order-parameter ODEs: one column per run.
 
 Drawn from an experiment's ``combined.nc`` (:func:`daedyn.nonlinear_theory_analysis.combine`): dims
-("run", "source", "noise_var", "lr", "seed", "time", "unit", "spike"). Top row: the denoising error
+("run", "source", "noise_var", "lr", "seed", "t", "unit", "spike"). Top row: the denoising error
 against training time t = steps/D, lines the theory, markers the mean over seeds with a band of ± one
 standard deviation over seeds, one colour per noise variance σ², the first learning rate of each run.
 Middle row: the same for the reconstruction error on clean inputs. Bottom row: the overlaps M_k0 of
@@ -30,10 +30,10 @@ def plot_nonlinear_theory(ds, title: str = ""):
     fig, axes = plt.subplots(3, len(runs), figsize=(5.0 * len(runs), 10.5), squeeze=False, sharex="col")
     for col, run in enumerate(runs):
         one = ds.sel(run=run)
-        one = one.dropna("lr", how="all", subset=["err_denoise"]).dropna("time", how="all", subset=["err_denoise"])
+        one = one.dropna("lr", how="all", subset=["err_denoise"]).dropna("t", how="all", subset=["err_denoise"])
         lr = float(one["lr"].values[0])
         one = one.sel(lr=lr)
-        t = one["time"].values
+        t = one["t"].values
         marks = _marks(t.size)
         noise = one["noise_var"].values
         colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(noise)))

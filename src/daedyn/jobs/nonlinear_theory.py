@@ -63,7 +63,7 @@ def train_job(params: Mapping[str, Any], spectrum_path: str | None, dataset_path
             ds["source"].attrs.update(long_name="inputs: data (made spiked) or gaussian (its spiked Gaussian twin)")
             ds.attrs.update({f"data_{k}": v for k, v in facts.items()})
             inputs = [spectrum_path, dataset_path]
-        final = ds["err_denoise"].isel(time=-1).mean("seed")
+        final = ds["err_denoise"].isel(t=-1).mean("seed")
         log.info("%s: %s, D=%d, K=%d, final denoising error (mean over seeds) per sigma^2 x lr:\n%s", config.label,
                  config.activation, config.dim, config.hidden, np.array2string(final.values, precision=4))
         store.write_dataset(
