@@ -95,7 +95,7 @@ def aggregate(spec, inputs, outputs, job):
 
 KIND = Kind(
     name="nonlinear_theory",
-    title="Beyond the paper: nonlinear autoencoders against their ODE theory",
+    title="Nonlinear autoencoders against their ODE theory",
     schema_def="nonlinear_theory_experiment",
     config_class="daedyn.nonlinear_theory.NonlinearTheoryConfig",
     engines=("nonlinear_online.OnlineEngine",),
@@ -116,8 +116,10 @@ KIND = Kind(
                        "experiment": name, "ode_dt": exp["ode_dt"], "tolerance": exp["tolerance"],
                        "runs": {r: train_params(plan, name, exp, r, None) for r in runs(exp)}},
                    lambda plan, name, exp, run: {"runs": plan.run_files(name)},
-                   {"combined": "combined.nc", "metrics": "metrics.csv", "claims": "claims.csv"}),
+                   {"combined": "combined.nc", "metrics": "metrics.csv", "claims": "claims.csv"},
+                   {"metrics": ("nonlinear_theory_metrics.rst", "metrics")}),
     figure=figure_step("daedyn.jobs.nonlinear_theory:figure_job", "combined.nc",
                        ("figures/__init__", "figures/style", "figures/nonlinear_theory", "jobs/nonlinear_theory"),
-                       lambda plan, name, exp, run, seed: {"experiment": name}),
+                       lambda plan, name, exp, run, seed: {"experiment": name},
+                       "nonlinear_theory_figure.rst"),
 )
