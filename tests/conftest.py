@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -34,6 +35,27 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = 
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+@contextlib.contextmanager
+def killed_after_checkpoint(monkeypatch, epoch: int, exception: type[BaseException] = KeyboardInterrupt):
+    """Training inside the block dies with ``exception`` right after saving the checkpoint of
+    ``epoch`` (as a process killed there would leave it); the real save is back after the block."""
+    from daedyn import training
+
+    real_save = training.Checkpoint.save
+
+    def save_then_die(self, state):
+        real_save(self, state)
+        if state["epoch"] == epoch:
+            raise exception
+
+    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
+    try:
+        with pytest.raises(exception):
+            yield
+    finally:
+        monkeypatch.setattr(training.Checkpoint, "save", real_save)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 import torch
 import xarray as xr
 
-from conftest import REPO, dry_run_jobs, run_snakemake
+from conftest import REPO, dry_run_jobs, killed_after_checkpoint, run_snakemake
 from daedyn import data, linear, provenance, spectrum, store, training
 
 
@@ -54,18 +54,9 @@ def test_resumed_run_equals_uninterrupted_run(engine, problem, tmp_path, monkeyp
     reference = ENGINES[engine](x, lam, V, **kw)
 
     path = tmp_path / "run.ckpt"
-    real_save = training.Checkpoint.save
-
-    def save_then_die(self, state):
-        real_save(self, state)
-        if state["epoch"] == 60:
-            raise Killed  # the process dies right after the checkpoint of epoch 60
-
-    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch, 60, Killed):  # the process dies right after epoch 60's checkpoint
         ENGINES[engine](x, lam, V, checkpoint=training.Checkpoint(path, 20), **kw)
     assert path.exists()
-    monkeypatch.setattr(training.Checkpoint, "save", real_save)
     resumed = ENGINES[engine](x, lam, V, checkpoint=training.Checkpoint(path, 20), **kw)
     xr.testing.assert_identical(resumed.trajectory, reference.trajectory)
     np.testing.assert_array_equal(resumed.W1, reference.W1)
@@ -273,18 +264,6 @@ def _linear_step(spectrum_file, out, every=10):
                    JobInfo("linear_train", {"experiment": "e", "run": "r", "seed": 0}))
 
 
-def _killed_after(epoch, monkeypatch):
-    real_save = training.Checkpoint.save
-
-    def save_then_die(self, state):
-        real_save(self, state)
-        if state["epoch"] == epoch:
-            raise Killed
-
-    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
-    return real_save
-
-
 def _counting_steps(monkeypatch, engine=linear.ExactEngine):
     steps = []
     real_step = engine.step
@@ -300,10 +279,8 @@ def test_resume_after_an_edit_of_a_train_source_restarts_from_zero(files, tmp_pa
     shutil.copytree(REPO / "src" / "daedyn", package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(training, "PACKAGE", package, raising=False)
     out = tmp_path / "run.nc"
-    real_save = _killed_after(20, monkeypatch)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch, 20, Killed):
         _linear_step(files[1], out)
-    monkeypatch.setattr(training.Checkpoint, "save", real_save)
     (package / "data.py").write_text((package / "data.py").read_text() + "\n# an edit\n")
     steps = _counting_steps(monkeypatch)
     _linear_step(files[1], out)
@@ -348,10 +325,8 @@ def test_a_resumed_sampled_part_records_its_resume_history(files, tmp_path, monk
               "init_std": 0.05, "init_seed": 0, "dtype": "float64", "device": "cpu"}
     out = tmp_path / "fixed_copy.nc"
     args = (params, str(files[1]), str(files[0]), str(out), JobInfo("sampled_train"))
-    real_save = _killed_after(20, monkeypatch)
-    with pytest.raises(Killed):
+    with killed_after_checkpoint(monkeypatch, 20, Killed):
         sampled_part_job(*args, checkpoint_every=10)
-    monkeypatch.setattr(training.Checkpoint, "save", real_save)
     sampled_part_job(*args, checkpoint_every=10)
     assert store.open_dataset(out).attrs["resume_history"] == "[20]"
     assert sorted(p.name for p in tmp_path.glob("fixed_copy.nc*")) == ["fixed_copy.nc"]

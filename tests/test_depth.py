@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 from scipy.integrate import solve_ivp
 
+from conftest import killed_after_checkpoint
 from daedyn import depth, depth_analysis, linear, theory, training
 from daedyn.runconfig import DepthConfig
 from daedyn.training import log_epochs
@@ -257,17 +258,8 @@ def test_small_init_deep_wdae_stays_at_zero_while_the_dae_learns(L):
 def interrupted_and_resumed(train, path, *, every: int, killed_at: int, monkeypatch):
     """``train(checkpoint)`` killed right after its checkpoint of epoch ``killed_at``, then run again
     with the same checkpoint file: the resumed result."""
-    real_save = training.Checkpoint.save
-
-    def save_then_die(self, state):
-        real_save(self, state)
-        if state["epoch"] == killed_at:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training.Checkpoint, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoint(monkeypatch, killed_at):
         train(training.Checkpoint(path, every))
-    monkeypatch.setattr(training.Checkpoint, "save", real_save)
     return train(training.Checkpoint(path, every))
 
 

@@ -12,7 +12,7 @@ from scipy.integrate import solve_ivp
 from scipy.special import erf
 from scipy.stats import multivariate_normal
 
-from daedyn import nonlinear_online as online, nonlinear_theory as nt
+from daedyn import nonlinear_averages as avg, nonlinear_online as online, nonlinear_theory as nt
 from daedyn import training
 from test_depth import interrupted_and_resumed
 
@@ -56,7 +56,7 @@ def test_every_average_matches_monte_carlo(activation):
         "PGG": np.einsum("pk,pm,pn->pkmn", gp, g, g), "PPYY": np.einsum("pk,pl,pk,pl->pkl", gp, gp, y, y),
         "PPYG": np.einsum("pk,pl,pk,pn->pkln", gp, gp, y, g),
     }
-    theory = nt.averages(C, K, activation)
+    theory = avg.averages(C, K, activation)
     for name, s in samples.items():
         mean, se = s.mean(0), s.std(0) / math.sqrt(N)
         assert np.all(np.abs(theory[name] - mean) <= 5 * se + 1e-12), name
@@ -74,22 +74,22 @@ def test_orthant_probabilities_exact_cases_and_scipy():
     """P(h > 0) of four units: 1/5 for equal correlations 1/2, a product for independent pairs, and
     scipy's multivariate normal CDF (Genz) for random covariances; three units against Plackett's formula."""
     equal = np.full((4, 4), 0.5) + 0.5 * np.eye(4)
-    assert abs(nt.orthant(equal) - 0.2) < 1e-13
+    assert abs(avg.orthant(equal) - 0.2) < 1e-13
     pairs = np.zeros((4, 4))
     pairs[:2, :2] = [[1.0, 0.6], [0.6, 1.0]]
     pairs[2:, 2:] = [[2.0, -0.9], [-0.9, 1.0]]
     p2 = lambda r: 0.25 + math.asin(r) / (2 * math.pi)  # noqa: E731
-    assert abs(nt.orthant(pairs) - p2(0.6) * p2(-0.9 / math.sqrt(2))) < 1e-13
+    assert abs(avg.orthant(pairs) - p2(0.6) * p2(-0.9 / math.sqrt(2))) < 1e-13
     rng = np.random.default_rng(3)
     for _ in range(3):
         a = rng.standard_normal((4, 6))
         C = a @ a.T
         ref = multivariate_normal(np.zeros(4), C, abseps=1e-9, releps=1e-9, maxpts=10 ** 6).cdf(np.zeros(4))
-        assert abs(nt.orthant(C) - ref) < 1e-6
-        assert abs(nt.orthant(C) - nt.orthant(C, nodes=400)) < 1e-8
+        assert abs(avg.orthant(C) - ref) < 1e-6
+        assert abs(avg.orthant(C) - avg.orthant(C, nodes=400)) < 1e-8
         C3 = C[:3, :3]
         ref3 = multivariate_normal(np.zeros(3), C3, abseps=1e-9, releps=1e-9, maxpts=10 ** 6).cdf(np.zeros(3))
-        assert abs(nt.orthant(C3) - ref3) < 1e-6
+        assert abs(avg.orthant(C3) - ref3) < 1e-6
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from daedyn import training
-from daedyn.nonlinear_theory import (ORDER, SQ2PI, NonlinearTheoryConfig, Order, errors, initial_weights,
+from daedyn.nonlinear_averages import SQ2PI
+from daedyn.nonlinear_theory import (ORDER, NonlinearTheoryConfig, Order, errors, initial_weights,
                                      order_dataset, order_from_weights)
 from daedyn.training import Engine, Records
 

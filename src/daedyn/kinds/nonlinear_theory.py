@@ -107,10 +107,11 @@ KIND = Kind(
     memory=memory,
     work=work,
     check=check,
-    train=Step(train, ("training", "runconfig", "nonlinear_theory", "nonlinear_online", "data",
+    train=Step(train, ("training", "runconfig", "nonlinear_averages", "nonlinear_theory", "nonlinear_online", "data",
                       "jobs/nonlinear_theory"),
                train_params, train_inputs),
-    aggregate=Step(aggregate, ("training", "runconfig", "nonlinear_theory", "nonlinear_theory_analysis", "claims",
+    aggregate=Step(aggregate, ("training", "runconfig", "nonlinear_averages", "nonlinear_theory",
+                               "nonlinear_theory_analysis", "claims",
                                "jobs/nonlinear_theory"),
                    lambda plan, name, exp, run, seed: {
                        "experiment": name, "ode_dt": exp["ode_dt"], "tolerance": exp["tolerance"],
