@@ -272,7 +272,8 @@ def test_generalisation_experiment_end_to_end(tmp_path):
 
     syn = {"n_samples": 400, "dim": 10, "spectrum": "exponential", "scale": 2.0, "decay": 0.7, "exact": False}
     exp = {"dataset": "syn", "heldout": "syn_test", "n_samples": [40, 400], "eps": [0.0, 0.5],
-           "sigma2_test": [0.0, 0.3], "hidden": 4, "lr": 0.1, "epochs": 150, "log_every": 10, "dtype": "float64"}
+           "sigma2_test": [0.0, 0.3], "hidden": 4, "lr": 0.1, "epochs": 150, "log_every": 10, "dtype": "float64",
+           "eps_fine": {"low": 0.9, "high": 1.1, "step": 0.1}}
     config = {"data": {"download": False}, "spectra": [],
               "datasets": {"syn": {"source": "synthetic", "synthetic": {**syn, "seed": 1}},
                            "syn_test": {"source": "synthetic", "synthetic": {**syn, "seed": 2}}},
@@ -298,11 +299,13 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     write_config(tmp_path, config)
     snakemake(repo, tmp_path, "-c2", *targets)
 
-    # one job per N trains every ε, into one file with the runs along `run`
+    # one job per N trains every ε, the fine grid 0.9, 1.0, 1.1 × σ²_test too, into one file with the runs
+    # along `run`
     assert sorted(p.parent.name for p in (tmp_path / "results/gtiny/runs").glob("*/seed0.nc")) == ["n40", "n400"]
     runs = store.open_dataset(tmp_path / "results/gtiny/runs/n40/seed0.nc")
-    assert runs["run"].values.tolist() == ["n40_eps0p0", "n40_eps0p5"] and runs["eps"].values.tolist() == [0, 0.5]
-    assert runs["heldout"].values.tolist() == ["syn_test"] * 2 and runs["n_samples"].values.tolist() == [40, 40]
+    assert runs["run"].values.tolist() == ["n40_eps0p0", "n40_eps0p5", "n40_eps0p27", "n40_eps0p3", "n40_eps0p33"]
+    assert runs["eps"].values.tolist() == [0, 0.5, 0.27, 0.3, 0.33]
+    assert runs["heldout"].values.tolist() == ["syn_test"] * 5 and runs["n_samples"].values.tolist() == [40] * 5
     assert runs.attrs["snakemake_rule"] == "generalisation_train" and set(runs["engine"].values) == {"exact"}
     # the recorded held-out errors are those of each run's final weights on the held-out samples
     x_test = store.open_dataset(tmp_path / "results/data/syn_test.nc")["x"].values
@@ -325,7 +328,11 @@ def test_generalisation_experiment_end_to_end(tmp_path):
 
     combined = open_experiment("gtiny", results=tmp_path / "results")  # the notebook entry point
     assert dict(combined["test_denoising"].sizes) == {"n_samples": 2, "eps": 2, "epoch": 16, "sigma2_test": 2}
+    assert combined["eps_search"].values.tolist() == [0, 0.27, 0.3, 0.33, 0.5]
     assert {"test_denoising_theory", "eps_star", "eps_star_measured"} <= set(combined.data_vars)
+    final = combined["test_denoising_search"].sel(sigma2_test=0.3)
+    np.testing.assert_array_equal(combined["eps_star_measured"].sel(sigma2_test=0.3),
+                                  final["eps_search"].values[final.argmin("eps_search").values])
     with open(tmp_path / "results/gtiny/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2 * 2 * 2
     with open(tmp_path / "results/gtiny/optimal_noise.csv") as fh:
@@ -364,6 +371,11 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     for bad, key in (({"heldout": "nope"}, "linear_experiments.lheld.heldout"),
                      ({"heldout": None}, "linear_experiments.lheld.sigma2_test")):
         wrong = {**config, "linear_experiments": {"lheld": {**config["linear_experiments"]["lheld"], **bad}}}
+        proc = run_snakemake(tmp_path / "bad", wrong, "-n", check=False)
+        assert proc.returncode != 0 and key in proc.stdout + proc.stderr, key
+    for bad, key in (({"step": 0.07}, "generalisation_experiments.gtiny.eps_fine.step"),
+                     ({"low": 1.2}, "generalisation_experiments.gtiny.eps_fine")):
+        wrong = {**config, "generalisation_experiments": {"gtiny": {**exp, "eps_fine": {**exp["eps_fine"], **bad}}}}
         proc = run_snakemake(tmp_path / "bad", wrong, "-n", check=False)
         assert proc.returncode != 0 and key in proc.stdout + proc.stderr, key
 
