@@ -91,10 +91,11 @@ def _optimal_noise_panels(ds, ax_s, ax_n):
 
 
 def _bars(one):
-    """Error bars of the measured ε*: its resolution, none where the minimum lies at the grid's top
-    (a bound, not a measurement)."""
+    """Error bars (below, above) of the measured ε*: its resolution, not below ε = 0; none where the
+    minimum lies at the grid's top (a bound, not a measurement)."""
     res = np.asarray(one["eps_star_resolution"], dtype=np.float64)
-    return np.where(np.isfinite(res), res, 0.0)
+    res = np.where(np.isfinite(res), res, 0.0)
+    return np.stack([np.minimum(res, np.asarray(one["eps_star_measured"], dtype=np.float64)), res])
 
 
 @style.styled
