@@ -38,10 +38,10 @@ def combine_runs(runs, eps=None) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
 
     ``eps``: the run grid, whose runs are kept whole (default: every run's ε); the others (the fine
     grid) give only their final held-out error, ``test_denoising_search`` over (n_samples,
-    eps_search, sigma2_test) with eps_search every run's ε. Each run holds :data:`RUN_VARIABLES` over (epoch[, mode][, sigma2_test]), the scalar
-    coordinates or attributes ``n_samples``, ``eps``, ``lr``, ``hidden_units`` and the initial
-    weights ``w1_init`` (hidden, feature), ``w2_init`` (feature, hidden), which must be the
-    same in every run. A dataset may hold several runs along ``run`` (a run file of
+    eps_search, sigma2_test) with eps_search every run's ε. Each run holds :data:`RUN_VARIABLES`
+    over (epoch[, mode][, sigma2_test]), the scalar coordinates or attributes ``n_samples``,
+    ``eps``, ``lr``, ``hidden_units`` and the initial weights ``w1_init`` (hidden, feature),
+    ``w2_init`` (feature, hidden), which must be the same in every run. A dataset may hold several runs along ``run`` (a run file of
     :mod:`daedyn.linear`, their settings as coordinates along ``run``) and one seed. A missing or
     duplicate (N, ε) pair of either grid, or runs with other epochs, learning rates or widths, are
     errors.
@@ -451,7 +451,8 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
     rows.append(claim_row(
         "eps-star-measured",
         "The optimal training noise of the trained networks (the ε whose network has the lowest held-out "
-        "denoising error after the last epoch) is the one the per-mode theory predicts for the same training time",
+        "denoising error after the last epoch) is the one the per-mode theory predicts for the same training "
+        "time",
         measured,
         "|measured − theory| ≤ the measurement's resolution at every (N, σ²_test > 0) (qualified ≤ 2 resolutions)",
         grade(worst_off <= 1.0, worst_off <= 2.0),

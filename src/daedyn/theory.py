@@ -349,8 +349,8 @@ def stability_limit(lams, eps=0.0, gamma=0.0, hidden=None):
     (γ = 0) this equals 1/λ₁ whatever ε (top eigenvalue exactly 2λ₁). For the WDAE it is at most
     1/(λ₁ − γ), the top mode's own limit, with equality when that mode curves most (λ₁ well above
     λ₂, γ small against λ₁: the MNIST runs); otherwise a block coupling two modes, or the imbalance
-    direction, curves more and the limit can lie well below 1/(λ₁ − γ) (E16). ``lams``: eigenvalues of Σ (any order);
-    ``hidden``: H (default d = len(lams)).
+    direction, curves more and the limit can lie well below 1/(λ₁ − γ) (E16). ``lams``: eigenvalues
+    of Σ (any order); ``hidden``: H (default d = len(lams)).
     """
     return 2.0 / hessian_top_eigenvalue(lams, eps, gamma, hidden)
 
