@@ -432,11 +432,18 @@ def test_plot_depth_draws_one_column_per_depth(tmp_path):
 
     ds = depth_analysis.add_theory(_as_runs(_synthetic()))
     fig = plot_depth(ds, modes=[0, 1], title="synthetic")
-    assert len(fig.axes) == 4
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["L = 2 weight matrices", "L = 3 weight matrices"]
-    labels = fig.axes[1].get_legend_handles_labels()[1]
-    assert labels == ["DAE ε = 1", f"WDAE γ = {float(depth.matched_decay(2.0, 1.0, 3)):.3g}"]
+    assert len(fig.axes) == 4 and all(ax.has_data() for ax in fig.axes)
+    assert [ax.get_title().split(" (")[0] for ax in fig.axes[:2]] == ["L = 2 weight matrices", "L = 3 weight matrices"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:2] == ["DAE ε = 1", "WDAE (γ matched)"]
+    assert {"threshold u₋ (marker: its mode)", "start u(0)", "mode 0: trained", "mode 1: trained"} <= set(labels)
     theory_line = fig.axes[1].get_lines()[0]
     assert np.allclose(theory_line.get_ydata(), ds["u_theory"].sel(run="dae_l3", seed=0, mode=0))
+    # the L = 3 WDAE's log panel: its thresholds u₋ and its start u(0), where the reader sees why it stays at 0
+    bottom = fig.axes[3]
+    flat = {round(float(ln.get_ydata()[0]), 12) for ln in bottom.get_lines() if np.ptp(ln.get_ydata()) == 0}
+    thr = ds["u_threshold"].sel(run="wdae_l3", seed=0, mode=[0, 1]).values
+    assert {round(float(t), 12) for t in thr if np.isfinite(t)} <= flat
+    assert round(float(ds["u"].sel(run="wdae_l3", seed=0).isel(epoch=0, mode=0)), 12) in flat
     written = style.save(fig, tmp_path / "depth.png")
     assert written[0].stat().st_size > 10_000
