@@ -220,7 +220,7 @@ def claims(m: xr.Dataset, tol: float = 0.05, min_t50: float = 50.0) -> list[dict
         "depth: deep WDAE", "For depth L >= 3 a small-init WDAE (weight decay gamma_L matched to "
         "the DAE's fixed point) stays at 0 while the DAE learns",
         "; ".join(parts) or "no DAE/WDAE pair", "all checked modes: WDAE |u| never above "
-        f"max(|u(0)|, {m.attrs['zero_level']:g}), DAE u_final >= u+/2", grade(ok and checked > 0),
+        f"max(|u(0)|, {m.attrs['zero_level']:g}), DAE rose from below u+/2 to above it (worst mode decides)", grade(ok and checked > 0),
         "checked modes: theory says the WDAE decays from its u(0) (below the threshold u-) while "
         "the DAE reaches half its fixed point within 80 % of the run")]
     rel = m["t50_rel_error"].where(m["t50_quadrature"] >= min_t50)
