@@ -327,6 +327,8 @@ def test_masking_claims_confirm_and_refute():
 
 
 def test_plot_masking_draws_every_q(tmp_path):
+    import matplotlib.pyplot as plt
+
     from daedyn.figures import style
     from daedyn.figures.masking import plot_masking
 
@@ -340,6 +342,16 @@ def test_plot_masking_draws_every_q(tmp_path):
     assert any(len(y) == gauss.size and np.allclose(y, gauss) for y in (ln.get_ydata() for ln in top.get_lines()))
     written = style.save(fig, tmp_path / "masking.png")
     assert written[0].stat().st_size > 10_000
+    # with the exact fixed point: a dashed line at u* per mode, and every line style named in a legend
+    full = masking_analysis.add_theory(ds)
+    full["u_star"] = full["u_star_approx"] + 0.01
+    fig = plot_masking(full, modes=[0, 1])
+    top = fig.axes[0]
+    dashed = {round(float(ln.get_ydata()[0]), 12) for ln in top.get_lines() if ln.get_linestyle() == "--"}
+    assert {round(float(v), 12) for v in full["u_star"].sel(q=0.9, mode=[0, 1]).values} <= dashed
+    names = {t.get_text() for legend in top.findobj(plt.matplotlib.legend.Legend) for t in legend.get_texts()}
+    assert {"trained masked network", "exact fixed point u*", "per-mode approximation", "its fixed point λ/(λ+ε_i)",
+            "Gaussian DAE, matched ε"} <= names
 
 
 # --------------------------------------------------------------------------- the exact fixed point
