@@ -103,9 +103,15 @@ def plot_depth(ds, modes=None, title: str = ""):
                 plt.Line2D([], [], color="0.3", ls=":", lw=1.0, label="threshold u₋ (marker: its mode)"),
                 plt.Line2D([], [], color="black", ls="-.", lw=1.0, label="start u(0)")]
     fig.suptitle(f"Depth-L linear autoencoders{' — ' + title if title else ''}: modes "
-                 f"{', '.join(map(str, modes))}; below its threshold u₋ (none where λ ≤ γ) a WDAE mode "
-                 "decays to 0", fontsize=12)
-    fig.legend(handles=handles, loc="upper center", ncol=min(6, len(handles)), fontsize=8.5,
-               bbox_to_anchor=(0.5, 0.97), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.925))
+                 f"{', '.join(map(str, modes))};" + (" " if len(depths) > 2 else "\n")  # lines: below
+                 + "below its threshold u₋ (none where λ ≤ γ) a WDAE mode decays to 0", fontsize=12)
+    # as many legend columns as the panels' width holds; the panels start below its rows
+    ncol = min(len(handles), 2 * len(depths) + 1)
+    rows, lines = -(-len(handles) // ncol), 1 if len(depths) > 2 else 2
+    height = fig.get_figheight()
+    below_title = 1 - (0.1 + 0.25 * lines) / height
+    fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=8.5, bbox_to_anchor=(0.5, below_title),
+               frameon=False)
+    fig.tight_layout()
+    fig.subplots_adjust(top=below_title - (0.2 * rows + 0.45) / height)   # 0.45 in: a gap and the panel titles
     return fig

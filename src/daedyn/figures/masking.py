@@ -85,6 +85,7 @@ def plot_masking(ds, modes=None, title: str = ""):
         bottom.set_ylim(1e-6, 1)
         bottom.set_xlim(epochs[0], epochs[-1])
     fig.suptitle(f"Masking noise{' — ' + title if title else ''}: masked training against the exact coupled "
-                 "fixed point and the per-mode approximation ε_i = ((1−q)/q) v_iᵀ diag(Σ) v_i", fontsize=11)
+                 "fixed point" + (" " if len(qs) > 2 else "\n")
+                 + "and the per-mode approximation ε_i = ((1−q)/q) v_iᵀ diag(Σ) v_i", fontsize=11)
     fig.tight_layout()
     return fig

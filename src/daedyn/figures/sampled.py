@@ -17,7 +17,7 @@ def plot_sampled_vs_marginalised(ds, title: str = ""):
     """Six panels from :func:`daedyn.sampled_analysis.sampled_summary`.
 
     (a) mean over seeds of uᵢ with sampled noise (one line style per batch size, against gradient
-    steps) and the marginalised recurrence drawn on top of them (black, dashed); (b) their
+    steps) and the marginalised recurrence drawn on top of them (thin black line with dots); (b) their
     difference ± 2 s.e., relative to u*; (f) the largest |z| over the modes at each logged step,
     one line per batch size, against its Bonferroni threshold (the first claim's test);
     (c) the plateaus of fixed noisy copies minus u* (closed form per copy, their mean ± 2 s.e.,
@@ -40,9 +40,9 @@ def plot_sampled_vs_marginalised(ds, title: str = ""):
             mean = ds["traj_mean"].sel(batch=b, mode=m)
             ok = np.isfinite(mean.values)
             ax.plot(ds["step"].values[ok], mean.values[ok], ls=styles[k % 4], color=colors[m], lw=1.6)
-        # on top of the curves it agrees with, thin and dashed so that both stay visible
-        ax.plot(ds["step"], ds["reference"].sel(mode=m), color="black", lw=1.0, ls=(0, (4, 3)), zorder=5)
-    handles = [plt.Line2D([], [], color="black", lw=1.0, ls=(0, (4, 3)), label="marginalised recurrence (on top)")]
+        # on top of the curves it agrees with: thin, black, with dots (no batch size's line style)
+        ax.plot(ds["step"], ds["reference"].sel(mode=m), color="black", lw=0.8, marker="o", ms=2.2, zorder=5)
+    handles = [plt.Line2D([], [], color="black", lw=0.8, marker="o", ms=2.2, label="marginalised recurrence (on top)")]
     handles += [plt.Line2D([], [], color=colors[m], label=f"mode {m}") for m in modes]
     handles += [plt.Line2D([], [], color="0.3", ls=styles[k % 4], label=batch_label(b)) for k, b in enumerate(batches)]
     ax.legend(handles=handles, fontsize=8, loc="lower right")
