@@ -1,8 +1,7 @@
-# The claims beyond the paper: each new experiment's claims.csv in one table.
 from daedyn import findings
 
 
-
+# The claims beyond the paper: each new experiment's claims.csv in one table.
 rule beyond_claims:
     input:
         claims=PLAN.beyond_claims(),
@@ -59,7 +58,9 @@ rule findings:
             for name in PLAN.experiments(kind)
             for path in findings.table_paths(kind, name)
         ],
-        code=package_sources("claims", "findings", *findings.sources(PLAN.kinds)),
+        code=package_sources(
+            "claims", "findings", "jobs/claims", *findings.sources(PLAN.kinds)
+        ),
     output:
         page=report(
             "results/findings.md",
