@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO
 from daedyn import claims, findings
 from daedyn.__main__ import main
-from daedyn.jobs.claims import SUMMARY_COLUMNS
+from daedyn.claims import SUMMARY_COLUMNS
 from daedyn.kinds import load
 
 SNAPSHOT = REPO / findings.SNAPSHOT

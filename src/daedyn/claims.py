@@ -17,13 +17,17 @@ import csv
 import re
 from pathlib import Path
 
-__all__ = ["COLUMNS", "REQUIRED_COLUMNS", "VERDICTS", "WORST", "claim_row", "fmt", "format_claims", "grade",
-           "write_claims_csv"]
+__all__ = ["COLUMNS", "REQUIRED_COLUMNS", "SUMMARY_COLUMNS", "VERDICTS", "WORST", "claim_row", "fmt",
+           "format_claims", "grade", "write_claims_csv"]
 
 COLUMNS = ("claim", "statement", "measured", "expected", "verdict", "note", "tolerance", "judged_on")
 #: the columns a claims file written before ``tolerance`` and ``judged_on`` existed has (read as empty)
 REQUIRED_COLUMNS = COLUMNS[:6]
 VERDICTS = ("confirmed", "qualified", "refuted")
+#: the columns of results/claims/summary.csv (daedyn.jobs.claims.claims_summary_job): every claim with its
+#: experiment, kind, the columns of its claims table, the figure that shows it and the table it comes from
+SUMMARY_COLUMNS = ("group", "experiment", "kind", "claim", "verdict", "statement", "measured", "expected",
+                   "tolerance", "judged_on", "note", "figure", "table")
 #: words that name a worst case (or every case) in a claim's text
 WORST = re.compile(r"\b(max|maximum|worst|largest|all|every)\b|\b(\d+) of \2\b", re.I)
 

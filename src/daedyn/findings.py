@@ -26,10 +26,11 @@ import shutil
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from daedyn.claims import VERDICTS, WORST
+from daedyn.claims import SUMMARY_COLUMNS, VERDICTS, WORST
 
-__all__ = ["BEGIN", "END", "SNAPSHOT", "SUMMARY", "audit", "page", "read_summary", "readme_block", "refresh", "replace_block",
-           "snapshot_block", "sources", "table_paths", "tolerance", "worst_case", "write_page"]
+__all__ = ["BEGIN", "END", "SNAPSHOT", "SUMMARY", "audit", "current_block", "page", "read_summary", "readme_block",
+           "refresh", "render", "replace_block", "snapshot_block", "sources", "table_paths", "tolerance", "worst_case",
+           "write_page"]
 
 #: the table every claim comes from, relative to the working directory of the pipeline
 SUMMARY = "results/claims/summary.csv"
@@ -37,9 +38,6 @@ SUMMARY = "results/claims/summary.csv"
 SNAPSHOT = "tests/fixtures/findings"
 #: the markers of the generated block in README.md
 BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
-#: the columns of SUMMARY the page reads (daedyn.jobs.claims.SUMMARY_COLUMNS writes them)
-NEEDED = ("group", "experiment", "kind", "claim", "verdict", "statement", "measured", "expected", "tolerance",
-          "judged_on", "note", "figure", "table")
 #: a bound stated in an ``expected`` text
 BOUND = re.compile(r"≤|<=|<|±|\+/-|\bat most\b|\bwithin\b|\btolerance\b", re.I)
 GROUPS = {"paper": "The paper's theory claims", "sweep": "Sweep", "beyond the paper": "Beyond the paper"}
@@ -54,7 +52,7 @@ def read_summary(path: str | Path) -> list[dict[str, str]]:
         raise FileNotFoundError(f"{path} does not exist: build it first (snakemake {SUMMARY})")
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in NEEDED if c not in (reader.fieldnames or ())]
+        missing = [c for c in SUMMARY_COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
             raise ValueError(f"{path} lacks the columns {missing}: it was made by an older daedyn; "
                              f"rebuild it (snakemake {SUMMARY})")

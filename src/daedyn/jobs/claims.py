@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from daedyn import store
+from daedyn.claims import SUMMARY_COLUMNS
 from daedyn.jobs import JobInfo, logged, write_claims
 
 log = logging.getLogger("daedyn")
@@ -42,10 +43,6 @@ def beyond_claims_job(inputs: Sequence[str], output: str, job: JobInfo = JobInfo
         write_claims(rows, output, "claims beyond the paper")
 
 
-#: the columns of results/claims/summary.csv, the verdict table of the report's landing page and the
-#: table the findings page (daedyn.findings) is made from: each claim's numbers travel with it
-SUMMARY_COLUMNS = ("group", "experiment", "kind", "claim", "verdict", "statement", "measured", "expected",
-                   "tolerance", "judged_on", "note", "figure", "table")
 
 
 def claims_summary_job(sources: Sequence[Mapping[str, str]], output: str, page: str | None = None,
