@@ -157,7 +157,7 @@ def test_adding_a_gamma_trains_only_the_new_runs(tiny_workflow, tmp_path):
     config["lr_normalised_experiments"][LRN]["gammas"].append(0.6)
     jobs = planned_jobs(run_snakemake(tmp_path, config, "-n").stdout)
     assert jobs == {"lr_normalised_train": 1, "lr_normalised_aggregate": 1, "lr_normalised_figure": 1,
-                    "beyond_claims": 1, "claims_summary": 1, "all": 1}
+                    "beyond_claims": 1, "claims_summary": 1, "findings": 1, "all": 1}
 
 
 @pytest.mark.parametrize("kind", FILES)
