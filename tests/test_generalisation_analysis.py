@@ -276,6 +276,23 @@ def test_claims_state_tolerance_and_the_worst_case_they_judged(experiment):
                                                        "N=24 to N=400")
 
 
+def test_early_stopping_is_qualified_only_if_every_case_meets_the_wider_tolerance(experiment, monkeypatch):
+    """Each verdict judges the worst case of its own tolerance: N=24 is the worst against the strict tolerance
+    (max(2 intervals, 5 %)) but within the wide one; N=400, less off strictly, misses the wide one (max(4
+    intervals, 15 %)), so the row is refuted, naming N=400 as the wide tolerance's worst case."""
+    ds, *_ = experiment
+    stops = iter([(1140.0, 1.0), (1000.0, 1.0), (125.0, 1.0), (100.0, 1.0)])   # (measured, theory) per N
+    monkeypatch.setattr(gan, "_stop", lambda epochs, curve: next(stops))
+    row = {r["claim"]: r for r in gan.claims(ds)}["early-stopping"]
+    step = float(np.diff(ds["epoch"].values)[0])
+    strict = [140 / max(2 * step, 50.0), 25 / max(2 * step, 5.0)]
+    wide = [140 / max(4 * step, 150.0), 25 / max(4 * step, 15.0)]
+    assert strict[0] > strict[1] > 1 and wide[0] <= 1 < wide[1]
+    assert row["verdict"] == "refuted"
+    assert row["judged_on"] == (f"worst of 2 (N, σ²_test > 0): {strict[0]:.3g} tolerances at N=24, σ²=0.3 "
+                                f"(qualified's tolerance: {wide[1]:.3g} at N=400, σ²=0.3); 1 interior minima")
+
+
 def test_figure_renders(experiment, tmp_path):
     from daedyn.figures.generalisation import plot_generalisation
     from daedyn.figures.style import save
