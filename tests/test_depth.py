@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -422,8 +423,43 @@ def test_depth_claims_confirm_and_refute():
     slow = ds.assign_coords(epoch=(ds["epoch"] * 1.5).astype(int))
     slow = depth_analysis.add_theory(slow.assign_attrs(lr=ds.attrs["lr"]))
     assert depth_analysis.claims(depth_analysis.metrics(slow))[1]["verdict"] != "confirmed"
-    # the experiment's (run, seed) layout gives the same rows
-    assert depth_analysis.claims(depth_analysis.metrics(depth_analysis.add_theory(_as_runs(ds)))) == rows
+    # the experiment's (run, seed) layout gives the same rows, the worst run-mode named by run and seed
+    as_runs = depth_analysis.claims(depth_analysis.metrics(depth_analysis.add_theory(_as_runs(ds))))
+    assert as_runs[0] == rows[0] and {**as_runs[1], "judged_on": ""} == {**rows[1], "judged_on": ""}
+    L, model, mode = re.search(r"at depth (\d), model (\w+), mode (\d)$", rows[1]["judged_on"]).groups()
+    assert as_runs[1]["judged_on"].endswith(f"at run {model}_l{L}, seed 0, mode {mode}")
+
+
+def test_depth_claims_state_tolerance_and_the_worst_case_they_judged():
+    """tolerance and judged_on checked against the metrics: the deep-WDAE row names the checked mode whose
+    |u| came closest to its bound and the DAE mode that rose least; the timing row the worst run-mode."""
+    m = depth_analysis.metrics(depth_analysis.add_theory(_synthetic()))
+    wdae, dae = m.sel(depth=3, model="wdae"), m.sel(depth=3, model="dae")
+    checked = ((wdae["u_limit"] == 0) & (wdae["u0"] > 0)
+               & (dae["t50_quadrature"] <= 0.8 * m.attrs["last_epoch"])).values
+    assert checked.sum() == 2
+    ratio = wdae["u_max_abs"].values / (1.01 * np.maximum(np.abs(wdae["u0"].values), 0.02))
+    reach = dae["u_final"].values / dae["u_plus"].values
+    assert np.array_equal(m["u_max_abs"].values, np.abs(_synthetic()["u"].values).max(axis=2))
+    for bump in (None, 0, 1):           # as trained, then each checked mode made the WDAE's worst
+        if bump is not None:
+            k = np.flatnonzero(checked)[bump]
+            m["u_max_abs"].loc[dict(depth=3, model="wdae", mode=k)] = 1.0 * 1.01 * 0.02
+            ratio[k] = 1.0
+        w = np.flatnonzero(checked)[np.argmax(np.where(checked, ratio, -np.inf))]
+        d = np.flatnonzero(checked)[np.argmin(np.where(checked, reach, np.inf))]
+        row = depth_analysis.claims(m)[0]
+        assert row["tolerance"] == ("WDAE max |u| <= 1.01 x max(|u(0)|, 0.02); DAE from u(0) < u+/2 to "
+                                    "u_final >= u+/2")
+        assert row["judged_on"] == (f"every one of 2 checked modes (L >= 3); worst WDAE: L=3 mode {w}, max |u| "
+                                    f"{ratio[w]:.3g} x its bound; worst DAE: L=3 mode {d}, u_final/u+ {reach[d]:.3g}")
+    assert row["verdict"] == "confirmed"                               # at the bound is still within it
+    rel = np.abs(m["t50_rel_error"].where(m["t50_quadrature"] >= 50).values)
+    i, j, k = np.unravel_index(np.nanargmax(rel), rel.shape)
+    row = depth_analysis.claims(m)[1]
+    assert row["tolerance"] == "|t50_measured / t50_quadrature - 1| <= 0.05 (qualified <= 0.1)"
+    assert row["judged_on"] == (f"worst of {int(np.isfinite(rel).sum())} run-modes: {np.nanmax(rel):.3g} at "
+                                f"depth {m['depth'].values[i]}, model {m['model'].values[j]}, mode {k}")
 
 
 def test_plot_depth_draws_one_column_per_depth(tmp_path):
