@@ -161,3 +161,19 @@ def test_network_crossings_equal_a_run_recorded_at_every_step(problem):
             brute = np.where(above.any(axis=0), np.argmax(above, axis=0), np.nan)  # NaN: not within 300 steps
             assert np.isfinite(brute).sum() >= 4
             np.testing.assert_array_equal([r[f"t{round(100 * q)}_{kind}"] for r in rows_s], brute)
+
+
+def test_sweep_table_timings_are_the_metrics_per_step_times(combined):
+    """A linear sweep table's timings are the seed means of the per-step times of metrics; its
+    largest trajectory error comes with the epoch where it happens."""
+    grid = {"dae": {"eps": 0.5}, "wdae": {"gamma": 0.4}}
+    table = analysis.sweep_table(combined, "linear", grid, [0, 2])
+    per_seed = [r for r in analysis.metrics(combined, [0, 2]) if r["seed"] != "all"]
+    for row in table:
+        seeds = [r for r in per_seed if r["run"] == row["run"] and r["mode"] == row["mode"]]
+        assert row["t_resolution"] == 1
+        for name in ("t50_measured", "t90_predicted"):
+            assert row[name] == pytest.approx(np.mean([r[name] for r in seeds]))
+        err = abs(combined["u_theory"] - combined["u"]).sel(run=row["run"], mode=row["mode"])
+        at = [int(err.sel(seed=s)["epoch"][int(err.sel(seed=s).argmax("epoch"))]) for s in (0, 1)]
+        assert row["max_abs_err_epoch"] == pytest.approx(np.mean(at))
