@@ -150,8 +150,8 @@ def test_modes_without_a_plateau_have_no_step_count_and_say_why(two_modes):
     assert short["t90_dae_measured"].sel(mode=1).isnull().all() and short["ratio90_measured"].sel(mode=1).isnull().all()
     rows = [r for r in lr_normalised.lr_normalised_rows(comp) if r["wdae_run"] == "wdae_g0.6_f0.5" and r["mode"] == 1]
     assert rows[0]["status_wdae"] == "never learned" and np.isnan(rows[0]["t90_wdae_measured"])
-    assert short["status_dae"].attrs["flag_meanings"].split() == ["plateau_reached", "never_learned",
-                                                                  "not_reached_within_the_run"]
+    assert short["status_dae"].attrs["long_name"].endswith("0 plateau reached, 1 never learned, "
+                                                           "2 not reached within the run")
 
 
 def test_rows_claims_and_figure(two_modes, tmp_path):

@@ -405,9 +405,8 @@ def _comparison_meta(name: str) -> dict:
         return {"long_name": "mode compared: 1 where both runs reach 99 % of their plateau on this mode", "units": "1"}
     if name.startswith("status_"):
         model = name[7:].upper()
-        return {"long_name": f"{model} status: why the {model} run has a step count on this mode or none",
-                "units": "1", "flag_values": np.array(list(STATUS), np.int8),
-                "flag_meanings": " ".join(v.replace(" ", "_") for v in STATUS.values())}
+        return {"long_name": f"{model} status: why the {model} run has a step count on this mode or none: "
+                             + ", ".join(f"{k} {v}" for k, v in STATUS.items()), "units": "1"}
     if name == "ratio_curve":
         return {"long_name": "step ratio, early-growth estimate: (1 - gamma/lambda_1)/(1 - gamma/lambda_i)",
                 "units": "1"}
