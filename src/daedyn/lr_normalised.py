@@ -343,12 +343,16 @@ def lr_normalised_comparison(ds: xr.Dataset, levels: Sequence[float] = (0.5, 0.9
         reached = _final(one["u_theory"].values) >= reach * u_star
         return np.where(u_star <= 0, 1, np.where(reached, 0, 2))
 
+    bridges = {}  # run → its records, the per-mode theory's y there and its rates (shared by every crossing)
+
     def times(run, var, q):
         one = ds.sel(run=run)
+        if run not in bridges:
+            kept = np.isfinite(one["u"].values).all(axis=1)  # this run's records (the grid is the union of all runs')
+            rate = [float(one[k]) for k in ("eps", "gamma", "lr")]
+            bridges[run] = kept, mode_states(epochs[kept], lam, *rate, one["x0"].values, one["y0"].values)[1], rate
+        kept, y, rate = bridges[run]
         u = one[var].values
-        kept = np.isfinite(u).all(axis=1)  # this run's records (the epoch grid is the union of all runs')
-        rate = [float(one[k]) for k in ("eps", "gamma", "lr")]
-        _, y = mode_states(epochs[kept], lam, *rate, one["x0"].values, one["y0"].values)
         t = step_crossing(epochs[kept], u[kept], y, q * _final(u), lam, *rate)
         return np.where(status(run) == 0, t, np.nan)
 
