@@ -485,7 +485,8 @@ def lr_normalised_claims(comp: xr.Dataset, name: str = "", step_tolerance: float
         f"f = {', '.join(f'{x:g}' for x in np.unique(comp['fraction'].values))}: {worst:.1e}",
         "identical (≤ 1e-12): no per-mode speed advantage of noise",
         grade(worst <= 1e-12),
-        "balanced per-mode maps from u0 = 1e-6; per-mode limits 1/λ (noise) and 1/(λ−γ) (decay)"))
+        "balanced per-mode maps from u0 = 1e-6; per-mode limits 1/λ (noise) and 1/(λ−γ) (decay)",
+        tolerance="≤ 1e-12", judged_on=f"the largest difference over every step, mode and f: {worst:.1e}"))
 
     # 2. the measured step counts follow the exact per-mode theory
     pairs, modes = comp["pair"].values, comp["mode"].values
@@ -510,7 +511,10 @@ def lr_normalised_claims(comp: xr.Dataset, name: str = "", step_tolerance: float
         f"every count within {step_tolerance:g} steps or {rel_tolerance:.0%} of the theory's",
         grade(agree.size > 0 and bool(agree.all()), agree.size > 0 and agree.mean() >= 0.9),
         "a mode is compared only where both runs reach 99 % of u* (per the theory) by their last epoch; "
-        "the others have no count (status_dae, status_wdae in metrics.csv say why)"))
+        "the others have no count (status_dae, status_wdae in metrics.csv say why)",
+        tolerance=f"{step_tolerance:g} steps or {rel_tolerance:.0%} of the predicted count, whichever is larger; "
+                  "qualified if 90 % of the counts are within",
+        judged_on=f"every one of {agree.size} compared step counts; {worst_t}" if agree.size else "nothing compared"))
 
     # 3. the answer: at matched network stability the DAE is faster below the top mode
     top = lam >= lam1 * (1 - 1e-12)
@@ -561,5 +565,8 @@ def lr_normalised_claims(comp: xr.Dataset, name: str = "", step_tolerance: float
               faster.size > 0 and faster.mean() >= 0.9),
         "the advantage is not intrinsic to noise (one mode alone: identical); it comes from one scalar "
         "decay γ slowing weak modes more while the network's rate is set by λ₁; the early-growth "
-        "curve is an estimate, reported, not judged"))
+        "curve is an estimate, reported, not judged",
+        tolerance=f"ratio > 1 below the top mode; top-mode counts and ratio-implied counts within {step_tolerance:g} "
+                  f"steps or {rel_tolerance:.0%}",
+        judged_on="every compared pair and mode; " + ("; ".join(worst) if worst else "nothing compared")))
     return rows

@@ -208,7 +208,9 @@ def _claim6(fig2):
         "≤ 1e-12; 6561 vs 13122 (λ=ε=1), 12289 vs 56531 (λ=0.5, ε=1.8), ±1 epoch",
         grade(err <= 1e-12 and ok_half, err <= 1e-9),
         "half-times from (E10b) (continuous time, u0 = 1e-6, η = 1e-3); each checked against the first whole "
-        "epoch of the closed form at or above half its plateau (within one epoch after it)")
+        "epoch of the closed form at or above half its plateau (within one epoch after it)",
+        tolerance="≤ 1e-12 for the curves; ±1 epoch for each half-time; first whole epoch within 1 after it",
+        judged_on=f"the largest curve difference {_e(err)} and every half-time: " + "; ".join(parts))
 
 
 def _claim7(fig2):
@@ -373,7 +375,11 @@ def _claim12(fig4):
         "small init 1.348, plateau ~300 epochs",
         grade(bool(ok)),
         "the WDAE has not fully converged by epoch 1000 (u within "
-        f"{end_u[1]:.1e} of u*); plateau = epochs until u ≥ u*/10")
+        f"{end_u[1]:.1e} of u*); plateau = the first GD step at which u ≥ u*/10",
+        tolerance="u* ±1e-3 after the long run; norms ±1e-3 (WDAE, small init), ±0.01 (DAE formula, range); "
+                  "plateau 200–500 epochs",
+        judged_on=f"every trial: worst |u − u*| {_e(long_u)}, worst DAE norm error {d_pred_err:.4f}, plateaus "
+                  f"{', '.join(f'{p:.0f}' for p in plateau)} epochs")
 
 
 def _claim13(fig4):

@@ -56,7 +56,9 @@ def sweep_claims(table, family):
     rows = [claim_row("sweep-plateau", "the trained plateau (mean over seeds) equals the theory's value at the last "
                       "recorded epoch, for every run and mode of the sweep",
                       f"max |trained − theory| = {fmt(diff[k])} ({_where(table[k])}) over {len(table)} run-mode pairs",
-                      f"≤ {tol} for every pair", verdict(diff[k], diff[k] <= 3 * tol), reference)]
+                      f"≤ {tol} for every pair", verdict(diff[k], diff[k] <= 3 * tol), reference,
+                      tolerance=f"≤ {tol} (qualified ≤ {3 * tol:g})",
+                      judged_on=f"worst over {len(table)} run-mode pairs: {fmt(diff[k])} ({_where(table[k])})")]
     converged = np.abs(th_final - fixed) <= tol
     gap = np.abs(final - fixed)
     off = gap > tol
@@ -69,7 +71,10 @@ def sweep_claims(table, family):
                           f"converged: |trained − fixed point| = {fmt(gap[k])} ({_where(table[k])})",
                           f"all within {tol} where the theory converged",
                           "confirmed" if n_off == 0 else worst_ok,
-                          "raise epochs to see the slow modes settle" if n_slow else ""))
+                          "raise epochs to see the slow modes settle" if n_slow else "",
+                          tolerance=f"≤ {tol}",
+                          judged_on=f"worst over the {int(converged.sum())} pairs whose theory converged: "
+                                    f"{fmt(gap[k])} ({_where(table[k])})"))
     err = np.array([r["max_abs_err"] for r in table])
     k = int(np.argmax(err))
     rows.append(claim_row("sweep-trajectory", "the trained trajectory follows the theory at every recorded epoch, "
@@ -79,7 +84,9 @@ def sweep_claims(table, family):
                           f"{int(np.sum(err > tol))} pairs above {tol}",
                           f"≤ {tol} for every pair at every epoch", verdict(err[k], err[k] <= 3 * tol),
                           reference or "the per-mode theory neglects the coupling of the modes, largest while they "
-                          "grow"))
+                          "grow", tolerance=f"≤ {tol} (qualified ≤ {3 * tol:g})",
+                          judged_on=f"worst over {len(table)} run-mode pairs and every recorded epoch: {fmt(err[k])} "
+                                    f"({_where(table[k])})"))
     rows.append(_timing(table, worst_ok, reference))
     return rows
 
@@ -101,7 +108,7 @@ def _timing(table, worst_ok, reference):
     statement = "the epochs to 50 % and 90 % of the plateau equal the theory's"
     if not cases:
         return claim_row("sweep-timing", statement, "no run-mode pair reached 50 % of its plateau", expected,
-                         worst_ok, reference)
+                         worst_ok, reference, tolerance=expected, judged_on="no timing to judge")
     score = np.array([c[0] for c in cases])
     order = np.argsort(-score)
     within = score <= 1.0
@@ -115,4 +122,7 @@ def _timing(table, worst_ok, reference):
         expected,
         "confirmed" if within.all() else ("qualified" if quantile <= 1.0 else worst_ok),
         reference or "per-step timings (the steps between records follow the exact per-mode map); qualified "
-        f"where the {SWEEP_TIMING_QUANTILE:.0%} quantile is within the tolerance")
+        f"where the {SWEEP_TIMING_QUANTILE:.0%} quantile is within the tolerance",
+        tolerance=f"max({SWEEP_TIMING_TOLERANCE:.0%} of the theory's epochs, the timing resolution)",
+        judged_on=f"worst over {score.size} timings ({'all' if within.all() else 'not all'} within), then the "
+                  f"{SWEEP_TIMING_QUANTILE:.0%} quantile ({fmt(quantile)} × the tolerance); worst: {worst}")
