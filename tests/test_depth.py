@@ -15,7 +15,6 @@ from conftest import killed_after_checkpoint
 from daedyn import depth, depth_analysis, linear, theory, training
 from daedyn.runconfig import DepthConfig
 from daedyn.training import log_epochs
-from daedyn.trajectories import first_crossing
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -301,16 +300,6 @@ def test_bad_arguments_are_reported():
 # --------------------------------------------------------------------------- experiment helpers
 
 
-def test_first_crossing_matches_numpy_interpolation():
-    t = np.arange(0, 200, 10)
-    u = 0.8 / (1 + np.exp(-(t - 93.0) / 12.0))
-    level = np.array([0.4, 0.1, 0.9, 0.0])
-    got = first_crossing(t, np.broadcast_to(u, (4, t.size)), level)
-    assert got[:2] == pytest.approx([np.interp(0.4, u, t), np.interp(0.1, u, t)], rel=1e-14)
-    assert np.isnan(got[2]) and np.isnan(got[3])          # never reached / no level
-    assert first_crossing(t, u + 1.0, 0.5) == t[0]
-
-
 def _synthetic(epochs=2000, every=20, lr=0.05):
     """A trajectory dataset whose 'trained' u is the exact per-mode map (depth × model × mode)."""
     lam = np.array([2.0, 0.5, 0.05])
@@ -387,8 +376,9 @@ def test_per_step_crossings_of_sparse_records_equal_a_brute_force_step_count():
     assert np.all(brute % 10 != 0)                                   # the crossings fall between records
     assert np.array_equal(m["t50_measured"].values, brute)
     assert np.array_equal(m["t50_map"].values, brute)
-    coarse = first_crossing(runs[10]["epoch"].values, runs[10]["u"].isel(run=0).values.T, half)
-    assert np.abs(coarse - brute).max() > 0.1                        # what interpolation would have said
+    records = runs[10]["u"].isel(run=0).values                       # what interpolating records would say
+    coarse = np.array([np.interp(half[k], records[:, k], runs[10]["epoch"].values) for k in range(4)])
+    assert np.abs(coarse - brute).max() > 0.1
     assert np.array_equal(depth_analysis.step_crossing(np.arange(1501), dense.T, half, lam, 0.3, 0.0, 0.05, 3), brute)
 
 
