@@ -438,8 +438,8 @@ class _ExactSteps(_LinearEngine):
         runs = self.configs or [self.config]
         W1_0, W2_0 = (self.W1_0, self.W2_0) if self.configs else (self.W1_0[None], self.W2_0[None])
         # run by run, as the one-run product: one (R·H)×d product may add in another order
-        self.A1 = torch.stack([w @ self.V for w in W1_0])
-        self.B2 = torch.stack([w.T @ self.V for w in W2_0])
+        self.A1 = torch.stack([w.clone() @ self.V for w in W1_0])
+        self.B2 = torch.stack([w.T.clone() @ self.V for w in W2_0])
         self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B2)
         self.A1s = torch.empty_like(self.A1)
         R, H = len(runs), self.config.hidden
@@ -474,7 +474,8 @@ class _ExactSteps(_LinearEngine):
         self.fresh = False
 
     def _final(self):
-        return ([a @ self.V.T for a in self.A1], [(b @ self.V.T).T for b in self.B2])
+        # run by run from an aligned copy: a BLAS product may add in another order at another alignment
+        return ([a.clone() @ self.V.T for a in self.A1], [(b.clone() @ self.V.T).T for b in self.B2])
 
 
 class ExactEngine(_ExactSteps):
@@ -505,10 +506,12 @@ class BatchedExactEngine(_ExactSteps):
     records (:class:`_Tracker` with ``runs``), the stability guard and the divergence check are per
     run; :func:`daedyn.training.run_batch` splits the result into one run per configuration.
 
-    Each run takes the same operations as with :class:`ExactEngine`; the batched products and
-    reductions may still add in another order than the one-run ones on some devices, so the tests
-    (``tests/test_batched.py``) hold a run to :func:`train_exact`'s within 1e-12 relative in float64
-    and 1e-6 relative in float32 (bit for bit where the device's kernels agree).
+    Each run takes the same operations as with :class:`ExactEngine` (which is this engine with R = 1),
+    so on the CPU with one thread every array of a run's file is bit-identical to :func:`train_exact`'s
+    (``tests/test_batched.py``, float64 and float32). With more CPU threads a whole-matrix sum (the
+    norms, the decay term) may be split differently, about 1 ulp; on a GPU cuBLAS may choose other
+    kernels for another batch size, and the tests hold a run to within 1e-12 relative (float64) and
+    1e-6 relative (float32) of the run alone (relative to each array's largest magnitude).
     """
 
     def __init__(self, configs: list[LinearConfig], lam, V, C=None):
@@ -700,8 +703,8 @@ def train_batch(configs: list[LinearConfig], problem: Problem, *, checkpoint: Ch
                 threads: int | None = None, progress: bool = False) -> list[Run]:
     """Train exact-engine runs that share a spectrum as one batch (:class:`BatchedExactEngine`, one
     :func:`daedyn.training.drive` loop and one ``checkpoint`` for all) and return one :class:`Run` per
-    configuration, in order, whose ``dataset()`` is :func:`train`'s for that configuration to rounding
-    (float64: 1e-12 relative; float32: 1e-6 relative).
+    configuration, in order, whose ``dataset()`` is :func:`train`'s for that configuration: bit for bit
+    on the CPU with one thread, else to rounding (:class:`BatchedExactEngine`).
 
     The runs may differ only in :data:`BATCH_PER_RUN` (a ValueError names the first other key that
     differs; :func:`batch_groups` splits a list into batches); ``problem.C`` gives every run its
