@@ -69,8 +69,8 @@ def load_spectrum(path: str | None) -> tuple[np.ndarray, np.ndarray, str]:
 
 def sweep(runs: int, epochs: int, device: str, log_every: int = 10) -> list[LinearConfig]:
     """R runs of the exact engine that differ in lr (0.5 to 0.77 of 1/λ₁ ≈ 0.026), eps, gamma and seed."""
-    base = LinearConfig.make(engine="exact", experiment="bench_sweep", dataset="mnist", n_samples=50_000, hidden=64, lr=0.02,
-                             epochs=epochs, log_every=log_every, init_std=0.01, dtype="float32", device=device)
+    base = LinearConfig.make(engine="exact", experiment="bench_sweep", dataset="mnist", n_samples=50_000, hidden=64,
+                             lr=0.02, epochs=epochs, log_every=log_every, init_std=0.01, dtype="float32", device=device)
     return [dataclasses.replace(base, run=f"r{i}", seed=i, lr=0.02 * (1 - 0.35 * (i % 7) / 6),
                                 eps=EPS[i % len(EPS)], gamma=GAMMA[(i // len(EPS)) % len(GAMMA)])
             for i in range(runs)]
@@ -98,7 +98,8 @@ def timed(fn, device: str) -> float:
 
 
 ONE_RUN = """
-import sys, numpy as np
+import sys, numpy as np, torch
+torch.set_num_threads({threads})
 sys.path.insert(0, {src!r})
 from daedyn import linear, training
 from daedyn.runconfig import LinearConfig
@@ -117,7 +118,7 @@ def one_at_a_time(configs, problem, processes: int) -> dict:
         times = []
         for config in configs[:processes]:
             params = {k: list(v) if isinstance(v, tuple) else v for k, v in config.to_dict().items()}
-            code = ONE_RUN.format(src=str(REPO / "src"), npz=npz, params=params)
+            code = ONE_RUN.format(src=str(REPO / "src"), npz=npz, params=params, threads=torch.get_num_threads())
             t = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             times.append(time.perf_counter() - t)
@@ -165,7 +166,8 @@ def gemm_ratio(configs, problem, device: str, repeats: int, n1: int = 20, n2: in
     bare(3)
     best = {}
     for _ in range(repeats):
-        for name, fn, steps in [("engine2", engine, n2), ("bmm2", bare, n2), ("engine1", engine, n1), ("bmm1", bare, n1)]:
+        for name, fn, steps in [("engine2", engine, n2), ("bmm2", bare, n2), ("engine1", engine, n1),
+                                ("bmm1", bare, n1)]:
             best[name] = min(best.get(name, np.inf), timed(lambda: fn(steps), device))
     engine_step = (best["engine2"] - best["engine1"]) / (n2 - n1)
     bmm_step = (best["bmm2"] - best["bmm1"]) / (n2 - n1)
@@ -216,13 +218,13 @@ def main(argv=None) -> dict:
             if mode == "batched":
                 row, note = batched(configs, problem, args.device), ""
             else:
-                row = dict(per_run[mode], seconds=per_run[mode]["per_run_s"] * R,
-                           extrapolated=per_run[mode]["measured_runs"] != R)
+                measured = per_run[mode]["measured_runs"]
+                row = dict(per_run[mode], seconds=per_run[mode]["per_run_s"] * R, extrapolated=measured < R)
                 unit = "processes" if mode == "one" else "runs"
                 note = (f"{row['per_run_s']:.2f} s per process ({row['startup_s']:.2f} s start-up), " if mode == "one"
                         else f"{row['per_run_s']:.3f} s per run, ")
-                note += (f"extrapolated from {row['measured_runs']} {unit}" if row["extrapolated"]
-                         else f"measured ({row['measured_runs']} {unit})")
+                note += (f"extrapolated from {measured} {unit}" if measured < R else
+                         f"mean of {measured} {unit}" if measured > R else f"measured ({measured} {unit})")
             row.update(runs=R, mode=mode, runs_per_s=R / row["seconds"])
             out["sweep"].append(row)
             print(f"{R:>6} {mode:>8} {row['seconds']:>10.2f} {row['runs_per_s']:>10.3g}  {note}", flush=True)

@@ -172,7 +172,8 @@ class _Tracker(Records):
         if runs is None:
             self.eps, self.gamma, batch = float(eps), float(gamma), ()
         else:  # per run: (runs,) for the scalars, (runs, 1, 1) for the H×H Gram matrices
-            self.eps, self.gamma = (as_tensor(np.broadcast_to(np.asarray(v, dtype=np.float64), (runs,)).copy(), lam.dtype, lam.device) for v in (eps, gamma))
+            self.eps, self.gamma = (as_tensor(np.broadcast_to(np.asarray(v, dtype=np.float64), (runs,)).copy(),
+                                              lam.dtype, lam.device) for v in (eps, gamma))
             batch = (runs,)
         self.k = min(d, hidden)
         kw = dict(dtype=lam.dtype, device=lam.device)
@@ -460,7 +461,7 @@ class _ExactSteps(_LinearEngine):
 
         self.neg_eta = per_run([-c.lr for c in runs])
         self.c = per_run([1.0 - c.lr * c.gamma for c in runs])
-        self.s = self.lam_t + per_run([c.eps for c in runs])        # (R, 1, d): diag(λ+ε), the noisy-input correlation
+        self.s = self.lam_t + per_run([c.eps for c in runs])        # (R, 1, d): diag(λ+ε), noisy-input correlation
         self.eta_lam = self.lam_t * per_run([c.lr for c in runs])   # (R, 1, d): ηΛ
         self.fresh = False                                          # P, Q belong to the current state
 

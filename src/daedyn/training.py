@@ -19,10 +19,10 @@ nonlinear trainer, and any engine added later):
 An engine supplies only its state and its step (:class:`Engine`). A batched engine trains several
 runs as one tensor (runs along the leading dimension of its state, configurations in
 ``engine.configs``): each run gets its own stability guard and divergence check, one checkpoint
-holds the whole batch, and :func:`run_batch` splits the result into one run per configuration. Engines that draw random
-numbers (sampled noise, minibatch order) also hand over their generators, so that a resumed run
-continues the same streams and ends bit-identical to an uninterrupted one (same device and
-thread count).
+holds the whole batch, and :func:`run_batch` splits the result into one run per configuration.
+Engines that draw random numbers (sampled noise, minibatch order) also hand over their
+generators, so that a resumed run continues the same streams and ends bit-identical to an
+uninterrupted one (same device and thread count).
 
 Seed conventions shared by every engine: :func:`init_weights` draws the initial weights from a
 CPU generator seeded with the run's seed, and :func:`noise_seed` derives the seed of the noise /
@@ -595,13 +595,15 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
             for name, generator in engine.generators().items():
                 generator.set_state(saved["generators"][name])
             start, row = saved["epoch"], saved["row"]
-            first_loss, loss = (np.asarray(v) if isinstance(v, list) else v for v in (saved["first_loss"], saved["loss"]))
+            first_loss, loss = (np.asarray(v) if isinstance(v, list) else v
+                                for v in (saved["first_loss"], saved["loss"]))
             resumed_from = [*saved["resumed_from"], start]
 
     def save(t: int) -> None:
         checkpoint.save({
             "epoch": t, "row": row, "resumed_from": resumed_from,  # a batch's losses as lists (weights_only load)
-            **{k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in (("first_loss", first_loss), ("loss", loss))},
+            **{k: v.tolist() if isinstance(v, np.ndarray) else v
+               for k, v in (("first_loss", first_loss), ("loss", loss))},
             "tensors": {k: v.detach().cpu().clone() for k, v in engine.state().items()},
             "tracker": engine.tracker.state(row),
             "generators": {k: g.get_state() for k, g in engine.generators().items()}})
@@ -647,8 +649,8 @@ def _diverged(engine: Engine, epoch: int, loss, first_loss, bad) -> DivergenceEr
     runs = np.flatnonzero(bad).tolist()
     what = "; ".join(f"run {i} ({engine.configs[i].label}, seed {getattr(engine.configs[i], 'seed', '-')}): "
                      f"loss {loss[i]:.4g}, initial loss {first_loss[i]:.4g}; {engine.why_diverged(i)}" for i in runs)
-    return DivergenceError(f"training diverged by epoch {epoch} in {len(runs)} of {len(loss)} runs of the batch: {what}",
-                           runs)
+    return DivergenceError(
+        f"training diverged by epoch {epoch} in {len(runs)} of {len(loss)} runs of the batch: {what}", runs)
 
 
 
