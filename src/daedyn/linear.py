@@ -17,8 +17,9 @@ learning rate η is one "epoch" (τ = 1/η); with M = Σ − W(Σ + εI) (E3)
 Engines
 -------
 Every engine is a class that holds its state and takes one step
-(:class:`ExactEngine`, :class:`DatapassEngine`, :class:`SampledEngine`); the epoch loop, checkpoints,
-recording cadence, divergence detection and progress belong to :func:`daedyn.training.drive`.
+(:class:`ExactEngine`, :class:`BatchedExactEngine`, :class:`DatapassEngine`, :class:`SampledEngine`);
+the epoch loop, checkpoints, recording cadence, divergence detection and progress belong to
+:func:`daedyn.training.drive`.
 The functions :func:`train_exact`, :func:`train_datapass` and :func:`train_sampled` (or
 :func:`train`, which dispatches on ``config.engine``) take a :class:`daedyn.runconfig.LinearConfig`
 (or keywords for one) and return a :class:`Run`.
@@ -32,6 +33,11 @@ The functions :func:`train_exact`, :func:`train_datapass` and :func:`train_sampl
 
   i.e. four O(d·H²) matrix products per step and never a d×d product. It is the same
   trajectory as the data pass (exactly, rounding aside), because V is orthogonal.
+* :func:`train_batch` runs this recurrence for many configurations at once
+  (:class:`BatchedExactEngine`): the runs along a leading dimension, four batched products per
+  step, lr, ε, γ, seed and init_std per run; each run's file is :func:`train_exact`'s
+  (:class:`ExactEngine` is the same code with one run). :func:`batch_groups` sorts a sweep's
+  configurations into batches.
 * :func:`train_datapass` is the reference: each step forms the full-batch gradient from
   X·W₁ᵀ·W₂ᵀ (O(N·d·H)), as the paper's own code does, with the noise marginalised.
 * :func:`train_sampled` is a real DAE: fresh Gaussian noise N(0, εI) for every
