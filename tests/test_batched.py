@@ -160,6 +160,14 @@ def test_runs_that_cannot_batch_are_named_and_grouped(problem):
         linear.train_batch([datapass, dataclasses.replace(datapass, lr=0.01)], problem)
     with pytest.raises(ValueError, match="at least one"):
         linear.train_batch([], problem)
+    # a group of one run of another engine (batch_groups makes them) is trained alone
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, D)) * np.linspace(1.2, 0.3, D)
+    lam, V = np.linalg.eigh(X.T @ X / 30)
+    data = training.Problem(lam[::-1].copy(), V[:, ::-1].copy(), X)
+    alone = dataclasses.replace(datapass, n_samples=30, epochs=10)
+    (run,) = linear.train_batch([alone], data)
+    xr.testing.assert_identical(run.dataset(), linear.train(alone, data).dataset())
 
 
 def test_progress_lines_show_the_batch(problem, caplog):
