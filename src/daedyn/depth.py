@@ -45,8 +45,8 @@ L = 2), S = diag(λ+ε), P = BBᵀ, Q = A₁SA₁ᵀ, D = CᵀB and E = CA₁, o
     W_l ← (1−ηγ)W_l + η U_lᵀ K R_lᵀ,        K = BΛA₁ᵀ − PCQ   (H_{L−1}×H₁),
 
 with U_l = W_{L−1}⋯W_{l+1} and R_l = W_{l−1}⋯W₂ (identity when empty): seven O(d·H²)
-products per step (four for L = 2, where the step is :func:`~daedyn.linear.train_exact`'s recurrence
-with one-run products, so the trajectories agree to rounding: the exact engine uses batched ones).
+products per step (four for L = 2, where the step is :func:`~daedyn.linear.train_exact`'s
+operation for operation, so the trajectories agree bit for bit).
 
 The engine is driven by the one loop :func:`daedyn.training.drive` (through :func:`train`, which
 returns a :class:`DepthRun`) and records through :class:`daedyn.tracking.ProductTracker`: the
@@ -346,7 +346,7 @@ class DepthEngine(Engine):
                 if [tuple(m.shape) for m in mats] != _shapes(d, widths):
                     raise ValueError(f"layers must have shapes {_shapes(d, widths)} (W_1 first), got "
                                      f"{[tuple(m.shape) for m in mats]}")
-                # the same products as ExactEngine's initial state
+                # the same products as ExactEngine, so that L = 2 matches it bit for bit
                 self.A1 = (mats[0] @ self.V).contiguous()
                 self.B = (mats[-1].T @ self.V).contiguous()
                 self.W1_0, self.W2_0 = mats[0].clone(), _chain(mats[1:]).clone()

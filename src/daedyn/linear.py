@@ -35,9 +35,8 @@ The functions :func:`train_exact`, :func:`train_datapass` and :func:`train_sampl
   trajectory as the data pass (exactly, rounding aside), because V is orthogonal.
 * :func:`train_batch` runs this recurrence for many configurations at once
   (:class:`BatchedExactEngine`): the runs along a leading dimension, four batched products per
-  step, lr, ε, γ, seed and init_std per run; each run's file is :func:`train_exact`'s
-  (:class:`ExactEngine` is the same code with one run). :func:`batch_groups` sorts a sweep's
-  configurations into batches.
+  step, lr, ε, γ, seed and init_std per run; each run's file is :func:`train_exact`'s to
+  rounding. :func:`batch_groups` sorts a sweep's configurations into batches.
 * :func:`train_datapass` is the reference: each step forms the full-batch gradient from
   X·W₁ᵀ·W₂ᵀ (O(N·d·H)), as the paper's own code does, with the noise marginalised.
 * :func:`train_sampled` is a real DAE: fresh Gaussian noise N(0, εI) for every
@@ -174,7 +173,7 @@ class _Tracker(Records):
     def __init__(self, lam: torch.Tensor, eps, gamma, hidden: int, n_log: int,
                  C: torch.Tensor | None = None, sigma2_test: tuple[float, ...] = (), runs: int | None = None):
         d = lam.shape[0]
-        self.lam, self.trace, self.runs, self.host = lam, float(lam.sum()), runs, None
+        self.lam, self.trace, self.host = lam, float(lam.sum()), None
         if runs is None:
             self.eps, self.gamma, batch = float(eps), float(gamma), ()
         else:  # per run: (runs,) for the scalars, (runs, 1, 1) for the H×H Gram matrices
@@ -221,8 +220,8 @@ class _Tracker(Records):
         u = self.u[row]
         torch.sum(A1 * B2, dim=-2, out=u)
         n1sq, n2sq = A1.square().sum((-2, -1)), B2.square().sum((-2, -1))
-        rec = 0.5 * (self.trace - 2.0 * (u * lam).sum(-1) + (P * Q_lam).sum((-2, -1)))  # not u @ lam: BLAS
-        # matrix-vector products may add a row in another order for another number of rows
+        lam_u = torch.dot(lam, u) if u.dim() == 1 else (u * lam).sum(-1)
+        rec = 0.5 * (self.trace - 2.0 * lam_u + (P * Q_lam).sum((-2, -1)))
         noise = 0.5 * eps * (P * G).sum((-2, -1))
         decay = 0.5 * gamma * (n1sq + n2sq)
         self.scalars[row] = torch.stack([rec + noise + decay, rec, noise, decay, n1sq.sqrt(), n2sq.sqrt(),
@@ -249,10 +248,7 @@ class _Tracker(Records):
         return SimpleNamespace(dataset=lambda epochs, lam: self.dataset(epochs, lam, run=i))
 
     def dataset(self, epochs: np.ndarray, lam: np.ndarray, run: int | None = None) -> xr.Dataset:
-        """The trajectory (of run ``run`` of a batch; a batch of one needs no ``run``)."""
-        if run is None and self.runs == 1:
-            run = 0
-
+        """The trajectory (of run ``run`` of a batch)."""
         def take(name: str) -> np.ndarray:
             if run is None:
                 return getattr(self, name).double().cpu().numpy()
@@ -379,9 +375,6 @@ class _LinearEngine(Engine):
     configurations (a batch, :class:`BatchedExactEngine`): then the initial weights, the stability
     limits and the tracker's ε, γ are per run."""
 
-    #: the tracker records a batch (of one run, unless ``configs``)
-    BATCHED_RECORDS = False
-
     def __init__(self, config: LinearConfig | list[LinearConfig], lam, V, W1, W2, X=None, C=None):
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
@@ -413,7 +406,7 @@ class _LinearEngine(Engine):
         self.C = _heldout_moment(config, C, d)
         self.tracker = _Tracker(self.lam_t, eps, gamma, config.hidden, self.records,
                                 None if self.C is None else as_tensor(self.C, self.dtype, self.device),
-                                config.sigma2_test, runs=len(runs) if self.BATCHED_RECORDS else None)
+                                config.sigma2_test, runs=None if self.configs is None else len(runs))
 
     def divergence_note(self, run: int | None = None) -> str:
         """The learning rate against its limit (of run ``run`` of a batch; of every run when None)."""
@@ -430,53 +423,109 @@ class _LinearEngine(Engine):
         return extra
 
 
-class _ExactSteps(_LinearEngine):
-    """Full-batch GD on the marginalised loss, in Σ's eigenbasis from (λ, V) alone, for R runs along
-    the leading dimension of every tensor (:class:`ExactEngine`: R = 1; :class:`BatchedExactEngine`).
+class ExactEngine(_LinearEngine):
+    """Full-batch GD on the marginalised loss, in Σ's eigenbasis from (λ, V) alone.
 
-    State A1 = W1 V and B2 = A2ᵀ = W2ᵀ V, both (R, H, d) and contiguous; one step forms the Gram
-    matrices P = A2ᵀA2 and Q = A1 diag(λ+ε) A1ᵀ (reused by the record of the same epoch) and updates
-    into double buffers (no allocation inside the loop):
-
-        A1' = c A1 + ηB2Λ − ηP A1 diag(λ+ε),   A2'ᵀ = c B2 + ηA1Λ − ηQ B2   (Q symmetric),
-
-    with c = 1 − ηγ; η, c and ε are (R, 1, 1) tensors broadcast over each run's matrices, so every
-    run gets its own. One code for one run and for a batch: a run of a batch takes the same
-    operations on its matrices as the same run alone, and the records of a run are made by the
-    batched tracker in both cases.
+    State A1 = W1 V and B2 = A2ᵀ = W2ᵀ V, both H×d and contiguous; one step forms the Gram
+    matrices P = A2ᵀA2 and Q = A1 diag(λ+ε) A1ᵀ (reused by the record of the same epoch) and
+    updates into double buffers (no allocation inside the loop).
     """
 
-    BATCHED_RECORDS = True
-
-    def __init__(self, config, lam, V, W1=None, W2=None, C=None):
+    def __init__(self, config: LinearConfig, lam, V, W1=None, W2=None, C=None):
         super().__init__(config, lam, V, W1, W2, C=C)
         _check_orthogonal(self.V)
-        runs = self.configs or [self.config]
-        W1_0, W2_0 = (self.W1_0, self.W2_0) if self.configs else (self.W1_0[None], self.W2_0[None])
-        # run by run, as the one-run product: one (R·H)×d product may add in another order
-        self.A1 = torch.stack([w.clone() @ self.V for w in W1_0])
-        self.B2 = torch.stack([w.T.clone() @ self.V for w in W2_0])
+        V_t, H = self.V, config.hidden
+        self.A1, self.B2 = (self.W1_0 @ V_t).contiguous(), (self.W2_0.T @ V_t).contiguous()
         self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B2)
         self.A1s = torch.empty_like(self.A1)
-        R, H = len(runs), self.config.hidden
-        self.P = torch.empty(R, H, H, dtype=self.dtype, device=self.device)
-        self.Q, self.Pe, self.Qe = torch.empty_like(self.P), torch.empty_like(self.P), torch.empty_like(self.P)
+        self.P = torch.empty(H, H, dtype=self.dtype, device=self.device)
+        self.Q = torch.empty_like(self.P)
+        self.s = self.lam_t + config.eps                 # diag(λ+ε): the noisy-input correlation
+        self.eta, self.c = float(config.lr), 1.0 - float(config.lr) * float(config.gamma)
+        self.eta_lam = self.lam_t * self.eta
+        self.fresh = False                               # P, Q belong to the current state
 
-        def per_run(values):  # (R, 1, 1)
-            return as_tensor(np.asarray(values, dtype=np.float64), self.dtype, self.device)[:, None, None]
-
-        self.neg_eta = per_run([-c.lr for c in runs])
-        self.c = per_run([1.0 - c.lr * c.gamma for c in runs])
-        self.s = self.lam_t + per_run([c.eps for c in runs])        # (R, 1, d): diag(λ+ε), noisy-input correlation
-        self.eta_lam = self.lam_t * per_run([c.lr for c in runs])   # (R, 1, d): ηΛ
-        self.fresh = False                                          # P, Q belong to the current state
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"A1": self.A1, "B2": self.B2}
 
     def _grams(self) -> None:
         if not self.fresh:
             torch.mul(self.A1, self.s, out=self.A1s)
-            torch.bmm(self.B2, self.B2.mT, out=self.P)       # P = A2ᵀA2 = W2ᵀW2
-            torch.bmm(self.A1s, self.A1.mT, out=self.Q)      # Q = A1 diag(λ+ε) A1ᵀ
+            torch.mm(self.B2, self.B2.T, out=self.P)         # P = A2ᵀA2 = W2ᵀW2
+            torch.mm(self.A1s, self.A1.T, out=self.Q)        # Q = A1 diag(λ+ε) A1ᵀ
             self.fresh = True
+
+    def record(self, row: int, epoch: int) -> float:
+        self._grams()
+        return self.tracker.record(row, self.A1, self.B2, self.P, self.Q)
+
+    def step(self, epoch: int) -> None:
+        self._grams()
+        A1, B2, eta = self.A1, self.B2, self.eta
+        # A1' = c A1 + η B2Λ − η P A1 diag(λ+ε)
+        torch.mul(B2, self.eta_lam, out=self.N1).add_(A1, alpha=self.c).addmm_(self.P, self.A1s, alpha=-eta)
+        # A2'ᵀ = c B2 + η A1Λ − η Q B2   (Q symmetric, so (A2 Q)ᵀ = Q B2)
+        torch.mul(A1, self.eta_lam, out=self.N2).add_(B2, alpha=self.c).addmm_(self.Q, B2, alpha=-eta)
+        self.A1, self.N1, self.B2, self.N2 = self.N1, A1, self.N2, B2
+        self.fresh = False
+
+    def final_weights(self):
+        return self.A1 @ self.V.T, (self.B2 @ self.V.T).T
+
+
+class BatchedExactEngine(_LinearEngine):
+    """:class:`ExactEngine` for R runs at once: the runs along the leading dimension of every state
+    tensor (A1, B2: (R, H, d)), one step four batched products (``torch.bmm``/``baddbmm``) for the
+    whole batch.
+
+    The runs share the spectrum and every configuration key but :data:`BATCH_PER_RUN` (lr, eps,
+    gamma, seed, init_std, allow_unstable and the run's name), which the step carries as (R, 1, 1)
+    and (R, 1, d) tensors: A1' = c A1 + ηB2Λ − ηP A1 diag(λ+ε) and A2'ᵀ = c B2 + ηA1Λ − ηQ B2 with
+    c = 1 − ηγ, each run with its own η, ε, γ. The records (:class:`_Tracker` with ``runs``), the
+    stability guard and the divergence check are per run; :func:`daedyn.training.run_batch` splits
+    the result into one run per configuration.
+
+    A run follows :class:`ExactEngine`'s recurrence, but not its exact operations: the per-run rate
+    is folded into the H×H Gram matrices (−ηP) instead of a GEMM's scalar alpha, c·A1 is a product
+    instead of a fused add, and a batched product or reduction may add in another order. So a run of
+    a batch equals the run alone to rounding, not bit for bit (``tests/test_batched.py``): within
+    1e-12 (float64) and 1e-6 (float32) of each array's largest magnitude, balancedness (a difference
+    of two Gram matrices) of theirs.
+    """
+
+    def __init__(self, configs: list[LinearConfig], lam, V, C=None):
+        super().__init__(list(configs), lam, V, None, None, C=C)
+        _check_orthogonal(self.V)
+        R, H = len(self.configs), self.config.hidden
+        self.A1 = torch.matmul(self.W1_0, self.V).contiguous()           # (R, H, d)
+        self.B2 = torch.matmul(self.W2_0.mT, self.V).contiguous()
+        self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B2)
+        self.A1s = torch.empty_like(self.A1)
+        self.P = torch.empty(R, H, H, dtype=self.dtype, device=self.device)
+        self.Q, self.Pe, self.Qe = torch.empty_like(self.P), torch.empty_like(self.P), torch.empty_like(self.P)
+
+        def per_run(values):  # (R, 1, 1): broadcast over each run's matrices
+            return as_tensor(np.asarray(values, dtype=np.float64), self.dtype, self.device)[:, None, None]
+
+        self.neg_eta = per_run([-c.lr for c in self.configs])
+        self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
+        self.s = self.lam_t + per_run([c.eps for c in self.configs])    # (R, 1, d): diag(λ+ε) per run
+        self.eta_lam = self.lam_t * per_run([c.lr for c in self.configs])  # (R, 1, d): ηΛ per run
+        self.fresh = False                                              # P, Q belong to the current state
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"A1": self.A1, "B2": self.B2}
+
+    def _grams(self) -> None:
+        if not self.fresh:
+            torch.mul(self.A1, self.s, out=self.A1s)
+            torch.bmm(self.B2, self.B2.mT, out=self.P)       # P = A2ᵀA2 per run
+            torch.bmm(self.A1s, self.A1.mT, out=self.Q)      # Q = A1 diag(λ+ε) A1ᵀ per run
+            self.fresh = True
+
+    def record(self, row: int, epoch: int) -> np.ndarray:
+        self._grams()
+        return self.tracker.record(row, self.A1, self.B2, self.P, self.Q)
 
     def step(self, epoch: int) -> None:
         self._grams()
@@ -489,59 +538,8 @@ class _ExactSteps(_LinearEngine):
         self.A1, self.N1, self.B2, self.N2 = self.N1, A1, self.N2, B2
         self.fresh = False
 
-    def _final(self):
-        # run by run from an aligned copy: a BLAS product may add in another order at another alignment
-        return ([a.clone() @ self.V.T for a in self.A1], [(b.clone() @ self.V.T).T for b in self.B2])
-
-
-class ExactEngine(_ExactSteps):
-    """Full-batch GD on the marginalised loss, in Σ's eigenbasis from (λ, V) alone: one run
-    (:class:`_ExactSteps` with R = 1; the state holds A1 and B2 (H×d) of the run)."""
-
-    def __init__(self, config: LinearConfig, lam, V, W1=None, W2=None, C=None):
-        super().__init__(config, lam, V, W1, W2, C=C)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"A1": self.A1[0], "B2": self.B2[0]}
-
-    def record(self, row: int, epoch: int) -> float:
-        self._grams()
-        return float(self.tracker.record(row, self.A1, self.B2, self.P, self.Q)[0])
-
     def final_weights(self):
-        (W1,), (W2,) = self._final()
-        return W1, W2
-
-
-class BatchedExactEngine(_ExactSteps):
-    """:class:`ExactEngine` for R runs at once: the runs along the leading dimension of every state
-    tensor, one step four batched products (``torch.bmm``/``baddbmm``) for the whole batch.
-
-    The runs share the spectrum and every configuration key but :data:`BATCH_PER_RUN` (lr, eps,
-    gamma, seed, init_std, allow_unstable and the run's name), which the step carries per run. The
-    records (:class:`_Tracker` with ``runs``), the stability guard and the divergence check are per
-    run; :func:`daedyn.training.run_batch` splits the result into one run per configuration.
-
-    Each run takes the same operations as with :class:`ExactEngine` (which is this engine with R = 1),
-    so on the CPU with one thread every array of a run's file is bit-identical to :func:`train_exact`'s
-    (``tests/test_batched.py``, float64 and float32). With more CPU threads a whole-matrix sum (the
-    norms, the decay term) may be split differently, about 1 ulp; on a GPU cuBLAS may choose other
-    kernels for another batch size, and the tests hold a run to within 1e-12 relative (float64) and
-    1e-6 relative (float32) of the run alone (relative to each array's largest magnitude).
-    """
-
-    def __init__(self, configs: list[LinearConfig], lam, V, C=None):
-        super().__init__(list(configs), lam, V, C=C)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"A1": self.A1, "B2": self.B2}
-
-    def record(self, row: int, epoch: int) -> np.ndarray:
-        self._grams()
-        return self.tracker.record(row, self.A1, self.B2, self.P, self.Q)
-
-    def final_weights(self):
-        return tuple(torch.stack(w) for w in self._final())
+        return torch.matmul(self.A1, self.V.T), torch.matmul(self.B2, self.V.T).mT
 
 
 class DatapassEngine(_LinearEngine):
@@ -719,8 +717,8 @@ def train_batch(configs: list[LinearConfig], problem: Problem, *, checkpoint: Ch
                 threads: int | None = None, progress: bool = False) -> list[Run]:
     """Train exact-engine runs that share a spectrum as one batch (:class:`BatchedExactEngine`, one
     :func:`daedyn.training.drive` loop and one ``checkpoint`` for all) and return one :class:`Run` per
-    configuration, in order, whose ``dataset()`` is :func:`train`'s for that configuration: bit for bit
-    on the CPU with one thread, else to rounding (:class:`BatchedExactEngine`).
+    configuration, in order, whose ``dataset()`` is :func:`train`'s for that configuration to rounding
+    (:class:`BatchedExactEngine`: float64 within 1e-12, float32 within 1e-6 of each array's scale).
 
     The runs may differ only in :data:`BATCH_PER_RUN` (a ValueError names the first other key that
     differs; :func:`batch_groups` splits a list into batches); ``problem.C`` gives every run its
