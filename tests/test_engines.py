@@ -1,6 +1,9 @@
-"""The one engine contract: all ten engines derive from :class:`daedyn.training.Engine`, expose every
-member it declares, and resume from a checkpoint to exactly the uninterrupted result."""
+"""The one engine contract: every engine (ten one-run engines, two batched ones) derives from
+:class:`daedyn.training.Engine`, exposes every member it declares, and resumes from a checkpoint to
+exactly the uninterrupted result."""
 
+import dataclasses
+import inspect
 from functools import partial
 
 import numpy as np
@@ -22,6 +25,14 @@ def _linear(engine: str, **kw) -> LinearConfig:
     return LinearConfig.make(engine=engine, eps=0.3, gamma=0.05, n_samples=N, **COMMON, **kw)
 
 
+def _batched(train_batch, **other):
+    """A family's train_batch as a one-run train: the run of ``config`` from a batch with a second run
+    that differs by ``other``."""
+    def train(config, problem, **runtime):
+        return train_batch([config, dataclasses.replace(config, run="other", **other)], problem, **runtime)[0]
+    return train
+
+
 #: every engine -> a tiny configuration and its family's train(config, problem, **runtime); minibatch
 #: engines shuffle (batch 7 of 24 rows), so resuming must also continue their generators
 ENGINES = {
@@ -34,6 +45,10 @@ ENGINES = {
                         depth.train),
     masking.MarginalMaskingEngine: (MaskingConfig.make(engine="marginal", q=0.7, gamma=0.05, **COMMON),
                                     masking.train),
+    depth.BatchedDepthEngine: (DepthConfig.make(depth=3, eps=0.3, gamma=0.05, init="random", init_std=0.3, **COMMON),
+                               _batched(depth.train_batch, lr=0.03, seed=2)),
+    masking.BatchedMaskingEngine: (MaskingConfig.make(engine="marginal", q=0.7, gamma=0.05, **COMMON),
+                                   _batched(masking.train_batch, q=0.5, seed=2)),
     masking.SampledMaskingEngine: (MaskingConfig.make(engine="sampled", q=0.7, gamma=0.05, batch_size=7, n_samples=N,
                                                       **COMMON), masking.train),
     sampled_engines.SeedBatchSampledEngine: (_linear("sampled", batch_size=7),
@@ -82,9 +97,9 @@ def _subclasses(cls) -> set:
     return {c for sub in cls.__subclasses__() for c in {sub} | _subclasses(sub)}
 
 
-def test_the_ten_engines_are_every_engine():
-    concrete = {c for c in _subclasses(training.Engine) if not c.__name__.startswith("_")}
-    assert concrete == set(ENGINES) and len(ENGINES) == 10
+def test_the_listed_engines_are_every_engine():
+    concrete = {c for c in _subclasses(training.Engine) if not c.__name__.startswith("_") and not inspect.isabstract(c)}
+    assert concrete == set(ENGINES) and len(ENGINES) == 12
 
 
 @pytest.mark.parametrize("engine_cls", list(ENGINES), ids=lambda c: c.__name__)

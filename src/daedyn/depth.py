@@ -64,14 +64,19 @@ import torch
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
+from daedyn import batching
+from daedyn.batching import BatchEngine, check_batchable
 from daedyn.linear import Run, _check_orthogonal
 from daedyn.runconfig import DepthConfig
-from daedyn.tracking import ProductTracker
+from daedyn.tracking import BatchedProductTracker, ProductTracker
 from daedyn.training import Checkpoint, Engine, Problem, as_tensor, run_engine
 
 __all__ = [
+    "BATCH_KEYS",
+    "BatchedDepthEngine",
     "DepthEngine",
     "DepthRun",
+    "batch_groups",
     "eta_max_mode",
     "fixed_points",
     "init_layers",
@@ -82,6 +87,7 @@ __all__ = [
     "mode_rate",
     "time_to_fraction",
     "train",
+    "train_batch",
 ]
 
 
@@ -288,6 +294,69 @@ def _chain(mats):
     return out
 
 
+def _basis(V, d: int, kw) -> torch.Tensor:
+    """Σ's eigenvectors as a checked (d, d) tensor of the run's dtype and device."""
+    V = as_tensor(V, **kw)
+    if V.shape != (d, d):
+        raise ValueError(f"V must be ({d}, {d}), got {tuple(V.shape)}")
+    _check_orthogonal(V)
+    return V
+
+
+def _matched(config: DepthConfig, lam: np.ndarray) -> DepthConfig:
+    """The configuration the run trains: with ``match_eps`` > 0, ``gamma`` = γ_L at mode ``match_mode``."""
+    if config.match_eps <= 0:
+        return config
+    if config.match_mode >= lam.size:
+        raise ValueError(f"{config.label}: match_mode {config.match_mode} is not a mode of the d = {lam.size} inputs")
+    gamma = float(matched_decay(lam[config.match_mode], config.match_eps, config.depth))
+    if config.gamma not in (0.0, gamma):
+        raise ValueError(f"{config.label}: gamma = {config.gamma:g} and match_eps exclude each other")
+    return dataclasses.replace(config, gamma=gamma)
+
+
+def _start(config: DepthConfig, V: torch.Tensor, layers, kw):
+    """A run's start in the eigenbasis, (A₁, [W₂ … W_{L−1}], B, W₁, W_L⋯W₂): ``layers`` when given,
+    else aligned and balanced (``init="aligned"``) or :func:`init_layers` (``seed``, ``init_std``)."""
+    d = V.shape[0]
+    L, widths, rank = config.depth, config.hidden_widths, min(d, *config.hidden_widths)
+    if layers is None and config.init == "random":
+        layers = init_layers(d, widths, L, init_std=config.init_std, seed=config.seed)
+    if layers is None:                               # aligned and balanced: w0 on the first `rank` modes
+        mats = []
+        for rows, cols in _shapes(d, widths):
+            m = torch.zeros(rows, cols, **kw)
+            m[range(rank), range(rank)] = config.w0
+            mats.append(m)
+        A1, B = mats[0], mats[-1].T.contiguous()
+        mids = [m.clone().contiguous() for m in mats[1:-1]]
+        return (A1, mids, B, *_product_weights(A1, mids, B, V))
+    mats = [as_tensor(m, **kw) for m in layers]
+    if [tuple(m.shape) for m in mats] != _shapes(d, widths):
+        raise ValueError(f"layers must have shapes {_shapes(d, widths)} (W_1 first), got "
+                         f"{[tuple(m.shape) for m in mats]}")
+    # the same products as ExactEngine, so that L = 2 matches it bit for bit
+    A1, B = (mats[0] @ V).contiguous(), (mats[-1].T @ V).contiguous()
+    return A1, [m.clone().contiguous() for m in mats[1:-1]], B, mats[0].clone(), _chain(mats[1:]).clone()
+
+
+def _product_weights(A1, mids, B, V):
+    """(W₁, W_L⋯W₂) in the data's basis from the eigenbasis state (one run, or a batch along the first
+    dimension)."""
+    C = _chain(mids)
+    D = B if C is None else C.mT @ B
+    return A1 @ V.mT, (D @ V.mT).mT
+
+
+def _eta_max(lam: np.ndarray, config: DepthConfig) -> float:
+    """The guard's limit: the two-layer network's for L = 2, else the smallest per-mode limit."""
+    from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
+
+    if config.depth == 2:
+        return float(theory.stability_limit(lam, config.eps, config.gamma, config.hidden_widths[0]))
+    return float(np.min(eta_max_mode(lam, config.eps, config.gamma, config.depth)))
+
+
 class DepthEngine(Engine):
     """Full-batch GD of a depth-L linear DAE/WDAE on the marginalised loss, in Σ's eigenbasis.
 
@@ -315,42 +384,12 @@ class DepthEngine(Engine):
 
     def __init__(self, config: DepthConfig, lam, V, layers: Sequence | None = None):
         super().__init__(config, np.asarray(lam, dtype=np.float64).ravel(), layers is not None)
-        d = self.lam.size
         kw = dict(dtype=self.dtype, device=self.device)
-        self.V = as_tensor(V, **kw)
-        if self.V.shape != (d, d):
-            raise ValueError(f"V must be ({d}, {d}), got {tuple(self.V.shape)}")
-        _check_orthogonal(self.V)
-        if config.match_eps > 0:
-            if config.match_mode >= d:
-                raise ValueError(f"{config.label}: match_mode {config.match_mode} is not a mode of the d = {d} "
-                                 "inputs")
-            gamma = float(matched_decay(self.lam[config.match_mode], config.match_eps, config.depth))
-            if config.gamma not in (0.0, gamma):
-                raise ValueError(f"{config.label}: gamma = {config.gamma:g} and match_eps exclude each other")
-            config = dataclasses.replace(config, gamma=gamma)
-        self.config = config
-        L, widths, rank = config.depth, config.hidden_widths, min(d, *config.hidden_widths)
-        if layers is None and config.init == "random":
-            layers = init_layers(d, widths, L, init_std=config.init_std, seed=config.seed)
+        self.V = _basis(V, self.lam.size, kw)
+        self.config = config = _matched(config, self.lam)
+        widths = config.hidden_widths
         with torch.no_grad():
-            if layers is None:                       # aligned and balanced: w0 on the first `rank` modes
-                mats = []
-                for rows, cols in _shapes(d, widths):
-                    m = torch.zeros(rows, cols, **kw)
-                    m[range(rank), range(rank)] = config.w0
-                    mats.append(m)
-                self.A1, self.B = mats[0], mats[-1].T.contiguous()
-            else:
-                mats = [as_tensor(m, **kw) for m in layers]
-                if [tuple(m.shape) for m in mats] != _shapes(d, widths):
-                    raise ValueError(f"layers must have shapes {_shapes(d, widths)} (W_1 first), got "
-                                     f"{[tuple(m.shape) for m in mats]}")
-                # the same products as ExactEngine, so that L = 2 matches it bit for bit
-                self.A1 = (mats[0] @ self.V).contiguous()
-                self.B = (mats[-1].T @ self.V).contiguous()
-                self.W1_0, self.W2_0 = mats[0].clone(), _chain(mats[1:]).clone()
-            self.mids = [m.clone().contiguous() for m in mats[1:-1]]
+            self.A1, self.mids, self.B, self.W1_0, self.W2_0 = _start(config, self.V, layers, kw)
             self.lam_t = as_tensor(self.lam, **kw)
             self.s = self.lam_t + config.eps             # diag(λ+ε): the noisy-input correlation
             self.eta_lam = self.lam_t * config.lr
@@ -359,15 +398,8 @@ class DepthEngine(Engine):
             self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B)
             self.P = torch.empty(widths[-1], widths[-1], **kw)
             self.Q = torch.empty(widths[0], widths[0], **kw)
-        if layers is None:
-            self.W1_0, self.W2_0 = self.final_weights()
-        from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
-
-        if L == 2:
-            self.guard(float(theory.stability_limit(self.lam, config.eps, config.gamma, widths[0])))
-        else:
-            self.guard(float(np.min(eta_max_mode(self.lam, config.eps, config.gamma, L))))
-        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], self.records, L,
+        self.guard(_eta_max(self.lam, config))
+        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], self.records, config.depth,
                                       meta=_DEPTH_META)
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -428,15 +460,110 @@ class DepthEngine(Engine):
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W₁, W_L⋯W₂) in the data's basis: the first layer and the product of those above it."""
         with torch.no_grad():
-            C = _chain(self.mids)
-            D = self.B if C is None else C.T @ self.B
-            return self.A1 @ self.V.T, (D @ self.V.T).T
+            return _product_weights(self.A1, self.mids, self.B, self.V)
 
     def weights(self) -> list[np.ndarray]:
         """The current layers [W₁, …, W_L] in the data's basis (numpy, the run's dtype)."""
         with torch.no_grad():
             mats = [self.A1 @ self.V.T, *self.mids, (self.B @ self.V.T).T]
             return [m.detach().cpu().numpy().copy() for m in mats]
+
+
+#: what the runs of one batch share (:func:`batch_groups`): the shapes, the spectrum, the schedule
+BATCH_KEYS = ("dataset", "n_samples", "depth", "hidden_widths", "dtype", "device", "epochs", "log_every")
+
+
+class BatchedDepthEngine(BatchEngine):
+    """:class:`DepthEngine` for a batch of runs (:mod:`daedyn.batching`): the state A₁, W₂ … W_{L−1}, B
+    of every run along a leading dimension, one batched step for all.
+
+    The runs share :data:`BATCH_KEYS` (depth, widths, dtype, device, epochs, log_every and the
+    spectrum); each has its own lr, eps, gamma (or match_eps), start (aligned w0, or random seed and
+    init_std) and allow_unstable, its own stability limit (as :class:`DepthEngine`) and its own
+    records. The step is :class:`DepthEngine`'s with per-run scalars as tensors; it rounds a little
+    differently (module :mod:`daedyn.batching`), so a run of a batch equals the run trained alone
+    within float64 rounding over the run (1e-12 of each array's scale in the tests; float32: 1e-6).
+    """
+
+    ONE_RUN = DepthEngine
+
+    def __init__(self, configs: Sequence[DepthConfig], lam, V):
+        lam = np.asarray(lam, dtype=np.float64).ravel()
+        check_batchable(configs, BATCH_KEYS)
+        super().__init__([_matched(c, lam) for c in configs], lam)
+        kw = dict(dtype=self.dtype, device=self.device)
+        self.V = _basis(V, self.lam.size, kw)
+        c0 = self.config
+        with torch.no_grad():
+            starts = [_start(c, self.V, None, kw) for c in self.configs]
+            self.A1, self.B, self.W1_0, self.W2_0 = (torch.stack([s[k] for s in starts]) for k in (0, 2, 3, 4))
+            self.mids = [torch.stack([s[1][k] for s in starts]) for k in range(c0.depth - 2)]
+            self.lam_t = as_tensor(self.lam, **kw)
+
+            def per_run(values):                     # one value per run, broadcast over (H, d)
+                return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(-1, 1, 1)
+
+            self.s = self.lam_t + per_run([c.eps for c in self.configs])            # diag(λ+ε) per run
+            self.eta_lam = self.lam_t * per_run([c.lr for c in self.configs])
+            self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
+            self.eta, self.neg_eta = per_run([c.lr for c in self.configs]), per_run([-c.lr for c in self.configs])
+        self.guard_runs([_eta_max(self.lam, c) for c in self.configs])
+        self.tracker = BatchedProductTracker(self.lam_t, [c.eps for c in self.configs], [c.gamma for c in self.configs],
+                                             c0.hidden_widths[0], self.records, c0.depth, meta=_DEPTH_META)
+
+    def batch_state(self) -> dict[str, torch.Tensor]:
+        return {"A1": self.A1, **{f"W{l + 2}": m for l, m in enumerate(self.mids)}, "B": self.B}
+
+    def record(self, row: int, epoch: int) -> float:
+        with torch.no_grad():
+            A1, B, mids = self.A1, self.B, self.mids
+            if not mids:
+                return self.check(epoch, self.tracker.record(row, A1, B))
+            D = _chain(mids).mT @ B
+            left = [A1 @ A1.mT] + [m @ m.mT for m in mids]
+            right = [m.mT @ m for m in mids] + [B @ B.mT]
+            bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)], 1).amax(1)
+            sq = torch.stack([A1.square().sum((1, 2)), *(m.square().sum((1, 2)) for m in mids),
+                              B.square().sum((1, 2))], 1)
+            return self.check(epoch, self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal))
+
+    def step(self, epoch: int) -> None:
+        del epoch  # full batch: every epoch is the same deterministic step
+        with torch.no_grad():
+            A1, B, mids, c = self.A1, self.B, self.mids, self.c
+            A1s = A1 * self.s
+            P = B @ B.mT
+            Q = A1s @ A1.mT
+            new = []
+            if mids:
+                C = _chain(mids)
+                D, E = C.mT @ B, C @ A1
+                PD, QE = C.mT @ P @ C, C @ Q @ C.mT
+                K = torch.baddbmm((B * self.lam_t) @ A1.mT, P @ C, Q, alpha=-1.0)
+                for k, m in enumerate(mids):
+                    up, down = _chain(mids[k + 1:]), _chain(mids[:k])
+                    g = K if up is None else up.mT @ K
+                    g = g if down is None else g @ down.mT
+                    new.append(torch.addcmul(m * c, g, self.eta))
+            else:
+                D, E, PD, QE = B, A1, P, Q
+            N1 = torch.addcmul(D * self.eta_lam, A1, c).addcmul_(PD @ A1s, self.neg_eta)
+            N2 = torch.addcmul(E * self.eta_lam, B, c).addcmul_(QE @ B, self.neg_eta)
+            A1.copy_(N1)                      # in place: state() tensors stay the live state
+            B.copy_(N2)
+            for m, n in zip(mids, new):
+                m.copy_(n)
+
+    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W₁, W_L⋯W₂) of every run in the data's basis."""
+        with torch.no_grad():
+            return _product_weights(self.A1, self.mids, self.B, self.V)
+
+
+def batch_groups(configs: Sequence[DepthConfig]) -> list[list[int]]:
+    """The indices of ``configs`` in groups that can train as one batch (:func:`train_batch`): equal
+    :data:`BATCH_KEYS`."""
+    return batching.batch_groups(configs, BATCH_KEYS)
 
 
 class DepthRun(Run):
@@ -457,3 +584,13 @@ def train(config: DepthConfig, problem: Problem, *, layers: Sequence | None = No
     """
     return run_engine(DepthEngine(config, problem.lam, problem.V, layers), DepthRun, checkpoint=checkpoint,
                       threads=threads, progress=progress)
+
+
+def train_batch(configs: Sequence[DepthConfig], problem: Problem, *, checkpoint: Checkpoint | None = None,
+                threads: int | None = None, progress: bool = False) -> list[DepthRun]:
+    """Train depth-L runs that share :data:`BATCH_KEYS` as one batch (:class:`BatchedDepthEngine`) on
+    the spectrum of ``problem``; one :class:`DepthRun` per configuration, in order, each laid out as
+    :func:`train`'s. Configurations that differ in a shared key raise a ValueError naming it (group
+    them first with :func:`batch_groups`). ``checkpoint`` holds the whole batch."""
+    return batching.train_engine(BatchedDepthEngine(configs, problem.lam, problem.V), DepthRun,
+                                 checkpoint=checkpoint, threads=threads, progress=progress)

@@ -60,22 +60,27 @@ from. Before the first step the guard compares lr with :func:`stability_bound`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 
-from daedyn import theory
+from daedyn import batching, theory
+from daedyn.batching import BatchEngine, check_batchable
 from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step
 from daedyn.runconfig import MaskingConfig
-from daedyn.tracking import ProductTracker
+from daedyn.tracking import BatchedProductTracker, ProductTracker
 from daedyn.training import Checkpoint, Engine, Problem, as_tensor, initial_weights, minibatches, noise_seed, run_engine
 
 __all__ = [
+    "BATCH_KEYS",
     "FORMS",
+    "BatchedMaskingEngine",
     "MarginalMaskingEngine",
     "MaskingRun",
     "SampledMaskingEngine",
+    "batch_groups",
     "effective_noise",
     "fixed_point",
     "input_moments",
@@ -86,6 +91,7 @@ __all__ = [
     "per_mode_u",
     "stability_bound",
     "train",
+    "train_batch",
 ]
 
 #: the two masking forms: x̃ = m ⊙ x and x̃ = m ⊙ x / q
@@ -221,6 +227,31 @@ def stability_bound(lam, noise_cov, q: float, form: str = "inverted", gamma: flo
     return 1.0 / (kappa * mu1 + gamma)
 
 
+def _spectrum(lam: np.ndarray, V, diag_sigma, kw):
+    """(V, diag Σ) as checked float64 arrays, and (λ, V) as tensors of the run's dtype and device."""
+    d = lam.size
+    V_np, diag_np = np.asarray(V, dtype=np.float64), np.asarray(diag_sigma, dtype=np.float64).ravel()
+    if V_np.shape != (d, d) or diag_np.shape != (d,):
+        raise ValueError(f"need V ({d}, {d}) and diag_sigma ({d},), got {V_np.shape} and {diag_np.shape}")
+    V_t = as_tensor(V_np, **kw)
+    _check_orthogonal(V_t)
+    return V_np, diag_np, as_tensor(lam, **kw), V_t
+
+
+def _per_mode(config: MaskingConfig, V_np, diag_np, W1_0, W2_0, V) -> dict:
+    """A run's per-mode facts for its trajectory: ε_i^eff and the initial state (x₀, y₀) of each mode."""
+    with torch.no_grad():
+        a, b = (W1_0 @ V).double().cpu().numpy(), (W2_0.T @ V).double().cpu().numpy()
+    one = {"units": "1"}
+    return {
+        "eps_eff": (effective_noise(V_np, diag_np, config.q), {
+            "long_name": "per-mode noise variance: of the approximation, ((1-q)/q) v_i^T diag(Sigma) v_i",
+            "units": "1"}),
+        "x0": (np.sum((a + b) ** 2, 0) / 4.0, {"long_name": "initial state x0: |W1 v_i + W2^T v_i|^2 / 4", **one}),
+        "y0": (np.sum((a - b) ** 2, 0) / 4.0, {"long_name": "initial state y0: |W1 v_i - W2^T v_i|^2 / 4", **one}),
+    }
+
+
 class _MaskedModel(Engine):
     """What both masking engines share beyond :class:`daedyn.training.Engine`: the noise covariance,
     initial weights, stability bound, tracker and the records."""
@@ -232,32 +263,17 @@ class _MaskedModel(Engine):
             raise ValueError(f"{config.label}: engine is {config.engine!r}, not {self.ENGINE!r}")
         self.kappa, self.rho = _check(config.q, config.form)
         super().__init__(config, np.asarray(lam, dtype=np.float64).ravel(), W1 is not None)
-        d = self.lam.size
-        V_np, diag_np = np.asarray(V, dtype=np.float64), np.asarray(diag_sigma, dtype=np.float64).ravel()
-        if V_np.shape != (d, d) or diag_np.shape != (d,):
-            raise ValueError(f"need V ({d}, {d}) and diag_sigma ({d},), got {V_np.shape} and {diag_np.shape}")
         kw = dict(dtype=self.dtype, device=self.device)
-        self.lam_t, self.V = as_tensor(self.lam, **kw), as_tensor(V_np, **kw)
-        _check_orthogonal(self.V)
+        V_np, diag_np, self.lam_t, self.V = _spectrum(self.lam, V, diag_sigma, kw)
         noise = noise_covariance(V_np, diag_np, config.q, config.noise)
         self.R = as_tensor(np.diag(self.lam) + noise, **kw)                # Λ + N
         # a diagonal noise covariance makes A1R a column scaling (O(dH), as in ExactEngine)
         self.R_diag = None if config.noise == "masking" else torch.diagonal(self.R).clone()
         self.eps_matched = matched_eps(diag_np, config.q)
-        self.W1_0, self.W2_0 = initial_weights(d, config.hidden, config.init_std, config.seed, W1, W2, **kw)
+        self.W1_0, self.W2_0 = initial_weights(self.lam.size, config.hidden, config.init_std, config.seed, W1, W2, **kw)
         self.guard(stability_bound(self.lam, noise, config.q, config.form, config.gamma))
-        with torch.no_grad():
-            a, b = (self.W1_0 @ self.V).double().cpu().numpy(), (self.W2_0.T @ self.V).double().cpu().numpy()
-        one = {"units": "1"}
-        per_mode = {
-            "eps_eff": (effective_noise(V_np, diag_np, config.q), {
-                "long_name": "per-mode noise variance: of the approximation, ((1-q)/q) v_i^T diag(Sigma) v_i",
-                "units": "1"}),
-            "x0": (np.sum((a + b) ** 2, 0) / 4.0, {"long_name": "initial state x0: |W1 v_i + W2^T v_i|^2 / 4", **one}),
-            "y0": (np.sum((a - b) ** 2, 0) / 4.0, {"long_name": "initial state y0: |W1 v_i - W2^T v_i|^2 / 4", **one}),
-        }
         self.tracker = ProductTracker(self.lam_t, 0.0, config.gamma, config.hidden, self.records, 2, meta=_META,
-                                      per_mode=per_mode)
+                                      per_mode=_per_mode(config, V_np, diag_np, self.W1_0, self.W2_0, self.V))
 
     def _times_r(self, A1: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """A1 (Λ + N)."""
@@ -391,6 +407,116 @@ class SampledMaskingEngine(_MaskedModel):
 
 
 
+#: what the runs of one batch share (:func:`batch_groups`): the shapes, the spectrum, the schedule
+BATCH_KEYS = ("dataset", "n_samples", "engine", "hidden", "dtype", "device", "epochs", "log_every")
+
+
+class BatchedMaskingEngine(BatchEngine):
+    """:class:`MarginalMaskingEngine` for a batch of runs (:mod:`daedyn.batching`): A₁ and B of every
+    run along a leading dimension, one batched step for all.
+
+    The runs share :data:`BATCH_KEYS` (hidden, dtype, device, epochs, log_every, the spectrum; the
+    marginal engine); each has its own lr, q, form, noise, gamma, seed, init_std and allow_unstable,
+    its own stability bound and its own records. Λ + N is applied per run as A₁(Λ + N) =
+    A₁·r + f·(A₁M) with M = VᵀDV shared by the batch: r = λ and f = ρ for masks, r = λ + diag N and
+    f = 0 for the diagonal Gaussian comparisons, so the O(d²H) product is one batched product, and
+    none when no run draws masks. The step rounds a little differently from the one-run engine's
+    (module :mod:`daedyn.batching`): a run of a batch equals the run trained alone within float64
+    rounding over the run (1e-12 of each array's scale in the tests; float32: 1e-6).
+    """
+
+    ONE_RUN = MarginalMaskingEngine
+
+    def __init__(self, configs: Sequence[MaskingConfig], lam, V, diag_sigma):
+        for config in configs:
+            if config.engine != "marginal":
+                raise ValueError(f"{config.label}: engine is {config.engine!r}; a batch trains the marginal engine "
+                                 "(engine: marginal); train sampled-mask runs one at a time with masking.train")
+        check_batchable(configs, BATCH_KEYS)
+        super().__init__(configs, np.asarray(lam, dtype=np.float64).ravel())
+        kw = dict(dtype=self.dtype, device=self.device)
+        V_np, diag_np, self.lam_t, self.V = _spectrum(self.lam, V, diag_sigma, kw)
+        forms = [_check(c.q, c.form) for c in self.configs]                # (κ, ρ) per run
+        masks = [c.noise == "masking" for c in self.configs]
+        facts = {}                  # (stability bound, diag N) per distinct setting: a sweep repeats them
+        for c in self.configs:
+            key = (c.q, c.form, c.noise, c.gamma)
+            if key not in facts:
+                noise = noise_covariance(V_np, diag_np, c.q, c.noise)
+                facts[key] = stability_bound(self.lam, noise, c.q, c.form, c.gamma), np.diag(noise).copy()
+        facts = [facts[c.q, c.form, c.noise, c.gamma] for c in self.configs]
+        r = [self.lam if m else self.lam + noise_diag for m, (_, noise_diag) in zip(masks, facts)]
+        self.eps_matched = [matched_eps(diag_np, c.q) for c in self.configs]
+        d = self.lam.size
+        with torch.no_grad():
+            starts = [initial_weights(d, c.hidden, c.init_std, c.seed, None, None, **kw) for c in self.configs]
+            self.W1_0, self.W2_0 = (torch.stack([s[k] for s in starts]) for k in (0, 1))
+            self.A1 = torch.stack([(w1 @ self.V).contiguous() for w1, _ in starts])
+            self.B = torch.stack([(w2.T @ self.V).contiguous() for _, w2 in starts])
+
+            def per_run(values, shape=(-1, 1, 1)):
+                return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(shape)
+
+            self.r = per_run(np.stack(r), (self.n, 1, d))
+            self.f = per_run([rho if m else 0.0 for (_, rho), m in zip(forms, masks)])
+            self.M = as_tensor(V_np.T @ (diag_np[:, None] * V_np), **kw) if any(masks) else None   # VᵀDV
+            self.eta_k_lam = self.lam_t * per_run([c.lr * k for c, (k, _) in zip(self.configs, forms)], (-1, 1, 1))
+            self.neg_eta_k2 = per_run([-c.lr * k**2 for c, (k, _) in zip(self.configs, forms)])
+            self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
+            self.one_minus_k = per_run([1.0 - k for k, _ in forms], (-1,))
+            self.k2 = per_run([k * k for k, _ in forms], (-1,))
+        self.guard_runs([bound for bound, _ in facts])
+        self.tracker = BatchedProductTracker(
+            self.lam_t, [0.0] * self.n, [c.gamma for c in self.configs], self.config.hidden, self.records, 2,
+            meta=_META, per_mode=[_per_mode(c, V_np, diag_np, self.W1_0[i], self.W2_0[i], self.V)
+                                  for i, c in enumerate(self.configs)])
+
+    def batch_state(self) -> dict[str, torch.Tensor]:
+        return {"A1": self.A1, "B": self.B}
+
+    def _times_r(self, A1: torch.Tensor) -> torch.Tensor:
+        """A1 (Λ + N) of every run."""
+        A1r = A1 * self.r
+        return A1r if self.M is None else A1r.addcmul_(A1 @ self.M, self.f)
+
+    def record(self, row: int, epoch: int) -> float:
+        with torch.no_grad():
+            A1, B = self.A1, self.B
+            P = B @ B.mT
+            q_r = self._times_r(A1) @ A1.mT                                       # A1 (Λ+N) A1ᵀ
+            q_lam = (A1 * self.lam_t) @ A1.mT
+            lam_u = (A1 * B).sum(1) @ self.lam_t                                  # tr(WΣ)
+            penalty = self.one_minus_k * lam_u + 0.5 * (self.k2 * (P * q_r).sum((1, 2)) - (P * q_lam).sum((1, 2)))
+            return self.check(epoch, self.tracker.record(row, A1, B, penalty=penalty))
+
+    def step(self, epoch: int) -> None:
+        del epoch  # full batch: every epoch is the same deterministic step
+        with torch.no_grad():
+            A1, B, c = self.A1, self.B, self.c
+            A1R = self._times_r(A1)
+            P = B @ B.mT
+            Q = A1R @ A1.mT
+            N1 = torch.addcmul(B * self.eta_k_lam, A1, c).addcmul_(P @ A1R, self.neg_eta_k2)
+            N2 = torch.addcmul(A1 * self.eta_k_lam, B, c).addcmul_(Q @ B, self.neg_eta_k2)
+            A1.copy_(N1)                               # in place: state() tensors stay the live state
+            B.copy_(N2)
+
+    def derived_run(self, i: int) -> dict:
+        return {**super().derived_run(i), "eps_matched": self.eps_matched[i]}
+
+    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every run's current (W1, W2) in the data's basis."""
+        with torch.no_grad():
+            return self.A1 @ self.V.mT, (self.B @ self.V.mT).mT
+
+
+def batch_groups(configs: Sequence[MaskingConfig]) -> list[list[int]]:
+    """The indices of ``configs`` in groups that can train as one batch (:func:`train_batch`): equal
+    :data:`BATCH_KEYS`. Runs of the sampled engine cannot be batched; each is a group of its own
+    engine value, which :func:`train_batch` refuses."""
+    return batching.batch_groups(configs, BATCH_KEYS)
+
+
 class MaskingRun(Run):
     """Result of a masking run (:class:`daedyn.linear.Run`'s layout)."""
 
@@ -410,14 +536,36 @@ def train(config: MaskingConfig, problem: Problem, *, diag_sigma=None, W1=None, 
     optional initial weights. Returns a :class:`MaskingRun`.
     """
     X, lam, V = problem.X, problem.lam, problem.V
-    if config.n_samples is not None and X is not None and config.n_samples != np.shape(X)[0]:
-        raise ValueError(f"{config.label}: n_samples is {config.n_samples} but the data have {np.shape(X)[0]} rows")
+    _check_rows(config, X)
     if config.engine == "sampled":
         engine = SampledMaskingEngine(config, problem.data(f"{config.label}: engine 'sampled'"), lam, V, diag_sigma,
                                       W1, W2)
     else:
-        if diag_sigma is None:
-            diag_sigma = (np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=0) if X is not None
-                          else np.asarray(V, dtype=np.float64) ** 2 @ np.asarray(lam, dtype=np.float64))
-        engine = MarginalMaskingEngine(config, lam, V, diag_sigma, W1, W2)
+        engine = MarginalMaskingEngine(config, lam, V, _diag_sigma(problem) if diag_sigma is None else diag_sigma,
+                                       W1, W2)
     return run_engine(engine, MaskingRun, checkpoint=checkpoint, threads=threads, progress=progress)
+
+
+def _diag_sigma(problem: Problem) -> np.ndarray:
+    """Σ's diagonal: from the data when the problem has them, else from the spectrum as Σ_k V_ik² λ_k."""
+    if problem.X is not None:
+        return np.mean(np.asarray(problem.X, dtype=np.float64) ** 2, axis=0)
+    return np.asarray(problem.V, dtype=np.float64) ** 2 @ np.asarray(problem.lam, dtype=np.float64)
+
+
+def _check_rows(config: MaskingConfig, X) -> None:
+    if config.n_samples is not None and X is not None and config.n_samples != np.shape(X)[0]:
+        raise ValueError(f"{config.label}: n_samples is {config.n_samples} but the data have {np.shape(X)[0]} rows")
+
+
+def train_batch(configs: Sequence[MaskingConfig], problem: Problem, *, checkpoint: Checkpoint | None = None,
+                threads: int | None = None, progress: bool = False) -> list[MaskingRun]:
+    """Train marginal-engine masking runs that share :data:`BATCH_KEYS` as one batch
+    (:class:`BatchedMaskingEngine`) on the spectrum of ``problem`` (Σ's diagonal as in :func:`train`);
+    one :class:`MaskingRun` per configuration, in order, each laid out as :func:`train`'s.
+    Configurations that differ in a shared key raise a ValueError naming it (group them first with
+    :func:`batch_groups`). ``checkpoint`` holds the whole batch."""
+    for config in configs:
+        _check_rows(config, problem.X)
+    engine = BatchedMaskingEngine(configs, problem.lam, problem.V, _diag_sigma(problem))
+    return batching.train_engine(engine, MaskingRun, checkpoint=checkpoint, threads=threads, progress=progress)

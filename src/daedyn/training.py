@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 __all__ = [
     "Checkpoint", "DivergenceError", "Engine", "Loop", "Problem", "Records", "UnstableLearningRateError",
-    "as_tensor", "data_and_batch", "drive", "fingerprint", "init_weights", "initial_weights",
+    "as_tensor", "collect_run", "data_and_batch", "drive", "fingerprint", "init_weights", "initial_weights",
     "log_epochs", "minibatches", "noise_seed", "num_threads", "resolve_device", "resolve_dtype", "run_engine",
     "stability_guard",
 ]
@@ -579,9 +579,16 @@ def run_engine(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None,
         checkpoint.code = code_sha256(engine, checkpoint.sources)
     with num_threads(threads):
         loop = drive(engine, cfg, checkpoint=checkpoint, progress=progress)
-    trajectory = engine.tracker.dataset(loop.epochs, engine.lam).assign_coords(
-        {name: ((), value, dict(zip(("long_name", "units"), DERIVED_META[name])))
-         for name, value in engine.derived().items()})
-    trajectory = trajectory.assign_coords({k: ((), v, a) for k, (v, a) in cfg.coords().items() if v is not None})
     weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
-    return run_cls(cfg, trajectory, *weights, resumed_from=loop.resumed_from)
+    return collect_run(run_cls, cfg, engine.tracker, engine.lam, engine.derived(), weights, loop)
+
+
+def collect_run(run_cls, config, tracker, lam, derived: dict, weights, loop: Loop):
+    """One run's result as ``run_cls``: its tracker's trajectory with ``derived`` facts and the
+    configuration as scalar coordinates, and its (final W1, W2, initial W1, W2) ``weights``.
+    Shared by :func:`run_engine` and the batched engines (:mod:`daedyn.batching`), so that a run of a
+    batch is laid out exactly like one trained alone."""
+    trajectory = tracker.dataset(loop.epochs, lam).assign_coords(
+        {name: ((), value, dict(zip(("long_name", "units"), DERIVED_META[name]))) for name, value in derived.items()})
+    trajectory = trajectory.assign_coords({k: ((), v, a) for k, (v, a) in config.coords().items() if v is not None})
+    return run_cls(config, trajectory, *weights, resumed_from=loop.resumed_from)
