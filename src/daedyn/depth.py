@@ -51,6 +51,8 @@ operation for operation, so the trajectories agree bit for bit).
 The engine is driven by the one loop :func:`daedyn.training.drive` (through :func:`train`, which
 returns a :class:`DepthRun`) and records through :class:`daedyn.tracking.ProductTracker`: the
 two-layer records (u_i = v_iᵀWv_i, singular values of W, loss terms, norms) plus each layer's norm.
+:class:`BatchedDepthEngine` (through :func:`train_batch`) trains many runs that share the spectrum,
+depth and widths as one tensor with a leading run dimension (:mod:`daedyn.batching`).
 """
 
 from __future__ import annotations

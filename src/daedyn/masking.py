@@ -56,6 +56,8 @@ DAE: fresh masks for every (mini)batch and step, the gradient of the batch mean 
 ℒ above (``loss_reconstruction`` is the clean ½tr[(I−W)Σ(I−W)ᵀ] and ``loss_noise`` the rest of
 ℒ without decay), plus per mode ε_i^eff and the initial state (x₀, y₀) the approximation starts
 from. Before the first step the guard compares lr with :func:`stability_bound`.
+:class:`BatchedMaskingEngine` (through :func:`train_batch`) trains many marginal-engine runs that
+share the spectrum and width as one tensor with a leading run dimension (:mod:`daedyn.batching`).
 """
 
 from __future__ import annotations

@@ -591,4 +591,4 @@ def collect_run(run_cls, config, tracker, lam, derived: dict, weights, loop: Loo
     trajectory = tracker.dataset(loop.epochs, lam).assign_coords(
         {name: ((), value, dict(zip(("long_name", "units"), DERIVED_META[name]))) for name, value in derived.items()})
     trajectory = trajectory.assign_coords({k: ((), v, a) for k, (v, a) in config.coords().items() if v is not None})
-    return run_cls(config, trajectory, *weights, resumed_from=loop.resumed_from)
+    return run_cls(config, trajectory, *weights, resumed_from=list(loop.resumed_from))
