@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from daedyn import batching, depth, masking, training
+from daedyn import depth, masking, training
 from daedyn.runconfig import DepthConfig, MaskingConfig
 from test_depth import interrupted_and_resumed
 
@@ -128,10 +128,10 @@ def test_a_divergent_run_is_named_with_its_epoch_and_why(problem):
     with pytest.raises(training.DivergenceError) as alone:          # the one-run engine: when and why
         depth.train(unstable, problem)
     epoch = alone.value.args[0].split("by epoch ")[1].split(" ")[0]
-    with pytest.raises(training.DivergenceError, match=f"by epoch {epoch} in 1 of the 2 runs") as batch:
+    with pytest.raises(training.DivergenceError, match=f"by epoch {epoch} in 1 of 2 runs") as batch:
         depth.train_batch([stable, unstable], problem)
     message = str(batch.value)
-    assert "e/too_fast seed 2" in message and "e/dae" not in message
+    assert "run 1 (e/too_fast, seed 2)" in message and "e/dae" not in message and batch.value.runs == [1]
     assert f"learning rate eta={unstable.lr:g}" in message and "eta_max=" in message
 
 
@@ -140,18 +140,18 @@ def test_the_guard_names_every_run_above_its_limit(problem):
     limits = [run.trajectory["eta_max"].item() for run in masking.train_batch(configs, problem)]
     fast = [dataclasses.replace(c, lr=2 * eta) for c, eta in zip(configs, limits)]
     batch = [configs[0], fast[1], fast[2]]
-    with pytest.raises(training.UnstableLearningRateError, match="2 of the 3 runs") as err:
+    with pytest.raises(training.UnstableLearningRateError, match="2 of 3 runs") as err:
         masking.train_batch(batch, problem)
     assert "e/unscaled" in str(err.value) and "e/per_mode" in str(err.value) and "e/inverted" not in str(err.value)
     batch[1] = dataclasses.replace(batch[1], allow_unstable=True)   # allowed per run: only the other is named
-    with pytest.raises(training.UnstableLearningRateError, match="1 of the 3 runs") as err:
+    with pytest.raises(training.UnstableLearningRateError, match="1 of 3 runs") as err:
         masking.train_batch(batch, problem)
     assert "e/per_mode" in str(err.value) and "e/unscaled" not in str(err.value)
 
 
 @pytest.mark.parametrize("family, key, change", [
     ("depth", "depth", dict(depth=3)),
-    ("depth", "hidden_widths", dict(hidden=5)),
+    ("depth", "hidden", dict(hidden=5)),
     ("depth", "epochs", dict(epochs=20)),
     ("masking", "dtype", dict(dtype="float32")),
     ("masking", "log_every", dict(log_every=5)),
@@ -161,7 +161,7 @@ def test_runs_that_cannot_share_a_batch_are_refused_naming_the_key(problem, fami
     module = {"depth": depth, "masking": masking}[family]
     first = depth_configs("float64", 10, 2)[0] if family == "depth" else masking_configs("float64", 10)[0]
     other = dataclasses.replace(first, run="other", **change)
-    with pytest.raises(ValueError, match=f"cannot share a batch: {key} differs"):
+    with pytest.raises(ValueError, match=f"cannot train as one batch: they differ in {key} "):
         module.train_batch([first, other], problem)
     assert module.batch_groups([first, other, first, other]) == [[0, 2], [1, 3]]
 
@@ -176,11 +176,12 @@ def test_the_batch_logs_progress_lines(problem, caplog):
     configs = depth_configs("float64", 50, 2)
     with caplog.at_level(logging.INFO, logger="daedyn.training"):
         depth.train_batch(configs, problem, progress=True)
-    lines = [r.getMessage() for r in caplog.records if "BatchedDepthEngine of 4 runs" in r.getMessage()]
-    assert any("epoch 50/50" in line for line in lines) and any("done, 50 epochs" in line for line in lines)
+    lines = [r.getMessage() for r in caplog.records if "BatchedDepthEngine 4 runs from e/dae" in r.getMessage()]
+    assert any("epoch 50/50" in line and "(mean of 4 runs" in line for line in lines)
+    assert any("done, 50 epochs" in line for line in lines)
 
 
 def test_batch_groups_keep_order_and_split_by_every_shared_key():
     base = depth_configs("float64", 10, 2)
     configs = [base[0], dataclasses.replace(base[1], dtype="float32"), base[2], dataclasses.replace(base[3], depth=3)]
-    assert batching.batch_groups(configs, depth.BATCH_KEYS) == [[0, 2], [1], [3]]
+    assert depth.batch_groups(configs) == [[0, 2], [1], [3]]

@@ -1,9 +1,8 @@
-"""The one engine contract: every engine (ten one-run engines, two batched ones) derives from
+"""The one engine contract: every engine (ten one-run engines, three batched ones) derives from
 :class:`daedyn.training.Engine`, exposes every member it declares, and resumes from a checkpoint to
 exactly the uninterrupted result."""
 
 import dataclasses
-import inspect
 from functools import partial
 
 import numpy as np
@@ -25,6 +24,12 @@ def _linear(engine: str, **kw) -> LinearConfig:
     return LinearConfig.make(engine=engine, eps=0.3, gamma=0.05, n_samples=N, **COMMON, **kw)
 
 
+def _second_of_a_batch(config, problem, **runtime):
+    """The batched exact engine's run of ``config``, trained beside a run of other lr, eps and seed."""
+    other = dataclasses.replace(config, lr=0.03, eps=0.0, seed=2, run="other")
+    return linear.train_batch([other, config], problem, **runtime)[1]
+
+
 def _batched(train_batch, **other):
     """A family's train_batch as a one-run train: the run of ``config`` from a batch with a second run
     that differs by ``other``."""
@@ -37,6 +42,7 @@ def _batched(train_batch, **other):
 #: engines shuffle (batch 7 of 24 rows), so resuming must also continue their generators
 ENGINES = {
     linear.ExactEngine: (_linear("exact"), linear.train),
+    linear.BatchedExactEngine: (_linear("exact"), _second_of_a_batch),
     linear.DatapassEngine: (_linear("datapass"), linear.train),
     linear.SampledEngine: (_linear("sampled", batch_size=7), linear.train),
     nonlinear.NonlinearEngine: (NonlinearConfig.make(noise_std=0.3, weight_decay=0.01, k_modes=3, batch_size=7,
@@ -97,9 +103,9 @@ def _subclasses(cls) -> set:
     return {c for sub in cls.__subclasses__() for c in {sub} | _subclasses(sub)}
 
 
-def test_the_listed_engines_are_every_engine():
-    concrete = {c for c in _subclasses(training.Engine) if not c.__name__.startswith("_") and not inspect.isabstract(c)}
-    assert concrete == set(ENGINES) and len(ENGINES) == 12
+def test_the_thirteen_engines_are_every_engine():
+    concrete = {c for c in _subclasses(training.Engine) if not c.__name__.startswith("_")}
+    assert concrete == set(ENGINES) and len(ENGINES) == 13
 
 
 @pytest.mark.parametrize("engine_cls", list(ENGINES), ids=lambda c: c.__name__)

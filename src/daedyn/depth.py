@@ -52,7 +52,7 @@ The engine is driven by the one loop :func:`daedyn.training.drive` (through :fun
 returns a :class:`DepthRun`) and records through :class:`daedyn.tracking.ProductTracker`: the
 two-layer records (u_i = v_iᵀWv_i, singular values of W, loss terms, norms) plus each layer's norm.
 :class:`BatchedDepthEngine` (through :func:`train_batch`) trains many runs that share the spectrum,
-depth and widths as one tensor with a leading run dimension (:mod:`daedyn.batching`).
+depth and widths as one tensor with a leading run dimension.
 """
 
 from __future__ import annotations
@@ -66,15 +66,14 @@ import torch
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
-from daedyn import batching
-from daedyn.batching import BatchEngine, check_batchable
+from daedyn import training
 from daedyn.linear import Run, _check_orthogonal
 from daedyn.runconfig import DepthConfig
-from daedyn.tracking import BatchedProductTracker, ProductTracker
+from daedyn.tracking import ProductTracker
 from daedyn.training import Checkpoint, Engine, Problem, as_tensor, run_engine
 
 __all__ = [
-    "BATCH_KEYS",
+    "BATCH_PER_RUN",
     "BatchedDepthEngine",
     "DepthEngine",
     "DepthRun",
@@ -350,6 +349,15 @@ def _product_weights(A1, mids, B, V):
     return A1 @ V.mT, (D @ V.mT).mT
 
 
+def _note(c: DepthConfig, eta_max: float, lam: np.ndarray) -> str:
+    """A run's learning rate against its stability limit, for a divergence message."""
+    what = ("of the two-layer network" if c.depth == 2 else
+            "(the smallest per-mode limit of the aligned balanced map; larger or unbalanced weights can "
+            "need a smaller rate)")
+    return (f"learning rate eta={c.lr:g}; the stability limit {what} is eta_max={eta_max:.6g} "
+            f"(depth L={c.depth}, lambda_1={lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g})")
+
+
 def _eta_max(lam: np.ndarray, config: DepthConfig) -> float:
     """The guard's limit: the two-layer network's for L = 2, else the smallest per-mode limit."""
     from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
@@ -449,12 +457,7 @@ class DepthEngine(Engine):
                 m.copy_(n)
 
     def divergence_note(self) -> str:
-        c = self.config
-        what = ("of the two-layer network" if c.depth == 2 else
-                "(the smallest per-mode limit of the aligned balanced map; larger or unbalanced weights can "
-                "need a smaller rate)")
-        return (f"learning rate eta={c.lr:g}; the stability limit {what} is eta_max={self.eta_max:.6g} "
-                f"(depth L={c.depth}, lambda_1={self.lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g})")
+        return _note(self.config, self.eta_max, self.lam)
 
     def derived(self) -> dict:
         return {**super().derived(), "eta_max": self.eta_max}
@@ -471,33 +474,36 @@ class DepthEngine(Engine):
             return [m.detach().cpu().numpy().copy() for m in mats]
 
 
-#: what the runs of one batch share (:func:`batch_groups`): the shapes, the spectrum, the schedule
-BATCH_KEYS = ("dataset", "n_samples", "depth", "hidden_widths", "dtype", "device", "epochs", "log_every")
+#: the configuration keys in which the runs of one batch may differ (:func:`batch_groups`); every
+#: other key (depth, widths, dtype, device, epochs, log_every and what fixes the spectrum) is shared
+BATCH_PER_RUN = frozenset({"experiment", "run", "lr", "eps", "gamma", "match_eps", "match_mode", "init", "w0",
+                           "init_std", "seed", "allow_unstable", "shuffle"})
 
 
-class BatchedDepthEngine(BatchEngine):
-    """:class:`DepthEngine` for a batch of runs (:mod:`daedyn.batching`): the state A₁, W₂ … W_{L−1}, B
-    of every run along a leading dimension, one batched step for all.
+class BatchedDepthEngine(Engine):
+    """:class:`DepthEngine` for a batch of runs: the state A₁, W₂ … W_{L−1}, B of every run along a
+    leading dimension, one batched step for all (``torch.bmm``, per-run scalars as (runs, 1, 1)
+    tensors), driven by :func:`daedyn.training.drive` with one checkpoint for the batch.
 
-    The runs share :data:`BATCH_KEYS` (depth, widths, dtype, device, epochs, log_every and the
-    spectrum); each has its own lr, eps, gamma (or match_eps), start (aligned w0, or random seed and
-    init_std) and allow_unstable, its own stability limit (as :class:`DepthEngine`) and its own
-    records. The step is :class:`DepthEngine`'s with per-run scalars as tensors; it rounds a little
-    differently (module :mod:`daedyn.batching`), so a run of a batch equals the run trained alone
-    within float64 rounding over the run (1e-12 of each array's scale in the tests; float32: 1e-6).
+    The runs share every configuration key but :data:`BATCH_PER_RUN`; each has its own lr, eps,
+    gamma (or match_eps), start (aligned w0, or random seed and init_std) and allow_unstable, its
+    own stability limit (as :class:`DepthEngine`), divergence check and records
+    (:class:`daedyn.tracking.ProductTracker` with ``runs``). The step is :class:`DepthEngine`'s, but
+    batched products and per-run scalars round differently from its fused one-run operations in the
+    last bit, so a run of a batch equals the run trained alone up to rounding
+    (``tests/test_batched_depth_masking.py``: float64 within 1e-12 of each variable's scale; float32
+    within 1e-6 over 50 steps).
     """
-
-    ONE_RUN = DepthEngine
 
     def __init__(self, configs: Sequence[DepthConfig], lam, V):
         lam = np.asarray(lam, dtype=np.float64).ravel()
-        check_batchable(configs, BATCH_KEYS)
-        super().__init__([_matched(c, lam) for c in configs], lam)
+        training.check_batch(configs, BATCH_PER_RUN)
+        super().__init__([_matched(c, lam) for c in configs], lam, False)
         kw = dict(dtype=self.dtype, device=self.device)
         self.V = _basis(V, self.lam.size, kw)
-        c0 = self.config
+        runs, c0 = self.configs, self.config
         with torch.no_grad():
-            starts = [_start(c, self.V, None, kw) for c in self.configs]
+            starts = [_start(c, self.V, None, kw) for c in runs]
             self.A1, self.B, self.W1_0, self.W2_0 = (torch.stack([s[k] for s in starts]) for k in (0, 2, 3, 4))
             self.mids = [torch.stack([s[1][k] for s in starts]) for k in range(c0.depth - 2)]
             self.lam_t = as_tensor(self.lam, **kw)
@@ -505,29 +511,28 @@ class BatchedDepthEngine(BatchEngine):
             def per_run(values):                     # one value per run, broadcast over (H, d)
                 return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(-1, 1, 1)
 
-            self.s = self.lam_t + per_run([c.eps for c in self.configs])            # diag(λ+ε) per run
-            self.eta_lam = self.lam_t * per_run([c.lr for c in self.configs])
-            self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
-            self.eta, self.neg_eta = per_run([c.lr for c in self.configs]), per_run([-c.lr for c in self.configs])
-        self.guard_runs([_eta_max(self.lam, c) for c in self.configs])
-        self.tracker = BatchedProductTracker(self.lam_t, [c.eps for c in self.configs], [c.gamma for c in self.configs],
-                                             c0.hidden_widths[0], self.records, c0.depth, meta=_DEPTH_META)
+            self.s = self.lam_t + per_run([c.eps for c in runs])            # diag(λ+ε) per run
+            self.eta_lam = self.lam_t * per_run([c.lr for c in runs])
+            self.c = per_run([1.0 - c.lr * c.gamma for c in runs])
+            self.eta, self.neg_eta = per_run([c.lr for c in runs]), per_run([-c.lr for c in runs])
+        self.guard([_eta_max(self.lam, c) for c in runs])
+        self.tracker = ProductTracker(self.lam_t, [c.eps for c in runs], [c.gamma for c in runs], c0.hidden_widths[0],
+                                      self.records, c0.depth, meta=_DEPTH_META, runs=len(runs))
 
-    def batch_state(self) -> dict[str, torch.Tensor]:
+    def state(self) -> dict[str, torch.Tensor]:
         return {"A1": self.A1, **{f"W{l + 2}": m for l, m in enumerate(self.mids)}, "B": self.B}
 
-    def record(self, row: int, epoch: int) -> float:
+    def record(self, row: int, epoch: int) -> np.ndarray:
         with torch.no_grad():
             A1, B, mids = self.A1, self.B, self.mids
             if not mids:
-                return self.check(epoch, self.tracker.record(row, A1, B))
+                return self.tracker.record(row, A1, B)
             D = _chain(mids).mT @ B
             left = [A1 @ A1.mT] + [m @ m.mT for m in mids]
             right = [m.mT @ m for m in mids] + [B @ B.mT]
-            bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)], 1).amax(1)
-            sq = torch.stack([A1.square().sum((1, 2)), *(m.square().sum((1, 2)) for m in mids),
-                              B.square().sum((1, 2))], 1)
-            return self.check(epoch, self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal))
+            bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)], -1).amax(-1)
+            sq = [A1.square().sum((-2, -1)), *(m.square().sum((-2, -1)) for m in mids), B.square().sum((-2, -1))]
+            return self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal)
 
     def step(self, epoch: int) -> None:
         del epoch  # full batch: every epoch is the same deterministic step
@@ -556,6 +561,15 @@ class BatchedDepthEngine(BatchEngine):
             for m, n in zip(mids, new):
                 m.copy_(n)
 
+    def divergence_note(self, run: int | None = None) -> str:
+        """Run ``run``'s learning rate against its limit (every run's when None)."""
+        if run is None:
+            return "; ".join(f"run {i}: {self.divergence_note(i)}" for i in range(len(self.configs)))
+        return _note(self.configs[run], float(self.eta_max[run]), self.lam)
+
+    def derived(self) -> dict:
+        return {**super().derived(), "eta_max": self.eta_max}
+
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W₁, W_L⋯W₂) of every run in the data's basis."""
         with torch.no_grad():
@@ -563,9 +577,9 @@ class BatchedDepthEngine(BatchEngine):
 
 
 def batch_groups(configs: Sequence[DepthConfig]) -> list[list[int]]:
-    """The indices of ``configs`` in groups that can train as one batch (:func:`train_batch`): equal
-    :data:`BATCH_KEYS`."""
-    return batching.batch_groups(configs, BATCH_KEYS)
+    """The indices of ``configs`` in groups that can train as one batch (:func:`train_batch`): equal in
+    every key but :data:`BATCH_PER_RUN`, groups in order of first appearance."""
+    return training.batch_groups(configs, BATCH_PER_RUN)
 
 
 class DepthRun(Run):
@@ -590,9 +604,10 @@ def train(config: DepthConfig, problem: Problem, *, layers: Sequence | None = No
 
 def train_batch(configs: Sequence[DepthConfig], problem: Problem, *, checkpoint: Checkpoint | None = None,
                 threads: int | None = None, progress: bool = False) -> list[DepthRun]:
-    """Train depth-L runs that share :data:`BATCH_KEYS` as one batch (:class:`BatchedDepthEngine`) on
-    the spectrum of ``problem``; one :class:`DepthRun` per configuration, in order, each laid out as
-    :func:`train`'s. Configurations that differ in a shared key raise a ValueError naming it (group
-    them first with :func:`batch_groups`). ``checkpoint`` holds the whole batch."""
-    return batching.train_engine(BatchedDepthEngine(configs, problem.lam, problem.V), DepthRun,
-                                 checkpoint=checkpoint, threads=threads, progress=progress)
+    """Train depth-L runs that differ only in :data:`BATCH_PER_RUN` as one batch
+    (:class:`BatchedDepthEngine`) on the spectrum of ``problem``; one :class:`DepthRun` per
+    configuration, in order, each laid out as :func:`train`'s. Configurations that differ in another
+    key raise a ValueError naming it (group them first with :func:`batch_groups`). ``checkpoint``
+    holds the whole batch."""
+    return training.run_batch(BatchedDepthEngine(configs, problem.lam, problem.V), DepthRun,
+                              checkpoint=checkpoint, threads=threads, progress=progress)

@@ -57,7 +57,7 @@ DAE: fresh masks for every (mini)batch and step, the gradient of the batch mean 
 ℒ without decay), plus per mode ε_i^eff and the initial state (x₀, y₀) the approximation starts
 from. Before the first step the guard compares lr with :func:`stability_bound`.
 :class:`BatchedMaskingEngine` (through :func:`train_batch`) trains many marginal-engine runs that
-share the spectrum and width as one tensor with a leading run dimension (:mod:`daedyn.batching`).
+share the spectrum and width as one tensor with a leading run dimension.
 """
 
 from __future__ import annotations
@@ -68,15 +68,14 @@ import numpy as np
 import torch
 import xarray as xr
 
-from daedyn import batching, theory
-from daedyn.batching import BatchEngine, check_batchable
+from daedyn import theory, training
 from daedyn.linear import Run, _check_orthogonal, corrupted_batch_step
 from daedyn.runconfig import MaskingConfig
-from daedyn.tracking import BatchedProductTracker, ProductTracker
+from daedyn.tracking import ProductTracker
 from daedyn.training import Checkpoint, Engine, Problem, as_tensor, initial_weights, minibatches, noise_seed, run_engine
 
 __all__ = [
-    "BATCH_KEYS",
+    "BATCH_PER_RUN",
     "FORMS",
     "BatchedMaskingEngine",
     "MarginalMaskingEngine",
@@ -254,6 +253,12 @@ def _per_mode(config: MaskingConfig, V_np, diag_np, W1_0, W2_0, V) -> dict:
     }
 
 
+def _note(c: MaskingConfig, eta_max: float) -> str:
+    """A run's learning rate against its stability bound, for a divergence message."""
+    return (f"learning rate eta={c.lr:g}; the stability estimate for this spectrum and noise is "
+            f"eta_max={eta_max:.6g} (q={c.q:g}, {c.form}, noise {c.noise}, gamma={c.gamma:g})")
+
+
 class _MaskedModel(Engine):
     """What both masking engines share beyond :class:`daedyn.training.Engine`: the noise covariance,
     initial weights, stability bound, tracker and the records."""
@@ -294,9 +299,7 @@ class _MaskedModel(Engine):
         return self.tracker.record(row, A1, B, penalty=penalty)
 
     def divergence_note(self) -> str:
-        c = self.config
-        return (f"learning rate eta={c.lr:g}; the stability estimate for this spectrum and noise is "
-                f"eta_max={self.eta_max:.6g} (q={c.q:g}, {c.form}, noise {c.noise}, gamma={c.gamma:g})")
+        return _note(self.config, self.eta_max)
 
     def derived(self) -> dict:
         return {**super().derived(), "eta_max": self.eta_max, "eps_matched": self.eps_matched}
@@ -409,33 +412,37 @@ class SampledMaskingEngine(_MaskedModel):
 
 
 
-#: what the runs of one batch share (:func:`batch_groups`): the shapes, the spectrum, the schedule
-BATCH_KEYS = ("dataset", "n_samples", "engine", "hidden", "dtype", "device", "epochs", "log_every")
+#: the configuration keys in which the runs of one batch may differ (:func:`batch_groups`); every
+#: other key (hidden, the engine, dtype, device, epochs, log_every and what fixes the spectrum) is
+#: shared. batch_size and shuffle change nothing in the marginal engine.
+BATCH_PER_RUN = frozenset({"experiment", "run", "lr", "q", "form", "noise", "gamma", "init_std", "seed",
+                           "allow_unstable", "batch_size", "shuffle"})
 
 
-class BatchedMaskingEngine(BatchEngine):
-    """:class:`MarginalMaskingEngine` for a batch of runs (:mod:`daedyn.batching`): A₁ and B of every
-    run along a leading dimension, one batched step for all.
+class BatchedMaskingEngine(Engine):
+    """:class:`MarginalMaskingEngine` for a batch of runs: A₁ and B of every run along a leading
+    dimension, one batched step for all (``torch.bmm``, per-run scalars as (runs, 1, 1) tensors),
+    driven by :func:`daedyn.training.drive` with one checkpoint for the batch.
 
-    The runs share :data:`BATCH_KEYS` (hidden, dtype, device, epochs, log_every, the spectrum; the
-    marginal engine); each has its own lr, q, form, noise, gamma, seed, init_std and allow_unstable,
-    its own stability bound and its own records. Λ + N is applied per run as A₁(Λ + N) =
-    A₁·r + f·(A₁M) with M = VᵀDV shared by the batch: r = λ and f = ρ for masks, r = λ + diag N and
-    f = 0 for the diagonal Gaussian comparisons, so the O(d²H) product is one batched product, and
-    none when no run draws masks. The step rounds a little differently from the one-run engine's
-    (module :mod:`daedyn.batching`): a run of a batch equals the run trained alone within float64
-    rounding over the run (1e-12 of each array's scale in the tests; float32: 1e-6).
+    The runs share every configuration key but :data:`BATCH_PER_RUN` (the marginal engine: masks
+    drawn every step are the sampled engine's, trained one run at a time); each has its own lr, q,
+    form, noise, gamma, seed, init_std and allow_unstable, its own stability bound, divergence
+    check and records (:class:`daedyn.tracking.ProductTracker` with ``runs``). Λ + N is applied per
+    run as A₁(Λ + N) = A₁·r + f·(A₁M) with M = VᵀDV shared by the batch: r = λ and f = ρ for masks,
+    r = λ + diag N and f = 0 for the diagonal Gaussian comparisons, so the O(d²H) product is one
+    product for the batch, and none when no run draws masks. Batched products and per-run scalars
+    round differently from the one-run engine's fused operations in the last bit, so a run of a
+    batch equals the run trained alone up to rounding (``tests/test_batched_depth_masking.py``:
+    float64 within 1e-12 of each variable's scale; float32 within 1e-6 over 50 steps).
     """
-
-    ONE_RUN = MarginalMaskingEngine
 
     def __init__(self, configs: Sequence[MaskingConfig], lam, V, diag_sigma):
         for config in configs:
             if config.engine != "marginal":
                 raise ValueError(f"{config.label}: engine is {config.engine!r}; a batch trains the marginal engine "
                                  "(engine: marginal); train sampled-mask runs one at a time with masking.train")
-        check_batchable(configs, BATCH_KEYS)
-        super().__init__(configs, np.asarray(lam, dtype=np.float64).ravel())
+        training.check_batch(configs, BATCH_PER_RUN)
+        super().__init__(list(configs), np.asarray(lam, dtype=np.float64).ravel(), False)
         kw = dict(dtype=self.dtype, device=self.device)
         V_np, diag_np, self.lam_t, self.V = _spectrum(self.lam, V, diag_sigma, kw)
         forms = [_check(c.q, c.form) for c in self.configs]                # (κ, ρ) per run
@@ -459,7 +466,7 @@ class BatchedMaskingEngine(BatchEngine):
             def per_run(values, shape=(-1, 1, 1)):
                 return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(shape)
 
-            self.r = per_run(np.stack(r), (self.n, 1, d))
+            self.r = per_run(np.stack(r), (len(r), 1, d))
             self.f = per_run([rho if m else 0.0 for (_, rho), m in zip(forms, masks)])
             self.M = as_tensor(V_np.T @ (diag_np[:, None] * V_np), **kw) if any(masks) else None   # VᵀDV
             self.eta_k_lam = self.lam_t * per_run([c.lr * k for c, (k, _) in zip(self.configs, forms)], (-1, 1, 1))
@@ -467,13 +474,14 @@ class BatchedMaskingEngine(BatchEngine):
             self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
             self.one_minus_k = per_run([1.0 - k for k, _ in forms], (-1,))
             self.k2 = per_run([k * k for k, _ in forms], (-1,))
-        self.guard_runs([bound for bound, _ in facts])
-        self.tracker = BatchedProductTracker(
-            self.lam_t, [0.0] * self.n, [c.gamma for c in self.configs], self.config.hidden, self.records, 2,
-            meta=_META, per_mode=[_per_mode(c, V_np, diag_np, self.W1_0[i], self.W2_0[i], self.V)
-                                  for i, c in enumerate(self.configs)])
+        self.guard([bound for bound, _ in facts])
+        n = len(self.configs)
+        self.tracker = ProductTracker(
+            self.lam_t, [0.0] * n, [c.gamma for c in self.configs], self.config.hidden, self.records, 2, meta=_META,
+            per_mode=[_per_mode(c, V_np, diag_np, self.W1_0[i], self.W2_0[i], self.V)
+                      for i, c in enumerate(self.configs)], runs=n)
 
-    def batch_state(self) -> dict[str, torch.Tensor]:
+    def state(self) -> dict[str, torch.Tensor]:
         return {"A1": self.A1, "B": self.B}
 
     def _times_r(self, A1: torch.Tensor) -> torch.Tensor:
@@ -481,7 +489,7 @@ class BatchedMaskingEngine(BatchEngine):
         A1r = A1 * self.r
         return A1r if self.M is None else A1r.addcmul_(A1 @ self.M, self.f)
 
-    def record(self, row: int, epoch: int) -> float:
+    def record(self, row: int, epoch: int) -> np.ndarray:
         with torch.no_grad():
             A1, B = self.A1, self.B
             P = B @ B.mT
@@ -489,7 +497,7 @@ class BatchedMaskingEngine(BatchEngine):
             q_lam = (A1 * self.lam_t) @ A1.mT
             lam_u = (A1 * B).sum(1) @ self.lam_t                                  # tr(WΣ)
             penalty = self.one_minus_k * lam_u + 0.5 * (self.k2 * (P * q_r).sum((1, 2)) - (P * q_lam).sum((1, 2)))
-            return self.check(epoch, self.tracker.record(row, A1, B, penalty=penalty))
+            return self.tracker.record(row, A1, B, penalty=penalty)
 
     def step(self, epoch: int) -> None:
         del epoch  # full batch: every epoch is the same deterministic step
@@ -503,8 +511,14 @@ class BatchedMaskingEngine(BatchEngine):
             A1.copy_(N1)                               # in place: state() tensors stay the live state
             B.copy_(N2)
 
-    def derived_run(self, i: int) -> dict:
-        return {**super().derived_run(i), "eps_matched": self.eps_matched[i]}
+    def divergence_note(self, run: int | None = None) -> str:
+        """Run ``run``'s learning rate against its bound (every run's when None)."""
+        if run is None:
+            return "; ".join(f"run {i}: {self.divergence_note(i)}" for i in range(len(self.configs)))
+        return _note(self.configs[run], float(self.eta_max[run]))
+
+    def derived(self) -> dict:
+        return {**super().derived(), "eta_max": self.eta_max, "eps_matched": np.asarray(self.eps_matched)}
 
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every run's current (W1, W2) in the data's basis."""
@@ -513,10 +527,10 @@ class BatchedMaskingEngine(BatchEngine):
 
 
 def batch_groups(configs: Sequence[MaskingConfig]) -> list[list[int]]:
-    """The indices of ``configs`` in groups that can train as one batch (:func:`train_batch`): equal
-    :data:`BATCH_KEYS`. Runs of the sampled engine cannot be batched; each is a group of its own
-    engine value, which :func:`train_batch` refuses."""
-    return batching.batch_groups(configs, BATCH_KEYS)
+    """The indices of ``configs`` in groups that can train as one batch (:func:`train_batch`): equal in
+    every key but :data:`BATCH_PER_RUN`, groups in order of first appearance. Sampled-engine runs
+    group apart from marginal ones; :func:`train_batch` refuses them."""
+    return training.batch_groups(configs, BATCH_PER_RUN)
 
 
 class MaskingRun(Run):
@@ -562,12 +576,12 @@ def _check_rows(config: MaskingConfig, X) -> None:
 
 def train_batch(configs: Sequence[MaskingConfig], problem: Problem, *, checkpoint: Checkpoint | None = None,
                 threads: int | None = None, progress: bool = False) -> list[MaskingRun]:
-    """Train marginal-engine masking runs that share :data:`BATCH_KEYS` as one batch
+    """Train marginal-engine masking runs that differ only in :data:`BATCH_PER_RUN` as one batch
     (:class:`BatchedMaskingEngine`) on the spectrum of ``problem`` (Σ's diagonal as in :func:`train`);
     one :class:`MaskingRun` per configuration, in order, each laid out as :func:`train`'s.
-    Configurations that differ in a shared key raise a ValueError naming it (group them first with
+    Configurations that differ in another key raise a ValueError naming it (group them first with
     :func:`batch_groups`). ``checkpoint`` holds the whole batch."""
     for config in configs:
         _check_rows(config, problem.X)
     engine = BatchedMaskingEngine(configs, problem.lam, problem.V, _diag_sigma(problem))
-    return batching.train_engine(engine, MaskingRun, checkpoint=checkpoint, threads=threads, progress=progress)
+    return training.run_batch(engine, MaskingRun, checkpoint=checkpoint, threads=threads, progress=progress)
