@@ -123,7 +123,7 @@ def _config(**kw) -> DepthConfig:
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_two_layers_reproduce_train_exact_bitwise(dtype):
+def test_two_layers_reproduce_train_exact(dtype):
     rng = np.random.default_rng(0)
     d, H = 12, 5
     lam = np.sort(rng.uniform(0.1, 3.0, d))[::-1].copy()
@@ -132,13 +132,19 @@ def test_two_layers_reproduce_train_exact_bitwise(dtype):
               epochs=60, log_every=5)
     run = linear.train_exact(lam, V, **kw)
     deep = depth.train(DepthConfig.make(depth=2, **kw), training.Problem(lam, V))
-    assert np.array_equal(deep.trajectory["u"].values, run.trajectory["u"].values)
-    assert np.array_equal(deep.W1, run.W1) and np.array_equal(deep.W2, run.W2)
     assert np.array_equal(deep.W1_init, run.W1_init) and np.array_equal(deep.W2_init, run.W2_init)
-    tol = 1e-12 if dtype == "float64" else 1e-5
-    for name in ("loss", "loss_reconstruction", "loss_noise", "loss_decay", "norm_w1", "norm_w2",
-                 "balancedness", "singular_values"):
-        assert np.allclose(deep.trajectory[name], run.trajectory[name], rtol=tol, atol=tol), name
+    # the same recurrence to rounding: the exact engine steps with batched products (runs along a
+    # leading dimension, linear.BatchedExactEngine) and per-run rates folded into them, so the last
+    # bit differs; each array within a few ulp of its scale per step
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    for name, a, b in [("W1", deep.W1, run.W1), ("W2", deep.W2, run.W2), *(
+            (name, deep.trajectory[name].values, run.trajectory[name].values)
+            for name in ("u", "loss", "loss_reconstruction", "loss_noise", "loss_decay", "norm_w1", "norm_w2",
+                         "singular_values"))]:
+        assert np.max(np.abs(a - b)) <= tol * np.max(np.abs(b)), name
+    # balancedness is a difference of two Gram matrices: its error is relative to their size
+    scale = np.max(run.trajectory["norm_w1"].values ** 2 + run.trajectory["norm_w2"].values ** 2)
+    assert np.max(np.abs(deep.trajectory["balancedness"].values - run.trajectory["balancedness"].values)) <= tol * scale
     traj = deep.trajectory
     assert np.allclose(traj["layer_norm"].values, traj[["norm_w1", "norm_w2"]].to_array().T.values)
     assert float(traj["eta_max"]) == pytest.approx(theory.stability_limit(lam, 0.3, 0.05, H), rel=1e-12)

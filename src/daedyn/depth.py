@@ -45,8 +45,8 @@ L = 2), S = diag(λ+ε), P = BBᵀ, Q = A₁SA₁ᵀ, D = CᵀB and E = CA₁, o
     W_l ← (1−ηγ)W_l + η U_lᵀ K R_lᵀ,        K = BΛA₁ᵀ − PCQ   (H_{L−1}×H₁),
 
 with U_l = W_{L−1}⋯W_{l+1} and R_l = W_{l−1}⋯W₂ (identity when empty): seven O(d·H²)
-products per step (four for L = 2, where the step is :func:`~daedyn.linear.train_exact`'s
-operation for operation, so the trajectories agree bit for bit).
+products per step (four for L = 2, where the step is :func:`~daedyn.linear.train_exact`'s recurrence
+with one-run products, so the trajectories agree to rounding: the exact engine uses batched ones).
 
 The engine is driven by the one loop :func:`daedyn.training.drive` (through :func:`train`, which
 returns a :class:`DepthRun`) and records through :class:`daedyn.tracking.ProductTracker`: the
@@ -336,7 +336,7 @@ def _start(config: DepthConfig, V: torch.Tensor, layers, kw):
     if [tuple(m.shape) for m in mats] != _shapes(d, widths):
         raise ValueError(f"layers must have shapes {_shapes(d, widths)} (W_1 first), got "
                          f"{[tuple(m.shape) for m in mats]}")
-    # the same products as ExactEngine, so that L = 2 matches it bit for bit
+    # the same products as ExactEngine's initial state
     A1, B = (mats[0] @ V).contiguous(), (mats[-1].T @ V).contiguous()
     return A1, [m.clone().contiguous() for m in mats[1:-1]], B, mats[0].clone(), _chain(mats[1:]).clone()
 

@@ -93,6 +93,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -159,7 +160,7 @@ class _Tracker(Records):
 
     With ``runs`` it records a batch of runs at once (:class:`BatchedExactEngine`): the states are
     (runs, H, d), ``eps`` and ``gamma`` one value per run, the same formulas batched (batched QR and
-    SVD), every buffer gets a run dimension after the record's, and ``dataset(…, run=i)`` is run i's.
+    SVD), every buffer gets a run dimension after the record's, and ``run(i)`` gives run i's dataset.
     """
 
     BUFFERS = ("u", "sv", "scalars")
@@ -235,6 +236,10 @@ class _Tracker(Records):
             else:
                 self.sv[row] = math.nan
         return loss if loss.ndim else float(loss)
+
+    def run(self, i: int) -> SimpleNamespace:
+        """Run ``i`` of a batch: its ``dataset(epochs, lam)``."""
+        return SimpleNamespace(dataset=lambda epochs, lam: self.dataset(epochs, lam, run=i))
 
     def dataset(self, epochs: np.ndarray, lam: np.ndarray, run: int | None = None) -> xr.Dataset:
         """The trajectory (of run ``run`` of a batch; a batch of one needs no ``run``)."""

@@ -81,6 +81,8 @@ class ProductTracker(_Tracker):
         return loss
 
     def dataset(self, epochs: np.ndarray, lam: np.ndarray, run: int | None = None) -> xr.Dataset:
+        if run is None and self.runs == 1:
+            run = 0
         ds = super().dataset(epochs, lam, run)
         norms = self.layer_norm if run is None else self.layer_norm[:, run]
         ds["layer_norm"] = (("epoch", "layer"), norms.double().cpu().numpy(),

@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 __all__ = [
     "Checkpoint", "DivergenceError", "Engine", "Loop", "Problem", "Records", "UnstableLearningRateError",
-    "as_tensor", "batch_groups", "check_batch", "data_and_batch", "drive", "fingerprint", "init_weights",
+    "as_tensor", "batch_groups", "check_batch", "collect_run", "data_and_batch", "drive", "fingerprint", "init_weights",
     "initial_weights", "log_epochs", "minibatches", "noise_seed", "num_threads", "resolve_device", "resolve_dtype",
     "run_batch", "run_engine", "stability_guard",
 ]
@@ -397,8 +397,8 @@ class Engine(abc.ABC):
     ``configs`` and ``config`` is the first (whose shared keys, such as epochs, log_every, dtype and
     device, hold for all). Its state, ``W1_0``/``W2_0`` and final weights carry the run dimension
     first, :meth:`guard` takes one limit per run, :meth:`record` returns one loss per run,
-    :meth:`divergence_note` takes the run's index, its tracker's ``dataset(epochs, lam, run=i)`` is
-    run i's trajectory and :meth:`derived` values of shape (runs,) are per run (:func:`run_batch`).
+    :meth:`divergence_note` takes the run's index, its tracker's ``run(i)`` has run i's
+    ``dataset(epochs, lam)`` and :meth:`derived` values of shape (runs,) are per run (:func:`run_batch`).
     """
 
     #: the runs' configurations of a batched engine, else None
@@ -670,37 +670,41 @@ def run_engine(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None,
     The engine's ``config`` and ``derived()`` facts become scalar coordinates of the trajectory,
     the one place a run's hyperparameters are stored (the run file's layout is ``run_cls.dataset``).
     """
-    loop = _drive(engine, checkpoint, threads, progress)
-    weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
-    return _result(run_cls, engine.config, engine.tracker.dataset(loop.epochs, engine.lam), engine.derived(), weights,
-                   loop.resumed_from)
-
-
-def run_batch(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None, threads: int | None = None,
-              progress: bool = False) -> list:
-    """Drive a batched ``engine`` (:func:`drive`, one checkpoint for the whole batch) and split its result
-    into one ``run_cls`` per configuration of ``engine.configs``, in order, each as :func:`run_engine`
-    would have made it for that run alone."""
-    loop = _drive(engine, checkpoint, threads, progress)
-    weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
-    derived = engine.derived()
-    return [_result(run_cls, config, engine.tracker.dataset(loop.epochs, engine.lam, run=i),
-                    {k: v[i] if np.ndim(v) else v for k, v in derived.items()}, [w[i] for w in weights],
-                    loop.resumed_from)
-            for i, config in enumerate(engine.configs)]
-
-
-def _drive(engine: Engine, checkpoint: Checkpoint | None, threads: int | None, progress: bool) -> Loop:
+    cfg = engine.config
     if checkpoint is not None:
         checkpoint.fingerprint = engine.fingerprint()
         checkpoint.code = code_sha256(engine, checkpoint.sources)
     with num_threads(threads):
-        return drive(engine, engine.config, checkpoint=checkpoint, progress=progress)
+        loop = drive(engine, cfg, checkpoint=checkpoint, progress=progress)
+    weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
+    return collect_run(run_cls, cfg, engine.tracker, engine.lam, engine.derived(), weights, loop)
 
 
-def _result(run_cls, config, trajectory, derived: dict, weights: list, resumed_from: list[int]):
-    """A run's result: its trajectory with the derived facts and the configuration as scalar coordinates."""
-    trajectory = trajectory.assign_coords(
+def collect_run(run_cls, config, tracker, lam, derived: dict, weights, loop: Loop):
+    """One run's result as ``run_cls``: its tracker's trajectory with ``derived`` facts and the
+    configuration as scalar coordinates, and its (final W1, W2, initial W1, W2) ``weights``.
+    Shared by :func:`run_engine` and :func:`run_batch`, so that a run of a batch is laid out exactly
+    like one trained alone."""
+    trajectory = tracker.dataset(loop.epochs, lam).assign_coords(
         {name: ((), value, dict(zip(("long_name", "units"), DERIVED_META[name]))) for name, value in derived.items()})
     trajectory = trajectory.assign_coords({k: ((), v, a) for k, (v, a) in config.coords().items() if v is not None})
-    return run_cls(config, trajectory, *weights, resumed_from=resumed_from)
+    return run_cls(config, trajectory, *weights, resumed_from=loop.resumed_from)
+
+
+def run_batch(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None, threads: int | None = None,
+              progress: bool = False) -> list:
+    """Drive a batched ``engine`` (:func:`drive`, one checkpoint for the whole batch) and split its
+    result into one ``run_cls`` per configuration of ``engine.configs``, in order, each laid out by
+    :func:`collect_run` as :func:`run_engine` lays out a run trained alone: run i's records are
+    ``engine.tracker.run(i)``, its weights index i of the batched ones, and a :meth:`Engine.derived`
+    value of shape (runs,) holds one fact per run."""
+    if checkpoint is not None:
+        checkpoint.fingerprint = engine.fingerprint()
+        checkpoint.code = code_sha256(engine, checkpoint.sources)
+    with num_threads(threads):
+        loop = drive(engine, engine.config, checkpoint=checkpoint, progress=progress)
+    weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
+    derived = engine.derived()
+    return [collect_run(run_cls, config, engine.tracker.run(i), engine.lam,
+                        {k: v[i] if np.ndim(v) else v for k, v in derived.items()}, [w[i] for w in weights], loop)
+            for i, config in enumerate(engine.configs)]
