@@ -367,7 +367,97 @@ def _eta_max(lam: np.ndarray, config: DepthConfig) -> float:
     return float(np.min(eta_max_mode(lam, config.eps, config.gamma, config.depth)))
 
 
-class DepthEngine(Engine):
+class _DepthSteps(Engine):
+    """Full-batch GD of depth-L networks in Σ's eigenbasis for R runs along the leading dimension of
+    every tensor (:class:`DepthEngine`: R = 1; :class:`BatchedDepthEngine`).
+
+    The state is A₁ (R×H₁×d), the middle layers (R×H_l×H_{l−1}) and B (R×H_{L−1}×d); one step is the
+    module docstring's, with ``torch.bmm`` products and η, c = 1 − ηγ and ε as (R, 1, 1) tensors, so
+    each run gets its own. One code for one run and for a batch: a run of a batch takes the same
+    operations on its matrices as the same run alone (the products run by run in the data's basis,
+    the records by the same tracker, :class:`daedyn.tracking.ProductTracker` with ``runs``).
+    """
+
+    def __init__(self, config, lam, V, layers: Sequence | None = None):
+        lam = np.asarray(lam, dtype=np.float64).ravel()
+        super().__init__(config, lam, layers is not None)
+        kw = dict(dtype=self.dtype, device=self.device)
+        self.V = _basis(V, self.lam.size, kw)
+        if self.configs is None:
+            self.config = _matched(self.config, self.lam)
+        else:
+            self.configs = [_matched(c, self.lam) for c in self.configs]
+            self.config = self.configs[0]
+        runs, c0 = self.configs or [self.config], self.config
+        with torch.no_grad():
+            starts = [_start(c, self.V, layers, kw) for c in runs]
+            self.A1, self.B, W1_0, W2_0 = (torch.stack([s[k] for s in starts]) for k in (0, 2, 3, 4))
+            self.W1_0, self.W2_0 = (W1_0, W2_0) if self.configs else (W1_0[0], W2_0[0])
+            self.mids = [torch.stack([s[1][k] for s in starts]) for k in range(c0.depth - 2)]
+            self.lam_t = as_tensor(self.lam, **kw)
+
+            def per_run(values):                     # (R, 1, 1): one value per run, broadcast over (H, d)
+                return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(-1, 1, 1)
+
+            self.s = self.lam_t + per_run([c.eps for c in runs])            # diag(λ+ε) per run
+            self.eta_lam = self.lam_t * per_run([c.lr for c in runs])
+            self.c = per_run([1.0 - c.lr * c.gamma for c in runs])
+            self.eta, self.neg_eta = per_run([c.lr for c in runs]), per_run([-c.lr for c in runs])
+        limits = [_eta_max(self.lam, c) for c in runs]
+        self.guard(limits if self.configs else limits[0])
+        self.tracker = ProductTracker(self.lam_t, [c.eps for c in runs], [c.gamma for c in runs], c0.hidden_widths[0],
+                                      self.records, c0.depth, meta=_DEPTH_META, runs=len(runs))
+
+    def _record(self, row: int) -> np.ndarray:
+        with torch.no_grad():
+            A1, B, mids = self.A1, self.B, self.mids
+            if not mids:                                           # two layers: the two-layer records
+                return self.tracker.record(row, A1, B)
+            D = _chain(mids).mT @ B
+            left = [A1 @ A1.mT] + [m @ m.mT for m in mids]       # W_l W_lᵀ, l < L
+            right = [m.mT @ m for m in mids] + [B @ B.mT]        # W_{l+1}ᵀ W_{l+1}
+            bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)], -1).amax(-1)
+            sq = [A1.square().sum((-2, -1)), *(m.square().sum((-2, -1)) for m in mids), B.square().sum((-2, -1))]
+            return self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal)
+
+    def step(self, epoch: int) -> None:
+        del epoch  # full batch: every epoch is the same deterministic step
+        with torch.no_grad():
+            A1, B, mids, c = self.A1, self.B, self.mids, self.c
+            A1s = A1 * self.s
+            P = B @ B.mT                                          # P = BBᵀ = W_LᵀW_L
+            Q = A1s @ A1.mT                                       # Q = A1 diag(λ+ε) A1ᵀ
+            new = []
+            if mids:
+                C = _chain(mids)                                  # W_{L−1} ⋯ W_2
+                D, E = C.mT @ B, C @ A1
+                PD, QE = C.mT @ P @ C, C @ Q @ C.mT
+                K = torch.baddbmm((B * self.lam_t) @ A1.mT, P @ C, Q, alpha=-1.0)
+                for k, m in enumerate(mids):
+                    up, down = _chain(mids[k + 1:]), _chain(mids[:k])
+                    g = K if up is None else up.mT @ K
+                    g = g if down is None else g @ down.mT
+                    new.append(torch.addcmul(m * c, g, self.eta))
+            else:
+                D, E, PD, QE = B, A1, P, Q
+            # A1' = c A1 + η DΛ − η (DDᵀ) A1 diag(λ+ε);  B' = c B + η EΛ − η (E diag(λ+ε) Eᵀ) B
+            N1 = torch.addcmul(D * self.eta_lam, A1, c).addcmul_(PD @ A1s, self.neg_eta)
+            N2 = torch.addcmul(E * self.eta_lam, B, c).addcmul_(QE @ B, self.neg_eta)
+            A1.copy_(N1)                      # in place: state() tensors stay the live state
+            B.copy_(N2)
+            for m, n in zip(mids, new):
+                m.copy_(n)
+
+    def _final(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each run's (W₁, W_L⋯W₂) in the data's basis, run by run (a product over every run at once
+        may add in another order)."""
+        with torch.no_grad():
+            out = [_product_weights(self.A1[i], [m[i] for m in self.mids], self.B[i], self.V)
+                   for i in range(self.A1.shape[0])]
+        return [w1 for w1, _ in out], [w2 for _, w2 in out]
+
+
+class DepthEngine(_DepthSteps):
     """Full-batch GD of a depth-L linear DAE/WDAE on the marginalised loss, in Σ's eigenbasis.
 
     ``config`` (:class:`daedyn.runconfig.DepthConfig`) gives L = ``depth``, the hidden widths,
@@ -389,72 +479,18 @@ class DepthEngine(Engine):
     at its fixed point (cross-mode and unbalanced directions are not in it, so an unbalanced
     random start can need a somewhat smaller rate). ``weights()`` returns the current layers in
     the data's basis; the run file stores the first layer W₁ as ``w1`` and the product of the
-    layers above it, W_L⋯W₂, as ``w2`` (so that W = w2·w1, as for two layers).
+    layers above it, W_L⋯W₂, as ``w2`` (so that W = w2·w1, as for two layers). It is
+    :class:`_DepthSteps` with one run; its state holds that run's matrices.
     """
 
     def __init__(self, config: DepthConfig, lam, V, layers: Sequence | None = None):
-        super().__init__(config, np.asarray(lam, dtype=np.float64).ravel(), layers is not None)
-        kw = dict(dtype=self.dtype, device=self.device)
-        self.V = _basis(V, self.lam.size, kw)
-        self.config = config = _matched(config, self.lam)
-        widths = config.hidden_widths
-        with torch.no_grad():
-            self.A1, self.mids, self.B, self.W1_0, self.W2_0 = _start(config, self.V, layers, kw)
-            self.lam_t = as_tensor(self.lam, **kw)
-            self.s = self.lam_t + config.eps             # diag(λ+ε): the noisy-input correlation
-            self.eta_lam = self.lam_t * config.lr
-            self.c = 1.0 - config.lr * config.gamma
-            self.A1s = torch.empty_like(self.A1)
-            self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B)
-            self.P = torch.empty(widths[-1], widths[-1], **kw)
-            self.Q = torch.empty(widths[0], widths[0], **kw)
-        self.guard(_eta_max(self.lam, config))
-        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], self.records, config.depth,
-                                      meta=_DEPTH_META)
+        super().__init__(config, lam, V, layers)
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"A1": self.A1, **{f"W{l + 2}": m for l, m in enumerate(self.mids)}, "B": self.B}
+        return {"A1": self.A1[0], **{f"W{l + 2}": m[0] for l, m in enumerate(self.mids)}, "B": self.B[0]}
 
     def record(self, row: int, epoch: int) -> float:
-        with torch.no_grad():
-            A1, B, mids = self.A1, self.B, self.mids
-            if not mids:                                           # two layers: the two-layer records
-                return self.tracker.record(row, A1, B)
-            D = _chain(mids).T @ B
-            left = [A1 @ A1.T] + [m @ m.T for m in mids]          # W_l W_lᵀ, l < L
-            right = [m.T @ m for m in mids] + [B @ B.T]           # W_{l+1}ᵀ W_{l+1}
-            bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)]).max()
-            sq = [A1.square().sum(), *(m.square().sum() for m in mids), B.square().sum()]
-            return self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal)
-
-    def step(self, epoch: int) -> None:
-        del epoch  # full batch: every epoch is the same deterministic step
-        with torch.no_grad():
-            A1, B, mids, A1s, P, Q = self.A1, self.B, self.mids, self.A1s, self.P, self.Q
-            eta, c, new = float(self.config.lr), self.c, []
-            torch.mul(A1, self.s, out=A1s)
-            torch.mm(B, B.T, out=P)                               # P = BBᵀ = W_LᵀW_L
-            torch.mm(A1s, A1.T, out=Q)                            # Q = A1 diag(λ+ε) A1ᵀ
-            if mids:
-                C = _chain(mids)                                  # W_{L−1} ⋯ W_2
-                D, E = C.T @ B, C @ A1
-                PD, QE = C.T @ P @ C, C @ Q @ C.T
-                K = torch.addmm((B * self.lam_t) @ A1.T, P @ C, Q, alpha=-1.0)
-                for k, m in enumerate(mids):
-                    up, down = _chain(mids[k + 1:]), _chain(mids[:k])
-                    g = K if up is None else up.T @ K
-                    g = g if down is None else g @ down.T
-                    new.append(torch.add(m * c, g, alpha=eta))
-            else:
-                D, E, PD, QE = B, A1, P, Q
-            # A1' = c A1 + η DΛ − η (DDᵀ) A1 diag(λ+ε)
-            torch.mul(D, self.eta_lam, out=self.N1).add_(A1, alpha=c).addmm_(PD, A1s, alpha=-eta)
-            # B'  = c B  + η EΛ − η (E diag(λ+ε) Eᵀ) B
-            torch.mul(E, self.eta_lam, out=self.N2).add_(B, alpha=c).addmm_(QE, B, alpha=-eta)
-            A1.copy_(self.N1)                 # in place: state() tensors stay the live state
-            B.copy_(self.N2)
-            for m, n in zip(mids, new):
-                m.copy_(n)
+        return float(self._record(row)[0])
 
     def divergence_note(self) -> str:
         return _note(self.config, self.eta_max, self.lam)
@@ -464,13 +500,13 @@ class DepthEngine(Engine):
 
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W₁, W_L⋯W₂) in the data's basis: the first layer and the product of those above it."""
-        with torch.no_grad():
-            return _product_weights(self.A1, self.mids, self.B, self.V)
+        (W1,), (W2,) = self._final()
+        return W1, W2
 
     def weights(self) -> list[np.ndarray]:
         """The current layers [W₁, …, W_L] in the data's basis (numpy, the run's dtype)."""
         with torch.no_grad():
-            mats = [self.A1 @ self.V.T, *self.mids, (self.B @ self.V.T).T]
+            mats = [self.A1[0] @ self.V.T, *(m[0] for m in self.mids), (self.B[0] @ self.V.T).T]
             return [m.detach().cpu().numpy().copy() for m in mats]
 
 
@@ -480,86 +516,30 @@ BATCH_PER_RUN = frozenset({"experiment", "run", "lr", "eps", "gamma", "match_eps
                            "init_std", "seed", "allow_unstable", "shuffle"})
 
 
-class BatchedDepthEngine(Engine):
-    """:class:`DepthEngine` for a batch of runs: the state A₁, W₂ … W_{L−1}, B of every run along a
-    leading dimension, one batched step for all (``torch.bmm``, per-run scalars as (runs, 1, 1)
-    tensors), driven by :func:`daedyn.training.drive` with one checkpoint for the batch.
+class BatchedDepthEngine(_DepthSteps):
+    """:class:`DepthEngine` for a batch of runs: the runs along the leading dimension of every state
+    tensor, one batched step for all, driven by :func:`daedyn.training.drive` with one checkpoint for
+    the batch (:func:`daedyn.training.run_batch` splits it into one run per configuration).
 
     The runs share every configuration key but :data:`BATCH_PER_RUN`; each has its own lr, eps,
     gamma (or match_eps), start (aligned w0, or random seed and init_std) and allow_unstable, its
-    own stability limit (as :class:`DepthEngine`), divergence check and records
-    (:class:`daedyn.tracking.ProductTracker` with ``runs``). The step is :class:`DepthEngine`'s, but
-    batched products and per-run scalars round differently from its fused one-run operations in the
-    last bit, so a run of a batch equals the run trained alone up to rounding
-    (``tests/test_batched_depth_masking.py``: float64 within 1e-12 of each variable's scale; float32
-    within 1e-6 over 50 steps).
+    own stability limit (as :class:`DepthEngine`), divergence check and records. Each run takes the
+    same operations as with :class:`DepthEngine` (which is this engine with one run), so on the CPU
+    with one thread every array of a run's file is bit-identical to :func:`train`'s
+    (``tests/test_batched_depth_masking.py``, float64 and float32); with more threads or on a GPU
+    the products may add in another order for another batch size, and a run agrees with the run
+    alone to rounding.
     """
 
     def __init__(self, configs: Sequence[DepthConfig], lam, V):
-        lam = np.asarray(lam, dtype=np.float64).ravel()
         training.check_batch(configs, BATCH_PER_RUN)
-        super().__init__([_matched(c, lam) for c in configs], lam, False)
-        kw = dict(dtype=self.dtype, device=self.device)
-        self.V = _basis(V, self.lam.size, kw)
-        runs, c0 = self.configs, self.config
-        with torch.no_grad():
-            starts = [_start(c, self.V, None, kw) for c in runs]
-            self.A1, self.B, self.W1_0, self.W2_0 = (torch.stack([s[k] for s in starts]) for k in (0, 2, 3, 4))
-            self.mids = [torch.stack([s[1][k] for s in starts]) for k in range(c0.depth - 2)]
-            self.lam_t = as_tensor(self.lam, **kw)
-
-            def per_run(values):                     # one value per run, broadcast over (H, d)
-                return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(-1, 1, 1)
-
-            self.s = self.lam_t + per_run([c.eps for c in runs])            # diag(λ+ε) per run
-            self.eta_lam = self.lam_t * per_run([c.lr for c in runs])
-            self.c = per_run([1.0 - c.lr * c.gamma for c in runs])
-            self.eta, self.neg_eta = per_run([c.lr for c in runs]), per_run([-c.lr for c in runs])
-        self.guard([_eta_max(self.lam, c) for c in runs])
-        self.tracker = ProductTracker(self.lam_t, [c.eps for c in runs], [c.gamma for c in runs], c0.hidden_widths[0],
-                                      self.records, c0.depth, meta=_DEPTH_META, runs=len(runs))
+        super().__init__(list(configs), lam, V)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"A1": self.A1, **{f"W{l + 2}": m for l, m in enumerate(self.mids)}, "B": self.B}
 
     def record(self, row: int, epoch: int) -> np.ndarray:
-        with torch.no_grad():
-            A1, B, mids = self.A1, self.B, self.mids
-            if not mids:
-                return self.tracker.record(row, A1, B)
-            D = _chain(mids).mT @ B
-            left = [A1 @ A1.mT] + [m @ m.mT for m in mids]
-            right = [m.mT @ m for m in mids] + [B @ B.mT]
-            bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)], -1).amax(-1)
-            sq = [A1.square().sum((-2, -1)), *(m.square().sum((-2, -1)) for m in mids), B.square().sum((-2, -1))]
-            return self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal)
-
-    def step(self, epoch: int) -> None:
-        del epoch  # full batch: every epoch is the same deterministic step
-        with torch.no_grad():
-            A1, B, mids, c = self.A1, self.B, self.mids, self.c
-            A1s = A1 * self.s
-            P = B @ B.mT
-            Q = A1s @ A1.mT
-            new = []
-            if mids:
-                C = _chain(mids)
-                D, E = C.mT @ B, C @ A1
-                PD, QE = C.mT @ P @ C, C @ Q @ C.mT
-                K = torch.baddbmm((B * self.lam_t) @ A1.mT, P @ C, Q, alpha=-1.0)
-                for k, m in enumerate(mids):
-                    up, down = _chain(mids[k + 1:]), _chain(mids[:k])
-                    g = K if up is None else up.mT @ K
-                    g = g if down is None else g @ down.mT
-                    new.append(torch.addcmul(m * c, g, self.eta))
-            else:
-                D, E, PD, QE = B, A1, P, Q
-            N1 = torch.addcmul(D * self.eta_lam, A1, c).addcmul_(PD @ A1s, self.neg_eta)
-            N2 = torch.addcmul(E * self.eta_lam, B, c).addcmul_(QE @ B, self.neg_eta)
-            A1.copy_(N1)                      # in place: state() tensors stay the live state
-            B.copy_(N2)
-            for m, n in zip(mids, new):
-                m.copy_(n)
+        return self._record(row)
 
     def divergence_note(self, run: int | None = None) -> str:
         """Run ``run``'s learning rate against its limit (every run's when None)."""
@@ -572,8 +552,7 @@ class BatchedDepthEngine(Engine):
 
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W₁, W_L⋯W₂) of every run in the data's basis."""
-        with torch.no_grad():
-            return _product_weights(self.A1, self.mids, self.B, self.V)
+        return tuple(torch.stack(w) for w in self._final())
 
 
 def batch_groups(configs: Sequence[DepthConfig]) -> list[list[int]]:

@@ -260,52 +260,129 @@ def _note(c: MaskingConfig, eta_max: float) -> str:
 
 
 class _MaskedModel(Engine):
-    """What both masking engines share beyond :class:`daedyn.training.Engine`: the noise covariance,
-    initial weights, stability bound, tracker and the records."""
+    """What every masking engine shares beyond :class:`daedyn.training.Engine`, for R runs along a
+    leading dimension (one run, or a batch: :class:`BatchedMaskingEngine`): each run's noise, initial
+    weights, stability bound, per-mode facts, records (:class:`daedyn.tracking.ProductTracker` with
+    ``runs``) and divergence words.
+
+    Λ + N is applied per run as A₁(Λ + N) = A₁·r + f·(A₁M) with M = VᵀDV shared by the runs: r = λ
+    and f = ρ for masks, r = λ + diag N and f = 0 for the diagonal Gaussian comparisons, so the
+    O(d²H) product is one product for every run, and none when no run draws masks.
+    """
 
     ENGINE = ""
 
-    def __init__(self, config: MaskingConfig, lam, V, diag_sigma, W1, W2):
-        if config.engine != self.ENGINE:
-            raise ValueError(f"{config.label}: engine is {config.engine!r}, not {self.ENGINE!r}")
-        self.kappa, self.rho = _check(config.q, config.form)
+    def __init__(self, config, lam, V, diag_sigma, W1, W2):
+        for c in config if isinstance(config, (list, tuple)) else [config]:
+            if c.engine != self.ENGINE:
+                raise ValueError(f"{c.label}: engine is {c.engine!r}, not {self.ENGINE!r}")
         super().__init__(config, np.asarray(lam, dtype=np.float64).ravel(), W1 is not None)
+        runs, d = self.configs or [self.config], self.lam.size
         kw = dict(dtype=self.dtype, device=self.device)
         V_np, diag_np, self.lam_t, self.V = _spectrum(self.lam, V, diag_sigma, kw)
-        noise = noise_covariance(V_np, diag_np, config.q, config.noise)
-        self.R = as_tensor(np.diag(self.lam) + noise, **kw)                # Λ + N
-        # a diagonal noise covariance makes A1R a column scaling (O(dH), as in ExactEngine)
-        self.R_diag = None if config.noise == "masking" else torch.diagonal(self.R).clone()
-        self.eps_matched = matched_eps(diag_np, config.q)
-        self.W1_0, self.W2_0 = initial_weights(self.lam.size, config.hidden, config.init_std, config.seed, W1, W2, **kw)
-        self.guard(stability_bound(self.lam, noise, config.q, config.form, config.gamma))
-        self.tracker = ProductTracker(self.lam_t, 0.0, config.gamma, config.hidden, self.records, 2, meta=_META,
-                                      per_mode=_per_mode(config, V_np, diag_np, self.W1_0, self.W2_0, self.V))
+        forms = [_check(c.q, c.form) for c in runs]                     # (κ, ρ) per run
+        masks = [c.noise == "masking" for c in runs]
+        facts = {}                  # (stability bound, diag N) per distinct setting: a sweep repeats them
+        for c in runs:
+            if (c.q, c.form, c.noise, c.gamma) not in facts:
+                noise = noise_covariance(V_np, diag_np, c.q, c.noise)
+                facts[c.q, c.form, c.noise, c.gamma] = (stability_bound(self.lam, noise, c.q, c.form, c.gamma),
+                                                        np.diag(noise).copy())
+        facts = [facts[c.q, c.form, c.noise, c.gamma] for c in runs]
+        eps_matched = np.array([matched_eps(diag_np, c.q) for c in runs])
+        with torch.no_grad():
+            starts = [initial_weights(d, c.hidden, c.init_std, c.seed, W1, W2, **kw) for c in runs]
+            W1_0, W2_0 = (torch.stack([w[k] for w in starts]) for k in (0, 1))
+            self.W1_0, self.W2_0 = (W1_0, W2_0) if self.configs else (W1_0[0], W2_0[0])
+            self.forms = forms
+            self.r = self.per_run(np.stack([self.lam if m else self.lam + nd for m, (_, nd) in zip(masks, facts)]),
+                                  (len(runs), 1, d))
+            self.f = self.per_run([rho if m else 0.0 for (_, rho), m in zip(forms, masks)])
+            self.M = as_tensor(V_np.T @ (diag_np[:, None] * V_np), **kw) if any(masks) else None   # VᵀDV
+            self.one_minus_k = self.per_run([1.0 - k for k, _ in forms], (-1,))
+            self.k2 = self.per_run([k * k for k, _ in forms], (-1,))
+        limits = [bound for bound, _ in facts]
+        self.guard(limits if self.configs else limits[0])
+        self.eps_matched = eps_matched if self.configs else float(eps_matched[0])
+        self.tracker = ProductTracker(
+            self.lam_t, [0.0] * len(runs), [c.gamma for c in runs], self.config.hidden, self.records, 2, meta=_META,
+            per_mode=[_per_mode(c, V_np, diag_np, W1_0[i], W2_0[i], self.V) for i, c in enumerate(runs)],
+            runs=len(runs))
 
-    def _times_r(self, A1: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """A1 (Λ + N)."""
-        if self.R_diag is None:
-            return torch.mm(A1, self.R, out=out)
-        return torch.mul(A1, self.R_diag, out=out)
+    def per_run(self, values, shape=(-1, 1, 1)) -> torch.Tensor:
+        """One value per run as a tensor of the runs' dtype and device, by default (R, 1, 1)."""
+        return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=self.dtype,
+                               device=self.device).reshape(shape)
 
-    def _record(self, row: int, A1: torch.Tensor, B: torch.Tensor) -> float:
-        """Records with the noise term loss − clean reconstruction − decay (module docstring)."""
-        k = self.kappa
-        P = B @ B.T
-        q_r = self._times_r(A1) @ A1.T                                             # A1 (Λ+N) A1ᵀ
-        q_lam = (A1 * self.lam_t) @ A1.T
-        lam_u = torch.dot(self.lam_t, (A1 * B).sum(0))                             # tr(WΣ)
-        penalty = (1.0 - k) * lam_u + 0.5 * (k * k * (P * q_r).sum() - (P * q_lam).sum())
-        return self.tracker.record(row, A1, B, penalty=penalty)
+    def _times_r(self, A1: torch.Tensor) -> torch.Tensor:
+        """A1 (Λ + N) of every run (A1: R×H×d)."""
+        A1r = A1 * self.r
+        return A1r if self.M is None else A1r.addcmul_(torch.bmm(A1, self.M.expand(A1.shape[0], -1, -1)), self.f)
 
-    def divergence_note(self) -> str:
-        return _note(self.config, self.eta_max)
+    def _record(self, row: int, A1: torch.Tensor, B: torch.Tensor) -> np.ndarray:
+        """Records of every run (A1, B: R×H×d) with the noise term loss − clean reconstruction − decay
+        (module docstring); the runs' losses."""
+        with torch.no_grad():
+            P = B @ B.mT
+            q_r = self._times_r(A1) @ A1.mT                                       # A1 (Λ+N) A1ᵀ
+            q_lam = (A1 * self.lam_t) @ A1.mT
+            lam_u = ((A1 * B).sum(-2) * self.lam_t).sum(-1)                       # tr(WΣ)
+            penalty = self.one_minus_k * lam_u + 0.5 * (self.k2 * (P * q_r).sum((-2, -1)) - (P * q_lam).sum((-2, -1)))
+            return self.tracker.record(row, A1, B, penalty=penalty)
+
+    def divergence_note(self, run: int | None = None) -> str:
+        """The learning rate against its bound (of run ``run`` of a batch; of every run when None)."""
+        if self.configs is None:
+            return _note(self.config, self.eta_max)
+        if run is None:
+            return "; ".join(f"run {i}: {self.divergence_note(i)}" for i in range(len(self.configs)))
+        return _note(self.configs[run], float(self.eta_max[run]))
 
     def derived(self) -> dict:
         return {**super().derived(), "eta_max": self.eta_max, "eps_matched": self.eps_matched}
 
 
-class MarginalMaskingEngine(_MaskedModel):
+class _MarginalSteps(_MaskedModel):
+    """Full-batch GD on the noise-averaged loss, exactly, in Σ's eigenbasis, for R runs
+    (:class:`MarginalMaskingEngine`: R = 1; :class:`BatchedMaskingEngine`). The state is A₁ and B
+    (R×H×d); one step is the module docstring's, with ``torch.bmm`` products and ηκ, ηκ², c = 1 − ηγ
+    as (R, 1, 1) tensors, so each run gets its own. One code for one run and for a batch: a run of a
+    batch takes the same operations on its matrices as the same run alone.
+    """
+
+    ENGINE = "marginal"
+
+    def __init__(self, config, lam, V, diag_sigma, W1=None, W2=None):
+        super().__init__(config, lam, V, diag_sigma, W1, W2)
+        runs = self.configs or [self.config]
+        W1_0, W2_0 = (self.W1_0, self.W2_0) if self.configs else (self.W1_0[None], self.W2_0[None])
+        with torch.no_grad():
+            # run by run, as one run's product: one (R·H)×d product may add in another order
+            self.A1 = torch.stack([(w @ self.V).contiguous() for w in W1_0])
+            self.B = torch.stack([(w.T @ self.V).contiguous() for w in W2_0])
+            self.eta_k_lam = self.lam_t * self.per_run([c.lr * k for c, (k, _) in zip(runs, self.forms)])
+            self.neg_eta_k2 = self.per_run([-c.lr * k**2 for c, (k, _) in zip(runs, self.forms)])
+            self.c = self.per_run([1.0 - c.lr * c.gamma for c in runs])
+
+    def step(self, epoch: int) -> None:
+        del epoch  # full batch: every epoch is the same deterministic step
+        with torch.no_grad():
+            A1, B, c = self.A1, self.B, self.c
+            A1R = self._times_r(A1)                    # A1 R̃: the only O(d²H) product (masks)
+            P = B @ B.mT
+            Q = A1R @ A1.mT
+            N1 = torch.addcmul(B * self.eta_k_lam, A1, c).addcmul_(P @ A1R, self.neg_eta_k2)
+            N2 = torch.addcmul(A1 * self.eta_k_lam, B, c).addcmul_(Q @ B, self.neg_eta_k2)
+            A1.copy_(N1)                               # in place: state() tensors stay the live state
+            B.copy_(N2)
+
+    def _final(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each run's (W1, W2) in the data's basis, run by run."""
+        with torch.no_grad():
+            return [a @ self.V.T for a in self.A1], [(b @ self.V.T).T for b in self.B]
+
+
+class MarginalMaskingEngine(_MarginalSteps):
     """Full-batch GD on the noise-averaged loss, exactly, in Σ's eigenbasis (module docstring).
 
     ``config`` (:class:`daedyn.runconfig.MaskingConfig`, engine "marginal"); ``lam`` (d,), ``V``
@@ -314,48 +391,23 @@ class MarginalMaskingEngine(_MaskedModel):
     given. ``noise`` "masking" costs O(d²H + dH²) per step; "per_mode" (VᵀDV replaced by its
     diagonal: Gaussian noise of covariance V diag(ε_i^eff) Vᵀ) and "gaussian" (one matched
     variance) cost O(dH²). Comparing the per-mode network with the masked one from the same
-    start isolates what the off-diagonal of VᵀDV does.
+    start isolates what the off-diagonal of VᵀDV does. It is :class:`_MarginalSteps` with one run;
+    its state holds that run's matrices.
     """
-
-    ENGINE = "marginal"
 
     def __init__(self, config: MaskingConfig, lam, V, diag_sigma, W1=None, W2=None):
         super().__init__(config, lam, V, diag_sigma, W1, W2)
-        eta = float(config.lr)
-        with torch.no_grad():
-            self.A1 = (self.W1_0 @ self.V).contiguous()
-            self.B = (self.W2_0.T @ self.V).contiguous()
-            self.eta_k_lam = self.lam_t * (eta * self.kappa)
-            self.eta_k2 = eta * self.kappa**2
-            self.c = 1.0 - eta * config.gamma
-            self.A1R = torch.empty_like(self.A1)
-            self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B)
-            self.P = torch.empty(config.hidden, config.hidden, dtype=self.dtype, device=self.device)
-            self.Q = torch.empty_like(self.P)
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"A1": self.A1, "B": self.B}
+        return {"A1": self.A1[0], "B": self.B[0]}
 
     def record(self, row: int, epoch: int) -> float:
-        with torch.no_grad():
-            return self._record(row, self.A1, self.B)
-
-    def step(self, epoch: int) -> None:
-        del epoch  # full batch: every epoch is the same deterministic step
-        with torch.no_grad():
-            A1, B, A1R, P, Q, c = self.A1, self.B, self.A1R, self.P, self.Q, self.c
-            self._times_r(A1, out=A1R)                 # A1 R̃: the only O(d²H) product (masks)
-            torch.mm(B, B.T, out=P)
-            torch.mm(A1R, A1.T, out=Q)
-            torch.mul(B, self.eta_k_lam, out=self.N1).add_(A1, alpha=c).addmm_(P, A1R, alpha=-self.eta_k2)
-            torch.mul(A1, self.eta_k_lam, out=self.N2).add_(B, alpha=c).addmm_(Q, B, alpha=-self.eta_k2)
-            A1.copy_(self.N1)                          # in place: state() tensors stay the live state
-            B.copy_(self.N2)
+        return float(self._record(row, self.A1, self.B)[0])
 
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Current (W1, W2) in the data's basis."""
-        with torch.no_grad():
-            return self.A1 @ self.V.T, (self.B @ self.V.T).T
+        (W1,), (W2,) = self._final()
+        return W1, W2
 
 
 class SampledMaskingEngine(_MaskedModel):
@@ -397,7 +449,7 @@ class SampledMaskingEngine(_MaskedModel):
 
     def record(self, row: int, epoch: int) -> float:
         with torch.no_grad():
-            return self._record(row, self.W1 @ self.V, self.W2.T @ self.V)
+            return float(self._record(row, (self.W1 @ self.V)[None], (self.W2.T @ self.V)[None])[0])
 
     def step(self, epoch: int) -> None:
         del epoch
@@ -419,21 +471,19 @@ BATCH_PER_RUN = frozenset({"experiment", "run", "lr", "q", "form", "noise", "gam
                            "allow_unstable", "batch_size", "shuffle"})
 
 
-class BatchedMaskingEngine(Engine):
+class BatchedMaskingEngine(_MarginalSteps):
     """:class:`MarginalMaskingEngine` for a batch of runs: A₁ and B of every run along a leading
-    dimension, one batched step for all (``torch.bmm``, per-run scalars as (runs, 1, 1) tensors),
-    driven by :func:`daedyn.training.drive` with one checkpoint for the batch.
+    dimension, one batched step for all, driven by :func:`daedyn.training.drive` with one checkpoint
+    for the batch (:func:`daedyn.training.run_batch` splits it into one run per configuration).
 
     The runs share every configuration key but :data:`BATCH_PER_RUN` (the marginal engine: masks
     drawn every step are the sampled engine's, trained one run at a time); each has its own lr, q,
-    form, noise, gamma, seed, init_std and allow_unstable, its own stability bound, divergence
-    check and records (:class:`daedyn.tracking.ProductTracker` with ``runs``). Λ + N is applied per
-    run as A₁(Λ + N) = A₁·r + f·(A₁M) with M = VᵀDV shared by the batch: r = λ and f = ρ for masks,
-    r = λ + diag N and f = 0 for the diagonal Gaussian comparisons, so the O(d²H) product is one
-    product for the batch, and none when no run draws masks. Batched products and per-run scalars
-    round differently from the one-run engine's fused operations in the last bit, so a run of a
-    batch equals the run trained alone up to rounding (``tests/test_batched_depth_masking.py``:
-    float64 within 1e-12 of each variable's scale; float32 within 1e-6 over 50 steps).
+    form, noise, gamma, seed, init_std and allow_unstable, its own stability bound, divergence check
+    and records. Each run takes the same operations as with :class:`MarginalMaskingEngine` (which is
+    this engine with one run), so on the CPU with one thread every array of a run's file is
+    bit-identical to :func:`train`'s (``tests/test_batched_depth_masking.py``, float64 and float32);
+    with more threads or on a GPU the products may add in another order for another batch size, and
+    a run agrees with the run alone to rounding.
     """
 
     def __init__(self, configs: Sequence[MaskingConfig], lam, V, diag_sigma):
@@ -442,88 +492,17 @@ class BatchedMaskingEngine(Engine):
                 raise ValueError(f"{config.label}: engine is {config.engine!r}; a batch trains the marginal engine "
                                  "(engine: marginal); train sampled-mask runs one at a time with masking.train")
         training.check_batch(configs, BATCH_PER_RUN)
-        super().__init__(list(configs), np.asarray(lam, dtype=np.float64).ravel(), False)
-        kw = dict(dtype=self.dtype, device=self.device)
-        V_np, diag_np, self.lam_t, self.V = _spectrum(self.lam, V, diag_sigma, kw)
-        forms = [_check(c.q, c.form) for c in self.configs]                # (κ, ρ) per run
-        masks = [c.noise == "masking" for c in self.configs]
-        facts = {}                  # (stability bound, diag N) per distinct setting: a sweep repeats them
-        for c in self.configs:
-            key = (c.q, c.form, c.noise, c.gamma)
-            if key not in facts:
-                noise = noise_covariance(V_np, diag_np, c.q, c.noise)
-                facts[key] = stability_bound(self.lam, noise, c.q, c.form, c.gamma), np.diag(noise).copy()
-        facts = [facts[c.q, c.form, c.noise, c.gamma] for c in self.configs]
-        r = [self.lam if m else self.lam + noise_diag for m, (_, noise_diag) in zip(masks, facts)]
-        self.eps_matched = [matched_eps(diag_np, c.q) for c in self.configs]
-        d = self.lam.size
-        with torch.no_grad():
-            starts = [initial_weights(d, c.hidden, c.init_std, c.seed, None, None, **kw) for c in self.configs]
-            self.W1_0, self.W2_0 = (torch.stack([s[k] for s in starts]) for k in (0, 1))
-            self.A1 = torch.stack([(w1 @ self.V).contiguous() for w1, _ in starts])
-            self.B = torch.stack([(w2.T @ self.V).contiguous() for _, w2 in starts])
-
-            def per_run(values, shape=(-1, 1, 1)):
-                return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(shape)
-
-            self.r = per_run(np.stack(r), (len(r), 1, d))
-            self.f = per_run([rho if m else 0.0 for (_, rho), m in zip(forms, masks)])
-            self.M = as_tensor(V_np.T @ (diag_np[:, None] * V_np), **kw) if any(masks) else None   # VᵀDV
-            self.eta_k_lam = self.lam_t * per_run([c.lr * k for c, (k, _) in zip(self.configs, forms)], (-1, 1, 1))
-            self.neg_eta_k2 = per_run([-c.lr * k**2 for c, (k, _) in zip(self.configs, forms)])
-            self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
-            self.one_minus_k = per_run([1.0 - k for k, _ in forms], (-1,))
-            self.k2 = per_run([k * k for k, _ in forms], (-1,))
-        self.guard([bound for bound, _ in facts])
-        n = len(self.configs)
-        self.tracker = ProductTracker(
-            self.lam_t, [0.0] * n, [c.gamma for c in self.configs], self.config.hidden, self.records, 2, meta=_META,
-            per_mode=[_per_mode(c, V_np, diag_np, self.W1_0[i], self.W2_0[i], self.V)
-                      for i, c in enumerate(self.configs)], runs=n)
+        super().__init__(list(configs), lam, V, diag_sigma)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"A1": self.A1, "B": self.B}
 
-    def _times_r(self, A1: torch.Tensor) -> torch.Tensor:
-        """A1 (Λ + N) of every run."""
-        A1r = A1 * self.r
-        return A1r if self.M is None else A1r.addcmul_(A1 @ self.M, self.f)
-
     def record(self, row: int, epoch: int) -> np.ndarray:
-        with torch.no_grad():
-            A1, B = self.A1, self.B
-            P = B @ B.mT
-            q_r = self._times_r(A1) @ A1.mT                                       # A1 (Λ+N) A1ᵀ
-            q_lam = (A1 * self.lam_t) @ A1.mT
-            lam_u = (A1 * B).sum(1) @ self.lam_t                                  # tr(WΣ)
-            penalty = self.one_minus_k * lam_u + 0.5 * (self.k2 * (P * q_r).sum((1, 2)) - (P * q_lam).sum((1, 2)))
-            return self.tracker.record(row, A1, B, penalty=penalty)
-
-    def step(self, epoch: int) -> None:
-        del epoch  # full batch: every epoch is the same deterministic step
-        with torch.no_grad():
-            A1, B, c = self.A1, self.B, self.c
-            A1R = self._times_r(A1)
-            P = B @ B.mT
-            Q = A1R @ A1.mT
-            N1 = torch.addcmul(B * self.eta_k_lam, A1, c).addcmul_(P @ A1R, self.neg_eta_k2)
-            N2 = torch.addcmul(A1 * self.eta_k_lam, B, c).addcmul_(Q @ B, self.neg_eta_k2)
-            A1.copy_(N1)                               # in place: state() tensors stay the live state
-            B.copy_(N2)
-
-    def divergence_note(self, run: int | None = None) -> str:
-        """Run ``run``'s learning rate against its bound (every run's when None)."""
-        if run is None:
-            return "; ".join(f"run {i}: {self.divergence_note(i)}" for i in range(len(self.configs)))
-        return _note(self.configs[run], float(self.eta_max[run]))
-
-    def derived(self) -> dict:
-        return {**super().derived(), "eta_max": self.eta_max, "eps_matched": np.asarray(self.eps_matched)}
+        return self._record(row, self.A1, self.B)
 
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every run's current (W1, W2) in the data's basis."""
-        with torch.no_grad():
-            return self.A1 @ self.V.mT, (self.B @ self.V.mT).mT
+        return tuple(torch.stack(w) for w in self._final())
 
 
 def batch_groups(configs: Sequence[MaskingConfig]) -> list[list[int]]:
