@@ -46,13 +46,14 @@ L = 2), S = diag(λ+ε), P = BBᵀ, Q = A₁SA₁ᵀ, D = CᵀB and E = CA₁, o
 
 with U_l = W_{L−1}⋯W_{l+1} and R_l = W_{l−1}⋯W₂ (identity when empty): seven O(d·H²)
 products per step (four for L = 2, where the step is :func:`~daedyn.linear.train_exact`'s recurrence
-with one-run products, so the trajectories agree to rounding: the exact engine uses batched ones).
+with the per-run rate applied in another order, so the trajectories agree to rounding).
 
 The engine is driven by the one loop :func:`daedyn.training.drive` (through :func:`train`, which
 returns a :class:`DepthRun`) and records through :class:`daedyn.tracking.ProductTracker`: the
 two-layer records (u_i = v_iᵀWv_i, singular values of W, loss terms, norms) plus each layer's norm.
 :class:`BatchedDepthEngine` (through :func:`train_batch`) trains many runs that share the spectrum,
-depth and widths as one tensor with a leading run dimension.
+depth and widths as one tensor with a leading run dimension; :class:`DepthEngine` is its one-run
+case (the same step code, :class:`_DepthSteps`).
 """
 
 from __future__ import annotations

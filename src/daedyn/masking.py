@@ -57,7 +57,8 @@ DAE: fresh masks for every (mini)batch and step, the gradient of the batch mean 
 ℒ without decay), plus per mode ε_i^eff and the initial state (x₀, y₀) the approximation starts
 from. Before the first step the guard compares lr with :func:`stability_bound`.
 :class:`BatchedMaskingEngine` (through :func:`train_batch`) trains many marginal-engine runs that
-share the spectrum and width as one tensor with a leading run dimension.
+share the spectrum and width as one tensor with a leading run dimension; :class:`MarginalMaskingEngine`
+is its one-run case (the same step code).
 """
 
 from __future__ import annotations
