@@ -404,6 +404,12 @@ class _DepthSteps(Engine):
             self.eta_lam = self.lam_t * per_run([c.lr for c in runs])
             self.c = per_run([1.0 - c.lr * c.gamma for c in runs])
             self.eta, self.neg_eta = per_run([c.lr for c in runs]), per_run([-c.lr for c in runs])
+            # buffers: no allocation in the two-layer step
+            self.A1s, self.N1, self.T1 = (torch.empty_like(self.A1) for _ in range(3))
+            self.N2, self.T2 = torch.empty_like(self.B), torch.empty_like(self.B)
+            widths = c0.hidden_widths
+            self.P = torch.empty(len(runs), widths[-1], widths[-1], **kw)
+            self.Q = torch.empty(len(runs), widths[0], widths[0], **kw)
         limits = [_eta_max(self.lam, c) for c in runs]
         self.guard(limits if self.configs else limits[0])
         self.tracker = ProductTracker(self.lam_t, [c.eps for c in runs], [c.gamma for c in runs], c0.hidden_widths[0],
@@ -424,10 +430,10 @@ class _DepthSteps(Engine):
     def step(self, epoch: int) -> None:
         del epoch  # full batch: every epoch is the same deterministic step
         with torch.no_grad():
-            A1, B, mids, c = self.A1, self.B, self.mids, self.c
-            A1s = A1 * self.s
-            P = B @ B.mT                                          # P = BBᵀ = W_LᵀW_L
-            Q = A1s @ A1.mT                                       # Q = A1 diag(λ+ε) A1ᵀ
+            A1, B, mids, c, A1s, P, Q = self.A1, self.B, self.mids, self.c, self.A1s, self.P, self.Q
+            torch.mul(A1, self.s, out=A1s)
+            torch.bmm(B, B.mT, out=P)                             # P = BBᵀ = W_LᵀW_L
+            torch.bmm(A1s, A1.mT, out=Q)                          # Q = A1 diag(λ+ε) A1ᵀ
             new = []
             if mids:
                 C = _chain(mids)                                  # W_{L−1} ⋯ W_2
@@ -442,12 +448,12 @@ class _DepthSteps(Engine):
             else:
                 D, E, PD, QE = B, A1, P, Q
             # A1' = c A1 + η DΛ − η (DDᵀ) A1 diag(λ+ε);  B' = c B + η EΛ − η (E diag(λ+ε) Eᵀ) B
-            N1 = torch.addcmul(D * self.eta_lam, A1, c).addcmul_(PD @ A1s, self.neg_eta)
-            N2 = torch.addcmul(E * self.eta_lam, B, c).addcmul_(QE @ B, self.neg_eta)
-            A1.copy_(N1)                      # in place: state() tensors stay the live state
-            B.copy_(N2)
-            for m, n in zip(mids, new):
-                m.copy_(n)
+            torch.mul(D, self.eta_lam, out=self.N1).addcmul_(A1, c).addcmul_(torch.bmm(PD, A1s, out=self.T1),
+                                                                              self.neg_eta)
+            torch.mul(E, self.eta_lam, out=self.N2).addcmul_(B, c).addcmul_(torch.bmm(QE, B, out=self.T2),
+                                                                             self.neg_eta)
+            # the new state in the spare buffers (state() reads the current ones when it is called)
+            self.A1, self.N1, self.B, self.N2, self.mids = self.N1, A1, self.N2, B, new
 
     def _final(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Each run's (W₁, W_L⋯W₂) in the data's basis, run by run (a product over every run at once

@@ -364,18 +364,28 @@ class _MarginalSteps(_MaskedModel):
             self.eta_k_lam = self.lam_t * self.per_run([c.lr * k for c, (k, _) in zip(runs, self.forms)])
             self.neg_eta_k2 = self.per_run([-c.lr * k**2 for c, (k, _) in zip(runs, self.forms)])
             self.c = self.per_run([1.0 - c.lr * c.gamma for c in runs])
+            # buffers: no allocation inside the loop
+            self.A1R, self.T, self.N1, self.N2 = (torch.empty_like(self.A1) for _ in range(4))
+            self.P = torch.empty(len(runs), self.config.hidden, self.config.hidden, dtype=self.dtype,
+                                 device=self.device)
+            self.Q = torch.empty_like(self.P)
+            self.M_runs = None if self.M is None else self.M.expand(len(runs), -1, -1)
 
     def step(self, epoch: int) -> None:
         del epoch  # full batch: every epoch is the same deterministic step
         with torch.no_grad():
-            A1, B, c = self.A1, self.B, self.c
-            A1R = self._times_r(A1)                    # A1 R̃: the only O(d²H) product (masks)
-            P = B @ B.mT
-            Q = A1R @ A1.mT
-            N1 = torch.addcmul(B * self.eta_k_lam, A1, c).addcmul_(P @ A1R, self.neg_eta_k2)
-            N2 = torch.addcmul(A1 * self.eta_k_lam, B, c).addcmul_(Q @ B, self.neg_eta_k2)
-            A1.copy_(N1)                               # in place: state() tensors stay the live state
-            B.copy_(N2)
+            A1, B, A1R, T, P, Q, c = self.A1, self.B, self.A1R, self.T, self.P, self.Q, self.c
+            torch.mul(A1, self.r, out=A1R)             # A1 R̃ = A1·r + f·(A1 VᵀDV), as _times_r
+            if self.M_runs is not None:
+                A1R.addcmul_(torch.bmm(A1, self.M_runs, out=T), self.f)   # the only O(d²H) product
+            torch.bmm(B, B.mT, out=P)
+            torch.bmm(A1R, A1.mT, out=Q)
+            torch.mul(B, self.eta_k_lam, out=self.N1).addcmul_(A1, c).addcmul_(torch.bmm(P, A1R, out=T),
+                                                                                self.neg_eta_k2)
+            torch.mul(A1, self.eta_k_lam, out=self.N2).addcmul_(B, c).addcmul_(torch.bmm(Q, B, out=T),
+                                                                                self.neg_eta_k2)
+            # the new state in the spare buffers (state() reads the current ones when it is called)
+            self.A1, self.N1, self.B, self.N2 = self.N1, A1, self.N2, B
 
     def _final(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Each run's (W1, W2) in the data's basis, run by run."""
