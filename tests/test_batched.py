@@ -160,3 +160,14 @@ def test_runs_that_cannot_batch_are_named_and_grouped(problem):
         linear.train_batch([datapass, dataclasses.replace(datapass, lr=0.01)], problem)
     with pytest.raises(ValueError, match="at least one"):
         linear.train_batch([], problem)
+
+
+def test_progress_lines_show_the_batch(problem, caplog):
+    configs = _configs()
+    with caplog.at_level("INFO", logger="daedyn.training"):
+        runs = linear.train_batch(configs, problem, progress=True)
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert lines and all("4 runs from batch/r0" in line for line in lines)
+    final = np.array([float(r.trajectory["loss"][-1]) for r in runs])
+    done = next(r.getMessage() for r in caplog.records if ": done," in r.getMessage())
+    assert f"loss {final.mean():.6g} (mean of 4 runs, max {final.max():.6g})" in done

@@ -168,7 +168,7 @@ class _Tracker(Records):
     def __init__(self, lam: torch.Tensor, eps, gamma, hidden: int, n_log: int,
                  C: torch.Tensor | None = None, sigma2_test: tuple[float, ...] = (), runs: int | None = None):
         d = lam.shape[0]
-        self.lam, self.trace, self.runs = lam, float(lam.sum()), runs
+        self.lam, self.trace, self.runs, self.host = lam, float(lam.sum()), runs, None
         if runs is None:
             self.eps, self.gamma, batch = float(eps), float(gamma), ()
         else:  # per run: (runs,) for the scalars, (runs, 1, 1) for the H×H Gram matrices
@@ -246,12 +246,16 @@ class _Tracker(Records):
         if run is None and self.runs == 1:
             run = 0
 
-        def take(buffer):
-            return (buffer if run is None else buffer[:, run]).double().cpu().numpy()
+        def take(name: str) -> np.ndarray:
+            if run is None:
+                return getattr(self, name).double().cpu().numpy()
+            if self.host is None:  # a batch split into runs: every buffer to the host once, not once a run
+                self.host = {b: getattr(self, b).double().cpu().numpy() for b in self.BUFFERS}
+            return self.host[name][:, run]
 
-        sc = take(self.scalars)
-        data = {"u": (("epoch", "mode"), take(self.u)),
-                "singular_values": (("epoch", "sv"), take(self.sv))}
+        sc = take("scalars")
+        data = {"u": (("epoch", "mode"), take("u")),
+                "singular_values": (("epoch", "sv"), take("sv"))}
         for j, name in enumerate(_SCALARS):
             data[name] = (("epoch",), sc[:, j])
         coords = {
@@ -262,7 +266,7 @@ class _Tracker(Records):
         }
         meta = dict(_META)
         if self.C is not None:
-            test = take(self.test)
+            test = take("test")
             data["test_reconstruction"] = (("epoch",), test[:, 0])
             meta["test_reconstruction"] = _TEST_META["test_reconstruction"]
             if self.sigma2_test:
