@@ -1,5 +1,6 @@
-"""The one engine contract: all eleven engines derive from :class:`daedyn.training.Engine`, expose every
-member it declares, and resume from a checkpoint to exactly the uninterrupted result."""
+"""The one engine contract: every engine (ten one-run engines, three batched ones) derives from
+:class:`daedyn.training.Engine`, exposes every member it declares, and resumes from a checkpoint to
+exactly the uninterrupted result."""
 
 import dataclasses
 from functools import partial
@@ -29,6 +30,14 @@ def _second_of_a_batch(config, problem, **runtime):
     return linear.train_batch([other, config], problem, **runtime)[1]
 
 
+def _batched(train_batch, **other):
+    """A family's train_batch as a one-run train: the run of ``config`` from a batch with a second run
+    that differs by ``other``."""
+    def train(config, problem, **runtime):
+        return train_batch([config, dataclasses.replace(config, run="other", **other)], problem, **runtime)[0]
+    return train
+
+
 #: every engine -> a tiny configuration and its family's train(config, problem, **runtime); minibatch
 #: engines shuffle (batch 7 of 24 rows), so resuming must also continue their generators
 ENGINES = {
@@ -42,6 +51,10 @@ ENGINES = {
                         depth.train),
     masking.MarginalMaskingEngine: (MaskingConfig.make(engine="marginal", q=0.7, gamma=0.05, **COMMON),
                                     masking.train),
+    depth.BatchedDepthEngine: (DepthConfig.make(depth=3, eps=0.3, gamma=0.05, init="random", init_std=0.3, **COMMON),
+                               _batched(depth.train_batch, lr=0.03, seed=2)),
+    masking.BatchedMaskingEngine: (MaskingConfig.make(engine="marginal", q=0.7, gamma=0.05, **COMMON),
+                                   _batched(masking.train_batch, q=0.5, seed=2)),
     masking.SampledMaskingEngine: (MaskingConfig.make(engine="sampled", q=0.7, gamma=0.05, batch_size=7, n_samples=N,
                                                       **COMMON), masking.train),
     sampled_engines.SeedBatchSampledEngine: (_linear("sampled", batch_size=7),
@@ -90,9 +103,9 @@ def _subclasses(cls) -> set:
     return {c for sub in cls.__subclasses__() for c in {sub} | _subclasses(sub)}
 
 
-def test_the_eleven_engines_are_every_engine():
+def test_the_thirteen_engines_are_every_engine():
     concrete = {c for c in _subclasses(training.Engine) if not c.__name__.startswith("_")}
-    assert concrete == set(ENGINES) and len(ENGINES) == 11
+    assert concrete == set(ENGINES) and len(ENGINES) == 13
 
 
 @pytest.mark.parametrize("engine_cls", list(ENGINES), ids=lambda c: c.__name__)

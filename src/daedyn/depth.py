@@ -51,6 +51,9 @@ operation for operation, so the trajectories agree bit for bit).
 The engine is driven by the one loop :func:`daedyn.training.drive` (through :func:`train`, which
 returns a :class:`DepthRun`) and records through :class:`daedyn.tracking.ProductTracker`: the
 two-layer records (u_i = v_iᵀWv_i, singular values of W, loss terms, norms) plus each layer's norm.
+:class:`BatchedDepthEngine` (through :func:`train_batch`) trains many runs that share the spectrum,
+depth and widths as one tensor with a leading run dimension and its own batched step: each run
+equals the run trained alone by :class:`DepthEngine` to rounding, not bit for bit.
 """
 
 from __future__ import annotations
@@ -64,14 +67,18 @@ import torch
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
+from daedyn import training
 from daedyn.linear import Run, _check_orthogonal
 from daedyn.runconfig import DepthConfig
 from daedyn.tracking import ProductTracker
 from daedyn.training import Checkpoint, Engine, Problem, as_tensor, run_engine
 
 __all__ = [
+    "BATCH_PER_RUN",
+    "BatchedDepthEngine",
     "DepthEngine",
     "DepthRun",
+    "batch_groups",
     "eta_max_mode",
     "fixed_points",
     "init_layers",
@@ -82,6 +89,7 @@ __all__ = [
     "mode_rate",
     "time_to_fraction",
     "train",
+    "train_batch",
 ]
 
 
@@ -288,6 +296,78 @@ def _chain(mats):
     return out
 
 
+def _basis(V, d: int, kw) -> torch.Tensor:
+    """Σ's eigenvectors as a checked (d, d) tensor of the run's dtype and device."""
+    V = as_tensor(V, **kw)
+    if V.shape != (d, d):
+        raise ValueError(f"V must be ({d}, {d}), got {tuple(V.shape)}")
+    _check_orthogonal(V)
+    return V
+
+
+def _matched(config: DepthConfig, lam: np.ndarray) -> DepthConfig:
+    """The configuration the run trains: with ``match_eps`` > 0, ``gamma`` = γ_L at mode ``match_mode``."""
+    if config.match_eps <= 0:
+        return config
+    if config.match_mode >= lam.size:
+        raise ValueError(f"{config.label}: match_mode {config.match_mode} is not a mode of the d = {lam.size} inputs")
+    gamma = float(matched_decay(lam[config.match_mode], config.match_eps, config.depth))
+    if config.gamma not in (0.0, gamma):
+        raise ValueError(f"{config.label}: gamma = {config.gamma:g} and match_eps exclude each other")
+    return dataclasses.replace(config, gamma=gamma)
+
+
+def _start(config: DepthConfig, V: torch.Tensor, layers, kw):
+    """A run's start in the eigenbasis, (A₁, [W₂ … W_{L−1}], B, W₁, W_L⋯W₂): ``layers`` when given,
+    else aligned and balanced (``init="aligned"``) or :func:`init_layers` (``seed``, ``init_std``)."""
+    d = V.shape[0]
+    L, widths, rank = config.depth, config.hidden_widths, min(d, *config.hidden_widths)
+    if layers is None and config.init == "random":
+        layers = init_layers(d, widths, L, init_std=config.init_std, seed=config.seed)
+    if layers is None:                               # aligned and balanced: w0 on the first `rank` modes
+        mats = []
+        for rows, cols in _shapes(d, widths):
+            m = torch.zeros(rows, cols, **kw)
+            m[range(rank), range(rank)] = config.w0
+            mats.append(m)
+        A1, B = mats[0], mats[-1].T.contiguous()
+        mids = [m.clone().contiguous() for m in mats[1:-1]]
+        return (A1, mids, B, *_product_weights(A1, mids, B, V))
+    mats = [as_tensor(m, **kw) for m in layers]
+    if [tuple(m.shape) for m in mats] != _shapes(d, widths):
+        raise ValueError(f"layers must have shapes {_shapes(d, widths)} (W_1 first), got "
+                         f"{[tuple(m.shape) for m in mats]}")
+    # the same products as ExactEngine's initial state, so that L = 2 matches it bit for bit
+    A1, B = (mats[0] @ V).contiguous(), (mats[-1].T @ V).contiguous()
+    return A1, [m.clone().contiguous() for m in mats[1:-1]], B, mats[0].clone(), _chain(mats[1:]).clone()
+
+
+def _product_weights(A1, mids, B, V):
+    """(W₁, W_L⋯W₂) in the data's basis from the eigenbasis state (one run, or a batch along the first
+    dimension)."""
+    C = _chain(mids)
+    D = B if C is None else C.mT @ B
+    return A1 @ V.mT, (D @ V.mT).mT
+
+
+def _note(c: DepthConfig, eta_max: float, lam: np.ndarray) -> str:
+    """A run's learning rate against its stability limit, for a divergence message."""
+    what = ("of the two-layer network" if c.depth == 2 else
+            "(the smallest per-mode limit of the aligned balanced map; larger or unbalanced weights can "
+            "need a smaller rate)")
+    return (f"learning rate eta={c.lr:g}; the stability limit {what} is eta_max={eta_max:.6g} "
+            f"(depth L={c.depth}, lambda_1={lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g})")
+
+
+def _eta_max(lam: np.ndarray, config: DepthConfig) -> float:
+    """The guard's limit: the two-layer network's for L = 2, else the smallest per-mode limit."""
+    from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
+
+    if config.depth == 2:
+        return float(theory.stability_limit(lam, config.eps, config.gamma, config.hidden_widths[0]))
+    return float(np.min(eta_max_mode(lam, config.eps, config.gamma, config.depth)))
+
+
 class DepthEngine(Engine):
     """Full-batch GD of a depth-L linear DAE/WDAE on the marginalised loss, in Σ's eigenbasis.
 
@@ -315,42 +395,12 @@ class DepthEngine(Engine):
 
     def __init__(self, config: DepthConfig, lam, V, layers: Sequence | None = None):
         super().__init__(config, np.asarray(lam, dtype=np.float64).ravel(), layers is not None)
-        d = self.lam.size
         kw = dict(dtype=self.dtype, device=self.device)
-        self.V = as_tensor(V, **kw)
-        if self.V.shape != (d, d):
-            raise ValueError(f"V must be ({d}, {d}), got {tuple(self.V.shape)}")
-        _check_orthogonal(self.V)
-        if config.match_eps > 0:
-            if config.match_mode >= d:
-                raise ValueError(f"{config.label}: match_mode {config.match_mode} is not a mode of the d = {d} "
-                                 "inputs")
-            gamma = float(matched_decay(self.lam[config.match_mode], config.match_eps, config.depth))
-            if config.gamma not in (0.0, gamma):
-                raise ValueError(f"{config.label}: gamma = {config.gamma:g} and match_eps exclude each other")
-            config = dataclasses.replace(config, gamma=gamma)
-        self.config = config
-        L, widths, rank = config.depth, config.hidden_widths, min(d, *config.hidden_widths)
-        if layers is None and config.init == "random":
-            layers = init_layers(d, widths, L, init_std=config.init_std, seed=config.seed)
+        self.V = _basis(V, self.lam.size, kw)
+        self.config = config = _matched(config, self.lam)
+        widths = config.hidden_widths
         with torch.no_grad():
-            if layers is None:                       # aligned and balanced: w0 on the first `rank` modes
-                mats = []
-                for rows, cols in _shapes(d, widths):
-                    m = torch.zeros(rows, cols, **kw)
-                    m[range(rank), range(rank)] = config.w0
-                    mats.append(m)
-                self.A1, self.B = mats[0], mats[-1].T.contiguous()
-            else:
-                mats = [as_tensor(m, **kw) for m in layers]
-                if [tuple(m.shape) for m in mats] != _shapes(d, widths):
-                    raise ValueError(f"layers must have shapes {_shapes(d, widths)} (W_1 first), got "
-                                     f"{[tuple(m.shape) for m in mats]}")
-                # the same products as ExactEngine, so that L = 2 matches it bit for bit
-                self.A1 = (mats[0] @ self.V).contiguous()
-                self.B = (mats[-1].T @ self.V).contiguous()
-                self.W1_0, self.W2_0 = mats[0].clone(), _chain(mats[1:]).clone()
-            self.mids = [m.clone().contiguous() for m in mats[1:-1]]
+            self.A1, self.mids, self.B, self.W1_0, self.W2_0 = _start(config, self.V, layers, kw)
             self.lam_t = as_tensor(self.lam, **kw)
             self.s = self.lam_t + config.eps             # diag(λ+ε): the noisy-input correlation
             self.eta_lam = self.lam_t * config.lr
@@ -359,15 +409,8 @@ class DepthEngine(Engine):
             self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B)
             self.P = torch.empty(widths[-1], widths[-1], **kw)
             self.Q = torch.empty(widths[0], widths[0], **kw)
-        if layers is None:
-            self.W1_0, self.W2_0 = self.final_weights()
-        from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
-
-        if L == 2:
-            self.guard(float(theory.stability_limit(self.lam, config.eps, config.gamma, widths[0])))
-        else:
-            self.guard(float(np.min(eta_max_mode(self.lam, config.eps, config.gamma, L))))
-        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], self.records, L,
+        self.guard(_eta_max(self.lam, config))
+        self.tracker = ProductTracker(self.lam_t, config.eps, config.gamma, widths[0], self.records, config.depth,
                                       meta=_DEPTH_META)
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -415,12 +458,7 @@ class DepthEngine(Engine):
                 m.copy_(n)
 
     def divergence_note(self) -> str:
-        c = self.config
-        what = ("of the two-layer network" if c.depth == 2 else
-                "(the smallest per-mode limit of the aligned balanced map; larger or unbalanced weights can "
-                "need a smaller rate)")
-        return (f"learning rate eta={c.lr:g}; the stability limit {what} is eta_max={self.eta_max:.6g} "
-                f"(depth L={c.depth}, lambda_1={self.lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g})")
+        return _note(self.config, self.eta_max, self.lam)
 
     def derived(self) -> dict:
         return {**super().derived(), "eta_max": self.eta_max}
@@ -428,15 +466,131 @@ class DepthEngine(Engine):
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W₁, W_L⋯W₂) in the data's basis: the first layer and the product of those above it."""
         with torch.no_grad():
-            C = _chain(self.mids)
-            D = self.B if C is None else C.T @ self.B
-            return self.A1 @ self.V.T, (D @ self.V.T).T
+            return _product_weights(self.A1, self.mids, self.B, self.V)
 
     def weights(self) -> list[np.ndarray]:
         """The current layers [W₁, …, W_L] in the data's basis (numpy, the run's dtype)."""
         with torch.no_grad():
             mats = [self.A1 @ self.V.T, *self.mids, (self.B @ self.V.T).T]
             return [m.detach().cpu().numpy().copy() for m in mats]
+
+
+#: the configuration keys in which the runs of one batch may differ (:func:`batch_groups`); every
+#: other key (depth, widths, dtype, device, epochs, log_every and what fixes the spectrum) is shared
+BATCH_PER_RUN = frozenset({"experiment", "run", "lr", "eps", "gamma", "match_eps", "match_mode", "init", "w0",
+                           "init_std", "seed", "allow_unstable", "shuffle"})
+
+
+class BatchedDepthEngine(Engine):
+    """:class:`DepthEngine` for a batch of runs: the runs along the leading dimension of every state
+    tensor (A₁: R×H₁×d, the middle layers R×H_l×H_{l−1}, B: R×H_{L−1}×d), one batched step for all,
+    driven by :func:`daedyn.training.drive` with one checkpoint for the batch
+    (:func:`daedyn.training.run_batch` splits it into one run per configuration).
+
+    The runs share every configuration key but :data:`BATCH_PER_RUN`; each has its own lr, eps,
+    gamma (or match_eps), start (aligned w0, or random seed and init_std) and allow_unstable, its
+    own stability limit (as :class:`DepthEngine`), divergence check and records. The step is the
+    module docstring's with ``torch.bmm`` products and η, c = 1 − ηγ and ε as (R, 1, 1) tensors.
+
+    A run follows :class:`DepthEngine`'s recurrence, but not its exact operations: the per-run rate
+    multiplies a product (``addcmul``) instead of being a GEMM's scalar alpha, and a batched product
+    or reduction may add in another order. So a run of a batch equals the run alone to rounding, not
+    bit for bit (``tests/test_batched_depth_masking.py``): within 1e-12 (float64) and 1e-6 (float32)
+    of each array's largest magnitude, balancedness (a difference of Gram matrices) of theirs.
+    """
+
+    def __init__(self, configs: Sequence[DepthConfig], lam, V):
+        training.check_batch(configs, BATCH_PER_RUN)
+        super().__init__(list(configs), np.asarray(lam, dtype=np.float64).ravel(), False)
+        kw = dict(dtype=self.dtype, device=self.device)
+        self.V = _basis(V, self.lam.size, kw)
+        self.configs = runs = [_matched(c, self.lam) for c in self.configs]
+        self.config = c0 = runs[0]
+        with torch.no_grad():
+            starts = [_start(c, self.V, None, kw) for c in runs]
+            self.A1, self.B, self.W1_0, self.W2_0 = (torch.stack([s[k] for s in starts]) for k in (0, 2, 3, 4))
+            self.mids = [torch.stack([s[1][k] for s in starts]) for k in range(c0.depth - 2)]
+            self.lam_t = as_tensor(self.lam, **kw)
+
+            def per_run(values):                     # (R, 1, 1): one value per run, broadcast over (H, d)
+                return torch.as_tensor(np.asarray(values, dtype=np.float64), **kw).reshape(-1, 1, 1)
+
+            self.s = self.lam_t + per_run([c.eps for c in runs])            # diag(λ+ε) per run
+            self.eta_lam = self.lam_t * per_run([c.lr for c in runs])
+            self.c = per_run([1.0 - c.lr * c.gamma for c in runs])
+            self.eta, self.neg_eta = per_run([c.lr for c in runs]), per_run([-c.lr for c in runs])
+            # buffers: no allocation in the two-layer step
+            self.A1s, self.N1, self.T1 = (torch.empty_like(self.A1) for _ in range(3))
+            self.N2, self.T2 = torch.empty_like(self.B), torch.empty_like(self.B)
+            widths = c0.hidden_widths
+            self.P = torch.empty(len(runs), widths[-1], widths[-1], **kw)
+            self.Q = torch.empty(len(runs), widths[0], widths[0], **kw)
+        self.guard([_eta_max(self.lam, c) for c in runs])
+        self.tracker = ProductTracker(self.lam_t, [c.eps for c in runs], [c.gamma for c in runs], c0.hidden_widths[0],
+                                      self.records, c0.depth, meta=_DEPTH_META, runs=len(runs))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"A1": self.A1, **{f"W{l + 2}": m for l, m in enumerate(self.mids)}, "B": self.B}
+
+    def record(self, row: int, epoch: int) -> np.ndarray:
+        with torch.no_grad():
+            A1, B, mids = self.A1, self.B, self.mids
+            if not mids:                                           # two layers: the two-layer records
+                return self.tracker.record(row, A1, B)
+            D = _chain(mids).mT @ B
+            left = [A1 @ A1.mT] + [m @ m.mT for m in mids]       # W_l W_lᵀ, l < L
+            right = [m.mT @ m for m in mids] + [B @ B.mT]        # W_{l+1}ᵀ W_{l+1}
+            bal = torch.stack([torch.linalg.matrix_norm(a - b) for a, b in zip(left, right)], -1).amax(-1)
+            sq = [A1.square().sum((-2, -1)), *(m.square().sum((-2, -1)) for m in mids), B.square().sum((-2, -1))]
+            return self.tracker.record(row, A1, D, layer_sq_norms=sq, balancedness=bal)
+
+    def step(self, epoch: int) -> None:
+        del epoch  # full batch: every epoch is the same deterministic step
+        with torch.no_grad():
+            A1, B, mids, c, A1s, P, Q = self.A1, self.B, self.mids, self.c, self.A1s, self.P, self.Q
+            torch.mul(A1, self.s, out=A1s)
+            torch.bmm(B, B.mT, out=P)                             # P = BBᵀ = W_LᵀW_L
+            torch.bmm(A1s, A1.mT, out=Q)                          # Q = A1 diag(λ+ε) A1ᵀ
+            new = []
+            if mids:
+                C = _chain(mids)                                  # W_{L−1} ⋯ W_2
+                D, E = C.mT @ B, C @ A1
+                PD, QE = C.mT @ P @ C, C @ Q @ C.mT
+                K = torch.baddbmm((B * self.lam_t) @ A1.mT, P @ C, Q, alpha=-1.0)
+                for k, m in enumerate(mids):
+                    up, down = _chain(mids[k + 1:]), _chain(mids[:k])
+                    g = K if up is None else up.mT @ K
+                    g = g if down is None else g @ down.mT
+                    new.append(torch.addcmul(m * c, g, self.eta))
+            else:
+                D, E, PD, QE = B, A1, P, Q
+            # A1' = c A1 + η DΛ − η (DDᵀ) A1 diag(λ+ε);  B' = c B + η EΛ − η (E diag(λ+ε) Eᵀ) B
+            torch.mul(D, self.eta_lam, out=self.N1).addcmul_(A1, c).addcmul_(torch.bmm(PD, A1s, out=self.T1),
+                                                                              self.neg_eta)
+            torch.mul(E, self.eta_lam, out=self.N2).addcmul_(B, c).addcmul_(torch.bmm(QE, B, out=self.T2),
+                                                                             self.neg_eta)
+            # the new state in the spare buffers (state() reads the current ones when it is called)
+            self.A1, self.N1, self.B, self.N2, self.mids = self.N1, A1, self.N2, B, new
+
+    def divergence_note(self, run: int | None = None) -> str:
+        """Run ``run``'s learning rate against its limit (every run's when None)."""
+        if run is None:
+            return "; ".join(f"run {i}: {self.divergence_note(i)}" for i in range(len(self.configs)))
+        return _note(self.configs[run], float(self.eta_max[run]), self.lam)
+
+    def derived(self) -> dict:
+        return {**super().derived(), "eta_max": self.eta_max}
+
+    def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W₁, W_L⋯W₂) of every run in the data's basis."""
+        with torch.no_grad():
+            return _product_weights(self.A1, self.mids, self.B, self.V)
+
+
+def batch_groups(configs: Sequence[DepthConfig]) -> list[list[int]]:
+    """The indices of ``configs`` in groups that can train as one batch (:func:`train_batch`): equal in
+    every key but :data:`BATCH_PER_RUN`, groups in order of first appearance."""
+    return training.batch_groups(configs, BATCH_PER_RUN)
 
 
 class DepthRun(Run):
@@ -457,3 +611,14 @@ def train(config: DepthConfig, problem: Problem, *, layers: Sequence | None = No
     """
     return run_engine(DepthEngine(config, problem.lam, problem.V, layers), DepthRun, checkpoint=checkpoint,
                       threads=threads, progress=progress)
+
+
+def train_batch(configs: Sequence[DepthConfig], problem: Problem, *, checkpoint: Checkpoint | None = None,
+                threads: int | None = None, progress: bool = False) -> list[DepthRun]:
+    """Train depth-L runs that differ only in :data:`BATCH_PER_RUN` as one batch
+    (:class:`BatchedDepthEngine`) on the spectrum of ``problem``; one :class:`DepthRun` per
+    configuration, in order, each laid out as :func:`train`'s. Configurations that differ in another
+    key raise a ValueError naming it (group them first with :func:`batch_groups`). ``checkpoint``
+    holds the whole batch."""
+    return training.run_batch(BatchedDepthEngine(configs, problem.lam, problem.V), DepthRun,
+                              checkpoint=checkpoint, threads=threads, progress=progress)
