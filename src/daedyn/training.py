@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,25 @@ def stability_guard(config, lam, *, eta_max: float, strict: bool = True, units: 
     log.warning("%s; training anyway (%s)", what,
                 "allow_unstable: true" if strict else "the limit is the linear theory's, only approximate here")
     return ratio
+
+
+class GuardChecked(Exception):
+    """Raised by :meth:`Engine.guard` under :func:`guard_only`: the run's learning rate passed its check."""
+
+
+_GUARD_ONLY = threading.local()
+
+
+@contextlib.contextmanager
+def guard_only():
+    """Inside the block a family's ``train`` stops at the stability guard, before any training: raising
+    :class:`GuardChecked` when the run passes, :class:`UnstableLearningRateError` when it does not. A
+    bundle checks every run this way first, so that it fails before training, naming every unstable run."""
+    before, _GUARD_ONLY.active = getattr(_GUARD_ONLY, "active", False), True
+    try:
+        yield
+    finally:
+        _GUARD_ONLY.active = before
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,9 +397,12 @@ class Engine(abc.ABC):
 
     def guard(self, eta_max: float, **kwargs) -> None:
         """Check the learning rate against the stability limit ``eta_max`` before the first step
-        (:func:`stability_guard`, ``kwargs`` passed on) and keep the limit for :meth:`divergence_note`."""
+        (:func:`stability_guard`, ``kwargs`` passed on) and keep the limit for :meth:`divergence_note`.
+        Under :func:`guard_only` a run that passes stops here with :class:`GuardChecked`."""
         self.eta_max = eta_max
         stability_guard(self.config, self.lam, eta_max=eta_max, **kwargs)
+        if getattr(_GUARD_ONLY, "active", False):
+            raise GuardChecked
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors that make up the training state (checkpointed, restored in place)."""
