@@ -102,3 +102,20 @@ def dry_run_jobs(output: str) -> dict[tuple[str, str], dict[str, str]]:
         fields = dict(re.findall(r"^\s+(reason|wildcards|resources): (.*)$", block, re.M))
         jobs[(head[1], fields.pop("wildcards", ""))] = fields
     return jobs
+
+
+def planned_outputs(output: str) -> dict[str, list[str]]:
+    """Rule -> the output files of its jobs listed by `snakemake -n` (a bundle's rule: its run files)."""
+    planned: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        out = re.search(r"^\s+output: (.*)$", block, re.M)
+        if head and out:
+            planned.setdefault(head[1], []).extend(out[1].split(", "))
+    return planned
+
+
+def train_jobs(jobs: dict, kind: str) -> int:
+    """How many training jobs (bundles) of a kind a dry run lists (rule name -> count, or dry_run_jobs' keys)."""
+    names = jobs if isinstance(jobs, dict) and all(isinstance(k, str) for k in jobs) else {r: 1 for r, _ in jobs}
+    return sum(n if isinstance(n, int) else 1 for r, n in names.items() if r.startswith(f"{kind}_train_"))
