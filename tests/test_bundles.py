@@ -292,3 +292,14 @@ def test_adding_a_sweep_value_or_a_seed_plans_only_the_bundles_of_the_new_runs(t
 
 def after_members(bundles) -> set:
     return {m for b in bundles.values() for m in b}
+
+
+def test_a_bundles_rule_name_gives_its_kind():
+    from daedyn.kinds import kind_of_rule
+
+    for rule, kind in (("nonlinear_theory_train_nonlinear_ode_b01", "nonlinear_theory"),
+                       ("nonlinear_train_fig6_mnist_b", "nonlinear"), ("linear_train_fig5_mnist_b0", "linear"),
+                       ("linear_train", "linear"), ("lr_normalised_aggregate", "lr_normalised")):
+        assert kind_of_rule(KINDS, rule)[0].name == kind, rule
+    with pytest.raises(KeyError, match="not a rule of the experiment-kind registry"):
+        kind_of_rule(KINDS, "spectrum")
