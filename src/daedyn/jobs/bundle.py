@@ -67,7 +67,7 @@ def member_job(job: JobInfo, experiment: str, key: str) -> JobInfo:
     """The JobInfo of one member (key ``run/seed`` or ``run``): the bundle's rule, log and sources, and
     the run's own wildcards, so that its file's provenance names its run and seed."""
     run, _, seed = key.partition("/")
-    wildcards = {"experiment": experiment, "run": run, **({"seed": int(seed)} if seed else {})}
+    wildcards = {"experiment": experiment, "run": run, **({"seed": seed} if seed else {})}  # strings, as Snakemake's
     return JobInfo(job.rule, wildcards, None, job.sources)
 
 
