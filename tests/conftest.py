@@ -114,8 +114,3 @@ def planned_outputs(output: str) -> dict[str, list[str]]:
             planned.setdefault(head[1], []).extend(out[1].split(", "))
     return planned
 
-
-def train_jobs(jobs: dict, kind: str) -> int:
-    """How many training jobs (bundles) of a kind a dry run lists (rule name -> count, or dry_run_jobs' keys)."""
-    names = jobs if isinstance(jobs, dict) and all(isinstance(k, str) for k in jobs) else {r: 1 for r, _ in jobs}
-    return sum(n if isinstance(n, int) else 1 for r, n in names.items() if r.startswith(f"{kind}_train_"))

@@ -276,9 +276,11 @@ class Plan:
         """What the bundle's job needs: per member (by key) its params, named inputs and output. A
         member's params are all that change its result, so editing one run reruns only its bundle."""
         kind = self.kind_of[name]
+        # the package's source files among the inputs stay out: where the checkout lies is no param
+        files = lambda run: {k: v for k, v in self.inputs("train", name, run).items()
+                             if not (isinstance(v, str) and v.startswith(self.package))}
         return {"experiment": name, "bundle": bundle, "members": {
-            member_key(run, seed): {"params": self.train_params(name, run, seed),
-                                    "inputs": self.inputs("train", name, run),
+            member_key(run, seed): {"params": self.train_params(name, run, seed), "inputs": files(run),
                                     "output": kind.run_file.format(experiment=name, run=run, seed=seed)}
             for run, seed in self.bundles(name)[bundle]}}
 
