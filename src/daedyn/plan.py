@@ -230,9 +230,10 @@ class Plan:
 
     def run_files(self, name: str) -> list[str]:
         """The training outputs of an experiment, in the order of its runs and seeds."""
-        kind, exp = self.kind_of[name], self.experiment(name)
-        return [kind.run_file.format(experiment=name, run=run, seed=seed)
-                for run in kind.runs(exp) for seed in (kind.seeds(exp) if kind.file_per_seed else [None])]
+        return [self.run_file(name, run, seed) for run, seed in self.members(name)]
+
+    def run_file(self, name: str, run: str, seed: int | None) -> str:
+        return self.kind_of[name].run_file.format(experiment=name, run=run, seed=seed)
 
     # ---- bundles: the training jobs (daedyn.bundles) ----------------------------------------------
     def members(self, name: str) -> list[tuple[str, int | None]]:
@@ -260,8 +261,7 @@ class Plan:
         return self._rules.get(rule)
 
     def bundle_outputs(self, name: str, bundle: str) -> list[str]:
-        kind = self.kind_of[name]
-        return [kind.run_file.format(experiment=name, run=run, seed=seed) for run, seed in self.bundles(name)[bundle]]
+        return [self.run_file(name, run, seed) for run, seed in self.bundles(name)[bundle]]
 
     def bundle_inputs(self, name: str, bundle: str) -> dict[str, list[str]]:
         """Every member's named inputs, each name's paths once (the job opens each file once)."""
@@ -275,13 +275,12 @@ class Plan:
     def bundle_params(self, name: str, bundle: str) -> dict:
         """What the bundle's job needs: per member (by key) its params, named inputs and output. A
         member's params are all that change its result, so editing one run reruns only its bundle."""
-        kind = self.kind_of[name]
         # the package's source files among the inputs stay out: where the checkout lies is no param
         files = lambda run: {k: v for k, v in self.inputs("train", name, run).items()
                              if not (isinstance(v, str) and v.startswith(self.package))}
         return {"experiment": name, "bundle": bundle, "members": {
             member_key(run, seed): {"params": self.train_params(name, run, seed), "inputs": files(run),
-                                    "output": kind.run_file.format(experiment=name, run=run, seed=seed)}
+                                    "output": self.run_file(name, run, seed)}
             for run, seed in self.bundles(name)[bundle]}}
 
     def bundle_memory(self, name: str, bundle: str) -> tuple[dict[str, float], str]:

@@ -43,7 +43,9 @@ class Step:
     ``function(spec, inputs, outputs, job, **runtime)`` runs the step in its job: the step's params
     (``spec``), its named input and output paths, a :class:`daedyn.jobs.JobInfo`, and for training
     ``threads`` and ``checkpoint_every`` (they change no result, so they are not params). It adapts
-    those to a job function of :mod:`daedyn.jobs` and imports it only when called.
+    those to a job function of :mod:`daedyn.jobs` and imports it only when called. A train step's
+    function trains one run (``outputs["run"]``); a bundle's job calls it for each of its runs, unless
+    the kind has a :class:`Trainer`.
     ``inputs(plan, name, exp, run)`` gives the named inputs (``run`` is None for the aggregate and
     figure steps); ``params(plan, name, exp, run, seed)`` the params, that is every value that changes
     the step's result and nothing else. ``outputs`` maps output names to file
