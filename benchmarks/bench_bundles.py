@@ -1,12 +1,16 @@
 """Bundles end to end through Snakemake: what a sweep costs against one run, and how long a big sweep plans.
 
 1. A 40-run MNIST sweep (8 noise levels x 5 seeds, H = 64, 800 epochs, exact engine, float32, N = 50 000:
-   the default `sweep_mnist` settings) against a single such run, each a `snakemake -c2` of its run
+   the default `sweep_mnist` settings) against a single such run, each a `snakemake --cores` of its run
    files in a working directory whose dataset and spectrum are built beforehand (not timed). With one
    job per run the sweep cost about 30 single runs (start-up dominates); a bundle pays it once.
 2. `snakemake -n` of a 2000-run sweep (400 noise levels x 5 seeds): the time to plan it.
 
-    DAEDYN_DATA_MIRROR=/path/to/mirror PYTHONPATH=src .venv/bin/python benchmarks/bench_bundles.py [--workdir DIR]
+    DAEDYN_DATA_MIRROR=/path/to/mirror PYTHONPATH=src .venv/bin/python benchmarks/bench_bundles.py \
+        [--workdir DIR] [--cores 1]
+
+On a CPU shared with other busy processes use --cores 1: two torch threads then wait for cores
+others hold (benchmarks/README.md measured 50x slower epochs).
 
 The mirror holds the raw MNIST files (<mirror>/mnist/*.gz). Prints the load average before and after:
 the times are only comparable on an idle machine.
@@ -61,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=None, help="working directory (default: a temporary one)")
     parser.add_argument("--skip-sweep", action="store_true", help="only the dry run of the 2000-run sweep")
+    parser.add_argument("--cores", type=int, default=2, help="snakemake --cores, also the training threads (at most 2)")
     args = parser.parse_args()
     if "DAEDYN_DATA_MIRROR" not in os.environ:
         raise SystemExit("set DAEDYN_DATA_MIRROR to the folder that holds mnist/*.gz")
@@ -73,10 +78,11 @@ def main() -> None:
         sweep = {**RUN, "seeds": SEEDS, "sweep": {"eps": EPS}}
         single = {**RUN, "seeds": [0], "runs": {"dae": {"eps": 1.0}}}
         cfg = config({"bench_sweep": sweep, "bench_single": single})
-        snakemake(work, cfg, "-c2", f"results/spectra/mnist_n{RUN['n_samples']}.nc")  # inputs: not timed
-        one = snakemake(work, cfg, "-c2", "results/bench_single/runs/dae/seed0.nc")
+        cores = f"--cores={args.cores}"
+        snakemake(work, cfg, cores, f"results/spectra/mnist_n{RUN['n_samples']}.nc")  # inputs: not timed
+        one = snakemake(work, cfg, cores, "results/bench_single/runs/dae/seed0.nc")
         files = [f"results/bench_sweep/runs/{run_name({'eps': e})}/seed{s}.nc" for e in EPS for s in range(SEEDS)]
-        many = snakemake(work, cfg, "-c2", *files)
+        many = snakemake(work, cfg, cores, *files)
         print(f"one run: {one:.1f} s; {len(files)}-run sweep: {many:.1f} s; ratio {many / one:.2f} (target <= 4)")
 
     grid = [round(0.01 * i, 2) for i in range(400)]
