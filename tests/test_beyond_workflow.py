@@ -66,6 +66,7 @@ def test_default_config_plans_both_experiments(tmp_path):
     # the paper-scale versions and the Fashion-MNIST ones (which need its data) wait for `snakemake paper`
     assert "_paper" not in out and "fashion_mnist" not in out
     paper = run_snakemake(tmp_path, None, "-n", "paper").stdout
+    jobs = planned_jobs(paper)
     lrn_paper = ("lr_normalised_mnist_paper", "lr_normalised_fashion_mnist")
     lrn_runs = [f for rule, files in planned_outputs(paper).items() if rule.startswith("lr_normalised_train_")
                 for f in files]
