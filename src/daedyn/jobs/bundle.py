@@ -7,10 +7,14 @@ every file is written as its run finishes, with its own params, seed and wildcar
 For a kind with a :class:`daedyn.kinds.Trainer` the job opens the inputs once, checks every run's
 learning rate against its stability limit before any training (an unstable run fails the bundle,
 naming each such run, unless ``allow_unstable``), and trains the runs in groups that share inputs,
-engine and shapes (:func:`train_group`). Any other kind's runs go through its train step one after
-another in this process. Every run has its own checkpoint (``<run file>.ckpt``; a batched group's:
-``<first run file>.batch.ckpt``), all kept until the bundle's last file is written, so a killed
-bundle resumes where it stopped, also runs that had finished but whose files Snakemake removed.
+engine and shapes (:func:`train_group`). Every run has its own checkpoint (``<run file>.ckpt``; a
+batched group's: ``<first run file>.batch.ckpt``), all kept until the bundle's last file is
+written, so a killed bundle resumes where it stopped, also runs that had finished but whose files
+Snakemake removed as outputs of an incomplete job.
+
+Any other kind's runs go through its train step one after another in this process; each step checks
+its run's stability and keeps its checkpoints until its own file is written (a killed bundle then
+retrains the runs it had finished, exactly as before).
 """
 
 from __future__ import annotations
