@@ -81,7 +81,8 @@ def test_requests_grow_with_the_attempt_and_the_safety_factor(plan):
     # a long job: its calibrated request scales with the safety factor (up to whole minutes)
     config = default_config()
     config["resource_safety"] = 6
-    long = next((n, b) for n in plan.kind_of for b in plan.bundles(n) if plan.bundle_runtime(n, b, 1) > 2 * RUNTIME_FLOOR_MIN)
+    long = next((n, b) for n in plan.kind_of for b in plan.bundles(n)
+                if plan.bundle_runtime(n, b, 1) > 2 * RUNTIME_FLOOR_MIN)
     assert Plan(config).bundle_runtime(*long, 1) >= 2 * plan.bundle_runtime(*long, 1) - 1
 
 

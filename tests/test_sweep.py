@@ -148,7 +148,8 @@ def test_per_run_values_choose_inputs_and_resources(tmp_path):
     out = run_snakemake(tmp_path, cfg, "-n", "results/grid/combined.nc").stdout
     inputs = planned_inputs(out)
     outputs = planned_outputs(out)
-    resources = {re.search(r"runs/(\w+)/", outputs[rule][0])[1]: dict(kv.split("=", 1) for kv in f["resources"].split(", "))
+    resources = {re.search(r"runs/(\w+)/", outputs[rule][0])[1]:
+                 dict(kv.split("=", 1) for kv in f["resources"].split(", "))
                  for (rule, w), f in dry_run_jobs(out).items() if rule.startswith("linear_train_")}
     assert len(resources) == 8
     for n in (1000, 2000):

@@ -13,8 +13,8 @@ A :class:`Kind` says everything the workflow needs to know about one family of e
 ``workflow/rules/kinds.smk`` loops over the registry and creates the rules
 ``<kind>_train_<experiment>_<bundle>`` (one per bundle of runs, :mod:`daedyn.bundles`),
 ``<kind>_aggregate`` and ``<kind>_figure``; ``workflow/scripts/step.py`` runs any of them through
-:func:`run_step`; a bundle's job is :func:`daedyn.jobs.bundle.bundle_job`. A kind defined outside the package registers itself by being named in the
-config's ``kinds`` list (a module that defines ``KIND``). Nothing here imports torch or Snakemake:
+:func:`run_step`; a bundle's job is :func:`daedyn.jobs.bundle.bundle_job`. A kind defined outside the
+package registers itself by being named in the config's ``kinds`` list (a module that defines ``KIND``). Nothing here imports torch or Snakemake:
 the workflow plans with it, and a notebook can read it.
 """
 
