@@ -165,7 +165,7 @@ def test_adding_a_gamma_retrains_only_the_bundle_it_lands_in(tiny_workflow, tmp_
     jobs = planned_jobs(out)
     # three runs and the new one: one bundle (of at most `bundle` runs), no other experiment's
     assert jobs == {f"lr_normalised_train_{LRN}_b": 1, "lr_normalised_aggregate": 1, "lr_normalised_figure": 1,
-                    "beyond_claims": 1, "claims_summary": 1, "all": 1}
+                    "beyond_claims": 1, "claims_summary": 1, "findings": 1, "all": 1}
     runs = grid_runs(config["lr_normalised_experiments"][LRN])
     assert len(planned_outputs(out)[f"lr_normalised_train_{LRN}_b"]) == runs
 

@@ -356,15 +356,56 @@ def test_depth_metrics_against_direct_computations():
             for k in range(3):
                 quad = depth.learning_time(lim[k] / 2, lam[k], eps, gamma, lr, u[0, k], L) if lim[k] else np.inf
                 assert float(one["t50_quadrature"][k]) == pytest.approx(quad, rel=1e-12)
-                if lim[k] > 0 and u[-1, k] >= lim[k] / 2:
-                    rising = u[:, k]
-                    direct = np.interp(lim[k] / 2, rising, t)
-                    assert float(one["t50_measured"][k]) == pytest.approx(direct, rel=1e-12)
-                    assert float(one["t50_rel_error"][k]) == pytest.approx(direct / quad - 1, rel=1e-12)
+                if lim[k] > 0 and u[-1, k] >= lim[k] / 2 and u[0, k] < lim[k] / 2:
+                    # brute force: step the map one step at a time and count the steps
+                    w, n = (u[0, k] ** (1 / L)), 0
+                    while w**L < lim[k] / 2:
+                        w, n = w + lr * (w ** (L - 1) * (lam[k] - (lam[k] + eps) * w**L) - gamma * w), n + 1
+                    assert float(one["t50_measured"][k]) == n == float(one["t50_map"][k])
+                    assert float(one["t50_rel_error"][k]) == pytest.approx(n / quad - 1, rel=1e-12)
     wdae3 = m.sel(depth=3, model="wdae")
     assert list(wdae3["stayed_at_zero"].values) == [1, 1, 1]            # L = 3 WDAE: all stay at 0
     assert m.sel(depth=3, model="dae")["learned"].values[0] == 1
     assert m.sel(depth=2, model="wdae")["learned"].values[0] == 1       # L = 2 WDAE learns λ = 2
+
+
+def test_per_step_crossings_of_sparse_records_equal_a_brute_force_step_count():
+    """An aligned depth-3 run recorded every 10 epochs: its half-times equal the first step at
+    which the same run recorded every step reaches half its limit, not a 10-epoch interpolation."""
+    lam, V = np.array([2.0, 1.0, 0.45, 0.2]), _orthogonal(4, np.random.default_rng(1))
+    runs = {}
+    for every in (10, 1):
+        cfg = _config(depth=3, hidden=4, lr=0.05, eps=0.3, epochs=1500, log_every=every, init="aligned", w0=0.3)
+        ds = depth.train(cfg, training.Problem(lam, V)).trajectory
+        runs[every] = ds.expand_dims(run=[f"every{every}"]).assign_coords(
+            depth=("run", [3]), eps=("run", [0.3]), gamma=("run", [0.0]), lr=("run", [0.05]))
+    m = depth_analysis.metrics(depth_analysis.add_theory(runs[10])).isel(run=0)
+    dense = runs[1]["u"].isel(run=0).values                          # (epoch, mode), every step
+    half = m["u_limit"].values / 2
+    brute = np.array([np.flatnonzero(dense[:, k] >= half[k])[0] for k in range(4)])
+    assert np.all(brute % 10 != 0)                                   # the crossings fall between records
+    assert np.array_equal(m["t50_measured"].values, brute)
+    assert np.array_equal(m["t50_map"].values, brute)
+    coarse = first_crossing(runs[10]["epoch"].values, runs[10]["u"].isel(run=0).values.T, half)
+    assert np.abs(coarse - brute).max() > 0.1                        # what interpolation would have said
+    assert np.array_equal(depth_analysis.step_crossing(np.arange(1501), dense.T, half, lam, 0.3, 0.0, 0.05, 3), brute)
+
+
+def test_a_mode_counts_as_learned_only_if_it_rises_through_half_its_plateau():
+    """L = 2 WDAE modes from u(0) = 0.04: one far below its plateau learns, one whose plateau is below
+    2 u(0) (starts above half of it) has nothing to learn, one with no plateau decays."""
+    lam, eps, gamma, lr, L, steps = np.array([2.0, 0.021, 0.01]), 0.0, 0.02, 0.2, 2, 4000
+    u = depth.mode_map(steps, lam, eps, gamma, lr, 0.2, L)
+    logged = log_epochs(steps, 10)
+    ds = xr.Dataset({"u": (("run", "epoch", "mode"), u[:, logged].T[None])},
+                    coords={"run": ["wdae_l2"], "epoch": logged, "mode": [0, 1, 2], "lam": ("mode", lam),
+                            "depth": ("run", [L]), "eps": ("run", [eps]), "gamma": ("run", [gamma]),
+                            "lr": ("run", [lr])})
+    m = depth_analysis.metrics(depth_analysis.add_theory(ds)).isel(run=0)
+    u_plus = (lam - gamma) / lam                                     # the L = 2 WDAE's plateau
+    assert m["u_plus"].values[:2] == pytest.approx(u_plus[:2], rel=1e-9) and np.isnan(m["u_plus"].values[2])
+    assert 0.04 >= u_plus[1] / 2 and u[1, -1] >= u_plus[1] / 2       # mode 1 starts and ends above half
+    assert list(m["learned"].values) == [1, 0, 0]
 
 
 def test_depth_claims_confirm_and_refute():
@@ -391,11 +432,18 @@ def test_plot_depth_draws_one_column_per_depth(tmp_path):
 
     ds = depth_analysis.add_theory(_as_runs(_synthetic()))
     fig = plot_depth(ds, modes=[0, 1], title="synthetic")
-    assert len(fig.axes) == 4
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["L = 2 weight matrices", "L = 3 weight matrices"]
-    labels = fig.axes[1].get_legend_handles_labels()[1]
-    assert labels == ["DAE ε = 1", f"WDAE γ = {float(depth.matched_decay(2.0, 1.0, 3)):.3g}"]
+    assert len(fig.axes) == 4 and all(ax.has_data() for ax in fig.axes)
+    assert [ax.get_title().split(" (")[0] for ax in fig.axes[:2]] == ["L = 2 weight matrices", "L = 3 weight matrices"]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:2] == ["DAE ε = 1", "WDAE (γ matched)"]
+    assert {"threshold u₋ (marker: its mode)", "start u(0)", "mode 0: trained", "mode 1: trained"} <= set(labels)
     theory_line = fig.axes[1].get_lines()[0]
     assert np.allclose(theory_line.get_ydata(), ds["u_theory"].sel(run="dae_l3", seed=0, mode=0))
+    # the L = 3 WDAE's log panel: its thresholds u₋ and its start u(0), where the reader sees why it stays at 0
+    bottom = fig.axes[3]
+    flat = {round(float(ln.get_ydata()[0]), 12) for ln in bottom.get_lines() if np.ptp(ln.get_ydata()) == 0}
+    thr = ds["u_threshold"].sel(run="wdae_l3", seed=0, mode=[0, 1]).values
+    assert {round(float(t), 12) for t in thr if np.isfinite(t)} <= flat
+    assert round(float(ds["u"].sel(run="wdae_l3", seed=0).isel(epoch=0, mode=0)), 12) in flat
     written = style.save(fig, tmp_path / "depth.png")
     assert written[0].stat().st_size > 10_000

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, load_yaml, planned_outputs, run_snakemake
-from daedyn import claims, depth, open_experiment, store
+from daedyn import claims, depth, masking, open_experiment, store
 from test_netcdf_compliance import documented_variables
 from test_workflow import planned_jobs
 
@@ -126,10 +126,16 @@ def test_tiny_depth_and_masking_experiments_end_to_end(tmp_path):
     assert "u_per_mode" not in masked
     assert "u_per_mode comparison left out" in (tmp_path / "logs/masking_tiny/aggregate.log").read_text()
     metrics = _rows(tmp_path / "results/masking_tiny/metrics.csv")
-    assert {"run", "q", "mode", "eps_eff", "eps_matched", "max_err_approx", "max_err_gauss"} <= set(metrics[0])
+    assert {"run", "q", "mode", "eps_eff", "eps_matched", "max_err_approx", "max_err_gauss", "u_star",
+            "fixed_err_exact", "fixed_err_approx", "drift"} <= set(metrics[0])
+    # the exact fixed point from the experiment's spectrum (every eigenvector, not only the recorded modes)
+    exact = masking.mode_fixed_point(spec["eigenvalue"].values, spec["eigenvector"].values, 0.5,
+                                     "inverted", int(masked["hidden_units"].sel(q=0.5).item()))
+    np.testing.assert_allclose(masked["u_star"].sel(q=0.5).isel(seed=0).values, exact[:6], rtol=0, atol=1e-12)
     assert {(r["run"], float(r["q"])) for r in metrics} == {("q90", 0.9), ("q50", 0.5)} and len(metrics) == 2 * 6
     rows = _rows(tmp_path / "results/masking_tiny/claims.csv")
-    assert [r["claim"] for r in rows] == ["masking: per-mode theory", "masking: vs Gaussian noise"]
+    assert [r["claim"] for r in rows] == ["masking: exact fixed point", "masking: per-mode theory",
+                                          "masking: vs Gaussian noise"]
     assert all(r["verdict"] in claims.VERDICTS for r in rows)
     sampled = store.open_dataset(tmp_path / "results/masking_tiny_sampled/runs/q70/seed0.nc")
     assert int(sampled["batch_size"].item()) == 64 and int(sampled["n_steps"].item()) == 60 * 4

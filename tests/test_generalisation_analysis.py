@@ -25,18 +25,19 @@ def _tracked_run(lam, V, C, *, n, eps, hidden, lr, epochs, log_every, sigma2, W1
     return linear.train_exact(lam, V, config, C=C, W1=W1, W2=W2).dataset()
 
 
-def _experiment(ns, X, Xt, *, hidden=8, eps_grid=(0.0, 0.15, 0.3, 0.6), sigma2=(0.0, 0.3), init=None):
-    """Runs over (N, ε) of one seed, combined with theory; ``init(V)`` gives the initial weights."""
+def _experiment(ns, X, Xt, *, hidden=8, eps_grid=(0.0, 0.15, 0.3, 0.6), sigma2=(0.0, 0.3), init=None, fine=()):
+    """Runs over (N, ε) of one seed, combined with theory; ``init(V)`` gives the initial weights;
+    ``fine``: more ε, kept only for the search of the optimal noise."""
     spectra, moments, runs = {}, {}, []
     for n in ns:
         spectra[n] = spectrum.spectrum(X, n)
         moments[n] = gen.heldout_moment(Xt, spectra[n])
         lam, V = spectra[n]["eigenvalue"].values, spectra[n]["eigenvector"].values
         W1, W2 = init(V) if init else init_weights(lam.size, hidden, init_std=1e-3, seed=0)
-        for eps in eps_grid:
+        for eps in tuple(eps_grid) + tuple(fine):
             runs.append(_tracked_run(lam, V, moments[n]["test_moment"].values, n=n, eps=eps, hidden=hidden,
                                      lr=0.1, epochs=300, log_every=5, sigma2=np.asarray(sigma2), W1=W1, W2=W2))
-    combined, w1, w2 = gan.combine_runs(runs)
+    combined, w1, w2 = gan.combine_runs(runs, eps_grid)
     return gan.add_theory(combined, spectra, moments, w1, w2), runs, spectra, moments
 
 
@@ -98,7 +99,8 @@ def test_theory_of_the_experiment(experiment):
         np.testing.assert_allclose(one["u_theory"].isel(epoch=0).values[:, :8], u0, rtol=1e-10, atol=1e-15)
         assert np.all(one["u_theory"].values[..., 8:] == 0)
         final = one["test_denoising"].isel(epoch=-1).values                      # (eps, sigma2)
-        np.testing.assert_array_equal(one["eps_star_grid"], ds["eps"].values[np.argmin(final, axis=0)])
+        np.testing.assert_array_equal(one["eps_star_measured"], ds["eps"].values[np.argmin(final, axis=0)])
+        np.testing.assert_array_equal(one["test_denoising_search"].transpose("eps_search", "sigma2_test"), final)
     # from small random weights the per-mode theory is close, though the modes of a narrow network
     # compete for hidden units, which delays the ones being learned (the theory runs ahead)
     rel = (ds["test_denoising_theory"] - ds["test_denoising"]) / ds["test_denoising"]
@@ -126,8 +128,58 @@ def test_metrics_rows_against_numpy(experiment):
     assert len(opt) == 4
     for row in opt:
         final = ds["test_denoising"].sel(n_samples=row["n_samples"], sigma2_test=row["sigma2_test"]).isel(epoch=-1)
-        assert row["test_error_best_grid"] == float(final.min())
-        assert row["grid_below"] <= row["eps_star_grid"] <= row["grid_above"]
+        assert row["test_error_best"] == float(final.min())
+        assert row["grid_below"] <= row["eps_star_measured"] <= row["grid_above"]
+        assert row["eps_star_resolution"] == max(row["eps_star_measured"] - row["grid_below"],
+                                                 row["grid_above"] - row["eps_star_measured"])
+
+
+def _gd_optimal_noise(X, Xt, n, *, hidden, lr, epochs, sigma2, grid):
+    """Brute force, independent of the package: full-batch GD in numpy on the full matrices W₁, W₂
+    (the marginalised DAE loss ½tr[(I−W)Σ̂(I−W)ᵀ] + ε/2‖W‖², Σ̂ from the first n samples) for every ε
+    of ``grid`` at once, from the experiment's initial weights; the held-out denoising error
+    ½ mean‖x − Wx‖² + σ²/2 ‖W‖²_F from the held-out samples; returns the ε of the lowest error."""
+    d = X.shape[1]
+    S = X[:n].T @ X[:n] / n
+    W1_0, W2_0 = init_weights(d, hidden, init_std=1e-3, seed=0)
+    W1 = np.repeat(np.asarray(W1_0, np.float64)[None], grid.size, axis=0)
+    W2 = np.repeat(np.asarray(W2_0, np.float64)[None], grid.size, axis=0)
+    shrink = S[None] + grid[:, None, None] * np.eye(d)
+    for _ in range(epochs):
+        G = W2 @ W1 @ shrink - S                     # dL/dW
+        W1, W2 = W1 - lr * np.swapaxes(W2, 1, 2) @ G, W2 - lr * G @ np.swapaxes(W1, 1, 2)
+    W = W2 @ W1
+    R = Xt[None] - Xt[None] @ np.swapaxes(W, 1, 2)
+    err = 0.5 * np.mean(np.sum(R * R, axis=-1), axis=-1) + 0.5 * sigma2 * np.sum(W * W, axis=(1, 2))
+    j = int(np.argmin(err))
+    assert 0 < j < grid.size - 1, "the brute-force grid must bracket the optimum"
+    return grid[j]
+
+
+def test_measured_optimal_noise_is_the_argmin_of_trained_networks():
+    """eps_star_measured, the argmin over the run grid and a fine grid around σ²_test (step 0.006) of
+    the trained networks' held-out error, lies within 0.01 of the argmin over a grid 6 times finer
+    of networks trained by brute force; a parabola through the run grid would miss it."""
+    X, Xt = gaussian(400, POPULATION, 20), gaussian(500, POPULATION, 21)
+    n, s2, coarse = 400, 0.3, (0.0, 0.15, 0.3, 0.6)
+    fine = sorted({round(s2 * r, 12) for r in np.arange(0.80, 1.1001, 0.02)} - set(coarse))
+    ds, *_ = _experiment((n,), X, Xt, eps_grid=coarse, sigma2=(0.0, s2), fine=fine)
+    one = ds.sel(n_samples=n, sigma2_test=s2)
+    brute = _gd_optimal_noise(X, Xt, n, hidden=8, lr=0.1, epochs=300, sigma2=s2,
+                              grid=np.round(np.arange(0.15, 0.45 + 1e-9, 0.001), 12))
+    assert float(one["eps_star_resolution"]) <= 0.006 + 1e-12
+    assert abs(float(one["eps_star_measured"]) - brute) <= 0.01
+    assert ds.sizes["eps"] == 4 and ds.sizes["eps_search"] == 4 + len(fine)
+    # the run grid alone, refined by a parabola, is biased by more than that
+    final = ds["test_denoising"].sel(n_samples=n, sigma2_test=s2).isel(epoch=-1).values
+    assert abs(gan._parabola_min(ds["eps"].values, final) - brute) > 0.01
+
+
+def test_grid_argmin_and_its_resolution():
+    x = np.array([0.0, 0.1, 0.2, 0.25, 0.3, 0.6])
+    assert gan.grid_argmin(x, (x - 0.24) ** 2) == (0.25, pytest.approx(0.05))
+    assert gan.grid_argmin(x, x) == (0.0, pytest.approx(0.1))     # ε ≥ 0: the optimum lies in [0, 0.1)
+    assert gan.grid_argmin(x, -x)[1] == np.inf                    # at the top: perhaps beyond the grid
 
 
 def test_parabola_refinement_recovers_a_quadratic_minimum():
@@ -141,7 +193,7 @@ def test_claims_rows(experiment):
     ds, *_ = experiment
     rows = gan.claims(ds)
     ids = [r["claim"] for r in rows]
-    assert ids == ["no-noise-shrinkage", "theory-vs-measured", "eps-star-vs-test-noise", "eps-star-grid-search",
+    assert ids == ["no-noise-shrinkage", "theory-vs-measured", "eps-star-vs-test-noise", "eps-star-measured",
                    "early-stopping", "generalisation-gap"]
     for r in rows:
         assert tuple(r) == COLUMNS and r["verdict"] in VERDICTS and r["measured"]
@@ -220,7 +272,8 @@ def test_generalisation_experiment_end_to_end(tmp_path):
 
     syn = {"n_samples": 400, "dim": 10, "spectrum": "exponential", "scale": 2.0, "decay": 0.7, "exact": False}
     exp = {"dataset": "syn", "heldout": "syn_test", "n_samples": [40, 400], "eps": [0.0, 0.5],
-           "sigma2_test": [0.0, 0.3], "hidden": 4, "lr": 0.1, "epochs": 150, "log_every": 10, "dtype": "float64"}
+           "sigma2_test": [0.0, 0.3], "hidden": 4, "lr": 0.1, "epochs": 150, "log_every": 10, "dtype": "float64",
+           "eps_fine": {"low": 0.9, "high": 1.1, "step": 0.1}}
     config = {"data": {"download": False}, "spectra": [],
               "datasets": {"syn": {"source": "synthetic", "synthetic": {**syn, "seed": 1}},
                            "syn_test": {"source": "synthetic", "synthetic": {**syn, "seed": 2}}},
@@ -246,11 +299,14 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     write_config(tmp_path, config)
     snakemake(repo, tmp_path, "-c2", *targets)
 
-    # one job per N trains every ε, into one file with the runs along `run`
+    # one job per N trains every ε, the fine grid 0.9, 1.0, 1.1 × σ²_test too, into one file with the runs
+    # along `run`
     assert sorted(p.parent.name for p in (tmp_path / "results/gtiny/runs").glob("*/seed0.nc")) == ["n40", "n400"]
     runs = store.open_dataset(tmp_path / "results/gtiny/runs/n40/seed0.nc")
-    assert runs["run"].values.tolist() == ["n40_eps0p0", "n40_eps0p5"] and runs["eps"].values.tolist() == [0, 0.5]
-    assert runs["heldout"].values.tolist() == ["syn_test"] * 2 and runs["n_samples"].values.tolist() == [40, 40]
+    assert runs["run"].values.tolist() == ["n40_eps0p0", "n40_eps0p27", "n40_eps0p3", "n40_eps0p33", "n40_eps0p5"]
+    assert runs["eps"].values.tolist() == [0, 0.27, 0.3, 0.33, 0.5]
+    half = 4                                                          # the run of ε = 0.5
+    assert runs["heldout"].values.tolist() == ["syn_test"] * 5 and runs["n_samples"].values.tolist() == [40] * 5
     assert runs.attrs["snakemake_rule"] == "generalisation_train_gtiny_b" and set(runs["engine"].values) == {"exact"}
     # the recorded held-out errors are those of each run's final weights on the held-out samples
     x_test = store.open_dataset(tmp_path / "results/data/syn_test.nc")["x"].values
@@ -265,15 +321,19 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     alone = linear.train_exact(spec["eigenvalue"].values, spec["eigenvector"].values, C=C, heldout="syn_test",
                                sigma2_test=[0.0, 0.3], eps=0.5, hidden=4, lr=0.1, epochs=150, log_every=10,
                                dtype="float64", device="cpu")
-    np.testing.assert_array_equal(alone.trajectory["test_denoising"], runs["test_denoising"][1, 0])
+    np.testing.assert_array_equal(alone.trajectory["test_denoising"], runs["test_denoising"][half, 0])
     lheld = store.open_dataset(tmp_path / "results/lheld/runs/dae/seed0.nc")
     assert lheld.attrs["snakemake_rule"] == "linear_train_lheld_b" and lheld["heldout"].values.tolist() == ["syn_test"]
-    np.testing.assert_array_equal(lheld["test_reconstruction"][0, 0], runs["test_reconstruction"][1, 0])
-    np.testing.assert_array_equal(lheld["test_denoising"][0, 0, :, 0], runs["test_denoising"][1, 0, :, 1])
+    np.testing.assert_array_equal(lheld["test_reconstruction"][0, 0], runs["test_reconstruction"][half, 0])
+    np.testing.assert_array_equal(lheld["test_denoising"][0, 0, :, 0], runs["test_denoising"][half, 0, :, 1])
 
     combined = open_experiment("gtiny", results=tmp_path / "results")  # the notebook entry point
     assert dict(combined["test_denoising"].sizes) == {"n_samples": 2, "eps": 2, "epoch": 16, "sigma2_test": 2}
+    assert combined["eps_search"].values.tolist() == [0, 0.27, 0.3, 0.33, 0.5]
     assert {"test_denoising_theory", "eps_star", "eps_star_measured"} <= set(combined.data_vars)
+    final = combined["test_denoising_search"].sel(sigma2_test=0.3)
+    np.testing.assert_array_equal(combined["eps_star_measured"].sel(sigma2_test=0.3),
+                                  final["eps_search"].values[final.argmin("eps_search").values])
     with open(tmp_path / "results/gtiny/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2 * 2 * 2
     with open(tmp_path / "results/gtiny/optimal_noise.csv") as fh:
@@ -312,6 +372,11 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     for bad, key in (({"heldout": "nope"}, "linear_experiments.lheld.heldout"),
                      ({"heldout": None}, "linear_experiments.lheld.sigma2_test")):
         wrong = {**config, "linear_experiments": {"lheld": {**config["linear_experiments"]["lheld"], **bad}}}
+        proc = run_snakemake(tmp_path / "bad", wrong, "-n", check=False)
+        assert proc.returncode != 0 and key in proc.stdout + proc.stderr, key
+    for bad, key in (({"step": 0.07}, "generalisation_experiments.gtiny.eps_fine.step"),
+                     ({"low": 1.2}, "generalisation_experiments.gtiny.eps_fine")):
+        wrong = {**config, "generalisation_experiments": {"gtiny": {**exp, "eps_fine": {**exp["eps_fine"], **bad}}}}
         proc = run_snakemake(tmp_path / "bad", wrong, "-n", check=False)
         assert proc.returncode != 0 and key in proc.stdout + proc.stderr, key
 

@@ -327,6 +327,8 @@ def test_masking_claims_confirm_and_refute():
 
 
 def test_plot_masking_draws_every_q(tmp_path):
+    import matplotlib.pyplot as plt
+
     from daedyn.figures import style
     from daedyn.figures.masking import plot_masking
 
@@ -340,3 +342,92 @@ def test_plot_masking_draws_every_q(tmp_path):
     assert any(len(y) == gauss.size and np.allclose(y, gauss) for y in (ln.get_ydata() for ln in top.get_lines()))
     written = style.save(fig, tmp_path / "masking.png")
     assert written[0].stat().st_size > 10_000
+    # with the exact fixed point: a dashed line at u* per mode, and every line style named in a legend
+    full = masking_analysis.add_theory(ds)
+    full["u_star"] = full["u_star_approx"] + 0.01
+    fig = plot_masking(full, modes=[0, 1])
+    top = fig.axes[0]
+    dashed = {round(float(ln.get_ydata()[0]), 12) for ln in top.get_lines() if ln.get_linestyle() == "--"}
+    assert {round(float(v), 12) for v in full["u_star"].sel(q=0.9, mode=[0, 1]).values} <= dashed
+    names = {t.get_text() for legend in top.findobj(plt.matplotlib.legend.Legend) for t in legend.get_texts()}
+    assert {"trained masked network", "exact fixed point u*", "per-mode approximation", "its fixed point λ/(λ+ε_i)",
+            "Gaussian DAE, matched ε"} <= names
+
+
+# --------------------------------------------------------------------------- the exact fixed point
+
+
+def _dead_pixel_data(n=30, seed=0):
+    """Four features, the third of zero variance (as MNIST's border pixels): Σ and E[x̃x̃ᵀ] singular."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4)) * [1.5, 1.0, 0.0, 0.6] + 0.5 * rng.standard_normal((n, 1)) * [1, 1, 0, 1]
+    lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
+    return X, lam, V
+
+
+@pytest.mark.parametrize("form", masking.FORMS)
+@pytest.mark.parametrize("q,hidden", [(0.5, 2), (0.8, 1), (0.5, 4)])
+def test_exact_fixed_point_equals_long_brute_force_training(form, q, hidden):
+    """Full-batch GD in numpy on the mask-averaged loss (moments by enumerating every mask) ends at
+    the closed form, to 1e-6, where the per-mode approximation's fixed points do not."""
+    X, lam, V = _dead_pixel_data()
+    n, d = X.shape
+    p, masks = _masks(d, q, form)
+    cross = sum(pk * X.T @ (X * m) / n for pk, m in zip(p, masks))            # E[x x̃ᵀ]
+    corr = sum(pk * (X * m).T @ (X * m) / n for pk, m in zip(p, masks))       # E[x̃ x̃ᵀ]
+    rng = np.random.default_rng(5)
+    W1, W2 = 0.1 * rng.standard_normal((hidden, d)), 0.1 * rng.standard_normal((d, hidden))
+    lr = 0.5 / np.linalg.eigvalsh(corr)[-1]
+    for _ in range(60000):
+        G = W2 @ W1 @ corr - cross                                             # ∂ℒ/∂W
+        W1, W2 = W1 - lr * W2.T @ G, W2 - lr * G @ W1.T
+    W = W2 @ W1
+    live = lam > 1e-12                                                         # modes off the dead pixel
+    u_gd = np.einsum("ji,jk,ki->i", V, W, V)
+    u_exact = masking.mode_fixed_point(lam, V, q, form, hidden)
+    assert np.abs(u_gd - u_exact)[live].max() <= 1e-6
+    keep = [0, 1, 3]                                       # W along the dead pixel stays where it started
+    W_exact = masking.fixed_point(X.T @ X / n, q, form, hidden)
+    assert np.abs(W - W_exact)[np.ix_(keep, keep)].max() <= 1e-6
+    assert np.abs(W_exact[:, 2]).max() <= 1e-12 and np.abs(W_exact[2]).max() <= 1e-12
+    eps = masking.effective_noise(V, np.mean(X**2, 0), q)
+    approx = masking.per_mode_fixed_point(lam, eps, q, form)
+    if hidden == d:                                        # the approximation misses the coupling
+        assert np.abs(approx - u_exact)[live].max() > 1e-3
+
+
+def test_masking_metrics_and_claims_judge_training_against_the_exact_fixed_point():
+    """A masked run trained to convergence on the dead-pixel data: metrics and the claim use u*."""
+    X, lam, V = _dead_pixel_data()
+    runs = []
+    for q in (0.8, 0.5):
+        cfg = _config(hidden=4, q=q, lr=0.5 / lam[0], epochs=6000, log_every=100, init_std=0.1, seed=3)
+        runs.append(masking.train(cfg, training.Problem(lam, V, X)).dataset())
+    ds = xr.concat(runs, "run").drop_vars(["w1_init", "w2_init", "w1", "w2"]).swap_dims(run="q")
+    full = masking_analysis.add_theory(ds, (lam, V))
+    exact = np.stack([masking.mode_fixed_point(lam, V, q, "inverted", 4) for q in (0.8, 0.5)])
+    assert np.allclose(full["u_star"].isel(seed=0).values, exact, rtol=0, atol=1e-14)
+    m = masking_analysis.metrics(full)
+    u_final = ds["u"].isel(epoch=-1).values
+    assert np.allclose(m["fixed_err_exact"].values, np.abs(u_final - exact[:, None]), atol=1e-14)
+    live = [0, 1, 2]
+    worst = m["fixed_err_exact"].sel(mode=live).max().item()
+    assert worst <= 1e-6 < m["fixed_err_approx"].sel(mode=live).max().item()
+    rows = masking_analysis.claims(m.sel(mode=live))
+    row = rows[0]
+    assert row["claim"] == "masking: exact fixed point" and row["verdict"] == "confirmed"
+    assert row["expected"] == "<= 0.01"
+    worst_q = m["fixed_err_exact"].sel(mode=live, q=0.5).max().item()
+    assert f"q=0.5: {worst_q:.3g}" in row["measured"]
+    # one mode of one run 0.03 off (the others exact): judged on that worst case
+    off = ds.copy(deep=True)
+    off["u"].loc[dict(q=0.5, epoch=off["epoch"][-1], mode=2)] += 0.03
+    rows = masking_analysis.claims(masking_analysis.metrics(masking_analysis.add_theory(off, (lam, V))).sel(mode=live))
+    assert rows[0]["verdict"] == "refuted" and "q=0.5: 0.03 (mode 2)" in rows[0]["measured"]
+    # weight decay: no closed form, the row leaves the run out (and disappears with no run left)
+    decayed = masking_analysis.add_theory(ds.assign_coords(gamma=("q", [0.1, 0.0])), (lam, V))
+    assert np.isnan(decayed["u_star"].sel(q=0.8)).all() and np.isfinite(decayed["u_star"].sel(q=0.5)).all()
+    rows = masking_analysis.claims(masking_analysis.metrics(decayed).sel(mode=live))
+    assert "q=0.8 left out" in rows[0]["note"]
+    with pytest.raises(ValueError, match="spectrum"):
+        masking_analysis.add_theory(ds, (lam[::-1], V))

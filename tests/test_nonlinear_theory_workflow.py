@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, load_yaml, run_snakemake
-from daedyn import claims, open_experiment, store
+from daedyn import claims, findings, open_experiment, store
 from test_netcdf_compliance import documented_variables
 from test_workflow import planned_jobs
 
@@ -90,6 +90,15 @@ def test_tiny_experiment_end_to_end(tmp_path):
     assert [r["claim"] for r in rows] == ["ode_tiny/theory_vs_sgd_erf_lr0.5", "ode_tiny/theory_vs_sgd_relu_lr0.5",
                                           "ode_tiny/gaussian_equivalence"]
     assert all(r["verdict"] in claims.VERDICTS for r in rows)
+    # each row says what its verdict judged: the worst RMS over seeds of metrics.csv, or the worst ratio
+    assert all(r["tolerance"] and not findings.audit(r) for r in rows)
+    metrics = _rows(tmp_path / "results/ode_tiny/metrics.csv")
+    for row in rows[:2]:
+        run = row["claim"].split("_")[-2]
+        top = max(float(m["rms_dev_sqrtD"]) for m in metrics if m["run"] == run and m["source"] == "gaussian")
+        assert float(row["judged_on"].split(": ")[1].split(" ")[0]) == pytest.approx(top, rel=5e-3, abs=1e-4)
+        tolerance = TINY_EXP.get("tolerance", 3.0)
+        assert row["verdict"] == claims.grade(top <= tolerance, top <= 2 * tolerance)
     beyond = _rows(tmp_path / "results/claims/beyond.csv")
     assert [r for r in beyond if r["claim"].startswith("ode_tiny/")] == rows
     # CF/ACDD long names, and every variable documented in docs/python.md

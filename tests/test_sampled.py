@@ -217,8 +217,24 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
                                              "slope_vs_lr", "slope_vs_batch", "fixed_copy_bias", "fixed_copy_rms"}
     claims = sampled_analysis.sampled_claims(out, "synthetic")
     assert len(claims) == 4 and all(c["verdict"] in ("confirmed", "qualified", "refuted") for c in claims)
+    from scipy.stats import norm
+    for b in (256, 64):                                   # Bonferroni over the batch size's finite z
+        n = int(np.isfinite(out["z"].sel(batch=b)).sum())
+        assert float(out["z_threshold"].sel(batch=b)) == pytest.approx(norm.isf(0.05 / 2 / n), rel=1e-12)
+    assert f"threshold {float(out['z_threshold'].sel(batch=64)):.2f}" in claims[0]["measured"]
+    assert "<= 0.2 x the rms" in claims[3]["expected"]
     fig = plot_sampled_vs_marginalised(out, title="synthetic")
-    assert len(fig.axes) == 5
+    assert len(fig.axes) == 6 and all(ax.has_data() for ax in fig.axes)   # no empty panel
+    lines = fig.axes[0].get_lines()
+    refs = [out["reference"].sel(mode=m).values for m in out["mode"].values]
+    ref = [ln for ln in lines if any(len(ln.get_ydata()) == r.size and np.allclose(ln.get_ydata(), r) for r in refs)]
+    means = [ln for ln in lines if ln not in ref]
+    assert len(ref) == len(refs)
+    assert ref and min(ln.get_zorder() for ln in ref) > max(ln.get_zorder() for ln in means)   # drawn on top
+    assert "marginalised recurrence (on top)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    zmax = np.abs(out["z"].sel(batch=64)).max("mode").values
+    assert any(len(ln.get_ydata()) == np.isfinite(zmax).sum() and np.allclose(ln.get_ydata(), zmax[np.isfinite(zmax)])
+               for ln in fig.axes[5].get_lines())
     assert style.save(fig, tmp_path / "svm.png")[0].stat().st_size > 1000
     with pytest.raises(ValueError, match="plateau"):
         sampled_analysis.sampled_summary(dataclasses.replace(config, seeds=2, steps=5), training.Problem(lam, V, X))

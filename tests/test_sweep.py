@@ -266,7 +266,8 @@ def test_the_sweep_rule_builds_the_summary(built):
         table = rows(work / f"results/{name}/sweep.csv")
         assert len(table) == runs * modes
         claims = rows(work / f"results/{name}/claims.csv")
-        assert list(claims[0]) == ["claim", "statement", "measured", "expected", "verdict", "note"]
+        assert list(claims[0]) == ["claim", "statement", "measured", "expected", "verdict", "note", "tolerance",
+                                  "judged_on"]
         assert {c["verdict"] for c in claims} <= {"confirmed", "qualified", "refuted"}
     combined = store.open_dataset(work / "results/sweep_probe/combined.nc")
     for row in rows(work / "results/sweep_probe/sweep.csv"):

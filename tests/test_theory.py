@@ -328,8 +328,9 @@ def test_mode_state_from_weights():
 # ------------------------------------------------------------------------------------------
 
 
-def _dense_hessian_top(lam, eps, gamma, H, seed=0):
-    """Top eigenvalue of the autograd Hessian of E2 at a randomly rotated aligned balanced minimum."""
+def _aligned_minimum(lam, eps, gamma, H, seed=0):
+    """The loss E2 of the full network as a function of the flat weights (W₁, W₂), and the weights of a
+    randomly rotated aligned balanced minimum; checks that they are a critical point."""
     d = lam.size
     V, R = _orth(d, seed + 10), _orth(H, seed + 11)
     p = min(H, d)
@@ -352,8 +353,31 @@ def _dense_hessian_top(lam, eps, gamma, H, seed=0):
     theta_g = theta.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(loss(theta_g), theta_g)
     assert g.abs().max() < 1e-12  # it is a critical point
+    return loss, theta
+
+
+def _dense_hessian_top(lam, eps, gamma, H, seed=0):
+    """Top eigenvalue of the autograd Hessian of E2 at a randomly rotated aligned balanced minimum."""
+    loss, theta = _aligned_minimum(lam, eps, gamma, H, seed)
     Hm = torch.autograd.functional.hessian(loss, theta).numpy()
     return np.linalg.eigvalsh((Hm + Hm.T) / 2)[-1]
+
+
+def _lanczos_hessian_top(lam, eps, gamma, H, seed=0):
+    """The same top eigenvalue by Lanczos (scipy eigsh) on Hessian-vector products of the full loss
+    (double backward through autograd); the Hessian is never formed."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    loss, theta = _aligned_minimum(lam, eps, gamma, H, seed)
+    theta = theta.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss(theta), theta, create_graph=True)
+
+    def hvp(v):
+        (hv,) = torch.autograd.grad(g, theta, torch.as_tensor(np.ravel(v)), retain_graph=True)
+        return hv.numpy()
+
+    op = LinearOperator((theta.numel(),) * 2, matvec=hvp, dtype=np.float64)
+    return float(eigsh(op, k=1, which="LA", tol=1e-14, v0=np.ones(theta.numel()))[0][0])
 
 
 @pytest.mark.parametrize("H", [3, 5, 7])
@@ -377,6 +401,31 @@ def test_stability_limit_dae_and_paper_example():
     top = th.hessian_top_eigenvalue([3.0, 2.0, 1.0], 0.0, 0.1)
     assert round(top, 3) == 5.855
     assert th.stability_limit([3.0, 2.0, 1.0], 0.0, 0.1) < th.eta_max_mode(3.0, 0.0, 0.1)
+
+
+@pytest.mark.parametrize(
+    "lam, eps, gamma, H, own_mode_limit",
+    [
+        ([3.0, 2.0, 1.0, 0.5, 0.2, 0.1], 0.0, 0.0, 4, True),  # AE
+        ([3.0, 2.0, 1.0, 0.5, 0.2, 0.1], 0.6, 0.0, 8, True),  # DAE, H > d
+        ([6.0, 1.5, 1.0, 0.5, 0.2, 0.1], 0.3, 0.2, 4, True),  # WDAE, λ₁ far above λ₂: exactly 1/(λ₁ − γ)
+        ([3.0, 2.0, 1.0, 0.5, 0.2, 0.1], 0.0, 0.1, 4, False),  # WDAE, λ₂ near λ₁: a cross-mode block curves more
+        ([3.0, 2.8, 1.0, 0.5, 0.2, 0.1], 0.2, 1.2, 3, False),  # WDAE, γ a sizeable fraction of λ₁
+    ],
+)
+def test_stability_limit_is_two_over_the_lanczos_top_hessian_eigenvalue(lam, eps, gamma, H, own_mode_limit):
+    """η_max = 2/h_max, h_max the top eigenvalue of the Hessian of the full loss E2 at the fixed point:
+    full-batch GD, w ← w − η∇L, is linearly stable there iff η < 2/h_max. For the AE and DAE this is
+    1/λ₁; for the WDAE it is at most 1/(λ₁ − γ), and equal to it only when the top mode curves most."""
+    lam = np.asarray(lam)
+    top = _lanczos_hessian_top(lam, eps, gamma, H, seed=H)
+    limit = th.stability_limit(lam, eps, gamma, hidden=H)
+    assert limit == pytest.approx(2.0 / top, rel=1e-8)
+    if gamma == 0:
+        assert limit == pytest.approx(1.0 / lam[0], rel=1e-8)
+    else:
+        assert limit <= 1.0 / (lam[0] - gamma) * (1 + 1e-12)
+        assert (limit == pytest.approx(1.0 / (lam[0] - gamma), rel=1e-8)) == own_mode_limit
 
 
 def test_stability_limit_mnist_size_is_fast():

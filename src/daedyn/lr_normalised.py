@@ -6,7 +6,8 @@ at the same fraction f of *its own* stability limit, instead of at one shared le
 * :func:`plan_lr_normalised` lists the runs: DAE(ε) at η = f·η_max^DAE and WDAE(γ) at
   η = f·η_max^WDAE, with γ = λ_k ε/(λ_k+ε) (the WDAE whose plateau equals the DAE's on mode k)
   for chosen modes k, plus freely chosen γ. η_max is the whole network's limit
-  (:func:`daedyn.theory.stability_limit`): 1/λ₁ for the DAE, slightly below 1/(λ₁−γ) for the WDAE.
+  (:func:`daedyn.theory.stability_limit`): 1/λ₁ for the DAE; for the WDAE at most 1/(λ₁−γ), and
+  equal to it when the top mode curves most (λ₁ well above λ₂, γ small against λ₁, as for MNIST).
   :func:`train_lr_normalised` trains one planned run (exact engine, :func:`daedyn.linear.train_exact`)
   for a :class:`daedyn.runconfig.LrNormalisedConfig`; :func:`run_lr_normalised` trains them all.
 * :func:`combine_lr_normalised` stacks the run files, :func:`add_lr_theory` adds the exact

@@ -470,12 +470,14 @@ class Plan:
         claims (when Figs. 1-4 are built), each sweep's and each experiment's beyond the paper."""
         out = []
         if len(self.scalar_figures()) == 4:
-            out.append({"group": "paper", "experiment": "theory (Figs. 1-4)", "table": "results/claims/theory.csv",
-                        "figure": ""})
-        out += [{"group": "sweep", "experiment": name, "table": f"results/{name}/claims.csv",
-                 "figure": f"results/figures/{name}_sweep.png"} for name in self.swept()]
-        out += [{"group": "beyond the paper", "experiment": name, "table": f"results/{name}/claims.csv",
-                 "figure": f"results/figures/{name}.png"}
+            out.append({"group": "paper", "experiment": "theory (Figs. 1-4)", "kind": "",
+                        "table": "results/claims/theory.csv", "figure": ""})
+        out += [{"group": "sweep", "experiment": name, "kind": kind.name, "table": f"results/{name}/claims.csv",
+                 "figure": f"results/figures/{name}_sweep.png"}
+                for kind in self.kinds.values() if kind.sweepable for name in self.experiments(kind)
+                if name in self.swept()]
+        out += [{"group": "beyond the paper", "experiment": name, "kind": kind.name,
+                 "table": f"results/{name}/claims.csv", "figure": f"results/figures/{name}.png"}
                 for kind in self.kinds.values() if kind.beyond for name in self.experiments(kind)]
         return out
 
@@ -493,7 +495,7 @@ class Plan:
         if self.beyond_claims():
             out.append("results/claims/beyond.csv")
         if self.claims_summary():
-            out.append("results/claims/summary.csv")
+            out += ["results/claims/summary.csv", "results/findings.md"]
         return list(dict.fromkeys(out))
 
 

@@ -346,9 +346,11 @@ def stability_limit(lams, eps=0.0, gamma=0.0, hidden=None):
     metrics table and the figures all use it. η_max = 2 / (top Hessian eigenvalue) from
     :func:`hessian_top_eigenvalue`. A mode with λ ≤ γ stays at the origin (curvature λ + γ), and
     with γ > 0 the imbalance direction has curvature 2γ, so η_max ≤ 1/γ. For the DAE
-    (γ = 0) this equals 1/λ₁ whatever ε (top eigenvalue exactly 2λ₁); for the WDAE cross-mode
-    curvature makes it slightly smaller than 1/(λ₁ − γ). ``lams``: eigenvalues of Σ (any order);
-    ``hidden``: H (default d = len(lams)).
+    (γ = 0) this equals 1/λ₁ whatever ε (top eigenvalue exactly 2λ₁). For the WDAE it is at most
+    1/(λ₁ − γ), the top mode's own limit, with equality when that mode curves most (λ₁ well above
+    λ₂, γ small against λ₁: the MNIST runs); otherwise a block coupling two modes, or the imbalance
+    direction, curves more and the limit can lie well below 1/(λ₁ − γ) (E16). ``lams``: eigenvalues
+    of Σ (any order); ``hidden``: H (default d = len(lams)).
     """
     return 2.0 / hessian_top_eigenvalue(lams, eps, gamma, hidden)
 

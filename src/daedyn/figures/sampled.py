@@ -1,6 +1,6 @@
 """Figure of the sampled-vs-marginalised-noise experiment (see :mod:`daedyn.sampled`): sampled-noise
 training against the marginalised recurrence (mean ± s.e.), the stationary variance against η and B,
-the fixed-copy bias."""
+the fixed-copy bias, the mean's z-scores against their threshold."""
 
 from __future__ import annotations
 
@@ -14,16 +14,17 @@ __all__ = ["plot_sampled_vs_marginalised"]
 
 @style.styled
 def plot_sampled_vs_marginalised(ds, title: str = ""):
-    """Five panels from :func:`daedyn.sampled_analysis.sampled_summary`.
+    """Six panels from :func:`daedyn.sampled_analysis.sampled_summary`.
 
     (a) mean over seeds of uᵢ with sampled noise (one line style per batch size, against gradient
-    steps) over the marginalised recurrence; (b) their difference ± 2 s.e., relative to u*;
+    steps) and the marginalised recurrence drawn on top of them (thin black line with dots); (b) their
+    difference ± 2 s.e., relative to u*; (f) the largest |z| over the modes at each logged step,
+    one line per batch size, against its Bonferroni threshold (the first claim's test);
     (c) the plateaus of fixed noisy copies minus u* (closed form per copy, their mean ± 2 s.e.,
     and trained copies); (d), (e) the stationary variance against η and against B on log-log axes
     with fitted slopes and the first-order prediction (dashed).
     """
     fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
-    fig.delaxes(axes[1, 2])
     modes = ds["mode"].values
     batches = ds["batch"].values
     n = int(ds.attrs["n_samples"])
@@ -35,12 +36,13 @@ def plot_sampled_vs_marginalised(ds, title: str = ""):
 
     ax = axes[0, 0]
     for m in modes:
-        ax.plot(ds["step"], ds["reference"].sel(mode=m), color="black", lw=2.5, alpha=0.25)
         for k, b in enumerate(batches):
             mean = ds["traj_mean"].sel(batch=b, mode=m)
             ok = np.isfinite(mean.values)
-            ax.plot(ds["step"].values[ok], mean.values[ok], ls=styles[k % 4], color=colors[m], lw=1.2)
-    handles = [plt.Line2D([], [], color="black", lw=2.5, alpha=0.25, label="marginalised recurrence")]
+            ax.plot(ds["step"].values[ok], mean.values[ok], ls=styles[k % 4], color=colors[m], lw=1.6)
+        # on top of the curves it agrees with: thin, black, with dots (no batch size's line style)
+        ax.plot(ds["step"], ds["reference"].sel(mode=m), color="black", lw=0.8, marker="o", ms=2.2, zorder=5)
+    handles = [plt.Line2D([], [], color="black", lw=0.8, marker="o", ms=2.2, label="marginalised recurrence (on top)")]
     handles += [plt.Line2D([], [], color=colors[m], label=f"mode {m}") for m in modes]
     handles += [plt.Line2D([], [], color="0.3", ls=styles[k % 4], label=batch_label(b)) for k, b in enumerate(batches)]
     ax.legend(handles=handles, fontsize=8, loc="lower right")
@@ -103,6 +105,26 @@ def plot_sampled_vs_marginalised(ds, title: str = ""):
             expected = "−1"
         ax.set_title(f"({letter}) variance vs {what}; expected slope {expected}", fontsize=10)
         ax.legend(fontsize=8)
+    ax = axes[1, 2]
+    top = 0.0
+    for k, b in enumerate(batches):
+        z = np.abs(ds["z"].sel(batch=b)).max("mode", skipna=True)
+        ok = np.isfinite(z.values)
+        top = max(top, float(z.values[ok].max(initial=0.0)))
+        ax.plot(ds["step"].values[ok], z.values[ok], ls=styles[k % 4], color="0.2", lw=1.2, marker=".", ms=4,
+                label=f"{batch_label(b)}: largest |z| over modes")
+    if "z_threshold" in ds:               # one line per distinct threshold, naming its batch sizes
+        limits = ds["z_threshold"].values
+        for j, level in enumerate(np.unique(np.round(limits, 6))):
+            which = [batch_label(b) for b, v in zip(batches, limits) if round(float(v), 6) == level]
+            ax.axhline(level, color=("tab:red", "tab:purple", "tab:brown")[j % 3], lw=1.0,
+                       label=f"Bonferroni threshold {level:.2f} ({', '.join(which)})")
+            top = max(top, float(level))
+    ax.set_xlabel("gradient step")
+    ax.set_ylabel("|mean − marginalised| / s.e.")
+    ax.set_ylim(0, 1.8 * top)             # headroom: the legend above the data
+    ax.set_title("(f) the mean's z-score against the marginalised recurrence", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"{title + ': ' if title else ''}sampled vs marginalised input noise in a linear DAE "
                  f"(N = {n}, d = {int(ds.attrs['dim'])}, H = {int(ds.attrs['hidden'])}, σ² = {ds.attrs['eps']:g}; "
                  "dashed in (d), (e): first-order prediction)", fontsize=12)

@@ -18,13 +18,14 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_
     (netCDF), ``metrics`` and ``optimal_noise`` (CSV) and ``claims`` (claims.csv).
 
     ``spectrum_paths[N]`` / ``moment_paths[N]``: the training spectrum and its held-out moment
-    for each N of the runs (:func:`daedyn.generalisation_analysis.add_theory`).
+    for each N of the runs (:func:`daedyn.generalisation_analysis.add_theory`); ``params["eps"]``:
+    the run grid (default: every run's ε), the other runs being the fine grid of the ε* search.
     """
     with logged(job):
         started = provenance.now()
         who = job.rule or "generalisation_aggregate"
         runs = [store.open_dataset(p, needed_by=who) for p in run_paths]
-        combined, w1, w2 = generalisation_analysis.combine_runs(runs)
+        combined, w1, w2 = generalisation_analysis.combine_runs(runs, params.get("eps"))
         spectra = {int(n): store.open_dataset(p, needed_by=who) for n, p in spectrum_paths.items()}
         moments = {int(n): store.open_dataset(p, needed_by=who) for n, p in moment_paths.items()}
         missing = sorted({int(n) for n in combined["n_samples"].values} - (set(spectra) & set(moments)))

@@ -2,7 +2,7 @@
 
 Training reads the run's settings (:meth:`daedyn.runconfig.MaskingConfig.from_params`).
 Aggregation reads: experiment, runs (names), seeds, modes (those the claims judge: metrics.csv has
-every mode below H). The figure reads: experiment, modes.
+every mode below H), and Σ's spectrum for the exact fixed point. The figure reads: experiment, modes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import xarray as xr
 
 from daedyn import provenance, store
-from daedyn.jobs import JobInfo, checkpoints, load_runs, logged, open_problem, save_figure, write_claims, write_csv
+from daedyn.jobs import (JobInfo, checkpoints, load_runs, logged, open_problem, open_spectrum, save_figure, write_claims,
+                         write_csv)
 
 log = logging.getLogger("daedyn")
 
@@ -108,10 +109,10 @@ def metrics_rows(m: xr.Dataset, runs) -> list[dict]:
     return table.to_dict("records")
 
 
-def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_out: str, metrics_out: str,
-                  claims_out: str, job: JobInfo = JobInfo()) -> None:
-    """Combine an experiment's runs by q, add the per-mode approximation; write combined.nc,
-    metrics.csv and claims.csv."""
+def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], spectrum_path: str, combined_out: str,
+                  metrics_out: str, claims_out: str, job: JobInfo = JobInfo()) -> None:
+    """Combine an experiment's runs by q, add the exact fixed point (from the spectrum at
+    ``spectrum_path``) and the per-mode approximation; write combined.nc, metrics.csv and claims.csv."""
     from daedyn import analysis, masking_analysis
     with logged(job):
         started = provenance.now()
@@ -120,7 +121,9 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
         # the initial weights stay in the run files; modes beyond H cannot be learned
         learnable = min(combined.sizes["mode"], int(combined["hidden_units"].min()))
         combined = combined.drop_vars(["w1_init", "w2_init"]).isel(mode=slice(0, learnable))
-        combined = masking_analysis.add_theory(by_keep_probability(combined))
+        spec = open_spectrum(spectrum_path, None, who)
+        combined = masking_analysis.add_theory(by_keep_probability(combined),
+                                               (spec["eigenvalue"].values, spec["eigenvector"].values))
         m = masking_analysis.metrics(combined)
         claims = masking_analysis.claims(m.sel(mode=list(params["modes"])))
         write_csv(metrics_rows(m, combined["run"].values), metrics_out)
@@ -130,9 +133,10 @@ def aggregate_job(params: Mapping[str, Any], run_paths: Sequence[str], combined_
             title=f"daedyn masking experiment {params['experiment']}: runs by keep probability and theory",
             summary="Mode strengths of linear DAEs trained with masking noise (u) along the keep probability q, "
                     "the same networks trained with per-mode (u_per_mode) and one matched (u_gauss) Gaussian "
-                    "noise, and the per-mode approximation (u_approx) with its fixed points.",
+                    "noise, the exact coupled fixed point (u_star) and the per-mode approximation (u_approx) "
+                    "with its fixed points (u_star_approx).",
             provenance_attrs=provenance.collect(dict(params), rule=job.rule, wildcards=job.wildcards,
-                                                inputs=list(run_paths), started=started),
+                                                inputs=[*run_paths, spectrum_path], started=started),
         )
 
 

@@ -134,6 +134,11 @@ class Kind:
     batched: Mapping[str, str] = field(default_factory=dict)
     sweepable: bool = False         # a `sweep:` grid expands into runs (daedyn.sweep)
     beyond: bool = True             # its claims.csv joins results/claims/beyond.csv
+    #: "module:function" that writes the kind's paragraph on the findings page (results/findings.md):
+    #: ``function(experiment, tables, claims) -> str``, ``tables`` the rows of each CSV table of the
+    #: experiment's aggregation by file name ({"metrics.csv": [...]}), ``claims`` its rows of
+    #: results/claims/summary.csv. None: a paragraph counted from the claims (daedyn.findings)
+    findings: str | None = None
     schema_def: str | None = None   # its experiments' entry under $defs of config.schema.yaml ...
     schema: Mapping[str, Any] | None = None  # ... or the schema itself (a kind outside the package)
 

@@ -1,7 +1,9 @@
 """Kind ``generalisation``: held-out errors of linear DAEs trained on N samples, over the grid N x ε.
 
 One training job per N trains every ε of that N into one run file (short runs: a job's start-up
-would cost more than they do); its run is named ``n{N}``.
+would cost more than they do); its run is named ``n{N}``. The ε of a job are the run grid ``eps``
+and the fine grid ``eps_fine`` around each test-noise variance (:func:`fine_eps`), whose runs
+serve only the measurement of the optimal training noise.
 """
 
 from __future__ import annotations
@@ -28,10 +30,39 @@ def eps_tag(eps) -> str:
     return repr(float(eps)).replace(".", "p").replace("-", "m").replace("+", "")
 
 
+def fine_eps(exp) -> list[float]:
+    """The fine grid's training noises: r·σ²_test for every ratio r of ``eps_fine`` (low, low + step,
+    …, high) and every σ²_test > 0, less those of the run grid ``eps``. Rounded to 12 significant
+    digits, so that 1.0 × 0.25 is the run grid's 0.25 and the run names stay short."""
+    fine = exp.get("eps_fine")
+    if not fine:
+        return []
+    count = round((fine["high"] - fine["low"]) / fine["step"]) + 1
+    ratios = [fine["low"] + k * fine["step"] for k in range(count)]
+    coarse = {float(f"{e:.12g}") for e in exp["eps"]}
+    return sorted({float(f"{r * v:.12g}") for r in ratios for v in exp["sigma2_test"] if v > 0} - coarse)
+
+
+def run_eps(exp) -> list[float]:
+    """Every training noise one job trains: the run grid, then the fine grid."""
+    return [float(e) for e in exp["eps"]] + fine_eps(exp)
+
+
 def check(plan, key, exp):
     plan.check_dataset(f"{key}.dataset", exp["dataset"])
     check_heldout(plan, key, exp)
     check_distinct(key, exp, "n_samples", "eps", "sigma2_test")
+    fine = exp.get("eps_fine")
+    if fine:
+        if fine["high"] < fine["low"]:
+            config_error(f"{key}.eps_fine", f"high = {fine['high']:g} is below low = {fine['low']:g}")
+        spans = (fine["high"] - fine["low"]) / fine["step"]
+        if abs(spans - round(spans)) > 1e-6:
+            config_error(f"{key}.eps_fine.step", f"{fine['step']:g} does not divide high - low = "
+                         f"{fine['high'] - fine['low']:g}; choose a step that ends the ratios at high")
+        if not any(v > 0 for v in exp["sigma2_test"]):
+            config_error(f"{key}.eps_fine", "needs a test-noise variance sigma2_test > 0 to be centred on; "
+                         "add one or set eps_fine: null")
     available = plan.dataset_shape(exp["dataset"])[0]
     if max(exp["n_samples"]) > available:
         config_error(f"{key}.n_samples", f"{max(exp['n_samples'])} exceeds the {available} samples of "
@@ -42,7 +73,7 @@ def train_params(plan, name, exp, run, seed):
     n = exp_runs(exp)[run]["n_samples"]
     settings = {**fixed_settings(), **{k: exp[k] for k in TRAIN_KEYS}, "experiment": name, "seed": int(seed),
                 "n_samples": n}
-    return {"settings": settings, "runs": {f"n{n}_eps{eps_tag(e)}": {"eps": e} for e in exp["eps"]}}
+    return {"settings": settings, "runs": {f"n{n}_eps{eps_tag(e)}": {"eps": e} for e in run_eps(exp)}}
 
 
 def exp_runs(exp):
@@ -56,7 +87,7 @@ def memory(plan, exp, run):
     h = exp["hidden"]
     width = d + min(h, d) + 17 + len(exp["sigma2_test"])
     return {"dataset": 5 * d * d * 8, "hidden": network_bytes(d, h),
-            "epochs": len(exp["eps"]) * records_bytes(exp["epochs"], exp["log_every"], width)}
+            "epochs": len(run_eps(exp)) * records_bytes(exp["epochs"], exp["log_every"], width)}
 
 
 def work(plan, exp, run):
@@ -66,15 +97,15 @@ def work(plan, exp, run):
     h = exp["hidden"]
     records = exp["epochs"] // exp["log_every"] + 1
     one = exp["epochs"] * 8 * d * h * h + records * (4 * d * h * h + 50 * h**3 + 2 * h * d * d)
-    return gemm_seconds(len(exp["eps"]) * one)
+    return gemm_seconds(len(run_eps(exp)) * one)
 
 
 def aggregate_memory(plan, exp):
     """The measured and theory mode strengths over (N, ε, epoch, mode) and a few temporaries as large
-    (the errors over sigma2_test)."""
+    (the errors over sigma2_test); every run file is read whole, the fine grid's too."""
     _, d = plan.dataset_shape(exp["dataset"])
     records = exp["epochs"] // exp["log_every"] + 1
-    grid = len(exp["n_samples"]) * len(exp["eps"]) * records * d
+    grid = len(exp["n_samples"]) * len(run_eps(exp)) * records * d
     return (4 + len(exp["sigma2_test"])) * grid * 8
 
 
@@ -120,7 +151,7 @@ KIND = Kind(
     aggregate=Step(aggregate, ("spectrum", "theory", "heldout", "generalisation", "generalisation_analysis", "claims",
                                "jobs/generalisation"),
                    lambda plan, name, exp, run, seed: {"experiment": name, "n_samples": exp["n_samples"],
-                                                       "seed": exp["seed"]},
+                                                       "eps": exp["eps"], "seed": exp["seed"]},
                    aggregate_inputs,
                    {"combined": "combined.nc", "metrics": "metrics.csv", "optimal_noise": "optimal_noise.csv",
                     "claims": "claims.csv"},

@@ -71,7 +71,8 @@ def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
 
 def aggregate(spec, inputs, outputs, job):
     from daedyn.jobs.masking import aggregate_job
-    aggregate_job(spec, inputs["runs"], outputs["combined"], outputs["metrics"], outputs["claims"], job)
+    aggregate_job(spec, inputs["runs"], inputs["spectrum"], outputs["combined"], outputs["metrics"],
+                  outputs["claims"], job)
 
 
 def train_params(plan, name, exp, run, seed):
@@ -98,7 +99,9 @@ KIND = Kind(
                                "jobs/masking"),
                    lambda plan, name, exp, run, seed: {"experiment": name, "runs": list(exp["runs"]),
                                                        "seeds": exp["seeds"], "modes": exp["modes"]},
-                   lambda plan, name, exp, run: {"runs": plan.run_files(name)},
+                   # the spectrum: the exact fixed point needs every eigenvector, not only the recorded modes
+                   lambda plan, name, exp, run: {"runs": plan.run_files(name),
+                                                 "spectrum": spectrum_path(exp["dataset"], exp["n_samples"])},
                    {"combined": "combined.nc", "metrics": "metrics.csv", "claims": "claims.csv"},
                    {"metrics": ("masking_metrics.rst", "theory vs actual"),
                     "claims": ("masking_claims.rst", "claims")}),
