@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check: CUDA tests, both engine benchmarks and the paper-scale Fig. 6 (fig6_mnist) on one
-# GPU, within 8 minutes on an H200. Every number goes into one file: $OUT/gpu_check.txt when OUT is
+# The GPU check: CUDA tests, both engine benchmarks, a 1000-run sweep on the MNIST spectrum (one at a
+# time, bundled, batched; the batched engine's GEMM rate against bare torch.bmm) and the paper-scale
+# Fig. 6 (fig6_mnist) on one GPU, within 11 minutes on an H200. Every number goes into one file: $OUT/gpu_check.txt when OUT is
 # set, else benchmarks/gpu_check.txt (plus the Fig. 6 figure beside it).
 #
 #   benchmarks/gpu_check.sh --prepare   on a machine with PyPI (no GPU needed), from the repository root:
@@ -70,7 +71,7 @@ EOF
   exit 0
 fi
 
-# time limits of the steps add up to under 8 minutes on the GPU; a shared CPU gets four times as long
+# time limits of the steps add up to under 11 minutes on the GPU; a shared CPU gets four times as long
 case "$mode" in
   gpu) device=cuda slack=1 ;;
   --smoke) device=cpu slack=4 ;;
@@ -147,7 +148,19 @@ step "bench_nonlinear --device $device" 55 "$py" benchmarks/bench_nonlinear.py -
   --json "$work/bench_nonlinear.json" "${nonlinear_args[@]}"
 [ -f "$work/bench_nonlinear.json" ] && cat "$work/bench_nonlinear.json" >>"$report"
 
-# --- 4. paper-scale Fig. 6 through the workflow, one GPU job at a time ----------------------------
+# --- 4. a sweep of R exact runs on the MNIST spectrum (H = 64, 800 epochs): runs/s one at a time,
+# bundled and batched for R up to 1000 (target: the 1000-run sweep batched within 5 min), and the
+# batched engine's GEMM rate against a bare torch.bmm of its shapes (target: ratio >= 70 %) ----------
+if [ "$device" = cuda ]; then
+  sweep_args=(--runs 1 10 100 1000 --epochs 800)
+else
+  sweep_args=(--runs 1 3 --epochs 5 --processes 1 --max-bundled 2 --repeats 1)
+fi
+step "bench_sweep --device $device" 180 "$py" benchmarks/bench_sweep.py --device "$device" \
+  --json "$work/bench_sweep.json" "${sweep_args[@]}"
+[ -f "$work/bench_sweep.json" ] && cat "$work/bench_sweep.json" >>"$report"
+
+# --- 5. paper-scale Fig. 6 through the workflow, one GPU job at a time ----------------------------
 if [ "$device" = cuda ]; then
   echo "nonlinear_experiments: {fig6_mnist: {device: cuda}}" >"$work/gpu.yaml"
 else

@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from daedyn import claims, paper_claims, scalar
+from daedyn import claims, paper_claims, scalar, theory
 
 REQUIRED = {"1", "2", "3", "5", "6", "7", "8", "9 (theory)", "10", "11", "12", "13 (scalar)",
             "17", "19"}
@@ -52,6 +52,34 @@ def test_measured_numbers_are_computed(rows, figs):
     r11 = _by_id(rows)["11"]["measured"]
     peak = float(figs["fig3"]["u_diff"].sel(lr_rule="notebook", eps=1.0).max())
     assert f"{peak:.4f}" in r11
+
+
+def test_timings_are_whole_steps_counted_by_brute_force(rows, figs):
+    """Claim 12's plateau and claim 6's curve check are first whole steps, counted here from a
+    scalar GD (Fig. 4's small start) and from the closed form at every epoch (Fig. 2)."""
+    import numpy as np
+
+    f4 = figs["fig4"]
+    counts = []
+    for m in f4["model"].values:
+        lam, lr = f4.attrs["lam"], f4.attrs["lr"]
+        eps, gamma = float(f4["eps_model"].sel(model=m)), float(f4["gamma_model"].sel(model=m))
+        w1 = w2 = scalar.FIGURE_DEFAULTS["fig4"]["small_init"]
+        step, level = 0, 0.1 * max(lam - gamma, 0.0) / (lam + eps)  # a tenth of u*
+        while w1 * w2 < level:
+            r = lam - (lam + eps) * w1 * w2
+            w1, w2 = w1 + lr * (w2 * r - gamma * w1), w2 + lr * (w1 * r - gamma * w2)
+            step += 1
+        counts.append(step)
+    assert f"reaches u*/10 at epoch {counts[0]}, {counts[1]}" in _by_id(rows)["12"]["measured"]
+    f2 = figs["fig2"]
+    lam, eps, lr, u0 = 1.0, 1.0, f2.attrs["lr"], f2.attrs["u0"]
+    t_half = float(f2["t_half_dae"].sel(lam=lam, eps=eps))
+    k = int(np.floor(t_half))  # the closed form at whole epochs around its continuous half-time
+    u = [float(theory.balanced_u(t, lam, eps, 0.0, lr, u0)) for t in (k, k + 1)]
+    half = 0.5 * lam / (lam + eps)
+    first = k if u[0] >= half else k + 1
+    assert u[1] >= half and f"first step at or above half {first}/" in _by_id(rows)["6"]["measured"]
 
 
 def test_perturbed_fig2_plateau_is_refuted(figs):

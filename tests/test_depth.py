@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +15,6 @@ from conftest import killed_after_checkpoint
 from daedyn import depth, depth_analysis, linear, theory, training
 from daedyn.runconfig import DepthConfig
 from daedyn.training import log_epochs
-from daedyn.trajectories import first_crossing
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -300,16 +300,6 @@ def test_bad_arguments_are_reported():
 # --------------------------------------------------------------------------- experiment helpers
 
 
-def test_first_crossing_matches_numpy_interpolation():
-    t = np.arange(0, 200, 10)
-    u = 0.8 / (1 + np.exp(-(t - 93.0) / 12.0))
-    level = np.array([0.4, 0.1, 0.9, 0.0])
-    got = first_crossing(t, np.broadcast_to(u, (4, t.size)), level)
-    assert got[:2] == pytest.approx([np.interp(0.4, u, t), np.interp(0.1, u, t)], rel=1e-14)
-    assert np.isnan(got[2]) and np.isnan(got[3])          # never reached / no level
-    assert first_crossing(t, u + 1.0, 0.5) == t[0]
-
-
 def _synthetic(epochs=2000, every=20, lr=0.05):
     """A trajectory dataset whose 'trained' u is the exact per-mode map (depth × model × mode)."""
     lam = np.array([2.0, 0.5, 0.05])
@@ -386,8 +376,9 @@ def test_per_step_crossings_of_sparse_records_equal_a_brute_force_step_count():
     assert np.all(brute % 10 != 0)                                   # the crossings fall between records
     assert np.array_equal(m["t50_measured"].values, brute)
     assert np.array_equal(m["t50_map"].values, brute)
-    coarse = first_crossing(runs[10]["epoch"].values, runs[10]["u"].isel(run=0).values.T, half)
-    assert np.abs(coarse - brute).max() > 0.1                        # what interpolation would have said
+    records = runs[10]["u"].isel(run=0).values                       # what interpolating records would say
+    coarse = np.array([np.interp(half[k], records[:, k], runs[10]["epoch"].values) for k in range(4)])
+    assert np.abs(coarse - brute).max() > 0.1
     assert np.array_equal(depth_analysis.step_crossing(np.arange(1501), dense.T, half, lam, 0.3, 0.0, 0.05, 3), brute)
 
 
@@ -422,8 +413,43 @@ def test_depth_claims_confirm_and_refute():
     slow = ds.assign_coords(epoch=(ds["epoch"] * 1.5).astype(int))
     slow = depth_analysis.add_theory(slow.assign_attrs(lr=ds.attrs["lr"]))
     assert depth_analysis.claims(depth_analysis.metrics(slow))[1]["verdict"] != "confirmed"
-    # the experiment's (run, seed) layout gives the same rows
-    assert depth_analysis.claims(depth_analysis.metrics(depth_analysis.add_theory(_as_runs(ds)))) == rows
+    # the experiment's (run, seed) layout gives the same rows, the worst run-mode named by run and seed
+    as_runs = depth_analysis.claims(depth_analysis.metrics(depth_analysis.add_theory(_as_runs(ds))))
+    assert as_runs[0] == rows[0] and {**as_runs[1], "judged_on": ""} == {**rows[1], "judged_on": ""}
+    L, model, mode = re.search(r"at depth (\d), model (\w+), mode (\d)$", rows[1]["judged_on"]).groups()
+    assert as_runs[1]["judged_on"].endswith(f"at run {model}_l{L}, seed 0, mode {mode}")
+
+
+def test_depth_claims_state_tolerance_and_the_worst_case_they_judged():
+    """tolerance and judged_on checked against the metrics: the deep-WDAE row names the checked mode whose
+    |u| came closest to its bound and the DAE mode that rose least; the timing row the worst run-mode."""
+    m = depth_analysis.metrics(depth_analysis.add_theory(_synthetic()))
+    wdae, dae = m.sel(depth=3, model="wdae"), m.sel(depth=3, model="dae")
+    checked = ((wdae["u_limit"] == 0) & (wdae["u0"] > 0)
+               & (dae["t50_quadrature"] <= 0.8 * m.attrs["last_epoch"])).values
+    assert checked.sum() == 2
+    ratio = wdae["u_max_abs"].values / (1.01 * np.maximum(np.abs(wdae["u0"].values), 0.02))
+    reach = dae["u_final"].values / dae["u_plus"].values
+    assert np.array_equal(m["u_max_abs"].values, np.abs(_synthetic()["u"].values).max(axis=2))
+    for bump in (None, 0, 1):           # as trained, then each checked mode made the WDAE's worst
+        if bump is not None:
+            k = np.flatnonzero(checked)[bump]
+            m["u_max_abs"].loc[dict(depth=3, model="wdae", mode=k)] = 1.0 * 1.01 * 0.02
+            ratio[k] = 1.0
+        w = np.flatnonzero(checked)[np.argmax(np.where(checked, ratio, -np.inf))]
+        d = np.flatnonzero(checked)[np.argmin(np.where(checked, reach, np.inf))]
+        row = depth_analysis.claims(m)[0]
+        assert row["tolerance"] == ("WDAE max |u| <= 1.01 x max(|u(0)|, 0.02); DAE from u(0) < u+/2 to "
+                                    "u_final >= u+/2")
+        assert row["judged_on"] == (f"every one of 2 checked modes (L >= 3); worst WDAE: L=3 mode {w}, max |u| "
+                                    f"{ratio[w]:.3g} x its bound; worst DAE: L=3 mode {d}, u_final/u+ {reach[d]:.3g}")
+    assert row["verdict"] == "confirmed"                               # at the bound is still within it
+    rel = np.abs(m["t50_rel_error"].where(m["t50_quadrature"] >= 50).values)
+    i, j, k = np.unravel_index(np.nanargmax(rel), rel.shape)
+    row = depth_analysis.claims(m)[1]
+    assert row["tolerance"] == "|t50_measured / t50_quadrature - 1| <= 0.05 (qualified <= 0.1)"
+    assert row["judged_on"] == (f"worst of {int(np.isfinite(rel).sum())} run-modes: {np.nanmax(rel):.3g} at "
+                                f"depth {m['depth'].values[i]}, model {m['model'].values[j]}, mode {k}")
 
 
 def test_plot_depth_draws_one_column_per_depth(tmp_path):

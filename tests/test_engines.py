@@ -1,6 +1,7 @@
-"""The one engine contract: all ten engines derive from :class:`daedyn.training.Engine`, expose every
+"""The one engine contract: all eleven engines derive from :class:`daedyn.training.Engine`, expose every
 member it declares, and resume from a checkpoint to exactly the uninterrupted result."""
 
+import dataclasses
 from functools import partial
 
 import numpy as np
@@ -22,10 +23,17 @@ def _linear(engine: str, **kw) -> LinearConfig:
     return LinearConfig.make(engine=engine, eps=0.3, gamma=0.05, n_samples=N, **COMMON, **kw)
 
 
+def _second_of_a_batch(config, problem, **runtime):
+    """The batched exact engine's run of ``config``, trained beside a run of other lr, eps and seed."""
+    other = dataclasses.replace(config, lr=0.03, eps=0.0, seed=2, run="other")
+    return linear.train_batch([other, config], problem, **runtime)[1]
+
+
 #: every engine -> a tiny configuration and its family's train(config, problem, **runtime); minibatch
 #: engines shuffle (batch 7 of 24 rows), so resuming must also continue their generators
 ENGINES = {
     linear.ExactEngine: (_linear("exact"), linear.train),
+    linear.BatchedExactEngine: (_linear("exact"), _second_of_a_batch),
     linear.DatapassEngine: (_linear("datapass"), linear.train),
     linear.SampledEngine: (_linear("sampled", batch_size=7), linear.train),
     nonlinear.NonlinearEngine: (NonlinearConfig.make(noise_std=0.3, weight_decay=0.01, k_modes=3, batch_size=7,
@@ -82,9 +90,9 @@ def _subclasses(cls) -> set:
     return {c for sub in cls.__subclasses__() for c in {sub} | _subclasses(sub)}
 
 
-def test_the_ten_engines_are_every_engine():
+def test_the_eleven_engines_are_every_engine():
     concrete = {c for c in _subclasses(training.Engine) if not c.__name__.startswith("_")}
-    assert concrete == set(ENGINES) and len(ENGINES) == 10
+    assert concrete == set(ENGINES) and len(ENGINES) == 11
 
 
 @pytest.mark.parametrize("engine_cls", list(ENGINES), ids=lambda c: c.__name__)

@@ -216,6 +216,83 @@ def test_claims_rows(experiment):
     assert {r["claim"]: r for r in gan.claims(exact)}["theory-vs-measured"]["verdict"] == "refuted"
 
 
+def test_claims_state_tolerance_and_the_worst_case_they_judged(experiment):
+    """tolerance and judged_on of every row, checked against the dataset and the metrics rows: each names
+    the worst case its verdict judged, and moves when another case is made the worst."""
+    ds, *_ = experiment
+    rows = {r["claim"]: r for r in gan.claims(ds)}
+    assert all(r["tolerance"] and r["judged_on"] for r in rows.values())
+    ns, eps = ds["n_samples"].values, ds["eps"].values
+    # 1. the smallest rise of the clean held-out error along ε, and a case made the smallest
+    rec = ds["test_reconstruction"].isel(epoch=-1).transpose("n_samples", "eps").values
+    for bad in (None, (0, 2)):
+        if bad is not None:
+            ds = ds.copy(deep=True)
+            ds["test_reconstruction"][dict(n_samples=bad[0], eps=bad[1] + 1, epoch=-1)] = rec[bad] + 1e-9
+            rec = ds["test_reconstruction"].isel(epoch=-1).transpose("n_samples", "eps").values
+        rises = np.diff(rec, axis=1)
+        i, j = np.unravel_index(np.argmin(rises), rises.shape)
+        assert bad is None or (i, j) == bad
+        row = {r["claim"]: r for r in gan.claims(ds)}["no-noise-shrinkage"]
+        assert row["judged_on"] == (f"the smallest of {rises.size} rises (2 N × 3 steps in ε): {rises[i, j]:.3g} at "
+                                    f"N={ns[i]}, ε {eps[j]:.3g} → {eps[j + 1]:.3g}")
+    ds, *_ = experiment
+    # 2. the largest relative gap of theory and measurement, held-out or train
+    rel = (abs(ds["test_denoising_theory"] - ds["test_denoising"]) / ds["test_denoising"]).transpose(
+        "n_samples", "eps", "sigma2_test", "epoch")
+    tr = (abs(ds["train_error_theory"] - ds["train_error"]) / ds["train_error"]).transpose("n_samples", "eps", "epoch")
+    row = rows["theory-vs-measured"]
+    if float(rel.max()) >= float(tr.max()):
+        a, b, c, d = np.unravel_index(int(np.argmax(rel.values)), rel.shape)
+        where = (f"held-out at n_samples={ns[a]}, eps={eps[b]:.6g}, sigma2_test={ds['sigma2_test'].values[c]:.6g}, "
+                 f"epoch={ds['epoch'].values[d]}")
+    else:
+        a, b, d = np.unravel_index(int(np.argmax(tr.values)), tr.shape)
+        where = f"train at n_samples={ns[a]}, eps={eps[b]:.6g}, epoch={ds['epoch'].values[d]}"
+    assert row["judged_on"].endswith(f"{max(float(rel.max()), float(tr.max())):.3g}, {where}")
+    assert row["tolerance"] == "|theory − measured| / measured ≤ 0.02 (qualified ≤ 0.05)"
+    # 3. |ε*/σ²_test − 1| at the largest N (one σ²_test > 0 here)
+    dev = abs(float(ds["eps_star"].sel(n_samples=400, sigma2_test=0.3)) / 0.3 - 1)
+    assert rows["eps-star-vs-test-noise"]["judged_on"] == (f"worst of 1 σ²_test > 0 at the largest N = 400: "
+                                                           f"{dev:.3g} at σ²_test = 0.3")
+    # 4. the measured optimum against the theory's, in resolutions, from the optimal-noise rows
+    opt = [r for r in gan.optimal_noise_rows(ds) if r["sigma2_test"] > 0]
+    off = [abs(r["eps_star_measured"] - r["eps_star_final_theory"]) / r["eps_star_resolution"] for r in opt]
+    w = int(np.argmax(off))
+    assert rows["eps-star-measured"]["judged_on"] == (f"worst of 2 (N, σ²_test > 0): {off[w]:.3g} resolutions at "
+                                                      f"N={opt[w]['n_samples']}, σ²_test=0.3")
+    # 5. early stopping: the worst gap of the metrics' stopping epochs in units of the tolerance
+    step = float(np.diff(ds["epoch"].values)[0])
+    stops = [r for r in gan.metrics(ds) if r["eps"] == 0 and r["sigma2_test"] > 0]
+    units = [abs(r["stop_epoch"] - r["stop_epoch_theory"]) / max(2 * step, 0.05 * r["stop_epoch_theory"])
+             for r in stops]
+    w = int(np.argmax(units))
+    assert rows["early-stopping"]["judged_on"].startswith(f"worst of 2 (N, σ²_test > 0): {units[w]:.3g} tolerances "
+                                                          f"at N={stops[w]['n_samples']}, σ²=0.3")
+    assert f"max({2 * step:g}, 5 %) epochs" in rows["early-stopping"]["tolerance"]
+    # 6. the generalisation gap: the one step in N
+    gap = (ds["test_reconstruction"] - ds["train_error"]).isel(epoch=-1).sel(eps=0).values
+    assert rows["generalisation-gap"]["judged_on"] == (f"worst of 1 steps in N: change {gap[1] - gap[0]:.3g} from "
+                                                       "N=24 to N=400")
+
+
+def test_early_stopping_is_qualified_only_if_every_case_meets_the_wider_tolerance(experiment, monkeypatch):
+    """Each verdict judges the worst case of its own tolerance: N=24 is the worst against the strict tolerance
+    (max(2 intervals, 5 %)) but within the wide one; N=400, less off strictly, misses the wide one (max(4
+    intervals, 15 %)), so the row is refuted, naming N=400 as the wide tolerance's worst case."""
+    ds, *_ = experiment
+    stops = iter([(1140.0, 1.0), (1000.0, 1.0), (125.0, 1.0), (100.0, 1.0)])   # (measured, theory) per N
+    monkeypatch.setattr(gan, "_stop", lambda epochs, curve: next(stops))
+    row = {r["claim"]: r for r in gan.claims(ds)}["early-stopping"]
+    step = float(np.diff(ds["epoch"].values)[0])
+    strict = [140 / max(2 * step, 50.0), 25 / max(2 * step, 5.0)]
+    wide = [140 / max(4 * step, 150.0), 25 / max(4 * step, 15.0)]
+    assert strict[0] > strict[1] > 1 and wide[0] <= 1 < wide[1]
+    assert row["verdict"] == "refuted"
+    assert row["judged_on"] == (f"worst of 2 (N, σ²_test > 0): {strict[0]:.3g} tolerances at N=24, σ²=0.3 "
+                                f"(qualified's tolerance: {wide[1]:.3g} at N=400, σ²=0.3); 1 interior minima")
+
+
 def test_figure_renders(experiment, tmp_path):
     from daedyn.figures.generalisation import plot_generalisation
     from daedyn.figures.style import save

@@ -240,6 +240,59 @@ def test_sampled_summary_rows_claims_and_figure(tmp_path):
         sampled_analysis.sampled_summary(dataclasses.replace(config, seeds=2, steps=5), training.Problem(lam, V, X))
 
 
+def _summary(seed=0):
+    """A hand-made summary of the sampled experiment: N = 200, batch sizes N, 50, 10, modes 0, 1, 3."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    modes, batch, steps = [0, 1, 3], [200, 50, 10], np.arange(0, 100, 10)
+    z = rng.uniform(-1.5, 1.5, (3, steps.size, 3))
+    z[:, 0] = np.nan                                       # the start: no standard error
+    return xr.Dataset(
+        {"z": (("batch", "step", "mode"), z), "diff": (("batch", "step", "mode"), 1e-3 * z),
+         "u_star": ("mode", [0.8, 0.6, 0.4]), "slope_lr": ("mode", [1.02, 0.93, 1.05]),
+         "slope_lr_predicted": ("mode", [1.03, 0.99, 0.98]), "slope_batch": ("mode", [-1.0, -1.04, -0.97]),
+         "slope_batch_predicted": ("mode", [-1.0, -1.0, -1.0]),
+         "bias": (("copy", "mode"), rng.normal(0, 0.01, (20, 3))),
+         "fixed_closed_form": (("trained_copy", "mode"), rng.normal(0.5, 0.1, (2, 3)))},
+        coords={"batch": batch, "step": steps, "mode": modes, "lr": [0.01, 0.02], "copy": np.arange(20),
+                "trained_copy": [0, 1]},
+        attrs={"n_samples": 200, "seeds": 50, "fraction": 0.5, "eta_max": 0.2, "var_batch": 10})
+
+
+def test_sampled_claims_state_tolerance_and_the_worst_case_they_judged():
+    """tolerance and judged_on checked against the summary: the batch size, step and mode of the largest |z|
+    over its threshold, the mode of the slope furthest from ±1, the mode of the worst trained copy."""
+    out = _summary()
+    out["z"].loc[dict(batch=50, step=40, mode=1)] = -2.9           # under its threshold, but the largest z
+    out["fixed_trained"] = out["fixed_closed_form"] + 1e-4
+    out["fixed_trained"].loc[dict(trained_copy=1, mode=3)] += 4e-4
+    mean, lr, batch, fixed = sampled_analysis.sampled_claims(out)
+    thresholds = [sampled_analysis.z_threshold(out["z"].sel(batch=b).values) for b in (200, 50, 10)]
+    assert thresholds[0] == thresholds[1] == thresholds[2] > 2.9   # 27 finite points each
+    assert mean["tolerance"] == ("|z| <= the Bonferroni threshold of its batch size ("
+                                 + ", ".join(f"{t:.2f}" for t in thresholds) + " for B = N, 50, 10)")
+    assert mean["judged_on"] == f"worst of 3 batch sizes: B = 50, max |z| {2.9 / thresholds[1]:.2f} x its " \
+                                "threshold, at step 40, mode 1"
+    assert mean["verdict"] == "confirmed"
+    out["z"].loc[dict(batch=10, step=90, mode=0)] = 5.0               # now B = 10 is off: qualified, and named
+    mean = sampled_analysis.sampled_claims(out)[0]
+    assert mean["verdict"] == "qualified" and "B = 10, max |z| " in mean["judged_on"]
+    assert mean["judged_on"].endswith("at step 90, mode 0")
+    assert lr["judged_on"] == ("worst of 3 modes: mode 1, slope +0.93 (0.07 off +1); largest gap to the "
+                               "prediction 0.07, mode 3")
+    assert batch["judged_on"].startswith("worst of 3 modes: mode 1, slope -1.04")
+    assert lr["tolerance"].startswith("|slope - (+1)| <= 0.1") and lr["verdict"] == "confirmed"
+    rms = np.sqrt((out["bias"] ** 2).mean("copy").values)
+    gap = np.array([1e-4, 1e-4, 5e-4])
+    w = int(np.argmax(gap / rms))
+    assert w == 2 and fixed["judged_on"] == (f"worst of 3 modes: mode 3, largest gap over 2 trained copies "
+                                             f"{gap[w]:.1e} = {gap[w] / rms[w]:.2g} x the rms")
+    assert fixed["verdict"] == ("confirmed" if gap[w] / rms[w] <= 0.2 else "qualified")
+    untrained = sampled_analysis.sampled_claims(out.drop_vars(["fixed_trained", "fixed_closed_form"]))[3]
+    assert untrained["verdict"] == "qualified" and untrained["judged_on"].startswith("no trained copies")
+
+
 def test_sampled_parts_need_their_keys_and_a_learnable_mode(monkeypatch):
     X, lam, V = _synthetic(64, [1.0, 0.6, 0.35, 0.2])
     config = _small_sampled_config()

@@ -192,6 +192,51 @@ def test_large_sweep_and_a_seed_count_are_accepted(tmp_path):
 
 # --- built end to end -------------------------------------------------------------------------
 
+def _table(timing_errors, trajectory=0.01, resolution=1):
+    """A synthetic sweep table (the columns of daedyn.analysis.sweep_table): one run-mode pair per
+    relative timing error, plateaus on the theory, the given largest trajectory error."""
+    out = []
+    for i, e in enumerate(timing_errors):
+        pred = 100.0 + 10 * i
+        out.append({"run": f"r{i}", "mode": i % 3, "final": 0.5, "theory_final": 0.5, "fixed_point": 0.5,
+                    "t50_measured": pred * (1 + e), "t50_predicted": pred, "t90_measured": 2 * pred * (1 + e),
+                    "t90_predicted": 2 * pred, "t_resolution": resolution, "max_abs_err": 0.01,
+                    "max_abs_err_epoch": 40.0})
+    out[-1]["max_abs_err"] = trajectory
+    return out
+
+
+def test_sweep_claims_judge_the_worst_case_not_the_median():
+    """A table whose median timing error passes and whose worst fails is not "confirmed"; the
+    worst pair is named; the tolerance is stated; a nonlinear sweep is never "refuted"."""
+    from daedyn.sweep_claims import sweep_claims
+
+    by = lambda rows: {r["claim"]: r for r in rows}  # noqa: E731
+    # 19 pairs 2 % late, one 69 % late (the median is 2 %): the 90 % quantile passes, the worst does not
+    rows = by(sweep_claims(_table([0.02] * 19 + [0.69]), "linear"))
+    timing = rows["sweep-timing"]
+    assert timing["verdict"] == "qualified"
+    assert "run r19, mode 1" in timing["measured"] and "69%" in timing["measured"]
+    assert "10%" in timing["expected"] and "38 of 40 timings" in timing["measured"]
+    # many pairs off: refuted for a linear sweep, qualified against the linear reference of a nonlinear one
+    many = _table([0.02] * 10 + [0.5] * 10)
+    assert by(sweep_claims(many, "linear"))["sweep-timing"]["verdict"] == "refuted"
+    assert by(sweep_claims(many, "nonlinear"))["sweep-timing"]["verdict"] == "qualified"
+    assert by(sweep_claims(_table([0.02] * 20), "linear"))["sweep-timing"]["verdict"] == "confirmed"
+    # a nonlinear timing at the recording interval: 9 epochs late on a 100-epoch timing is within it
+    coarse = _table([0.09] * 20, resolution=10)
+    for r in coarse:
+        r["t50_measured"] = r["t50_predicted"] + 9
+        r["t90_measured"] = r["t90_predicted"] + 9
+    assert by(sweep_claims(coarse, "nonlinear"))["sweep-timing"]["verdict"] == "confirmed"
+    # mid-run: plateaus agree, the trajectory does not
+    assert rows["sweep-plateau"]["verdict"] == "confirmed" and rows["sweep-trajectory"]["verdict"] == "confirmed"
+    mid = by(sweep_claims(_table([0.02] * 20, trajectory=0.09), "linear"))
+    assert mid["sweep-plateau"]["verdict"] == "confirmed" and mid["sweep-trajectory"]["verdict"] == "qualified"
+    assert "0.09 (run r19, mode 1, largest near epoch 40)" in mid["sweep-trajectory"]["measured"]
+    assert by(sweep_claims(_table([0.02] * 20, trajectory=0.2), "linear"))["sweep-trajectory"]["verdict"] == "refuted"
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("sweep")

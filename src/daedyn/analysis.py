@@ -129,6 +129,7 @@ def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray,
     d = lam.size
     shape = (combined.sizes["run"], combined.sizes["seed"], d, epochs.size)
     u_theory, u_paper = np.empty(shape), np.empty(shape)
+    x0s, y0s = np.empty(shape[:3]), np.empty(shape[:3])
     u0s = np.empty(shape[:2])
     u_star = np.empty((combined.sizes["run"], d))
     eta_max = np.empty(combined.sizes["run"])
@@ -143,7 +144,8 @@ def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray,
             lr = float(one["lr"])
             w1 = one["w1_init"].dropna("hidden", how="all") if "hidden" in one.dims else one["w1_init"]
             w2 = one["w2_init"].dropna("hidden", how="all") if "hidden" in one.dims else one["w2_init"]
-            x0, y0 = theory.mode_state_from_weights(w1.values.astype(float), w2.values.astype(float), run_V)
+            x0s[i, j], y0s[i, j] = x0, y0 = theory.mode_state_from_weights(w1.values.astype(float),
+                                                                            w2.values.astype(float), run_V)
             u_theory[i, j] = theory.vector_mode_map(n_steps, run_lam, eps, gamma, lr, x0=x0, y0=y0)[:, epochs]
             u0s[i, j] = paper_u0(one["singular_values"].sel(epoch=0).values, d)
             u_paper[i, j] = theory.balanced_u(epochs[None, :], run_lam[:, None], eps, gamma, lr, u0s[i, j])
@@ -155,6 +157,10 @@ def add_theory(combined: xr.Dataset, lam: np.ndarray, V: np.ndarray,
     combined["u_paper"] = xr.DataArray(u_paper, dims=dims, attrs={
         "long_name": "paper's closed form: balanced closed form (E7b) with the heuristic u0 (D3)",
         "units": "1"}).transpose(*combined["u"].dims)
+    combined["x0"] = (("run", "seed", "mode"), x0s, {
+        "long_name": "initial state x0: |a_i + b_i|^2/4 of the mode (a_i = W1 v_i, b_i = W2^T v_i)", "units": "1"})
+    combined["y0"] = (("run", "seed", "mode"), y0s, {
+        "long_name": "initial state y0: |a_i - b_i|^2/4 of the mode", "units": "1"})
     combined["u0_paper"] = (("run", "seed"), u0s, {
         "long_name": f"paper's heuristic u0: sum of the top {PAPER_U0_TOP} singular values of the initial W / d",
         "units": "1"})
@@ -187,6 +193,65 @@ def _first_epoch(epochs: np.ndarray, u: np.ndarray, level: np.ndarray) -> np.nda
     return np.where(level > 0, first, np.nan)
 
 
+def step_crossing(epochs, u, y, level, lam, eps, gamma, lr) -> np.ndarray:
+    """First step at which u ≥ level, per mode, at per-step resolution (NaN: never, or level ≤ 0).
+
+    ``epochs`` (n,) are the recorded steps, ``u`` (n, m) the recorded mode strengths, ``y`` (n, m)
+    the per-mode map's y = ‖a−b‖²/4 at the same records (:func:`mode_states`; the part of a mode's
+    state that u does not show), ``level`` (m,). The steps between two records are those of the
+    exact per-mode map (:func:`daedyn.theory.mode_map_step`) started from the earlier record's
+    state (x = u + y, y), so a record at every step gives the first record at or above the level,
+    and a crossing never lies after the first record that shows it. For the per-mode theory's own
+    trajectory this is its exact first step; for a trained network the steps between records
+    neglect cross-mode coupling over one recording interval.
+    """
+    epochs = np.asarray(epochs, dtype=np.int64)
+    u, y = np.asarray(u, np.float64), np.asarray(y, np.float64)
+    level = np.asarray(level, np.float64)
+    lam = np.broadcast_to(np.asarray(lam, np.float64), level.shape)
+    above = u >= level[None, :]
+    reached = above.any(axis=0) & (level > 0)
+    out = np.where(reached, epochs[np.argmax(above, axis=0)], np.nan).astype(np.float64)
+    active = reached.copy()  # modes whose crossing may lie before their first record above the level
+    for r in range(epochs.size - 1):
+        active &= out > epochs[r]
+        if not active.any():
+            break
+        x_, y_ = u[r] + y[r], y[r]
+        for t in range(int(epochs[r]) + 1, int(epochs[r + 1])):
+            x_, y_ = theory.mode_map_step(x_, y_, lam, eps, gamma, lr)
+            hit = active & (x_ - y_ >= level)
+            out[hit] = t
+            active &= ~hit
+            if not active.any():
+                break
+    return out
+
+
+def _crossings(one: xr.Dataset, epochs, lam, eps, gamma, lr):
+    """The crossing function of a linear run's (epoch, mode) curves and its resolution in epochs:
+    :func:`step_crossing` (1) where :func:`per_step_engine`, else the first record (the interval)."""
+    if per_step_engine(one):
+        _, y = mode_states(epochs, lam, eps, gamma, lr, one["x0"].values, one["y0"].values)
+        return (lambda u, level: step_crossing(epochs, u, y, level, lam, eps, gamma, lr)), 1
+    return (lambda u, level: _first_epoch(epochs, u, level)), int(np.max(np.diff(epochs), initial=1))
+
+
+def mode_states(epochs, lam, eps, gamma, lr, x0, y0) -> tuple[np.ndarray, np.ndarray]:
+    """The per-mode theory (u, y) (epoch, mode) at ``epochs``, from the initial states (x0, y0)."""
+    epochs = np.asarray(epochs, dtype=np.int64)
+    u, y = theory.vector_mode_map(int(epochs.max()), lam, eps, gamma, lr, x0=x0, y0=y0, states=True)
+    return u[..., epochs].T, y[..., epochs].T
+
+
+def per_step_engine(run: xr.Dataset) -> bool:
+    """Whether a linear run takes one full-batch gradient step of the marginalised loss per epoch
+    (engine exact or datapass, full batch): then the per-mode map continues its records step by step."""
+    engine = str(run["engine"].item()) if "engine" in run.coords else "exact"
+    steps = int(run["n_steps"].item()) if "n_steps" in run.coords else int(run["epoch"].values.max())
+    return engine in ("exact", "datapass") and steps == int(run["epoch"].values.max())
+
+
 PLATEAU_TOLERANCE = 0.05  # claim 14 (docs/science.md): plateaus read off the paper's figure, ±0.05
 
 
@@ -200,8 +265,10 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
     per run and mode (``seed`` = "all") the same over the seeds.
 
     Relative errors are max|Δu| divided by the mode's fixed point u* (undefined
-    where u* = 0). "Predicted" epochs come from the E15 theory curve, at the
-    recording resolution like the measured ones; ``t50_paper`` is the paper's
+    where u* = 0). "Predicted" epochs come from the E15 theory curve, "measured" ones from
+    the trained u, both at per-step resolution for a run of one full-batch step per epoch
+    (:func:`step_crossing`), else at the recording interval (``t_resolution``, in epochs: 1
+    or the interval); ``t50_paper`` is the paper's
     closed form (E10b) with its heuristic u₀. ``eta_max`` is the network's stability
     limit (:func:`daedyn.theory.stability_limit`, added by :func:`add_theory`), so
     ``lr_over_eta_max`` < 1 says how safely the learning rate was chosen and
@@ -233,8 +300,9 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
             err_th = np.abs(th - actual).max(axis=0)
             err_pa = np.abs(pa - actual).max(axis=0)
             safe = np.where(ustar > 0, ustar, np.nan)
-            t_pred = {f: _first_epoch(epochs, th, f * ustar) for f in (0.5, 0.9)}
-            t_meas = {f: _first_epoch(epochs, actual, f * ustar) for f in (0.5, 0.9)}
+            cross, resolution = _crossings(one, epochs, lam, eps, gamma, lr)
+            t_pred = {f: cross(th, f * ustar) for f in (0.5, 0.9)}
+            t_meas = {f: cross(actual, f * ustar) for f in (0.5, 0.9)}
             t50_paper = theory.steps_to_fraction(0.5, lam, eps, gamma, lr, float(one["u0_paper"]))
             eta_max = float(one["eta_max"])
             for k, mode in enumerate(modes):
@@ -246,7 +314,7 @@ def metrics(combined: xr.Dataset, modes: list[int], paper_plateaus: dict | None 
                     "max_abs_err_paper": float(err_pa[k]), "max_rel_err_paper": float(err_pa[k] / safe[k]),
                     "t50_predicted": float(t_pred[0.5][k]), "t50_measured": float(t_meas[0.5][k]),
                     "t90_predicted": float(t_pred[0.9][k]), "t90_measured": float(t_meas[0.9][k]),
-                    "t50_paper": float(np.asarray(t50_paper)[k]),
+                    "t_resolution": resolution, "t50_paper": float(np.asarray(t50_paper)[k]),
                     "lr": lr, "eta_max": eta_max, "lr_over_eta_max": lr / eta_max,
                     "above_stability_limit": int(lr >= eta_max),
                     **_plateau_check(paper_plateaus, str(run), k, float(actual[-1, k])),
@@ -318,6 +386,12 @@ def sweep_table(combined: xr.Dataset, family: str, grid: dict[str, dict], modes=
     not learned). ``fixed_point`` is max(λ − γ, 0)/(λ + ε) in the theory's units. ``grid`` maps
     the grid's run names to their swept values (:func:`daedyn.sweep.swept_values`); a key that
     only another grid sweeps is None; explicit runs of the experiment are left out.
+
+    Timings are first steps at per-step resolution for a linear run of one full-batch step per
+    epoch (:func:`step_crossing`), else the first record at or above the level; ``t_resolution``
+    says which (1, or the recording interval in epochs). ``max_abs_err_epoch`` is the epoch of the
+    largest |theory − trained| (mean over seeds): mid-run, not at the plateau, where the per-mode
+    theory neglects the coupling of the modes while they grow.
     """
     if family not in ("linear", "nonlinear"):
         raise ValueError(f"unknown family {family!r}; expected linear or nonlinear")
@@ -346,7 +420,12 @@ def sweep_table(combined: xr.Dataset, family: str, grid: dict[str, dict], modes=
                 def own(curve, f):
                     return np.where(curve[-1] >= 0.01, f * curve[-1], np.nan)
                 levels = {f: (own(actual, f), own(th, f)) for f in (0.5, 0.9)}
-            t = {f: (_first_epoch(epochs, actual, a), _first_epoch(epochs, th, b)) for f, (a, b) in levels.items()}
+            if family == "linear":
+                cross, resolution = _crossings(one, epochs, lam, *(float(one[k]) for k in ("eps", "gamma", "lr")))
+            else:  # a nonlinear network follows no per-mode map: the first record at or above the level
+                cross, resolution = ((lambda u, level: _first_epoch(epochs, u, level)),
+                                     int(np.max(np.diff(epochs), initial=1)))
+            t = {f: (cross(actual, a), cross(th, b)) for f, (a, b) in levels.items()}
             err = np.abs(th - actual).max(axis=0)
             for k, mode in enumerate(modes):
                 rows.append({"run": str(run), **{k: values.get(k) for k in keys}, "mode": mode, "lam": float(lam[k]), "seed": int(seed),
@@ -354,5 +433,6 @@ def sweep_table(combined: xr.Dataset, family: str, grid: dict[str, dict], modes=
                              "theory_final": float(th[-1, k]),
                              "t50_measured": float(t[0.5][0][k]), "t50_predicted": float(t[0.5][1][k]),
                              "t90_measured": float(t[0.9][0][k]), "t90_predicted": float(t[0.9][1][k]),
-                             "max_abs_err": float(err[k])})
+                             "t_resolution": resolution, "max_abs_err": float(err[k]),
+                             "max_abs_err_epoch": int(epochs[np.argmax(np.abs(th - actual)[:, k])])})
     return summarise_seeds(rows, SWEEP_MEASURED)

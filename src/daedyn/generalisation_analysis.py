@@ -347,9 +347,9 @@ EPS_STAR_TOLERANCE = (0.05, 0.20)  # |ε*/σ²_test − 1| at the largest N: con
 
 
 def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
-    """Rows (claim, statement, measured, expected, verdict, note) for the experiment's claims.csv,
-    from a combined dataset with theory (:func:`add_theory`). Each row judges its worst case over
-    N and σ²_test (and ε, epoch where they enter) and names it. With ``experiment`` the claim ids
+    """Rows (:data:`daedyn.claims.COLUMNS`) for the experiment's claims.csv, from a combined dataset
+    with theory (:func:`add_theory`). Each row judges its worst case over N and σ²_test (and ε, epoch
+    where they enter) and names it in ``judged_on``, beside its ``tolerance``. With ``experiment`` the claim ids
     are ``<experiment>/<id>``, so that they stay unique in the table of every experiment's claims."""
     ns = [int(n) for n in ds["n_samples"].values]
     eps = ds["eps"].values
@@ -374,15 +374,25 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
            if rises.size else ""),
         "strictly increasing in ε at every N (every rise > 0), best at ε = 0",
         grade(all(rising) and eps.min() == 0, all(best_at_zero)),
-        "" if eps.min() == 0 else "the ε grid has no ε = 0 run"))
+        "" if eps.min() == 0 else "the ε grid has no ε = 0 run",
+        tolerance="every rise of the error from one ε to the next > 0 (qualified: the smallest error at ε = 0 at "
+                  "every N)",
+        judged_on=(f"the smallest of {rises.size} rises ({len(ns)} N × {eps.size - 1} steps in ε): {fmt(rises[i, j])} "
+                   f"at N={ns[i]}, ε {fmt(eps[j])} → {fmt(eps[j + 1])}" if rises.size else "")))
 
     # 2. the per-mode theory along training
     meas = ds["test_denoising"]
     rel = abs(ds["test_denoising_theory"] - meas) / meas
     tr_rel = abs(ds["train_error_theory"] - ds["train_error"]) / ds["train_error"]
     worst = float(max(rel.max(), tr_rel.max()))
-    at = rel.where(rel == rel.max(), drop=True)
-    where = ", ".join(f"{k}={fmt(at[k].values[0], 6)}" for k in ("n_samples", "eps", "sigma2_test", "epoch"))
+
+    def argmax_at(err, keys):
+        at = err.where(err == err.max(), drop=True)
+        return ", ".join(f"{k}={fmt(at[k].values[0], 6)}" for k in keys)
+
+    where = argmax_at(rel, ("n_samples", "eps", "sigma2_test", "epoch"))
+    worst_of = ("held-out", where) if float(rel.max()) >= float(tr_rel.max()) else (
+        "train", argmax_at(tr_rel, ("n_samples", "eps", "epoch")))
     rows.append(claim_row(
         "theory-vs-measured",
         "The per-mode theory (each mode's exact GD map from the initial weights, evaluated with the held-out "
@@ -393,7 +403,10 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         grade(worst <= THEORY_TOLERANCE[0], worst <= THEORY_TOLERANCE[1]),
         "the measured errors use the full held-out moment C of the non-aligned network; the per-mode theory "
         "lets each mode grow on its own, while in the network the modes compete for the H hidden units, "
-        "which delays the modes being learned"))
+        "which delays the modes being learned",
+        tolerance=f"|theory − measured| / measured ≤ {THEORY_TOLERANCE[0]:g} (qualified ≤ {THEORY_TOLERANCE[1]:g})",
+        judged_on=f"worst over the held-out errors ({len(ns)} N × {eps.size} ε × {s2.size} σ²_test × {epochs.size} "
+                  f"epochs) and the train errors: {fmt(worst)}, {worst_of[0]} at {worst_of[1]}"))
 
     # 3. ε* ≈ σ²_test for the trained fixed point, and how far off at small N
     noisy = s2 > 0
@@ -419,7 +432,11 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         f"|ε*/σ²_test − 1| ≤ {EPS_STAR_TOLERANCE[0]:g} for every σ²_test at the largest N (qualified ≤ "
         f"{EPS_STAR_TOLERANCE[1]:g})",
         grade(dev_large <= EPS_STAR_TOLERANCE[0], dev_large <= EPS_STAR_TOLERANCE[1]),
-        note))
+        note,
+        tolerance=f"|ε*/σ²_test − 1| ≤ {EPS_STAR_TOLERANCE[0]:g} (qualified ≤ {EPS_STAR_TOLERANCE[1]:g}) at the "
+                  "largest N",
+        judged_on=(f"worst of {int(noisy.sum())} σ²_test > 0 at the largest N = {ns[-1]}: {fmt(dev_large)} at "
+                   f"σ²_test = {fmt(s2[noisy][k_large])}" if noisy.any() else "")))
 
     # 4. the optimum of the trained networks vs the theory at the same training time
     meas_star = ds["eps_star_measured"].values[:, noisy]
@@ -448,6 +465,8 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
                 "extra shrinkage)")
     else:
         measured, worst_off, note = "no σ²_test > 0", np.nan, ""
+    judged = (f"worst of {off.size} (N, σ²_test > 0): {fmt(worst_off)} resolutions at N={ns[i]}, "
+              f"σ²_test={fmt(s2[noisy][k])}" if noisy.any() else "")
     rows.append(claim_row(
         "eps-star-measured",
         "The optimal training noise of the trained networks (the ε whose network has the lowest held-out "
@@ -456,12 +475,15 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
         measured,
         "|measured − theory| ≤ the measurement's resolution at every (N, σ²_test > 0) (qualified ≤ 2 resolutions)",
         grade(worst_off <= 1.0, worst_off <= 2.0),
-        note))
+        note,
+        tolerance="|measured − theory| ≤ 1 resolution (qualified ≤ 2)",
+        judged_on=judged))
 
     # 5. early stopping of the AE (ε = 0) under test noise
     if eps.min() == 0 and noisy.any():
         ae = ds.sel(eps=eps.min())
-        parts, interior, worst = [], 0, (-1.0, -1.0, "")
+        # the worst case of each tolerance: (gap in units of the tolerance, where)
+        parts, interior, worst, worst_q = [], 0, (-1.0, ""), (-1.0, "")
         step = float(np.median(np.diff(epochs))) if epochs.size > 1 else 1.0
         for n in ns:
             for v in s2[noisy]:
@@ -473,24 +495,31 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
                 # the gap in units of each tolerance: max(2 intervals, 5 %) and max(4 intervals, 15 %)
                 gaps = (abs(t_m - t_t) / max(2 * step, 0.05 * t_t), abs(t_m - t_t) / max(4 * step, 0.15 * t_t))
                 if gaps[0] > worst[0]:
-                    worst = (*gaps, f"N={n}, σ²={fmt(v)}")
+                    worst = (gaps[0], f"N={n}, σ²={fmt(v)}")
+                if gaps[1] > worst_q[0]:
+                    worst_q = (gaps[1], f"N={n}, σ²={fmt(v)}")
                 parts.append(f"N={n}, σ²={fmt(v)}: epoch {t_m:.0f} (theory {t_t:.0f}), error {fmt(e_m, 4)} "
                              f"vs {fmt(end, 4)} at the end")
         rows.append(claim_row(
             "early-stopping",
             "Without training noise, test noise gives the held-out denoising error a minimum during training "
             "(early stopping), at the epoch the per-mode theory predicts",
-            "; ".join(parts) + f"; worst gap to the theory: {fmt(worst[0])} tolerances at {worst[2]}",
+            "; ".join(parts) + f"; worst gap to the theory: {fmt(worst[0])} tolerances at {worst[1]}",
             "an interior minimum for some σ²_test > 0; at every (N, σ²_test > 0) the measured epoch within "
             "max(2 recording intervals, 5 %) of the theory's (qualified: max(4 intervals, 15 %))",
-            grade(worst[0] <= 1 and interior > 0, worst[1] <= 1 and interior > 0),
+            grade(worst[0] <= 1 and interior > 0, worst_q[0] <= 1 and interior > 0),
             f"{interior} of {len(parts)} minima lie inside the run (the others lie at or beyond the last "
-            f"epoch {int(epochs[-1])}); epochs at the recording resolution {step:g}"))
+            f"epoch {int(epochs[-1])}); epochs at the recording resolution {step:g}",
+            tolerance=f"|epoch − theory's| ≤ max(2 recording intervals, 5 % of the theory's) = max({2 * step:g}, "
+                      f"5 %) epochs (qualified: max({4 * step:g}, 15 %)); an interior minimum at some σ²_test > 0",
+            judged_on=f"worst of {len(parts)} (N, σ²_test > 0): {fmt(worst[0])} tolerances at {worst[1]} (qualified's "
+                      f"tolerance: {fmt(worst_q[0])} at {worst_q[1]}); {interior} interior minima"))
 
     # 6. the generalisation gap of the AE shrinks with N
     if eps.min() == 0:
         ae_last = last.sel(eps=eps.min())
         gap = (ae_last["test_reconstruction"] - ae_last["train_error"]).values
+        w = int(np.argmax(np.diff(gap))) if len(ns) > 1 else 0         # the step that lowers the gap least
         rows.append(claim_row(
             "generalisation-gap",
             "The held-out minus train reconstruction error of the AE (ε = 0) shrinks as N grows",
@@ -498,7 +527,11 @@ def claims(ds: xr.Dataset, experiment: str = "") -> list[dict]:
             "strictly decreasing in N at every step (qualified: smaller at the largest N than at the smallest)",
             grade(bool(np.all(np.diff(gap) < 0)), bool(gap[-1] < gap[0])),
             "a negative gap at large N means the held-out split has less variance outside the learned "
-            "modes than the training samples"))
+            "modes than the training samples",
+            tolerance="every change of the gap from one N to the next < 0 (qualified: gap at the largest N < at the "
+                      "smallest)",
+            judged_on=(f"worst of {len(ns) - 1} steps in N: change {fmt(np.diff(gap)[w])} from N={ns[w]} to "
+                       f"N={ns[w + 1]}" if len(ns) > 1 else "")))
     if experiment:
         for row in rows:
             row["claim"] = f"{experiment}/{row['claim']}"

@@ -17,8 +17,9 @@ learning rate η is one "epoch" (τ = 1/η); with M = Σ − W(Σ + εI) (E3)
 Engines
 -------
 Every engine is a class that holds its state and takes one step
-(:class:`ExactEngine`, :class:`DatapassEngine`, :class:`SampledEngine`); the epoch loop, checkpoints,
-recording cadence, divergence detection and progress belong to :func:`daedyn.training.drive`.
+(:class:`ExactEngine`, :class:`BatchedExactEngine`, :class:`DatapassEngine`, :class:`SampledEngine`);
+the epoch loop, checkpoints, recording cadence, divergence detection and progress belong to
+:func:`daedyn.training.drive`.
 The functions :func:`train_exact`, :func:`train_datapass` and :func:`train_sampled` (or
 :func:`train`, which dispatches on ``config.engine``) take a :class:`daedyn.runconfig.LinearConfig`
 (or keywords for one) and return a :class:`Run`.
@@ -32,6 +33,10 @@ The functions :func:`train_exact`, :func:`train_datapass` and :func:`train_sampl
 
   i.e. four O(d·H²) matrix products per step and never a d×d product. It is the same
   trajectory as the data pass (exactly, rounding aside), because V is orthogonal.
+* :func:`train_batch` runs this recurrence for many configurations at once
+  (:class:`BatchedExactEngine`): the runs along a leading dimension, four batched products per
+  step, lr, ε, γ, seed and init_std per run; each run's file is :func:`train_exact`'s to
+  rounding. :func:`batch_groups` sorts a sweep's configurations into batches.
 * :func:`train_datapass` is the reference: each step forms the full-batch gradient from
   X·W₁ᵀ·W₂ᵀ (O(N·d·H)), as the paper's own code does, with the noise marginalised.
 * :func:`train_sampled` is a real DAE: fresh Gaussian noise N(0, εI) for every
@@ -93,17 +98,20 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import xarray as xr
 
+from daedyn import training
 from daedyn.runconfig import LinearConfig
 from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, initial_weights, minibatches, noise_seed,
                              num_threads, run_engine)
 
-__all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine", "corrupted_batch_step",
-           "train", "train_datapass", "train_exact", "train_sampled"]
+__all__ = ["BATCH_PER_RUN", "BatchedExactEngine", "DatapassEngine", "ExactEngine", "Run", "SampledEngine",
+           "batch_groups", "corrupted_batch_step", "train", "train_batch", "train_datapass", "train_exact",
+           "train_sampled"]
 
 log = logging.getLogger(__name__)
 
@@ -154,76 +162,103 @@ class _Tracker(Records):
     ‖W‖²_F = tr(P G) with P = B2B2ᵀ = W2ᵀW2 and G = A1A1ᵀ = W1W1ᵀ. With the held-out moment
     ``C`` = VᵀΣ_testV (d×d, same dtype and device) it also records the held-out errors, the
     denoising one for each test-noise variance of ``sigma2_test``.
+
+    With ``runs`` it records a batch of runs at once (:class:`BatchedExactEngine`): the states are
+    (runs, H, d), ``eps`` and ``gamma`` one value per run, the same formulas batched (batched QR and
+    SVD), every buffer gets a run dimension after the record's, and ``run(i)`` gives run i's dataset.
     """
 
     BUFFERS = ("u", "sv", "scalars")
 
-    def __init__(self, lam: torch.Tensor, eps: float, gamma: float, hidden: int, n_log: int,
-                 C: torch.Tensor | None = None, sigma2_test: tuple[float, ...] = ()):
+    def __init__(self, lam: torch.Tensor, eps, gamma, hidden: int, n_log: int,
+                 C: torch.Tensor | None = None, sigma2_test: tuple[float, ...] = (), runs: int | None = None):
         d = lam.shape[0]
-        self.lam, self.eps, self.gamma = lam, float(eps), float(gamma)
-        self.trace = float(lam.sum())
+        self.lam, self.trace, self.host = lam, float(lam.sum()), None
+        if runs is None:
+            self.eps, self.gamma, batch = float(eps), float(gamma), ()
+        else:  # per run: (runs,) for the scalars, (runs, 1, 1) for the H×H Gram matrices
+            self.eps, self.gamma = (as_tensor(np.broadcast_to(np.asarray(v, dtype=np.float64), (runs,)).copy(),
+                                              lam.dtype, lam.device) for v in (eps, gamma))
+            batch = (runs,)
         self.k = min(d, hidden)
         kw = dict(dtype=lam.dtype, device=lam.device)
-        self.u = torch.empty(n_log, d, **kw)
-        self.sv = torch.empty(n_log, self.k, **kw)
-        self.scalars = torch.empty(n_log, len(_SCALARS), **kw)
+        self.u = torch.empty(n_log, *batch, d, **kw)
+        self.sv = torch.empty(n_log, *batch, self.k, **kw)
+        self.scalars = torch.empty(n_log, *batch, len(_SCALARS), **kw)
         self.C, self.sigma2_test = C, tuple(sigma2_test)
         if C is not None:
             from daedyn.heldout import state_errors  # only runs with a held-out set need it
 
             self.state_errors = state_errors
-            self.test = torch.empty(n_log, 1 + len(self.sigma2_test), **kw)  # reconstruction, denoising
+            self.test = torch.empty(n_log, *batch, 1 + len(self.sigma2_test), **kw)  # reconstruction, denoising
             self.BUFFERS = (*self.BUFFERS, "test")
 
-    def record(self, row: int, A1, B2, P=None, Q=None) -> float:
+    def record(self, row: int, A1, B2, P=None, Q=None):
         """Store the state (A1, B2) as row ``row``; pass P = B2B2ᵀ, Q = A1diag(λ+ε)A1ᵀ if known.
 
-        Returns the loss. The singular values are left NaN when the loss is not finite (the SVD
-        fails on such input; the driver then stops the run as diverged).
+        Returns the loss (a batch: the losses, a float64 array). The singular values are left NaN
+        when the loss is not finite (the SVD fails on such input; the driver then stops the run as
+        diverged).
         """
         lam, eps, gamma = self.lam, self.eps, self.gamma
+        eps_m = eps[:, None, None] if torch.is_tensor(eps) else eps
         # A2 = Q2R2 and A1ᵀ = Q1R1 (R: min(d,H)×H). Then G = A1A1ᵀ = R1ᵀR1 costs O(H³) instead
         # of O(dH²), and the singular values of A2A1 = Q2(R2R1ᵀ)Q1ᵀ are those of the small core
         # R2R1ᵀ. One CPU thread for these LAPACK calls: two gain little here and, on a busy
         # CPU, a two-thread SVD sometimes stalls for hundreds of milliseconds.
         threads = 1 if self.u.device.type == "cpu" else None
         with num_threads(threads):
-            R2 = torch.linalg.qr(B2.T, mode="r").R
-            R1 = torch.linalg.qr(A1.T, mode="r").R
-        G = R1.T @ R1
+            R2 = torch.linalg.qr(B2.mT, mode="r").R
+            R1 = torch.linalg.qr(A1.mT, mode="r").R
+        G = R1.mT @ R1
         if P is None:
-            P = R2.T @ R2
+            P = R2.mT @ R2
         if Q is None:
-            Q_lam = (A1 * lam) @ A1.T                      # A1 Λ A1ᵀ
+            Q_lam = (A1 * lam) @ A1.mT                     # A1 Λ A1ᵀ
         else:
-            Q_lam = Q - eps * G if eps else Q
+            Q_lam = Q - eps_m * G if torch.is_tensor(eps) or eps else Q
         u = self.u[row]
-        torch.sum(A1 * B2, dim=0, out=u)
-        n1sq, n2sq = A1.square().sum(), B2.square().sum()
-        rec = 0.5 * (self.trace - 2.0 * torch.dot(lam, u) + (P * Q_lam).sum())
-        noise = 0.5 * eps * (P * G).sum()
+        torch.sum(A1 * B2, dim=-2, out=u)
+        n1sq, n2sq = A1.square().sum((-2, -1)), B2.square().sum((-2, -1))
+        lam_u = torch.dot(lam, u) if u.dim() == 1 else (u * lam).sum(-1)
+        rec = 0.5 * (self.trace - 2.0 * lam_u + (P * Q_lam).sum((-2, -1)))
+        noise = 0.5 * eps * (P * G).sum((-2, -1))
         decay = 0.5 * gamma * (n1sq + n2sq)
-        s = self.scalars[row]
-        s[0], s[1], s[2], s[3] = rec + noise + decay, rec, noise, decay
-        s[4], s[5] = n1sq.sqrt(), n2sq.sqrt()
-        s[6] = torch.linalg.matrix_norm(G - P)
+        self.scalars[row] = torch.stack([rec + noise + decay, rec, noise, decay, n1sq.sqrt(), n2sq.sqrt(),
+                                         torch.linalg.matrix_norm(G - P)], -1)
         if self.C is not None:
             err = self.state_errors(A1, B2, self.C, list(self.sigma2_test), P=P, G=G)
-            self.test[row, 0] = err["test_reconstruction"]
-            self.test[row, 1:] = err["test_denoising"]
-        loss = float(s[0])
-        if math.isfinite(loss):
-            with num_threads(threads):
-                self.sv[row] = torch.linalg.svdvals(R2 @ R1.T)
-        else:
-            self.sv[row] = math.nan
-        return loss
+            self.test[row, ..., 0] = err["test_reconstruction"]
+            self.test[row, ..., 1:] = err["test_denoising"]
+        loss = self.scalars[row, ..., 0].double().cpu().numpy()
+        finite = np.isfinite(loss)
+        with num_threads(threads):
+            if finite.all():
+                self.sv[row] = torch.linalg.svdvals(R2 @ R1.mT)
+            elif finite.any():  # a batch with diverged runs: the others' singular values
+                keep = torch.as_tensor(finite, device=R1.device)
+                self.sv[row] = math.nan
+                self.sv[row, keep] = torch.linalg.svdvals(R2[keep] @ R1[keep].mT)
+            else:
+                self.sv[row] = math.nan
+        return loss if loss.ndim else float(loss)
 
-    def dataset(self, epochs: np.ndarray, lam: np.ndarray) -> xr.Dataset:
-        sc = self.scalars.double().cpu().numpy()
-        data = {"u": (("epoch", "mode"), self.u.double().cpu().numpy()),
-                "singular_values": (("epoch", "sv"), self.sv.double().cpu().numpy())}
+    def run(self, i: int) -> SimpleNamespace:
+        """Run ``i`` of a batch: its ``dataset(epochs, lam)``."""
+        return SimpleNamespace(dataset=lambda epochs, lam: self.dataset(epochs, lam, run=i))
+
+    def dataset(self, epochs: np.ndarray, lam: np.ndarray, run: int | None = None) -> xr.Dataset:
+        """The trajectory (of run ``run`` of a batch)."""
+        def take(name: str) -> np.ndarray:
+            if run is None:
+                return getattr(self, name).double().cpu().numpy()
+            if self.host is None:  # a batch split into runs: every buffer to the host once, not once a run
+                self.host = {b: getattr(self, b).double().cpu().numpy() for b in self.BUFFERS}
+            return self.host[name][:, run]
+
+        sc = take("scalars")
+        data = {"u": (("epoch", "mode"), take("u")),
+                "singular_values": (("epoch", "sv"), take("sv"))}
         for j, name in enumerate(_SCALARS):
             data[name] = (("epoch",), sc[:, j])
         coords = {
@@ -234,7 +269,7 @@ class _Tracker(Records):
         }
         meta = dict(_META)
         if self.C is not None:
-            test = self.test.double().cpu().numpy()
+            test = take("test")
             data["test_reconstruction"] = (("epoch",), test[:, 0])
             meta["test_reconstruction"] = _TEST_META["test_reconstruction"]
             if self.sigma2_test:
@@ -336,9 +371,11 @@ class _LinearEngine(Engine):
     """What the linear engines share beyond :class:`daedyn.training.Engine`: the spectrum in the
     basis V, the initial weights, the two-layer tracker and its guard, all set up before the first
     step. ``C`` (d×d) is the held-out moment VᵀΣ_testV in the basis V, needed when the config names a
-    held-out set (``heldout``) or test-noise variances (``sigma2_test``)."""
+    held-out set (``heldout``) or test-noise variances (``sigma2_test``). ``config`` may be a list of
+    configurations (a batch, :class:`BatchedExactEngine`): then the initial weights, the stability
+    limits and the tracker's ε, γ are per run."""
 
-    def __init__(self, config: LinearConfig, lam, V, W1, W2, X=None, C=None):
+    def __init__(self, config: LinearConfig | list[LinearConfig], lam, V, W1, W2, X=None, C=None):
         if (lam is None) != (V is None):
             raise ValueError("give both lam and V, or neither")
         if lam is None:
@@ -346,24 +383,37 @@ class _LinearEngine(Engine):
 
             lam, V = spectrum.eigh_descending(spectrum.second_moment(X)[0])
         super().__init__(config, lam, W1 is not None)
+        config = self.config
         self.lam_t = as_tensor(self.lam, self.dtype, self.device)
         self.V = as_tensor(V, self.dtype, self.device)
         d = self.lam.shape[0]
         if self.V.shape != (d, d):
             raise ValueError(f"V must be ({d}, {d}), got {tuple(self.V.shape)}")
-        self.W1_0, self.W2_0 = initial_weights(d, config.hidden, config.init_std, config.seed, W1, W2,
-                                               self.dtype, self.device)
         from daedyn import theory  # only the guard uses it: a theory edit changes no trained result
 
-        self.guard(theory.stability_limit(self.lam, config.eps, config.gamma, config.hidden))
+        runs = [config] if self.configs is None else self.configs
+        limits = {(c.eps, c.gamma): theory.stability_limit(self.lam, c.eps, c.gamma, c.hidden)
+                  for c in runs}  # one per distinct (ε, γ): the runs share H and the spectrum
+        weights = [initial_weights(d, c.hidden, c.init_std, c.seed, W1, W2, self.dtype, self.device) for c in runs]
+        if self.configs is None:
+            self.W1_0, self.W2_0 = weights[0]
+            self.guard(limits[config.eps, config.gamma])
+            eps, gamma = config.eps, config.gamma
+        else:
+            self.W1_0, self.W2_0 = (torch.stack(w) for w in zip(*weights))
+            self.guard([limits[c.eps, c.gamma] for c in runs])
+            eps, gamma = [c.eps for c in runs], [c.gamma for c in runs]
         self.C = _heldout_moment(config, C, d)
-        self.tracker = _Tracker(self.lam_t, config.eps, config.gamma, config.hidden, self.records,
+        self.tracker = _Tracker(self.lam_t, eps, gamma, config.hidden, self.records,
                                 None if self.C is None else as_tensor(self.C, self.dtype, self.device),
-                                config.sigma2_test)
+                                config.sigma2_test, runs=None if self.configs is None else len(runs))
 
-    def divergence_note(self) -> str:
-        c = self.config
-        return (f"learning rate eta={c.lr:g}; the stability limit for this spectrum is eta_max={self.eta_max:.6g} "
+    def divergence_note(self, run: int | None = None) -> str:
+        """The learning rate against its limit (of run ``run`` of a batch; of every run when None)."""
+        if self.configs is not None and run is None:
+            return "; ".join(f"run {i}: {self.divergence_note(i)}" for i in range(len(self.configs)))
+        c, eta_max = (self.config, self.eta_max) if run is None else (self.configs[run], self.eta_max[run])
+        return (f"learning rate eta={c.lr:g}; the stability limit for this spectrum is eta_max={eta_max:.6g} "
                 f"(lambda_1={self.lam.max():.6g}, eps={c.eps:g}, gamma={c.gamma:g}, H={c.hidden})")
 
     def fingerprint_extra(self) -> dict:
@@ -421,6 +471,75 @@ class ExactEngine(_LinearEngine):
 
     def final_weights(self):
         return self.A1 @ self.V.T, (self.B2 @ self.V.T).T
+
+
+class BatchedExactEngine(_LinearEngine):
+    """:class:`ExactEngine` for R runs at once: the runs along the leading dimension of every state
+    tensor (A1, B2: (R, H, d)), one step four batched products (``torch.bmm``/``baddbmm``) for the
+    whole batch.
+
+    The runs share the spectrum and every configuration key but :data:`BATCH_PER_RUN` (lr, eps,
+    gamma, seed, init_std, allow_unstable and the run's name), which the step carries as (R, 1, 1)
+    and (R, 1, d) tensors: A1' = c A1 + ηB2Λ − ηP A1 diag(λ+ε) and A2'ᵀ = c B2 + ηA1Λ − ηQ B2 with
+    c = 1 − ηγ, each run with its own η, ε, γ. The records (:class:`_Tracker` with ``runs``), the
+    stability guard and the divergence check are per run; :func:`daedyn.training.run_batch` splits
+    the result into one run per configuration.
+
+    A run follows :class:`ExactEngine`'s recurrence, but not its exact operations: the per-run rate
+    is folded into the H×H Gram matrices (−ηP) instead of a GEMM's scalar alpha, c·A1 is a product
+    instead of a fused add, and a batched product or reduction may add in another order. So a run of
+    a batch equals the run alone to rounding, not bit for bit (``tests/test_batched.py``): within
+    1e-12 (float64) and 1e-6 (float32) of each array's largest magnitude, balancedness (a difference
+    of two Gram matrices) of theirs.
+    """
+
+    def __init__(self, configs: list[LinearConfig], lam, V, C=None):
+        super().__init__(list(configs), lam, V, None, None, C=C)
+        _check_orthogonal(self.V)
+        R, H = len(self.configs), self.config.hidden
+        self.A1 = torch.matmul(self.W1_0, self.V).contiguous()           # (R, H, d)
+        self.B2 = torch.matmul(self.W2_0.mT, self.V).contiguous()
+        self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B2)
+        self.A1s = torch.empty_like(self.A1)
+        self.P = torch.empty(R, H, H, dtype=self.dtype, device=self.device)
+        self.Q, self.Pe, self.Qe = torch.empty_like(self.P), torch.empty_like(self.P), torch.empty_like(self.P)
+
+        def per_run(values):  # (R, 1, 1): broadcast over each run's matrices
+            return as_tensor(np.asarray(values, dtype=np.float64), self.dtype, self.device)[:, None, None]
+
+        self.neg_eta = per_run([-c.lr for c in self.configs])
+        self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
+        self.s = self.lam_t + per_run([c.eps for c in self.configs])    # (R, 1, d): diag(λ+ε) per run
+        self.eta_lam = self.lam_t * per_run([c.lr for c in self.configs])  # (R, 1, d): ηΛ per run
+        self.fresh = False                                              # P, Q belong to the current state
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"A1": self.A1, "B2": self.B2}
+
+    def _grams(self) -> None:
+        if not self.fresh:
+            torch.mul(self.A1, self.s, out=self.A1s)
+            torch.bmm(self.B2, self.B2.mT, out=self.P)       # P = A2ᵀA2 per run
+            torch.bmm(self.A1s, self.A1.mT, out=self.Q)      # Q = A1 diag(λ+ε) A1ᵀ per run
+            self.fresh = True
+
+    def record(self, row: int, epoch: int) -> np.ndarray:
+        self._grams()
+        return self.tracker.record(row, self.A1, self.B2, self.P, self.Q)
+
+    def step(self, epoch: int) -> None:
+        self._grams()
+        A1, B2 = self.A1, self.B2
+        # −ηP and −ηQ (H×H, cheap): each product is then one baddbmm with the run's rate folded in
+        torch.mul(self.P, self.neg_eta, out=self.Pe)
+        torch.mul(self.Q, self.neg_eta, out=self.Qe)
+        torch.mul(B2, self.eta_lam, out=self.N1).addcmul_(A1, self.c).baddbmm_(self.Pe, self.A1s)
+        torch.mul(A1, self.eta_lam, out=self.N2).addcmul_(B2, self.c).baddbmm_(self.Qe, B2)
+        self.A1, self.N1, self.B2, self.N2 = self.N1, A1, self.N2, B2
+        self.fresh = False
+
+    def final_weights(self):
+        return torch.matmul(self.A1, self.V.T), torch.matmul(self.B2, self.V.T).mT
 
 
 class DatapassEngine(_LinearEngine):
@@ -576,6 +695,46 @@ def train_sampled(X, config: LinearConfig | None = None, *, lam=None, V=None, W1
     config = _config(config, "sampled", int(np.shape(X)[0]), overrides)
     return run_engine(SampledEngine(config, X, lam, V, W1, W2, C), Run, checkpoint=checkpoint, threads=threads,
                       progress=progress)
+
+
+#: the configuration keys in which runs of one batch may differ (:func:`train_batch`); every other key,
+#: and the spectrum, they share. batch_size and shuffle do not enter the exact engine.
+BATCH_PER_RUN = frozenset({"experiment", "run", "lr", "eps", "gamma", "seed", "init_std", "allow_unstable",
+                           "batch_size", "shuffle"})
+
+
+def batch_groups(configs: list[LinearConfig]) -> list[list[int]]:
+    """Indices of ``configs`` in groups that :func:`train_batch` trains as one batch, in order of first
+    appearance: exact-engine runs equal in every key but :data:`BATCH_PER_RUN`; a run of another
+    engine is a group of its own."""
+    exact = [i for i, c in enumerate(configs) if c.engine == "exact"]
+    groups = [[exact[j] for j in group] for group in training.batch_groups([configs[i] for i in exact], BATCH_PER_RUN)]
+    groups += [[i] for i, c in enumerate(configs) if c.engine != "exact"]
+    return sorted(groups)
+
+
+def train_batch(configs: list[LinearConfig], problem: Problem, *, checkpoint: Checkpoint | None = None,
+                threads: int | None = None, progress: bool = False) -> list[Run]:
+    """Train exact-engine runs that share a spectrum as one batch (:class:`BatchedExactEngine`, one
+    :func:`daedyn.training.drive` loop and one ``checkpoint`` for all) and return one :class:`Run` per
+    configuration, in order, whose ``dataset()`` is :func:`train`'s for that configuration to rounding
+    (:class:`BatchedExactEngine`: float64 within 1e-12, float32 within 1e-6 of each array's scale).
+
+    The runs may differ only in :data:`BATCH_PER_RUN` (a ValueError names the first other key that
+    differs; :func:`batch_groups` splits a list into batches); ``problem.C`` gives every run its
+    held-out records. The guard checks each run's lr against its own stability limit before the
+    first step and names every run above it; a diverging run stops the batch with an error naming it,
+    its epoch and why. A single configuration of another engine is trained by :func:`train`.
+    """
+    configs = list(configs)
+    if len(configs) == 1 and configs[0].engine != "exact":
+        return [train(configs[0], problem, checkpoint=checkpoint, threads=threads, progress=progress)]
+    training.check_batch(configs, BATCH_PER_RUN)
+    if configs[0].engine != "exact":
+        raise ValueError(f"{configs[0].label}: engine is {configs[0].engine!r}; only runs of the exact engine train "
+                         "as one batch (train the others one by one with daedyn.linear.train)")
+    engine = BatchedExactEngine(configs, problem.lam, problem.V, problem.C)
+    return training.run_batch(engine, Run, checkpoint=checkpoint, threads=threads, progress=progress)
 
 
 def train(config: LinearConfig, problem: Problem, **runtime) -> Run:

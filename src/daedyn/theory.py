@@ -42,6 +42,7 @@ __all__ = [
     "balanced_map",
     "mode_map",
     "vector_mode_map",
+    "mode_map_step",
     "mode_state_from_weights",
     "hyperbolic_u",
     "hyperbolic_u_from_state",
@@ -146,7 +147,7 @@ def mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, w1=1e-3, w2=1e-3):
     return o1, o2
 
 
-def vector_mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, x0=1e-6, y0=0.0):
+def vector_mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, x0=1e-6, y0=0.0, states=False):
     r"""Exact GD map of one mode whose weights are H-vectors (E15).
 
     With a = W₁v, b = W₂ᵀv (per mode), x = ‖a+b‖²/4, y = ‖a−b‖²/4, u = aᵀb = x − y and ξ = λ+ε:
@@ -155,18 +156,29 @@ def vector_mode_map(steps, lam, eps=0.0, gamma=0.0, lr=1.0, x0=1e-6, y0=0.0):
 
     Exact for the decoupled per-mode system at any η (cross-mode coupling neglected). An aligned
     balanced start is x₀ = u₀, y₀ = 0, which reduces to :func:`balanced_map`. Returns u of shape
-    broadcast(args) + (steps+1,).
+    broadcast(args) + (steps+1,); with ``states`` the pair (u, y), y being the part of the state
+    that u does not show (x = u + y).
     """
     lam, eps, gamma, lr, x, y = _f64(lam, eps, gamma, lr, x0, y0)
-    xi = lam + eps
     out = np.empty(lam.shape + (int(steps) + 1,))
+    ys = np.empty_like(out) if states else None
     out[..., 0] = x - y
+    if states:
+        ys[..., 0] = y
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(1, int(steps) + 1):
-            u = x - y
-            x, y = x * (1.0 + lr * (lam - gamma - xi * u)) ** 2, y * (1.0 - lr * (lam + gamma - xi * u)) ** 2
+            x, y = mode_map_step(x, y, lam, eps, gamma, lr)
             out[..., k] = x - y
-    return out
+            if states:
+                ys[..., k] = y
+    return (out, ys) if states else out
+
+
+def mode_map_step(x, y, lam, eps, gamma, lr):
+    """One step (x, y) → (x', y') of the per-mode map of :func:`vector_mode_map`."""
+    u = x - y
+    xi = lam + eps
+    return x * (1.0 + lr * (lam - gamma - xi * u)) ** 2, y * (1.0 - lr * (lam + gamma - xi * u)) ** 2
 
 
 def mode_state_from_weights(W1, W2, V):

@@ -11,14 +11,18 @@ nonlinear trainer, and any engine added later):
   :func:`log_epochs`);
 * divergence detection (a non-finite recorded loss, or one above ``EXPLODE_FACTOR`` times the
   first recorded loss, raises :class:`DivergenceError`, naming the learning rate against its limit
-  or the initial weights, whichever is the likelier cause, and removes the checkpoint);
+  or the initial weights, whichever is the likelier cause, and removes the checkpoint); a batched
+  engine returns one loss per run and the error names every diverged run;
 * progress: one log line (epoch, loss, elapsed, ETA) every ~10 % of the run and at each
   checkpoint, and a tqdm bar only when stderr is a terminal (a SLURM log gets no bar redraws).
 
-An engine supplies only its state and its step (:class:`Engine`). Engines that draw random
-numbers (sampled noise, minibatch order) also hand over their generators, so that a resumed run
-continues the same streams and ends bit-identical to an uninterrupted one (same device and
-thread count).
+An engine supplies only its state and its step (:class:`Engine`). A batched engine trains several
+runs as one tensor (runs along the leading dimension of its state, configurations in
+``engine.configs``): each run gets its own stability guard and divergence check, one checkpoint
+holds the whole batch, and :func:`run_batch` splits the result into one run per configuration.
+Engines that draw random numbers (sampled noise, minibatch order) also hand over their
+generators, so that a resumed run continues the same streams and ends bit-identical to an
+uninterrupted one (same device and thread count).
 
 Seed conventions shared by every engine: :func:`init_weights` draws the initial weights from a
 CPU generator seeded with the run's seed, and :func:`noise_seed` derives the seed of the noise /
@@ -49,9 +53,9 @@ from tqdm import tqdm
 
 __all__ = [
     "Checkpoint", "DivergenceError", "Engine", "Loop", "Problem", "Records", "UnstableLearningRateError",
-    "as_tensor", "data_and_batch", "drive", "fingerprint", "init_weights", "initial_weights",
-    "log_epochs", "minibatches", "noise_seed", "num_threads", "resolve_device", "resolve_dtype", "run_engine",
-    "stability_guard",
+    "as_tensor", "batch_groups", "check_batch", "collect_run", "data_and_batch", "drive", "fingerprint", "init_weights",
+    "initial_weights", "log_epochs", "minibatches", "noise_seed", "num_threads", "resolve_device", "resolve_dtype",
+    "run_batch", "run_engine", "stability_guard",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,7 +65,11 @@ EXPLODE_FACTOR = 1e6
 
 
 class DivergenceError(FloatingPointError):
-    """Training diverged (non-finite or exploding loss)."""
+    """Training diverged (non-finite or exploding loss); ``runs``: the diverged runs' indices in a batch."""
+
+    def __init__(self, message: str, runs: Sequence[int] = ()):
+        super().__init__(message)
+        self.runs = list(runs)
 
 
 class UnstableLearningRateError(ValueError):
@@ -213,6 +221,38 @@ def guard_only():
         yield
     finally:
         _GUARD_ONLY.active = before
+
+
+# ---------------------------------------------------------------------------------------
+# batches of runs
+
+
+def _shared(config, per_run: set[str]) -> dict:
+    return {k: v for k, v in config.to_dict().items() if k not in per_run}
+
+
+def check_batch(configs: Sequence, per_run: set[str]) -> None:
+    """A ValueError naming the first key outside ``per_run`` (the keys runs of a batch may differ in)
+    on which a configuration differs from the first, and both values."""
+    if not configs:
+        raise ValueError("a batch needs at least one run configuration")
+    first = _shared(configs[0], per_run)
+    for i, config in enumerate(configs[1:], 1):
+        for key, value in _shared(config, per_run).items():
+            if value != first[key]:
+                raise ValueError(
+                    f"runs 0 ({configs[0].label}) and {i} ({config.label}) cannot train as one batch: they differ in "
+                    f"{key} ({first[key]!r} vs {value!r}); runs of a batch may differ only in {sorted(per_run)}. "
+                    "Split them with batch_groups")
+
+
+def batch_groups(configs: Sequence, per_run: set[str]) -> list[list[int]]:
+    """Indices of ``configs`` in groups that can train as one batch (equal in every key outside
+    ``per_run``), in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(json.dumps(_shared(config, per_run), sort_keys=True, default=str), []).append(i)
+    return list(groups.values())
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,7 +412,17 @@ class Engine(abc.ABC):
     ``eta_max``. A subclass supplies ``tracker``, ``W1_0``/``W2_0``, :meth:`record` and
     :meth:`step`, and its :meth:`divergence_note`; the other members have defaults for an engine
     whose state is (``W1``, ``W2``) and that draws no random numbers.
+
+    A batched engine passes the list of its runs' configurations as ``config``: they become
+    ``configs`` and ``config`` is the first (whose shared keys, such as epochs, log_every, dtype and
+    device, hold for all). Its state, ``W1_0``/``W2_0`` and final weights carry the run dimension
+    first, :meth:`guard` takes one limit per run, :meth:`record` returns one loss per run,
+    :meth:`divergence_note` takes the run's index, its tracker's ``run(i)`` has run i's
+    ``dataset(epochs, lam)`` and :meth:`derived` values of shape (runs,) are per run (:func:`run_batch`).
     """
+
+    #: the runs' configurations of a batched engine, else None
+    configs: list | None = None
 
     #: the records, preallocated for ``records`` rows (set by the subclass)
     tracker: Records
@@ -385,6 +435,8 @@ class Engine(abc.ABC):
     batch: int | None = None
 
     def __init__(self, config, lam, given: bool):
+        if isinstance(config, (list, tuple)):
+            self.configs, config = list(config), config[0]
         self.config = config
         self.device, self.dtype = resolve_device(config.device), resolve_dtype(config.dtype)
         self.lam = np.asarray(lam.cpu().numpy() if torch.is_tensor(lam) else lam, dtype=np.float64)
@@ -395,12 +447,27 @@ class Engine(abc.ABC):
         """``X`` as a contiguous tensor of the run's dtype and device, and ``batch`` (None: full batch)."""
         self.X, self.batch = data_and_batch(X, batch_size, self.dtype, self.device)
 
-    def guard(self, eta_max: float, **kwargs) -> None:
+    def guard(self, eta_max, **kwargs) -> None:
         """Check the learning rate against the stability limit ``eta_max`` before the first step
         (:func:`stability_guard`, ``kwargs`` passed on) and keep the limit for :meth:`divergence_note`.
-        Under :func:`guard_only` a run that passes stops here with :class:`GuardChecked`."""
-        self.eta_max = eta_max
-        stability_guard(self.config, self.lam, eta_max=eta_max, **kwargs)
+
+        A batched engine gives one limit per run and checks each run's lr against its own; the error
+        names every run at or above its limit (``allow_unstable`` holds per run). Under
+        :func:`guard_only` a run (or batch) that passes stops here with :class:`GuardChecked`."""
+        if self.configs is None:
+            self.eta_max = eta_max
+            stability_guard(self.config, self.lam, eta_max=eta_max, **kwargs)
+        else:
+            self.eta_max = np.asarray(eta_max, dtype=np.float64)
+            unstable = []
+            for i, (config, limit) in enumerate(zip(self.configs, self.eta_max, strict=True)):
+                try:
+                    stability_guard(config, self.lam, eta_max=float(limit), **kwargs)
+                except UnstableLearningRateError as err:
+                    unstable.append(f"run {i}: {err}")
+            if unstable:
+                raise UnstableLearningRateError(f"{len(unstable)} of {len(self.configs)} runs of the batch are at or "
+                                                "above their stability limit:\n" + "\n".join(unstable))
         if getattr(_GUARD_ONLY, "active", False):
             raise GuardChecked
 
@@ -422,9 +489,10 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def divergence_note(self) -> str:
-        """Words for a divergence message: the learning rate against its stability limit."""
+        """Words for a divergence message: the learning rate against its stability limit (a batched
+        engine takes the run's index)."""
 
-    def why_diverged(self) -> str:
+    def why_diverged(self, run: int | None = None) -> str:
         """:meth:`divergence_note`, and the initial weights when they are large enough to be the cause.
 
         ``eta_max`` holds at a fixed point, where every layer's singular values are at most 1 (√u*
@@ -432,17 +500,21 @@ class Engine(abc.ABC):
         about (s₁² + s₂²)/2 times as much, so gradient descent can diverge from the first step at a
         learning rate well below ``eta_max``; the message must then point at the initial scale.
         """
-        c = self.config
-        s1, s2 = (float(torch.linalg.matrix_norm(w.detach().double(), ord=2).max()) for w in (self.W1_0, self.W2_0))
+        if run is None:
+            c, eta_max, note, W1_0, W2_0 = self.config, self.eta_max, self.divergence_note(), self.W1_0, self.W2_0
+        else:  # one run of a batch
+            c, eta_max, note = self.configs[run], float(self.eta_max[run]), self.divergence_note(run)
+            W1_0, W2_0 = self.W1_0[run], self.W2_0[run]
+        s1, s2 = (float(torch.linalg.matrix_norm(w.detach().double(), ord=2).max()) for w in (W1_0, W2_0))
         factor = (s1**2 + s2**2) / 2
-        if factor <= 1 or c.lr * factor < self.eta_max:
-            return self.divergence_note()
+        if factor <= 1 or c.lr * factor < eta_max:
+            return note
         source = ("the given initial weights" if self.given or getattr(c, "init", "random") != "random"
                   else f"init_std = {c.init_std:g}")
-        return (f"{self.divergence_note()}. The initial weights are the likelier cause: {source} gives W1 and W2 "
+        return (f"{note}. The initial weights are the likelier cause: {source} gives W1 and W2 "
                 f"largest singular values {s1:.3g} and {s2:.3g} (at most 1 at a fixed point), which curves the loss "
                 f"about {factor:.3g} times as much at the start, where gradient descent needs lr below about "
-                f"eta_max/{factor:.3g} = {self.eta_max / factor:.3g}; lower init_std rather than lr")
+                f"eta_max/{factor:.3g} = {eta_max / factor:.3g}; lower init_std rather than lr")
 
     def final_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The current (W1, W2) in the data's basis, for the run file."""
@@ -458,6 +530,8 @@ class Engine(abc.ABC):
     def fingerprint_extra(self) -> dict:
         """Facts beyond the configuration and spectrum that a resumed checkpoint must share."""
         extra = {"given_weights": self.given}
+        if self.configs is not None:  # every run of the batch, in order
+            extra["batch"] = [config.to_dict() for config in self.configs]
         if self.X is not None:
             extra.update(n=int(self.X.shape[0]), device=str(self.device))
         return extra
@@ -475,6 +549,13 @@ def hms(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
+def _loss_text(loss) -> str:
+    """A recorded loss for a progress line: the value, or a batch's mean and max over its runs."""
+    if np.ndim(loss):
+        return f"loss {np.mean(loss):.6g} (mean of {np.size(loss)} runs, max {np.max(loss):.6g})"
+    return f"loss {loss:.6g}"
+
+
 class _Progress:
     """A log line every ~10 % of the run and at each checkpoint; a tqdm bar on a terminal."""
 
@@ -485,16 +566,16 @@ class _Progress:
         self.bar = tqdm(total=total, initial=start, desc=desc, unit="epoch", mininterval=1.0,
                         disable=not (enabled and sys.stderr.isatty()))
 
-    def line(self, epoch: int, loss: float, why: str = "") -> None:
+    def line(self, epoch: int, loss, why: str = "") -> None:
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.t0
         done = epoch - self.start
         eta = elapsed / done * (self.total - epoch) if done > 0 else math.nan
-        log.info("%s: epoch %d/%d (%d%%), loss %.6g, elapsed %s, ETA %s%s", self.desc, epoch,
-                 self.total, 100 * epoch // max(self.total, 1), loss, hms(elapsed), hms(eta), why)
+        log.info("%s: epoch %d/%d (%d%%), %s, elapsed %s, ETA %s%s", self.desc, epoch,
+                 self.total, 100 * epoch // max(self.total, 1), _loss_text(loss), hms(elapsed), hms(eta), why)
 
-    def update(self, epoch: int, loss: float, checkpoint_next: bool = False) -> None:
+    def update(self, epoch: int, loss, checkpoint_next: bool = False) -> None:
         """``checkpoint_next``: a checkpoint line for this epoch follows, so no periodic line."""
         self.bar.update(epoch - self.bar.n)
         if epoch >= self.next:
@@ -521,7 +602,8 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
     With a ``checkpoint`` the state is saved every ``checkpoint.every`` epochs and at the end, and a
     run with the same fingerprint resumes from it. The final state stays until the caller has put the
     result in place and removes it (a run resumed at its final epoch trains no further); a diverged
-    run removes it at once (it is final, there is nothing to resume).
+    run removes it at once (it is final, there is nothing to resume). ``engine.record`` returns the
+    loss, or a batched engine's losses (one per run), each checked against its own first loss.
     """
     epochs = log_epochs(config.epochs, config.log_every)
     start, row, first_loss, loss = 0, 0, None, math.nan
@@ -535,17 +617,22 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
             engine.tracker.restore(saved["tracker"])
             for name, generator in engine.generators().items():
                 generator.set_state(saved["generators"][name])
-            start, row, first_loss, loss = saved["epoch"], saved["row"], saved["first_loss"], saved["loss"]
+            start, row = saved["epoch"], saved["row"]
+            first_loss, loss = (np.asarray(v) if isinstance(v, list) else v
+                                for v in (saved["first_loss"], saved["loss"]))
             resumed_from = [*saved["resumed_from"], start]
 
     def save(t: int) -> None:
         checkpoint.save({
-            "epoch": t, "row": row, "first_loss": first_loss, "loss": loss, "resumed_from": resumed_from,
+            "epoch": t, "row": row, "resumed_from": resumed_from,  # a batch's losses as lists (weights_only load)
+            **{k: v.tolist() if isinstance(v, np.ndarray) else v
+               for k, v in (("first_loss", first_loss), ("loss", loss))},
             "tensors": {k: v.detach().cpu().clone() for k, v in engine.state().items()},
             "tracker": engine.tracker.state(row),
             "generators": {k: g.get_state() for k, g in engine.generators().items()}})
 
-    bar = _Progress(config.epochs, start, desc or f"{type(engine).__name__} {config.label}", progress)
+    who = config.label if engine.configs is None else f"{len(engine.configs)} runs from {config.label}"
+    bar = _Progress(config.epochs, start, desc or f"{type(engine).__name__} {who}", progress)
     try:
         for t in range(start, config.epochs + 1):
             if checkpoint is not None and t < config.epochs and checkpoint.due(t, start):
@@ -553,11 +640,11 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
                 bar.line(t, loss, f" (checkpoint {checkpoint.path.name})")
             if row < len(epochs) and t == epochs[row]:
                 loss = engine.record(row, t)
+                loss = np.asarray(loss, dtype=np.float64) if np.ndim(loss) else loss
                 first_loss = loss if first_loss is None else first_loss
-                if not math.isfinite(loss) or loss > EXPLODE_FACTOR * max(abs(first_loss), 1e-30):
-                    raise DivergenceError(
-                        f"training diverged by epoch {t} (loss {loss:.4g}, initial loss {first_loss:.4g}); "
-                        f"{engine.why_diverged()}")
+                bad = ~np.isfinite(loss) | (loss > EXPLODE_FACTOR * np.maximum(np.abs(first_loss), 1e-30))
+                if np.any(bad):
+                    raise _diverged(engine, t, loss, first_loss, bad)
                 row += 1
             if t == config.epochs:
                 break
@@ -572,9 +659,21 @@ def drive(engine: Engine, config, *, checkpoint: Checkpoint | None = None, progr
     finally:
         bar.close()
     if progress:
-        log.info("%s: done, %d epochs in %.1f s (loss %.6g)", bar.desc, config.epochs - start,
-                 time.perf_counter() - bar.t0, loss)
+        log.info("%s: done, %d epochs in %.1f s (%s)", bar.desc, config.epochs - start,
+                 time.perf_counter() - bar.t0, _loss_text(loss))
     return Loop(epochs, resumed_from)
+
+
+def _diverged(engine: Engine, epoch: int, loss, first_loss, bad) -> DivergenceError:
+    """The error for the diverged run, or for every diverged run of a batch (its index, label and seed)."""
+    if not np.ndim(loss):
+        return DivergenceError(f"training diverged by epoch {epoch} (loss {loss:.4g}, initial loss {first_loss:.4g}); "
+                               f"{engine.why_diverged()}")
+    runs = np.flatnonzero(bad).tolist()
+    what = "; ".join(f"run {i} ({engine.configs[i].label}, seed {getattr(engine.configs[i], 'seed', '-')}): "
+                     f"loss {loss[i]:.4g}, initial loss {first_loss[i]:.4g}; {engine.why_diverged(i)}" for i in runs)
+    return DivergenceError(
+        f"training diverged by epoch {epoch} in {len(runs)} of {len(loss)} runs of the batch: {what}", runs)
 
 
 
@@ -602,9 +701,35 @@ def run_engine(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None,
         checkpoint.code = code_sha256(engine, checkpoint.sources)
     with num_threads(threads):
         loop = drive(engine, cfg, checkpoint=checkpoint, progress=progress)
-    trajectory = engine.tracker.dataset(loop.epochs, engine.lam).assign_coords(
-        {name: ((), value, dict(zip(("long_name", "units"), DERIVED_META[name])))
-         for name, value in engine.derived().items()})
-    trajectory = trajectory.assign_coords({k: ((), v, a) for k, (v, a) in cfg.coords().items() if v is not None})
     weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
-    return run_cls(cfg, trajectory, *weights, resumed_from=loop.resumed_from)
+    return collect_run(run_cls, cfg, engine.tracker, engine.lam, engine.derived(), weights, loop)
+
+
+def collect_run(run_cls, config, tracker, lam, derived: dict, weights, loop: Loop):
+    """One run's result as ``run_cls``: its tracker's trajectory with ``derived`` facts and the
+    configuration as scalar coordinates, and its (final W1, W2, initial W1, W2) ``weights``.
+    Shared by :func:`run_engine` and :func:`run_batch`, so that a run of a batch is laid out exactly
+    like one trained alone."""
+    trajectory = tracker.dataset(loop.epochs, lam).assign_coords(
+        {name: ((), value, dict(zip(("long_name", "units"), DERIVED_META[name]))) for name, value in derived.items()})
+    trajectory = trajectory.assign_coords({k: ((), v, a) for k, (v, a) in config.coords().items() if v is not None})
+    return run_cls(config, trajectory, *weights, resumed_from=loop.resumed_from)
+
+
+def run_batch(engine: Engine, run_cls, *, checkpoint: Checkpoint | None = None, threads: int | None = None,
+              progress: bool = False) -> list:
+    """Drive a batched ``engine`` (:func:`drive`, one checkpoint for the whole batch) and split its
+    result into one ``run_cls`` per configuration of ``engine.configs``, in order, each laid out by
+    :func:`collect_run` as :func:`run_engine` lays out a run trained alone: run i's records are
+    ``engine.tracker.run(i)``, its weights index i of the batched ones, and a :meth:`Engine.derived`
+    value of shape (runs,) holds one fact per run."""
+    if checkpoint is not None:
+        checkpoint.fingerprint = engine.fingerprint()
+        checkpoint.code = code_sha256(engine, checkpoint.sources)
+    with num_threads(threads):
+        loop = drive(engine, engine.config, checkpoint=checkpoint, progress=progress)
+    weights = [t.detach().cpu().numpy() for t in (*engine.final_weights(), engine.W1_0, engine.W2_0)]
+    derived = engine.derived()
+    return [collect_run(run_cls, config, engine.tracker.run(i), engine.lam,
+                        {k: v[i] if np.ndim(v) else v for k, v in derived.items()}, [w[i] for w in weights], loop)
+            for i, config in enumerate(engine.configs)]

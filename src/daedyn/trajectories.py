@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["CORE", "first_crossing", "run_dims", "run_index", "run_param"]
+__all__ = ["CORE", "run_dims", "run_index", "run_param"]
 
 #: the per-run dimensions of a trajectory; every other dimension of ``u`` labels a run
 CORE = ("epoch", "mode")
@@ -38,25 +38,3 @@ def run_param(ds: xr.Dataset, name: str, idx: dict[str, int], kind=float):
         return kind(ds.attrs[name])
     raise KeyError(f"the dataset needs the run parameter {name!r} as a variable, coordinate or "
                    "attribute")
-
-
-def first_crossing(epochs, u, level) -> np.ndarray:
-    """First epoch at which u ≥ level, linearly interpolated between records (along the last axis).
-
-    ``level`` broadcasts against u without its last axis; nan where u never reaches it or the
-    level is not positive and finite.
-    """
-    t = np.asarray(epochs, dtype=np.float64)
-    u = np.asarray(u, dtype=np.float64)
-    level = np.broadcast_to(np.asarray(level, dtype=np.float64), u.shape[:-1])
-    out = np.full(u.shape[:-1], np.nan)
-    for idx in np.ndindex(*u.shape[:-1]):
-        lv, ui = level[idx], u[idx]
-        if not (np.isfinite(lv) and lv > 0):
-            continue
-        above = np.flatnonzero(ui >= lv)
-        if not above.size:
-            continue
-        i = above[0]
-        out[idx] = t[0] if i == 0 else t[i - 1] + (lv - ui[i - 1]) * (t[i] - t[i - 1]) / (ui[i] - ui[i - 1])
-    return out

@@ -8,9 +8,12 @@ means and standard deviations over seeds). One row of panels per mode:
   the variable is the noise or the weight decay), and the theory's value at the same epoch as a
   dotted line, which differs from the fixed point where the run had not converged;
 * the epochs to 50 % and 90 % of the plateau, measured (markers with error bars) and predicted
-  by the theory (lines);
-* the largest |theory − trained| over the run: a heat map over the grid when two variables are
-  swept, else a line against the swept variable.
+  by the theory (lines), first steps at per-step resolution for a linear sweep (the recording
+  interval for a nonlinear one, as the title says), so even a mode learned within the first
+  recording interval shows how its timing moves;
+* the largest |theory − trained| over the run (at any recorded epoch, mostly while the modes
+  grow): a heat map over the grid when two variables are swept, else a line against the swept
+  variable with the claims' tolerance (:data:`daedyn.sweep_claims.SWEEP_PLATEAU_TOLERANCE`) dashed.
 
 The x axis is the swept variable with the most values; the other swept variables pick the
 colour (one line per combination).
@@ -25,6 +28,7 @@ import numpy as np
 
 from daedyn import theory
 from daedyn.figures import style
+from daedyn.sweep_claims import SWEEP_PLATEAU_TOLERANCE
 
 __all__ = ["plot_sweep", "sweep_axes"]
 
@@ -135,6 +139,8 @@ def plot_sweep(table: list[dict], grid: dict[str, dict], family: str, title: str
         if heat:
             _heat_map(fig, ax_e, rows_m, *sweep_axes(rows_m, keys), pos)
         else:
+            ax_e.axhline(SWEEP_PLATEAU_TOLERANCE, color="0.4", ls="--", lw=0.9,
+                         label=f"tolerance of the claims ({SWEEP_PLATEAU_TOLERANCE:g})")
             ax_e.set_yscale("log")
             ax_e.set_ylabel("max |theory − trained|")
         ax_p.set_ylim(-0.05, 1.1)
@@ -156,8 +162,13 @@ def plot_sweep(table: list[dict], grid: dict[str, dict], family: str, title: str
                 ax.set_xlabel(" / ".join(LABELS.get(x, x) for x in xs_keys))
         if r == 0:
             ax_p.set_title("plateau: trained (points, ±1 sd), fixed point (dashed),\ntheory at the last epoch (dotted)")
-            ax_t.set_title("epochs to 50 % / 90 % of the plateau:\nmeasured (markers, ±1 sd), theory (lines)")
+            resolution = max(row["t_resolution"] for row in table)
+            ax_t.set_title("epochs to 50 % / 90 % of the plateau " + (
+                "(first step)" if resolution == 1 else f"(first record, every {resolution} epochs)")
+                + ":\nmeasured (markers, ±1 sd), theory (lines)")
             ax_e.set_title("largest |theory − trained| over the run" + (" (colour: log10)" if heat else ""))
+            if not heat:
+                ax_e.legend(fontsize=8, loc="best")
             if any(label for label, *_ in series):
                 ax_p.legend(fontsize=8, loc="best")
     n_runs = len({row["run"] for row in table})

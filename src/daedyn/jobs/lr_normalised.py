@@ -53,8 +53,8 @@ def lr_normalised_aggregate_job(params: Mapping[str, Any], run_paths: Sequence[s
         rows = lr_normalised.lr_normalised_rows(comp)
         for row in rows:
             if row["compared"]:
-                log.info("%(wdae_run)s mode %(mode)d: steps to 90 %% DAE %(t90_dae_measured).1f, WDAE "
-                         "%(t90_wdae_measured).1f, ratio %(ratio90_measured).3f (predicted %(ratio90_predicted).3f)",
+                log.info("%(wdae_run)s mode %(mode)d: steps to 90 %% DAE %(t90_dae_measured).0f, WDAE "
+                         "%(t90_wdae_measured).0f, ratio %(ratio90_measured).3f (predicted %(ratio90_predicted).3f)",
                          row)
         write_csv(rows, metrics_out)
         write_claims(lr_normalised.lr_normalised_claims(comp, params["experiment"]), claims_out)
