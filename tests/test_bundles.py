@@ -210,6 +210,26 @@ def test_a_batched_trainer_gets_each_group_of_runs_that_share_engine_and_shapes(
         np.testing.assert_array_equal(store.open_dataset(member["output"])["u"].values, alone["u"].values)
 
 
+def test_the_batched_linear_engine_plugs_in_with_one_line(spectrum_file, tmp_path, caplog):
+    """Kind.batched naming daedyn.linear:train_batch: each group is one batch, its files equal the one-run
+    files within the batched engine's float64 tolerance (tests/results_check.py: 1e-12 of each array's scale)."""
+    from results_check import RTOL64, assert_same
+
+    kind = dataclasses.replace(KINDS["linear"], batched={"exact": "daedyn.linear:train_batch"})
+    spec = spec_of(spectrum_file, tmp_path)
+    caplog.set_level("INFO")
+    run_bundle(spec, kind, every=10)
+    assert "bundle b01: run 1/4 ae/0 (batched with 2 more)" in caplog.text  # hidden 4: one batch of three
+    for key, member in spec["members"].items():
+        got = store.open_dataset(member["output"])
+        alone = one_run_reference(spectrum_file, member, tmp_path, key.replace("/", "_"))
+        assert set(got.variables) == set(alone.variables)
+        for name in alone.variables:
+            assert_same(got[name].values, alone[name].values, rtol=RTOL64, floor=1.0, where=f"{key}::{name}")
+        assert json.loads(got.attrs["config_json"]) == member["params"]
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 def test_unstable_runs_fail_the_bundle_before_any_training_naming_each(spectrum_file, tmp_path, monkeypatch):
     runs = {"good/0": {}, "bad/0": {"gamma": 50.0}, "worse/0": {"gamma": 80.0}}  # 1 - lr*gamma < -1
     steps = []
