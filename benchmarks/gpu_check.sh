@@ -171,10 +171,10 @@ fig6=(results/figures/fig6_mnist.png results/fig6_mnist/halftimes.csv)
 step "fig6_mnist (paper scale on $device) through snakemake" 170 "$py" -m snakemake "${fig6[@]}" \
   -s "$repo/Snakefile" --directory "$work/fig6" --workflow-profile none --configfile "$work/gpu.yaml" \
   --cores "$(nproc)" --resources gpu=1
-for tsv in "$work"/fig6/benchmarks/runs/*/*.tsv "$work"/fig6/benchmarks/runs/*/*/*/*.tsv; do
+for tsv in "$work"/fig6/benchmarks/runs/*/*.tsv "$work"/fig6/benchmarks/runs/*/bundles/*.tsv; do
   [ -f "$tsv" ] && say "${tsv#"$work"/fig6/benchmarks/runs/}: $(tail -1 "$tsv" | cut -f1-3) (s, h:m:s, max_rss MB)"
 done
-for log in "$work"/fig6/logs/nonlinear/fig6_mnist/*/seed0.log; do
+for log in "$work"/fig6/logs/fig6_mnist/bundles/*.log; do
   [ -f "$log" ] && grep -h "final mapping\|finished in" "$log" | sed "s|^|${log#"$work"/fig6/logs/}: |" | tee -a "$report"
 done
 if [ -f "$work/fig6/results/fig6_mnist/halftimes.csv" ]; then

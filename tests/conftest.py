@@ -102,3 +102,15 @@ def dry_run_jobs(output: str) -> dict[tuple[str, str], dict[str, str]]:
         fields = dict(re.findall(r"^\s+(reason|wildcards|resources): (.*)$", block, re.M))
         jobs[(head[1], fields.pop("wildcards", ""))] = fields
     return jobs
+
+
+def planned_outputs(output: str) -> dict[str, list[str]]:
+    """Rule -> the output files of its jobs listed by `snakemake -n` (a bundle's rule: its run files)."""
+    planned: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        out = re.search(r"^\s+output: (.*)$", block, re.M)
+        if head and out:
+            planned.setdefault(head[1], []).extend(out[1].split(", "))
+    return planned
+

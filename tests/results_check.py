@@ -13,7 +13,8 @@ on entries near zero of an array of order one (thread and CPU differences of 1e-
   `balancedness` (about 1e-5, a difference of order-one terms, so it carries their rounding).
 
 Also a command: ``python tests/results_check.py OLD_RESULTS NEW_RESULTS`` compares every run file
-of a results folder of the layout before the experiment-kind registry with one of today's.
+of a results folder (of the layout before the experiment-kind registry, or of today's) with one of
+today's, e.g. the same config built by two versions of the code on one machine.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def compare_trees(old: Path, new: Path) -> int:
 
     files = sorted(p.relative_to(old) for root in ("runs", "nonlinear", "depth", "masking")
                    for p in (old / root).rglob("*.nc"))
+    files += sorted(p.relative_to(old) for p in old.glob("*/runs/**/*.nc")  # today's layout
+                    if p.relative_to(old).parts[0] not in ("runs", "nonlinear", "depth", "masking"))
     for rel in files:
         a = xr.open_dataset(old / rel, mask_and_scale=False)
         b = xr.open_dataset(new / new_run_path(str(rel)), mask_and_scale=False)

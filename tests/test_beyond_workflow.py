@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO, load_yaml, run_snakemake
+from conftest import REPO, load_yaml, planned_outputs, run_snakemake
 from daedyn import store, theory
 from daedyn.runconfig import schema_defaults
 from test_netcdf_compliance import cf_findings, documented_variables
@@ -48,8 +48,12 @@ def test_default_config_plans_both_experiments(tmp_path):
     assert set(default["sampled_experiments"]) == {"sampled_vs_marginalised_mnist"}
     out = run_snakemake(tmp_path, None, "-n").stdout
     jobs = planned_jobs(out)
-    assert jobs["lr_normalised_train"] == grid_runs(config["lr_normalised_experiments"]["lr_normalised_mnist"]) == 15
-    assert jobs["sampled_train"] == len(config["sampled_experiments"]["sampled_vs_marginalised_mnist"]["batches"]) + 2
+    trained = planned_outputs(out)
+    runs = lambda kind: [f for rule, files in trained.items() if rule.startswith(f"{kind}_train_") for f in files]
+    assert len(runs("lr_normalised")) == grid_runs(config["lr_normalised_experiments"]["lr_normalised_mnist"]) == 15
+    assert len(runs("sampled")) == len(config["sampled_experiments"]["sampled_vs_marginalised_mnist"]["batches"]) + 2
+    assert jobs["lr_normalised_train_lr_normalised_mnist_b"] == 1  # one bundle each
+    assert jobs["sampled_train_sampled_vs_marginalised_mnist_b"] == 1
     for rule in ("lr_normalised_aggregate", "lr_normalised_figure", "sampled_aggregate", "sampled_figure",
                  "beyond_claims"):
         assert jobs[rule] == 1, rule
@@ -65,7 +69,9 @@ def test_default_config_plans_both_experiments(tmp_path):
     paper = run_snakemake(tmp_path, None, "-n", "paper").stdout
     jobs = planned_jobs(paper)
     lrn_paper = ("lr_normalised_mnist_paper", "lr_normalised_fashion_mnist")
-    assert jobs["lr_normalised_train"] == sum(grid_runs(config["lr_normalised_experiments"][n]) for n in lrn_paper)
+    lrn_runs = [f for rule, files in planned_outputs(paper).items() if rule.startswith("lr_normalised_train_")
+                for f in files]
+    assert len(lrn_runs) == sum(grid_runs(config["lr_normalised_experiments"][n]) for n in lrn_paper)
     for name in ("sampled_vs_marginalised_mnist_paper", "sampled_vs_marginalised_fashion_mnist", *lrn_paper):
         assert f"results/figures/{name}.png" in paper, name
     assert "beyond_claims" not in jobs
@@ -151,13 +157,17 @@ def test_sampled_variance_slopes_and_fixed_copies_against_numpy(tiny_workflow):
     assert list(summary["batch"].values) == [exp["n_samples"], 64]
 
 
-def test_adding_a_gamma_trains_only_the_new_runs(tiny_workflow, tmp_path):
+def test_adding_a_gamma_retrains_only_the_bundle_it_lands_in(tiny_workflow, tmp_path):
     shutil.copytree(tiny_workflow, tmp_path, dirs_exist_ok=True)  # same depth: same relative code paths
     config = load_yaml(REPO / ".test" / "config.yaml")
     config["lr_normalised_experiments"][LRN]["gammas"].append(0.6)
-    jobs = planned_jobs(run_snakemake(tmp_path, config, "-n").stdout)
-    assert jobs == {"lr_normalised_train": 1, "lr_normalised_aggregate": 1, "lr_normalised_figure": 1,
+    out = run_snakemake(tmp_path, config, "-n").stdout
+    jobs = planned_jobs(out)
+    # three runs and the new one: one bundle (of at most `bundle` runs), no other experiment's
+    assert jobs == {f"lr_normalised_train_{LRN}_b": 1, "lr_normalised_aggregate": 1, "lr_normalised_figure": 1,
                     "beyond_claims": 1, "claims_summary": 1, "findings": 1, "all": 1}
+    runs = grid_runs(config["lr_normalised_experiments"][LRN])
+    assert len(planned_outputs(out)[f"lr_normalised_train_{LRN}_b"]) == runs
 
 
 @pytest.mark.parametrize("kind", FILES)

@@ -15,6 +15,7 @@ import xarray as xr
 
 from conftest import REPO, dry_run_jobs, killed_after_checkpoint, run_snakemake
 from daedyn import data, linear, provenance, spectrum, store, training
+from daedyn.bundles import split
 
 
 class Killed(Exception):
@@ -192,7 +193,7 @@ def test_sigkilled_training_job_resumes_and_matches(tmp_path):
     # a SIGKILLed Snakemake leaves its lock behind; --unlock is the documented first step
     run_snakemake(killed_dir, CONFIG, "--unlock", TARGET)
     run_snakemake(killed_dir, CONFIG, "-c1", "--rerun-incomplete", TARGET)
-    assert "resuming from" in (killed_dir / "logs/slow/runs/dae/seed0.log").read_text()
+    assert "resuming from" in (killed_dir / "logs/slow/bundles/b.log").read_text()
     a = store.open_dataset(reference_dir / TARGET)
     b = store.open_dataset(killed_dir / TARGET)
     assert a.attrs["resume_history"] == "[]" and b.attrs["resume_history"] != "[]"  # the provenance says so
@@ -209,30 +210,31 @@ def test_corrupt_input_is_reported_with_file_and_rule(tmp_path):
     spectrum_file.write_bytes(spectrum_file.read_bytes()[:300])  # truncated
     proc = run_snakemake(tmp_path, config, "-c1", TARGET, check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "logs/slow/runs/dae/seed0.log").read_text()
-    assert "results/spectra/synthetic_n64.nc (needed by linear_train)" in log
+    log = (tmp_path / "logs/slow/bundles/b.log").read_text()
+    assert "results/spectra/synthetic_n64.nc (needed by linear_train_slow_b)" in log
     assert "delete it and rerun" in log
     assert not (tmp_path / TARGET).exists()
 
 
 @pytest.mark.workflow
 def test_after_a_failed_job_only_what_failed_or_is_missing_runs(tmp_path):
-    config = {**CONFIG, "linear_experiments": {"two": {
+    config = {**CONFIG, "bundle": 1, "linear_experiments": {"two": {  # one run per bundle: two jobs
         **CONFIG["linear_experiments"]["slow"], "epochs": 300, "log_every": 10,
         "runs": {"good": {"gamma": 0.1}, "bad": {"gamma": 50.0}}}}}  # 1 - lr*gamma < -1: unstable
+    bundle = {key: b for b, keys in split(["good/0", "bad/0"], 1).items() for key in keys}
     target = "results/figures/two.png"
     proc = run_snakemake(tmp_path, config, "-c1", "--keep-going", target, check=False)
     assert proc.returncode != 0
-    log = (tmp_path / "logs/two/runs/bad/seed0.log").read_text()
+    log = (tmp_path / f"logs/two/bundles/{bundle['bad/0']}.log").read_text()
     assert "linear run two/bad: learning rate lr = 0.05" in log and "stability limit eta_max" in log
-    assert "allow_unstable: true" in log
+    assert "allow_unstable: true" in log and "1 of 1 runs are above their stability limit" in log
     assert list((tmp_path / "results/two/runs/bad").glob("*")) == []  # no orphans
     assert (tmp_path / "results/two/runs/good/seed0.nc").exists()
     assert not (tmp_path / "results/two/runs/bad/seed0.nc").exists()
 
     config["linear_experiments"]["two"]["runs"]["bad"]["gamma"] = 0.2  # the fix
     jobs = dry_run_jobs(run_snakemake(tmp_path, config, "-n", target).stdout)
-    assert set(jobs) == {("linear_train", "experiment=two, run=bad, seed=0"),
+    assert set(jobs) == {(f"linear_train_two_{bundle['bad/0']}", ""),
                          ("linear_aggregate", "experiment=two"), ("linear_figure", "experiment=two")}
 
 

@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import REPO, load_yaml, run_snakemake
+from conftest import REPO, load_yaml, planned_outputs, run_snakemake
 from daedyn import claims, depth, masking, open_experiment, store
 from test_netcdf_compliance import documented_variables
 from test_workflow import planned_jobs
@@ -31,7 +31,8 @@ def test_dry_run_plans_the_depth_and_masking_jobs(tmp_path, target, paper):
     for kind, rule in (("depth_experiments", "depth"), ("masking_experiments", "masking")):
         built = _built(config, kind, paper)
         assert built, kind
-        assert jobs[f"{rule}_train"] == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in built.values())
+        runs = [f for r, files in planned_outputs(proc.stdout).items() if r.startswith(f"{rule}_train_") for f in files]
+        assert len(runs) == len(set(runs)) == sum(len(e["runs"]) * len(e.get("seeds", [0])) for e in built.values())
         assert jobs[f"{rule}_aggregate"] == jobs[f"{rule}_figure"] == len(built)
         for name in built:
             for out in DEPTH_TARGETS:

@@ -344,7 +344,7 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     import csv
     import shutil
 
-    from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
+    from conftest import REPO, dry_run_jobs, load_yaml, planned_outputs, run_snakemake
     from test_reruns import edit, snakemake, write_config
 
     syn = {"n_samples": 400, "dim": 10, "spectrum": "exponential", "scale": 2.0, "decay": 0.7, "exact": False}
@@ -384,7 +384,7 @@ def test_generalisation_experiment_end_to_end(tmp_path):
     assert runs["eps"].values.tolist() == [0, 0.27, 0.3, 0.33, 0.5]
     half = 4                                                          # the run of ε = 0.5
     assert runs["heldout"].values.tolist() == ["syn_test"] * 5 and runs["n_samples"].values.tolist() == [40] * 5
-    assert runs.attrs["snakemake_rule"] == "generalisation_train" and set(runs["engine"].values) == {"exact"}
+    assert runs.attrs["snakemake_rule"] == "generalisation_train_gtiny_b" and set(runs["engine"].values) == {"exact"}
     # the recorded held-out errors are those of each run's final weights on the held-out samples
     x_test = store.open_dataset(tmp_path / "results/data/syn_test.nc")["x"].values
     for k in range(2):
@@ -400,7 +400,7 @@ def test_generalisation_experiment_end_to_end(tmp_path):
                                dtype="float64", device="cpu")
     np.testing.assert_array_equal(alone.trajectory["test_denoising"], runs["test_denoising"][half, 0])
     lheld = store.open_dataset(tmp_path / "results/lheld/runs/dae/seed0.nc")
-    assert lheld.attrs["snakemake_rule"] == "linear_train" and lheld["heldout"].values.tolist() == ["syn_test"]
+    assert lheld.attrs["snakemake_rule"] == "linear_train_lheld_b" and lheld["heldout"].values.tolist() == ["syn_test"]
     np.testing.assert_array_equal(lheld["test_reconstruction"][0, 0], runs["test_reconstruction"][half, 0])
     np.testing.assert_array_equal(lheld["test_denoising"][0, 0, :, 0], runs["test_denoising"][half, 0, :, 1])
 
@@ -443,7 +443,7 @@ def test_generalisation_experiment_end_to_end(tmp_path):
         edit(repo / f"src/daedyn/{module}.py")
         assert planned_rules() == {"generalisation_aggregate", "generalisation_figure", "beyond_claims"}, module
     edit(repo / "src/daedyn/heldout.py")        # the formulas the moments and the trackers use
-    assert {"heldout_moment", "generalisation_train", "linear_train"} <= planned_rules()
+    assert {"heldout_moment", "generalisation_train_gtiny_b", "linear_train_lheld_b"} <= planned_rules()
 
     # configuration mistakes stop the run before any job, naming the key
     for bad, key in (({"heldout": "nope"}, "linear_experiments.lheld.heldout"),
@@ -460,15 +460,17 @@ def test_generalisation_experiment_end_to_end(tmp_path):
 
 @pytest.mark.workflow
 def test_default_config_plans_the_generalisation_experiment(tmp_path):
-    from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
+    from conftest import REPO, dry_run_jobs, load_yaml, planned_outputs, run_snakemake
 
     exp = load_yaml(REPO / "config.yaml")["generalisation_experiments"]["generalisation_mnist"]
     assert not exp.get("paper", False) and exp.get("enabled", True)
     out = run_snakemake(tmp_path, None, "-n").stdout
     jobs = dry_run_jobs(out)
-    train = {w for rule, w in jobs if rule == "generalisation_train"}
-    assert train == {f"experiment=generalisation_mnist, run=n{n}, seed=0" for n in exp["n_samples"]}
-    assert len(exp["n_samples"]) * len(exp["eps"]) == 24     # runs: one job per N trains every ε
+    assert {rule for rule, _ in jobs if rule.startswith("generalisation_train_")} == {
+        "generalisation_train_generalisation_mnist_b"}  # one bundle
+    train = planned_outputs(out)["generalisation_train_generalisation_mnist_b"]
+    assert set(train) == {f"results/generalisation_mnist/runs/n{n}/seed0.nc" for n in exp["n_samples"]}
+    assert len(exp["n_samples"]) * len(exp["eps"]) == 24     # runs: one file per N holds every ε
     moments = {w for rule, w in jobs if rule == "heldout_moment"}
     assert moments == {f"dataset=mnist, n={n}, testset=mnist_test" for n in exp["n_samples"]}
     for rule in ("generalisation_aggregate", "generalisation_figure", "beyond_claims"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, load_yaml, run_snakemake
+from conftest import REPO, load_yaml, planned_outputs, run_snakemake
 from daedyn.configcheck import ConfigError, overrides_config, parse_overrides
 from test_workflow import planned_jobs
 
@@ -114,7 +114,9 @@ def test_an_override_reruns_exactly_the_affected_jobs(tiny_workflow, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = load_yaml(REPO / ".test" / "config.yaml")["linear_experiments"]["fig5_synthetic"]
     runs = len(exp["runs"]) * len(exp["seeds"])
-    assert planned_jobs(proc.stdout) == {"linear_train": runs, "linear_aggregate": 1, "linear_figure": 1, "all": 1}
+    assert planned_jobs(proc.stdout) == {"linear_train_fig5_synthetic_b": 1, "linear_aggregate": 1, "linear_figure": 1,
+                                         "all": 1}  # its runs: one bundle
+    assert len(planned_outputs(proc.stdout)["linear_train_fig5_synthetic_b"]) == runs
     assert "experiment=fig5_mnist" not in proc.stdout
     # the same value as the config's reruns nothing
     same = dry_run(f"linear_experiments.fig5_synthetic.lr={exp['lr']}")

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
 from daedyn import kinds as registry
+from daedyn.bundles import split
 from daedyn.configcheck import ConfigError
 from daedyn.plan import RUNTIME_FLOOR_MIN, Plan
 from daedyn.runconfig import schema
@@ -63,40 +64,40 @@ def test_every_kind_asks_for_a_gpu_and_the_cuda_check_when_an_experiment_says_cu
         config[kind.section][name]["device"] = "cuda"
         chosen[kind.name] = name
     plan = Plan(config)
-    jobs = [(KINDS[k].rule("train"), name) for k, name in chosen.items()]
-    assert plan.cuda_keys(jobs) == sorted(f"{KINDS[k].section}.{name}.device" for k, name in chosen.items())
+    bundles = [plan.bundle_rule(name, b) for name in chosen.values() for b in plan.bundles(name)]
+    assert plan.cuda_keys(bundles) == sorted(f"{KINDS[k].section}.{name}.device" for k, name in chosen.items())
     for name in chosen.values():
         assert plan.gpus(name) == 1
     others = [name for name in plan.kind_of if name not in chosen.values()]
     assert all(plan.gpus(name) == 0 for name in others)
-    assert plan.cuda_keys([(KINDS[k].rule("aggregate"), name) for k, name in chosen.items()]) == []
+    assert plan.cuda_keys([plan.bundle_rule(n, b) for n in others for b in plan.bundles(n)]) == []
+    assert plan.cuda_keys([KINDS[k].rule("aggregate") for k in chosen]) == []
 
 
 def test_requests_grow_with_the_attempt_and_the_safety_factor(plan):
     name = "fig5_mnist"
-    assert plan.mem_mb(name, "dae", 2) == 2 * plan.mem_mb(name, "dae", 1)
-    assert plan.runtime(name, "dae", 2) == 2 * plan.runtime(name, "dae", 1)
+    assert plan.bundle_mem_mb(name, "b", 2) == 2 * plan.bundle_mem_mb(name, "b", 1)
+    assert plan.bundle_runtime(name, "b", 2) == 2 * plan.bundle_runtime(name, "b", 1)
     # a long job: its calibrated request scales with the safety factor (up to whole minutes)
     config = default_config()
     config["resource_safety"] = 6
-    long = next(n for n in plan.kind_of if plan.runtime(n, next(iter(plan.runs(n))), 1) > 2 * RUNTIME_FLOOR_MIN)
-    run = next(iter(plan.runs(long)))
-    assert Plan(config).runtime(long, run, 1) >= 2 * plan.runtime(long, run, 1) - 1
+    long = next((n, b) for n in plan.kind_of for b in plan.bundles(n)
+                if plan.bundle_runtime(n, b, 1) > 2 * RUNTIME_FLOOR_MIN)
+    assert Plan(config).bundle_runtime(*long, 1) >= 2 * plan.bundle_runtime(*long, 1) - 1
 
 
 def test_runtime_requests_never_fall_below_the_floor(plan):
-    """A 27-second fig5_mnist run asks for the floor, not for 2 minutes that a slow node overruns;
-    the floor grows with the attempt like the calibrated request."""
-    assert plan.runtime("fig5_mnist", "dae", 1) == RUNTIME_FLOOR_MIN
-    assert plan.runtime("fig5_mnist", "dae", 2) == 2 * RUNTIME_FLOOR_MIN
+    """A bundle of three 27-second fig5_mnist runs asks for the floor, not for 3 minutes that a slow node
+    overruns; the floor grows with the attempt like the calibrated request."""
+    assert plan.bundle_runtime("fig5_mnist", "b", 1) == RUNTIME_FLOOR_MIN
+    assert plan.bundle_runtime("fig5_mnist", "b", 2) == 2 * RUNTIME_FLOOR_MIN
     assert plan.requested_minutes(0, 1) == RUNTIME_FLOOR_MIN
     # above the floor: safety x (start-up + work), rounded up to whole minutes
     seconds = 3600
     assert plan.requested_minutes(seconds, 1) == math.ceil(plan.config["resource_safety"] * (30 + seconds) / 60)
     assert all(plan.dataset_runtime(d, 1) >= RUNTIME_FLOOR_MIN for d in ("mnist", "digits"))
     # the exact engine holds no data; a data pass holds the N x d images
-    sweep = plan.experiment("sweep_mnist")
-    exact = plan.mem_mb("sweep_mnist", next(iter(sweep["runs"])), 1)
+    exact = min(plan.bundle_mem_mb("sweep_mnist", b, 1) for b in plan.bundles("sweep_mnist"))
     assert exact < plan.requested_mb(3 * 60000 * 784 * 8, 1)
 
 
@@ -161,17 +162,18 @@ def test_a_run_that_cannot_fit_stops_before_it_starts_naming_the_key_estimate_an
         wide={**base, "runs": {"dae": {"eps": 0.5, "hidden": 1_000_000}}, "paper_plateaus": {}},
         long={**base, "epochs": 10**12, "log_every": 10})
     plan = Plan(config)
+    (wide,), (long,) = ([plan.bundle_rule(n, b) for b in plan.bundles(n)] for n in ("wide", "long"))
     with pytest.raises(ConfigError, match=r"linear_experiments\.wide\.runs\.dae\.hidden: 1000000 makes run dae need "
-                       r"about 14\.6 TiB of memory \(.*hidden 14\.6 TiB.*\), more than the memory of this machine, "
-                       r"where the job would run, 16\.0 GiB"):
-        plan.check_memory([("linear_train", "wide", "dae", None, True)], 16 * 1024)
-    with pytest.raises(ConfigError, match=r"linear_experiments\.long\.epochs: 1000000000000 makes run ae need about "
+                       r"about 14\.6 TiB of memory \(.*hidden 14\.6 TiB.*; bundle b\), more than the memory of this "
+                       r"machine, where the job would run, 16\.0 GiB"):
+        plan.check_memory([(wide, None, True)], 16 * 1024)
+    with pytest.raises(ConfigError, match=r"linear_experiments\.long\.epochs: 1000000000000 makes run \w+ need about "
                        r"\d+\.\d TiB"):
-        plan.check_memory([("linear_train", "long", "ae", None, True)], 16 * 1024)
-    fits = ("linear_train", "fig5_mnist", "ae", plan.mem_mb("fig5_mnist", "ae", 1), True)
-    plan.check_memory([fits, ("dataset", None, None, 10**9, True)], 16 * 1024)  # other rules: not its business
+        plan.check_memory([(long, None, True)], 16 * 1024)
+    fits = (plan.bundle_rule("fig5_mnist", "b"), plan.bundle_mem_mb("fig5_mnist", "b", 1), True)
+    plan.check_memory([fits, ("dataset", 10**9, True)], 16 * 1024)  # other rules: not its business
     with pytest.raises(ConfigError, match=r"more than the memory its job requests \(mem_mb\), 500 MiB"):
-        plan.check_memory([(*fits[:3], 500, False)], 16 * 1024)
+        plan.check_memory([(fits[0], 500, False)], 16 * 1024)
 
 
 def test_a_run_outside_the_config_is_named(plan):
@@ -258,7 +260,7 @@ def toy_config() -> dict:
     """Only the toy experiment: every configured experiment of config.yaml is switched off."""
     config = {section: {name: {"enabled": False} for name in experiments}
               for section, experiments in default_config().items() if section.endswith("_experiments")}
-    config.update(kinds=["toy_kind"], scalar_figures={}, spectra=[],
+    config.update(kinds=["toy_kind"], scalar_figures={}, spectra=[], bundle=1,
                   toy_experiments={"toy1": {"lr": 0.2, "steps": 30, "runs": {"slow": {"lam": 0.5},
                                                                              "fast": {"lam": 2.0}}}})
     return config
@@ -276,15 +278,16 @@ def test_a_kind_defined_in_a_test_builds_its_figure_through_snakemake(tmp_path):
     run = store.open_dataset(work / "results/toy1/runs/fast/seed0.nc")
     u = run["u"].values  # the toy's own GD against its closed form u_t = 1 - (1 - lr lam)^t
     np.testing.assert_allclose(u, 1 - (1 - 0.2 * 2.0) ** np.arange(31), rtol=1e-12)
-    assert run.attrs["snakemake_rule"] == "toy_train" and run.attrs["seed"] == 0
-    # a second run plans nothing; a changed run value retrains that run alone
+    bundle = {key: b for b, keys in split(["slow/0", "fast/0"], 1).items() for key in keys}  # one run each
+    assert run.attrs["snakemake_rule"] == f"toy_train_toy1_{bundle['fast/0']}" and run.attrs["seed"] == 0
+    # a second run plans nothing; a changed run value retrains that run's bundle alone
     assert "Nothing to be done" in run_snakemake(work, toy_config(), "-n", "results/figures/toy1.png",
                                                  env=env).stdout
     changed = toy_config()
     changed["toy_experiments"]["toy1"]["runs"]["slow"]["lam"] = 0.7
     jobs = dry_run_jobs(run_snakemake(work, changed, "-n", "results/figures/toy1.png", env=env).stdout)
     assert sorted(jobs) == [("toy_aggregate", "experiment=toy1"), ("toy_figure", "experiment=toy1"),
-                            ("toy_train", "experiment=toy1, run=slow, seed=0")]
+                            (f"toy_train_toy1_{bundle['slow/0']}", "")]
 
 
 def test_no_workflow_file_names_a_kind():

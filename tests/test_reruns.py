@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO, dry_run_jobs
+from daedyn.bundles import split
 
 pytestmark = pytest.mark.workflow
 
@@ -20,6 +22,7 @@ CONFIG = {
                                "synthetic": {"n_samples": 128, "dim": 8, "spectrum": "exponential",
                                              "scale": 3.0, "decay": 0.6}}},
     "spectra": [],
+    "bundle": 1,  # one run per training job: an edited run reruns its own bundle, not its neighbour's
     "linear_experiments": {"tiny": {"dataset": "synthetic", "n_samples": 128, "hidden": 16, "lr": 0.05,
                                     "epochs": 60, "log_every": 10, "modes": [0, 1], "device": "cpu",
                                     "runs": {"a": {"eps": 0.0}, "b": {"eps": 0.5}}}},
@@ -84,9 +87,10 @@ def test_changing_one_runs_hyperparameter_reruns_that_run_and_its_dependents(pro
         jobs = planned(repo, work)
     finally:
         write_config(work, CONFIG)
-    assert set(jobs) == {("linear_train", "experiment=tiny, run=b, seed=0"),
-                         ("linear_aggregate", "experiment=tiny"), ("linear_figure", "experiment=tiny")}
-    assert "Params have changed" in jobs[("linear_train", "experiment=tiny, run=b, seed=0")]
+    bundle = {key: b for b, keys in split(["a/0", "b/0"], 1).items() for key in keys}
+    train = (f"linear_train_tiny_{bundle['b/0']}", "")
+    assert set(jobs) == {train, ("linear_aggregate", "experiment=tiny"), ("linear_figure", "experiment=tiny")}
+    assert "Params have changed" in jobs[train]
 
 
 def test_changing_settings_that_do_not_change_results_reruns_nothing(project):
@@ -125,6 +129,6 @@ def test_editing_a_module_reruns_exactly_the_rules_that_use_it(project, module, 
         path.write_text(original)
         # restore the old mtime ordering: the outputs must be newer than the restored file again
         snakemake(repo, work, "--touch", "-c1", *TARGETS)
-    assert {rule for rule, _ in jobs} == rules
+    assert {re.sub(r"_train_.*", "_train", rule) for rule, _ in jobs} == rules  # a bundle's rule: its kind's
     direct = {rule for (rule, _), reason in jobs.items() if "Updated input files" in reason and module in reason}
     assert direct, jobs

@@ -21,8 +21,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, planned_outputs, run_snakemake
 from daedyn import store, sweep
+from daedyn.bundles import split
 from daedyn.provenance import VOLATILE_ATTRS
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -31,8 +32,8 @@ PROFILE = REPO / "profiles" / "slurm"
 SLURM_TIMEOUT_S = 360  # the whole SLURM run; normally about a minute
 FIG6_MEASURED_MIN = 34  # one paper-scale fig6_mnist run on 2 CPU cores (benchmarks/README.md)
 
-# A tiny sweep: synthetic data -> spectrum (one grouped SLURM job) -> 12 training runs (grouped SLURM jobs
-# of at most `group-components` runs each) -> aggregate (local rule)
+# A tiny sweep: synthetic data -> spectrum (one grouped SLURM job) -> 12 training runs (bundles of at most
+# `bundle` runs, one SLURM job each) -> aggregate (local rule)
 SWEEP = {"eps": [0.0, 0.25, 0.5, 1.0], "gamma": [0.0, 0.1, 0.2]}
 TINY = {
     "data": {"download": False},
@@ -42,11 +43,14 @@ TINY = {
     "linear_experiments": {"tiny": {
         "dataset": "synthetic", "n_samples": 256, "hidden": 8, "lr": 0.05, "epochs": 200, "log_every": 20,
         "engine": "datapass", "dtype": "float64", "seeds": [0], "modes": [0, 1], "sweep": SWEEP}},
+    "bundle": 8,
 }
-RUNS = [f"results/tiny/runs/{sweep.run_name({'eps': e, 'gamma': g})}/seed0.nc" for e in SWEEP["eps"]
-        for g in SWEEP["gamma"]]
+NAMES = [sweep.run_name({"eps": e, "gamma": g}) for e in SWEEP["eps"] for g in SWEEP["gamma"]]
+RUNS = [f"results/tiny/runs/{name}/seed0.nc" for name in NAMES]
+BUNDLES = split([f"{name}/0" for name in NAMES], TINY["bundle"])  # bundle -> its runs' keys
 CLUSTER_OUTPUTS = {"results/data/synthetic.nc": "dataset", "results/spectra/synthetic_n256.nc": "spectrum",
-                   **{run: "linear_train" for run in RUNS}}
+                   **{f"results/tiny/runs/{key.split('/')[0]}/seed0.nc": f"linear_train_tiny_{b}"
+                      for b, keys in BUNDLES.items() for key in keys}}
 COMBINED = "results/tiny/combined.nc"  # linear_aggregate: localrule, runs on the submitting machine
 
 
@@ -122,7 +126,7 @@ def test_slurm_profile_dry_run_plans_sbatch_resources(tmp_path):
     assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
     assert "tasks" not in profile["default-resources"]  # would add --ntasks-per-gpu to GPU jobs
     partition = profile["default-resources"]["slurm_partition"]
-    # device: cuda makes linear_train request a GPU (auto does not)
+    # device: cuda makes the linear training bundles request a GPU (auto does not)
     cuda = {"linear_experiments": {"fig5_mnist": {"device": "cuda"}}}
     proc = run_snakemake(tmp_path / "slurm", cuda, "--profile", str(PROFILE), "-n")
     assert f"Using profile {PROFILE}" in proc.stdout + proc.stderr
@@ -130,10 +134,11 @@ def test_slurm_profile_dry_run_plans_sbatch_resources(tmp_path):
     local = planned_jobs(run_snakemake(tmp_path / "local", cuda, "-n").stdout)
     assert slurm.keys() == local.keys()
     rules = [rule for rule, _ in slurm.values()]
-    assert {"dataset", "spectrum", "linear_train"} <= set(rules)
+    assert {"dataset", "spectrum"} <= set(rules) and any(rule.startswith("linear_train_") for rule in rules)
     fig5 = yaml.safe_load((REPO / "config.yaml").read_text())["linear_experiments"]["fig5_mnist"]
-    fig5_runs = [out for out, (rule, _) in slurm.items() if rule == "linear_train" and "/fig5_mnist/" in out]
-    assert len(fig5_runs) == len(fig5["runs"]) * len(fig5.get("seeds", [0]))
+    fig5_runs = [out for out, (rule, _) in slurm.items() if rule.startswith("linear_train_fig5_mnist_")]  # bundles
+    files = planned_outputs(proc.stdout)
+    assert sum(len(files[slurm[out][0]]) for out in fig5_runs) == len(fig5["runs"]) * len(fig5.get("seeds", [0]))
     for output, (rule, res) in slurm.items():
         assert res["slurm_partition"] == partition, (output, res)
         assert "tasks" not in res and "slurm_account" not in res, (output, res)
@@ -144,22 +149,24 @@ def test_slurm_profile_dry_run_plans_sbatch_resources(tmp_path):
     assert all(slurm[out][1]["gpu"] == "1" for out in fig5_runs)
     # requests calibrated on the measured throughput (benchmarks/README.md) times the profile's safety factor
     safety = float(dict(kv.split("=") for kv in profile["config"])["resource_safety"])
-    paper = planned_jobs(run_snakemake(tmp_path / "paper", cuda, "--profile", str(PROFILE), "-n", "paper").stdout)
-    fig6 = [int(res["runtime"]) for out, (rule, res) in paper.items() if "/fig6_mnist/" in out]  # paper target
-    assert fig6 and all(FIG6_MEASURED_MIN < t <= 1.5 * safety * FIG6_MEASURED_MIN for t in fig6), fig6
-    assert all(int(slurm[out][1]["runtime"]) <= 10 for out in fig5_runs)  # measured: 27 s each
+    out = run_snakemake(tmp_path / "paper", cuda, "--profile", str(PROFILE), "-n", "paper").stdout
+    paper, files = planned_jobs(out), planned_outputs(out)
+    # a bundle of n fig6_mnist runs (paper target) asks for n runs' time, one after another
+    fig6 = [(int(res["runtime"]), len(files[rule])) for o, (rule, res) in paper.items()
+            if rule.startswith("nonlinear_train_fig6_mnist_")]
+    assert fig6 and all(n * FIG6_MEASURED_MIN < t <= 1.5 * safety * n * FIG6_MEASURED_MIN for t, n in fig6), fig6
+    assert all(int(slurm[out][1]["runtime"]) <= 10 for out in fig5_runs)  # measured: 27 s each, 3 runs
     # without device: cuda no GPU is requested
     proc = run_snakemake(tmp_path / "auto", None, "--profile", str(PROFILE), "-n")
-    assert {res["gpu"] for rule, res in planned_jobs(proc.stdout).values() if rule == "linear_train"} == {"0"}
+    assert {res["gpu"] for rule, res in planned_jobs(proc.stdout).values() if rule.startswith("linear_train_")} == {"0"}
 
 
 def test_sweep_through_slurm_lands_in_few_jobs_and_matches_local_run(tmp_path, slurm_cluster):
-    """A 12-run sweep reaches SLURM as 3 jobs: dataset and spectrum in one, the training runs in groups
-    of the profile's `group-components`; each job asks for the summed runtime and the largest memory of
-    its runs within the profile's 2 CPUs, and every result equals that of a local run."""
+    """A 12-run sweep reaches SLURM as one job for dataset and spectrum and one per bundle (of at most
+    `bundle` = 8 runs); a bundle's job asks for its runs' summed runtime and largest memory with the
+    training rule's 2 CPUs, and every result equals that of a local run."""
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    per_job = int(dict(kv.split("=") for kv in profile["group-components"])["train_linear"])
-    assert profile["cores"] == 2 and per_job < len(RUNS) <= 2 * per_job
+    assert profile["cores"] == 2 and 2 <= len(BUNDLES) < len(RUNS)
     cluster_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     cluster_dir.mkdir()
     (cluster_dir / "test-config.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
@@ -172,7 +179,7 @@ def test_sweep_through_slurm_lands_in_few_jobs_and_matches_local_run(tmp_path, s
     if required():
         assert slurm_cluster["gpus"], "the CI cluster declares (fake) GPUs; see .ci/slurm-up.sh"
     if slurm_cluster["gpus"]:
-        extra += ["--set-resources", "linear_train:gpu=1"]  # exercises --gpus=1 (no GPU compute here)
+        extra += ["--set-resources", *(f"linear_train_tiny_{b}:gpu=1" for b in BUNDLES)]  # --gpus=1, no GPU compute
     # the plugin ignores SIGTERM: `timeout -k` makes sure a hung run ends
     cmd = ["timeout", "-k", "15", str(SLURM_TIMEOUT_S), sys.executable, "-m", "snakemake",
            "-s", str(REPO / "Snakefile"), "--directory", str(cluster_dir), "--workflow-profile", "none",
@@ -181,7 +188,8 @@ def test_sweep_through_slurm_lands_in_few_jobs_and_matches_local_run(tmp_path, s
     dry = subprocess.run(cmd + ["-n"], capture_output=True, text=True, cwd=cluster_dir, env=env, timeout=120)
     assert dry.returncode == 0, dry.stderr[-4000:]
     planned = planned_jobs(dry.stdout)
-    assert {path: planned[path][0] for path in CLUSTER_OUTPUTS} == CLUSTER_OUTPUTS
+    files = planned_outputs(dry.stdout)
+    assert {path: rule for rule, paths in files.items() for path in paths if path in CLUSTER_OUTPUTS} == CLUSTER_OUTPUTS
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cluster_dir, env=env,
                           timeout=SLURM_TIMEOUT_S + 60)
     output = proc.stdout + proc.stderr
@@ -193,40 +201,44 @@ def test_sweep_through_slurm_lands_in_few_jobs_and_matches_local_run(tmp_path, s
             subprocess.run(["scancel", *submitted.values()], capture_output=True, timeout=30)
     assert f"Using profile {PROFILE}" in output
 
-    # 3 SLURM jobs for 14 workflow jobs; which job wrote a result is in its slurm_job_id attribute
+    # one SLURM job for dataset and spectrum and one per bundle; which job wrote a result is in its
+    # slurm_job_id attribute
     job_ids = set(submitted.values())
-    assert len(job_ids) == 3, output[-4000:]
+    assert len(job_ids) == 1 + len(BUNDLES), output[-4000:]
     members: dict[str, list[str]] = {}
     for path, rule in CLUSTER_OUTPUTS.items():
         attrs = store.open_dataset(cluster_dir / path).attrs
         assert attrs["slurm_job_id"] in job_ids, (path, attrs["slurm_job_id"], submitted)  # seen by the job itself
         assert attrs["snakemake_rule"] == rule
         members.setdefault(attrs["slurm_job_id"], []).append(path)
-    groups = sorted(members.values(), key=len)
-    assert [len(g) for g in groups] == [2, len(RUNS) - per_job, per_job], groups
-    assert {CLUSTER_OUTPUTS[p] for p in groups[0]} == {"dataset", "spectrum"}
-    for job_id, paths in members.items():
-        rules = {CLUSTER_OUTPUTS[p] for p in paths}
-        group = "train_linear" if rules == {"linear_train"} else "prepare"
-        logs = glob.glob(str(cluster_dir / f".snakemake/slurm_logs/group_{group}*/{job_id}.log"))
+    by_job = {job_id: {CLUSTER_OUTPUTS[p] for p in paths} for job_id, paths in members.items()}
+    assert sorted(map(sorted, by_job.values())) == sorted([["dataset", "spectrum"]] + [
+        [f"linear_train_tiny_{b}"] for b in BUNDLES])  # a bundle's runs: all in its one job
+    for job_id, rules in by_job.items():
+        paths = members[job_id]
+        bundle = rules != {"dataset", "spectrum"}
+        (rule,) = rules if bundle else ("prepare",)
+        where = f"rule_{rule}/*" if bundle else "group_prepare*"
+        logs = glob.glob(str(cluster_dir / f".snakemake/slurm_logs/{where}/{job_id}.log"))
         assert len(logs) == 1, (job_id, logs)
         slurm_log = Path(logs[0]).read_text()
-        # each run's script ran exactly once inside the allocation (tasks would run it once per task)
-        for rule in rules:
-            started = len(re.findall(rf"rule {rule} .* started", slurm_log))
-            assert started == sum(CLUSTER_OUTPUTS[p] == rule for p in paths), slurm_log[-3000:]
+        # each job's script ran exactly once inside the allocation (tasks would run it once per task)
+        for one in (rules if not bundle else [rule]):
+            assert len(re.findall(rf"rule {one} .* started", slurm_log)) == 1, slurm_log[-3000:]
+        if bundle:
+            assert len(paths) == len(BUNDLES[rule.rpartition("_")[2]])
+            assert f"bundle {rule.rpartition('_')[2]} of tiny: {len(paths)} runs" in slurm_log
         job = job_attrs(job_id)
         assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", job
         assert job["Partition"] == (slurm_cluster["partition"] or "debug")
-        # the group's request: its runs one after another within the profile's 2 CPUs (training runs take
-        # 2 threads, dataset and spectrum 1)
-        assert job["NumCPUs"] == ("2" if rules == {"linear_train"} else "1"), job
-        res = [planned[p][1] for p in paths]
+        # the request: a bundle's from its runs (2 threads), the prepare group's its two jobs one after another
+        assert job["NumCPUs"] == ("2" if bundle else "1"), job
+        res = [planned[files[rule][0]][1]] if bundle else [planned[p][1] for p in paths]
         assert minutes(job["TimeLimit"]) == sum(int(r["runtime"]) for r in res), (job["TimeLimit"], res)
         assert job["MinMemoryNode"] == f"{max(int(r['mem_mb']) for r in res)}M", (job["MinMemoryNode"], res)
-        if rules == {"linear_train"} and slurm_cluster["gpus"]:
+        if bundle and slurm_cluster["gpus"]:
             assert job["JOB_GRES"] == "gpu:1", job  # a GPU was allocated (--gpus=1)
-        elif rules != {"linear_train"}:
+        elif not bundle:
             assert job.get("JOB_GRES", "(null)") == "(null)", job
     assert store.open_dataset(cluster_dir / COMBINED).attrs["slurm_job_id"] == ""  # localrule: not submitted
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import dry_run_jobs, run_snakemake
+from conftest import dry_run_jobs, planned_outputs, run_snakemake
 from test_docs import EXTERNAL
 from daedyn import store, sweep
+from daedyn.bundles import split
 from daedyn.sweep import SweepError
 
 RUN_WILDCARD = re.compile(r"[a-z][a-z0-9_]*")
@@ -120,11 +121,12 @@ def config(*parts) -> dict:
 def test_the_issue_example_plans_18_training_runs(tmp_path):
     out = run_snakemake(tmp_path, config(PROBE), "-n", "results/figures/sweep_probe_sweep.png").stdout
     jobs = dry_run_jobs(out)
-    train = sorted(w for rule, w in jobs if rule == "linear_train")
-    assert len(train) == 18
-    names = {re.search(r"run=(\w+)", w)[1] for w in train}
+    train = [f for rule, files in planned_outputs(out).items() if rule.startswith("linear_train_") for f in files]
+    assert len(train) == len(set(train)) == 18
+    names = {re.search(r"runs/(\w+)/seed\d\.nc", f)[1] for f in train}
     assert names == {f"eps{e}_gamma{g}" for e in ("0", "0p5", "1") for g in ("0", "0p1")}
-    assert {rule for rule, _ in jobs} == {"dataset", "spectrum", "linear_train", "linear_aggregate", "sweep"}
+    assert {rule for rule, _ in jobs} == {"dataset", "spectrum", "linear_train_sweep_probe_b", "linear_aggregate",
+                                         "sweep"}  # 18 runs: one bundle
 
 
 def planned_inputs(output: str) -> dict[str, list[str]]:
@@ -142,20 +144,22 @@ def test_per_run_values_choose_inputs_and_resources(tmp_path):
     # long enough that the wide data pass asks for more than the runtime floor (a dry run: nothing trains)
     exp = {"dataset": "mnist", "n_samples": 1000, "hidden": 8, "lr": 0.05, "epochs": 20000, "modes": [0],
            "sweep": {"n_samples": [1000, 2000], "engine": ["exact", "datapass"], "hidden": [4, 64]}}
-    out = run_snakemake(tmp_path, config({"linear_experiments": {"grid": exp}}), "-n",
-                        "results/grid/combined.nc").stdout
+    cfg = config({"linear_experiments": {"grid": exp}, "bundle": 1})  # a job per run, each with its own request
+    out = run_snakemake(tmp_path, cfg, "-n", "results/grid/combined.nc").stdout
     inputs = planned_inputs(out)
-    resources = {w: dict(kv.split("=", 1) for kv in f["resources"].split(", "))
-                 for (rule, w), f in dry_run_jobs(out).items() if rule == "linear_train"}
+    outputs = planned_outputs(out)
+    resources = {re.search(r"runs/(\w+)/", outputs[rule][0])[1]:
+                 dict(kv.split("=", 1) for kv in f["resources"].split(", "))
+                 for (rule, w), f in dry_run_jobs(out).items() if rule.startswith("linear_train_")}
     assert len(resources) == 8
     for n in (1000, 2000):
         for engine in ("exact", "datapass"):
             ins = inputs[f"results/grid/runs/engine{engine}_hidden64_n_samples{n}/seed0.nc"]
             assert f"results/spectra/mnist_n{n}.nc" in ins  # the run's own N
             assert ("results/data/mnist.nc" in ins) == (engine == "datapass")  # data only for a data pass
-    small, big = (resources[f"experiment=grid, run=enginedatapass_hidden{h}_n_samples2000, seed=0"] for h in (4, 64))
+    small, big = (resources[f"enginedatapass_hidden{h}_n_samples2000"] for h in (4, 64))
     assert int(big["runtime"]) > int(small["runtime"])
-    exact = resources["experiment=grid, run=engineexact_hidden64_n_samples2000, seed=0"]
+    exact = resources["engineexact_hidden64_n_samples2000"]
     assert int(big["mem_mb"]) > int(exact["mem_mb"])  # the data pass holds the data
 
 
@@ -182,7 +186,8 @@ def test_large_sweep_and_a_seed_count_are_accepted(tmp_path):
     cfg = config(PROBE)
     cfg["linear_experiments"]["sweep_probe"].update(seeds=100, large_sweep=True)
     out = run_snakemake(tmp_path, cfg, "-n", "results/sweep_probe/combined.nc").stdout
-    assert sum(rule == "linear_train" for rule, _ in dry_run_jobs(out)) == 600
+    bundles = {rule: files for rule, files in planned_outputs(out).items() if rule.startswith("linear_train_")}
+    assert sum(map(len, bundles.values())) == 600 and max(map(len, bundles.values())) <= 64 and len(bundles) >= 10
 
 
 # --- built end to end -------------------------------------------------------------------------
@@ -236,19 +241,27 @@ def test_sweep_claims_judge_the_worst_case_not_the_median():
 def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("sweep")
     cfg = config(PROBE, NONLINEAR)
+    cfg["bundle"] = 4  # 18 runs in several bundles: adding a grid value retrains only some of them
     run_snakemake(work, cfg, "-c2", *TARGETS)
     return work, cfg
 
 
-def test_adding_a_grid_value_reruns_only_the_new_runs(built):
+def test_adding_a_grid_value_reruns_only_the_bundles_of_the_new_runs(built):
     work, cfg = built
     cfg = copy.deepcopy(cfg)
     cfg["linear_experiments"]["sweep_probe"]["sweep"]["eps"].append(2.0)
-    jobs = dry_run_jobs(run_snakemake(work, cfg, "-n", *TARGETS).stdout)
-    new = {f"experiment=sweep_probe, run=eps2_gamma{g}, seed={s}" for g in ("0", "0p1") for s in range(3)}
-    assert set(jobs) == {("linear_train", w) for w in new} | {
+    out = run_snakemake(work, cfg, "-n", *TARGETS).stdout
+    jobs = dry_run_jobs(out)
+    old_keys = [f"eps{e}_gamma{g}/{s}" for e in ("0", "0p5", "1") for g in ("0", "0p1") for s in range(3)]
+    new_keys = [f"eps2_gamma{g}/{s}" for g in ("0", "0p1") for s in range(3)]
+    before, after = split(old_keys, cfg["bundle"]), split(old_keys + new_keys, cfg["bundle"])
+    changed = {b for b in after if after[b] != before.get(b)}  # the trie's leaves on the new runs' paths
+    assert set(jobs) == {(f"linear_train_sweep_probe_{b}", "") for b in changed} | {
         ("linear_aggregate", "experiment=sweep_probe"), ("linear_figure", "experiment=sweep_probe"),
         ("sweep", "experiment=sweep_probe")}
+    assert len(changed) < len(after)  # not the whole sweep
+    planned = {f for rule, files in planned_outputs(out).items() if rule.startswith("linear_train_") for f in files}
+    assert {f"results/sweep_probe/runs/{k.split('/')[0]}/seed{k.split('/')[1]}.nc" for k in new_keys} <= planned
     # the config in the working directory is the original again
     run_snakemake(work, built[1], "-n", *TARGETS)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, dry_run_jobs, load_yaml, run_snakemake
+from conftest import REPO, dry_run_jobs, load_yaml, planned_outputs, run_snakemake
 from results_check import assert_same, new_run_path, tolerance
 from daedyn import data, store, sweep
 
@@ -49,9 +50,15 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     assert jobs["scalar_figure_data"] == jobs["scalar_figure_plot"] == 4
     assert jobs["theory_claims"] == 1
     swept = 0
+    outputs = planned_outputs(proc.stdout)
     for family in ("linear", "nonlinear"):
         enabled = [sweep.expand(e, family) for e in default_experiments(config, f"{family}_experiments").values()]
-        assert jobs[f"{family}_train"] == sum(len(e["runs"]) * len(e["seeds"]) for e in enabled)
+        bundles = {rule: files for rule, files in outputs.items() if rule.startswith(f"{family}_train_")}
+        # every run x seed once, in bundles of at most `bundle` (64) runs, one job each
+        files = [f for rule_files in bundles.values() for f in rule_files]
+        assert len(files) == len(set(files)) == sum(len(e["runs"]) * len(e["seeds"]) for e in enabled)
+        assert all(jobs[rule] == 1 and len(f) <= 64 for rule, f in bundles.items())
+        assert len(bundles) == sum(math.ceil(len(e["runs"]) * len(e["seeds"]) / 64) for e in enabled)
         assert jobs[f"{family}_aggregate"] == jobs[f"{family}_figure"] == len(enabled)
         swept += sum(bool(e.get("sweep")) for e in enabled)
     assert swept and jobs["sweep"] == swept  # the default config holds a sweep
@@ -96,7 +103,9 @@ def test_paper_target_plans_the_paper_scale_set(tmp_path):
         for run in e["runs"]:
             assert f"results/{name}/runs/{run}/seed0.nc" in proc.stdout
     assert jobs["paper"] == 1 and "all" not in jobs
-    assert jobs["nonlinear_train"] == sum(len(e["runs"]) for n, e in paper.items() if n.startswith("fig6"))
+    fig6 = [f for rule, files in planned_outputs(proc.stdout).items() if rule.startswith("nonlinear_train_")
+            for f in files]
+    assert len(fig6) == sum(len(e["runs"]) for n, e in paper.items() if n.startswith("fig6"))
     assert "scalar_figure_data" not in jobs and "fig6_mnist_small" not in proc.stdout
 
 
@@ -163,7 +172,9 @@ def test_tiny_pipeline_end_to_end(tiny_workflow, mnist_dir):
                 ds = store.open_dataset(tmp_path / f"results/{exp}/runs/{run}/seed{seed}.nc")
                 assert ds["run"].values.tolist() == [run] and ds["seed"].values.tolist() == [seed]
                 assert ds["eps"].item() == eps and ds["gamma"].item() == gamma
-                assert ds.attrs["seed"] == seed and ds.attrs["snakemake_rule"] == "linear_train"
+                assert ds.attrs["seed"] == seed and ds.attrs["snakemake_rule"] == f"linear_train_{exp}_b"
+                wildcards = {"experiment": exp, "run": run, "seed": str(seed)}  # its own run, not the bundle's
+                assert json.loads(ds.attrs["snakemake_wildcards"]) == wildcards
         combined = store.open_dataset(tmp_path / f"results/{exp}/combined.nc")
         assert combined["run"].values.tolist() == list(runs) and combined["seed"].values.tolist() == seeds
         assert {"u", "u_theory", "u_paper", "u_star", "singular_values", "loss"} <= set(combined.data_vars)
@@ -205,7 +216,7 @@ def test_resources_are_sized_from_the_experiment(tmp_path):
     cifar = resources[("spectrum", "dataset=cifar10, n=30000")]
     mnist = resources[("spectrum", "dataset=mnist, n=50000")]
     assert int(cifar["mem_mb"]) > int(mnist["mem_mb"])
-    train_cifar = resources[("linear_train", "experiment=fig5_cifar10, run=dae, seed=0")]
-    train_mnist = resources[("linear_train", "experiment=fig5_mnist, run=dae, seed=0")]
+    train_cifar = resources[("linear_train_fig5_cifar10_b", "")]  # three runs: one bundle
+    train_mnist = resources[("linear_train_fig5_mnist_b", "")]
     assert train_cifar["gpu"] == "1" and train_mnist["gpu"] == "0"  # GPUs only where CUDA is asked for
     assert int(train_cifar["runtime"]) > int(train_mnist["runtime"])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from daedyn import configcheck, kinds as registry
+from daedyn.bundles import member_key, split
 from daedyn.configcheck import ConfigError
 from daedyn.kinds import Kind
 from daedyn.runconfig import schema as base_schema
@@ -142,6 +143,8 @@ class Plan:
 
     def __init__(self, config: dict, package: str = "src/daedyn"):
         self.package = package  # where the package's sources are, relative to the working directory
+        self._bundles: dict[str, dict] = {}
+        self._rules: dict[str, tuple[str, str]] | None = None
         if not isinstance(config, dict):
             config_error("config", f"the config must be a mapping of keys, got {type(config).__name__}")
         self.kinds = registry.load(config.get("kinds", []))
@@ -227,11 +230,86 @@ class Plan:
 
     def run_files(self, name: str) -> list[str]:
         """The training outputs of an experiment, in the order of its runs and seeds."""
-        kind, exp = self.kind_of[name], self.experiment(name)
-        return [kind.run_file.format(experiment=name, run=run, seed=seed)
-                for run in kind.runs(exp) for seed in (kind.seeds(exp) if kind.file_per_seed else [None])]
+        return [self.run_file(name, run, seed) for run, seed in self.members(name)]
 
-    # ---- what the generated rules ask (wildcards: experiment, run, seed) ------------------------
+    def run_file(self, name: str, run: str, seed: int | None) -> str:
+        return self.kind_of[name].run_file.format(experiment=name, run=run, seed=seed)
+
+    # ---- bundles: the training jobs (daedyn.bundles) ----------------------------------------------
+    def members(self, name: str) -> list[tuple[str, int | None]]:
+        """The (run, seed) pairs an experiment trains, in the order of :meth:`run_files` (seed None: the
+        run's one file holds every seed)."""
+        kind, exp = self.kind_of[name], self.experiment(name)
+        return [(run, seed) for run in kind.runs(exp) for seed in (kind.seeds(exp) if kind.file_per_seed else [None])]
+
+    def bundles(self, name: str) -> dict[str, list[tuple[str, int | None]]]:
+        """Bundle name -> its members (:func:`daedyn.bundles.split` of the members' keys), computed once."""
+        if name not in self._bundles:
+            members = {member_key(run, seed): (run, seed) for run, seed in self.members(name)}
+            self._bundles[name] = {b: [members[k] for k in keys]
+                                   for b, keys in split(members, self.config["bundle"]).items()}
+        return self._bundles[name]
+
+    def bundle_rule(self, name: str, bundle: str) -> str:
+        """The training rule of one bundle: ``<kind>_train_<experiment>_<bundle>``."""
+        return f"{self.kind_of[name].rule('train')}_{name}_{bundle}"
+
+    def bundle_of_rule(self, rule: str) -> tuple[str, str] | None:
+        """(experiment, bundle) of a bundle's training rule; None for any other rule."""
+        if self._rules is None:
+            self._rules = {self.bundle_rule(n, b): (n, b) for n in self.kind_of for b in self.bundles(n)}
+        return self._rules.get(rule)
+
+    def bundle_outputs(self, name: str, bundle: str) -> list[str]:
+        return [self.run_file(name, run, seed) for run, seed in self.bundles(name)[bundle]]
+
+    def bundle_inputs(self, name: str, bundle: str) -> dict[str, list[str]]:
+        """Every member's named inputs, each name's paths once (the job opens each file once)."""
+        out: dict[str, list[str]] = {}
+        for run in dict.fromkeys(run for run, _ in self.bundles(name)[bundle]):
+            for key, paths in self.inputs("train", name, run).items():
+                out.setdefault(key, [])
+                out[key] += [p for p in ([paths] if isinstance(paths, str) else paths) if p not in out[key]]
+        return out
+
+    def bundle_params(self, name: str, bundle: str) -> dict:
+        """What the bundle's job needs: per member (by key) its params, named inputs and output. A
+        member's params are all that change its result, so editing one run reruns only its bundle."""
+        # the package's source files among the inputs stay out: where the checkout lies is no param
+        files = lambda run: {k: v for k, v in self.inputs("train", name, run).items()
+                             if not (isinstance(v, str) and v.startswith(self.package))}
+        return {"experiment": name, "bundle": bundle, "members": {
+            member_key(run, seed): {"params": self.train_params(name, run, seed), "inputs": files(run),
+                                    "output": self.run_file(name, run, seed)}
+            for run, seed in self.bundles(name)[bundle]}}
+
+    def bundle_memory(self, name: str, bundle: str) -> tuple[dict[str, float], str]:
+        """Bytes of arrays the bundle's job holds at most, by config key, and the run that needs most.
+
+        Members trained one after another (the loop) need the largest member's memory; those of an
+        engine with a batched trainer (:attr:`daedyn.kinds.Kind.batched`) are held together, so their
+        estimates add up (an upper bound: they share the spectrum and data)."""
+        kind, members = self.kind_of[name], self.bundles(name)[bundle]
+        terms = {run: self.memory(name, run) for run in dict.fromkeys(run for run, _ in members)}
+        total = lambda run: sum(terms[run].values())
+        largest = max(terms, key=total)
+        batched = [run for run, seed in members
+                   if kind.batched and self.train_params(name, run, seed).get("engine", "") in kind.batched]
+        together = {key: sum(terms[run].get(key, 0.0) for run in batched) for key in terms[largest]}
+        if sum(together.values()) > total(largest):
+            return together, max(batched, key=total)
+        return terms[largest], largest
+
+    def bundle_mem_mb(self, name: str, bundle: str, attempt: int) -> int:
+        return self.requested_mb(sum(self.bundle_memory(name, bundle)[0].values()), attempt)
+
+    def bundle_runtime(self, name: str, bundle: str, attempt: int) -> int:
+        """Minutes: the start-up once and every member's arithmetic, one after another."""
+        kind, exp = self.kind_of[name], self.experiment(name)
+        return self.requested_minutes(sum(kind.work(self, exp, run) for run, _ in self.bundles(name)[bundle]),
+                                      attempt)
+
+    # ---- what the generated rules ask -----------------------------------------------------------
     def train_params(self, name: str, run: str, seed: int | None) -> dict:
         kind = self.kind_of[name]
         return canonical(kind.train.params(self, name, self.experiment(name), run, seed))
@@ -258,21 +336,20 @@ class Plan:
         terms = self.kind_of[name].memory(self, self.experiment(name), run)
         return dict(terms) if isinstance(terms, Mapping) else {"": float(terms)}
 
-    def mem_mb(self, name: str, run: str, attempt: int) -> int:
-        return self.requested_mb(sum(self.memory(name, run).values()), attempt)
-
     def check_memory(self, jobs, here_mb: float) -> None:
-        """Stop before a training job starts that cannot fit: ``jobs`` are (rule, experiment, run, the
-        job's mem_mb request or None, whether it runs on this machine, of ``here_mb`` MB).
+        """Stop before a training job starts that cannot fit: ``jobs`` are (rule, the job's mem_mb request
+        or None, whether it runs on this machine, of ``here_mb`` MB); rules other than a bundle's are skipped.
 
-        The need is the interpreter (BASE_MB) and the kind's estimate, without the safety margin of the
-        request; the error names the key of the largest part, the estimate and the limit.
+        The need is the interpreter (BASE_MB) and the bundle's estimate (:meth:`bundle_memory`), without
+        the safety margin of the request; the error names the key of the largest part, the run, the
+        estimate and the limit.
         """
-        train_rules = {kind.rule("train") for kind in self.kinds.values()}
-        for rule, name, run, requested, here in jobs:
-            if rule not in train_rules:
+        for rule, requested, here in jobs:
+            bundle = self.bundle_of_rule(rule)
+            if bundle is None:
                 continue
-            terms = self.memory(name, run)
+            name = bundle[0]
+            terms, run = self.bundle_memory(*bundle)
             need = BASE_MB + sum(terms.values()) / 2**20
             limits = ([(requested, "the memory its job requests (mem_mb)")] if requested else []) + (
                 [(here_mb, "the memory of this machine, where the job would run")] if here else [])
@@ -288,12 +365,9 @@ class Plan:
                     parts = ", ".join(f"{k or 'arrays'} {_size(v / 2**20)}" for k, v in
                                       sorted(terms.items(), key=lambda kv: -kv[1]) if v)
                     config_error(where, f"{value}run {run} need{'' if key else 's'} about {_size(need)} of memory "
-                                 f"(the interpreter {_size(BASE_MB)}; {parts}), more than {what}, {_size(limit)}. "
-                                 "Make it smaller, or run the experiment where that much memory is.")
-
-    def runtime(self, name: str, run: str, attempt: int) -> int:
-        kind = self.kind_of[name]
-        return self.requested_minutes(kind.work(self, self.experiment(name), run), attempt)
+                                 f"(the interpreter {_size(BASE_MB)}; {parts}; bundle {bundle[1]}), more than "
+                                 f"{what}, {_size(limit)}. Make it smaller, or run the experiment where that much "
+                                 "memory is.")
 
     def aggregate_mem_mb(self, name: str, attempt: int) -> int:
         kind = self.kind_of[name]
@@ -308,11 +382,11 @@ class Plan:
         minutes = math.ceil(self.config["resource_safety"] * (START_S + seconds) / 60)
         return max(RUNTIME_FLOOR_MIN, minutes) * attempt
 
-    def cuda_keys(self, jobs) -> list[str]:
-        """Config keys `device: cuda` of training jobs, given as (rule name, experiment) pairs."""
-        train_rules = {kind.rule("train") for kind in self.kinds.values()}
-        return sorted({f"{self.kind_of[name].section}.{name}.device" for rule, name in jobs
-                       if rule in train_rules and self.experiment(name).get("device") == "cuda"})
+    def cuda_keys(self, rules) -> list[str]:
+        """Config keys `device: cuda` of training jobs, given by their rule names (others are skipped)."""
+        names = {bundle[0] for bundle in map(self.bundle_of_rule, rules) if bundle is not None}
+        return sorted(f"{self.kind_of[name].section}.{name}.device" for name in names
+                      if self.experiment(name).get("device") == "cuda")
 
     # ---- the shared stages -----------------------------------------------------------------------
     def dataset_params(self, dataset: str) -> dict:

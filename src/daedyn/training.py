@@ -41,6 +41,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,25 @@ def stability_guard(config, lam, *, eta_max: float, strict: bool = True, units: 
     log.warning("%s; training anyway (%s)", what,
                 "allow_unstable: true" if strict else "the limit is the linear theory's, only approximate here")
     return ratio
+
+
+class GuardChecked(Exception):
+    """Raised by :meth:`Engine.guard` under :func:`guard_only`: the run's learning rate passed its check."""
+
+
+_GUARD_ONLY = threading.local()
+
+
+@contextlib.contextmanager
+def guard_only():
+    """Inside the block a family's ``train`` stops at the stability guard, before any training: raising
+    :class:`GuardChecked` when the run passes, :class:`UnstableLearningRateError` when it does not. A
+    bundle checks every run this way first, so that it fails before training, naming every unstable run."""
+    before, _GUARD_ONLY.active = getattr(_GUARD_ONLY, "active", False), True
+    try:
+        yield
+    finally:
+        _GUARD_ONLY.active = before
 
 
 # ---------------------------------------------------------------------------------------
@@ -432,21 +452,24 @@ class Engine(abc.ABC):
         (:func:`stability_guard`, ``kwargs`` passed on) and keep the limit for :meth:`divergence_note`.
 
         A batched engine gives one limit per run and checks each run's lr against its own; the error
-        names every run at or above its limit (``allow_unstable`` holds per run)."""
+        names every run at or above its limit (``allow_unstable`` holds per run). Under
+        :func:`guard_only` a run (or batch) that passes stops here with :class:`GuardChecked`."""
         if self.configs is None:
             self.eta_max = eta_max
             stability_guard(self.config, self.lam, eta_max=eta_max, **kwargs)
-            return
-        self.eta_max = np.asarray(eta_max, dtype=np.float64)
-        unstable = []
-        for i, (config, limit) in enumerate(zip(self.configs, self.eta_max, strict=True)):
-            try:
-                stability_guard(config, self.lam, eta_max=float(limit), **kwargs)
-            except UnstableLearningRateError as err:
-                unstable.append(f"run {i}: {err}")
-        if unstable:
-            raise UnstableLearningRateError(f"{len(unstable)} of {len(self.configs)} runs of the batch are at or above "
-                                            "their stability limit:\n" + "\n".join(unstable))
+        else:
+            self.eta_max = np.asarray(eta_max, dtype=np.float64)
+            unstable = []
+            for i, (config, limit) in enumerate(zip(self.configs, self.eta_max, strict=True)):
+                try:
+                    stability_guard(config, self.lam, eta_max=float(limit), **kwargs)
+                except UnstableLearningRateError as err:
+                    unstable.append(f"run {i}: {err}")
+            if unstable:
+                raise UnstableLearningRateError(f"{len(unstable)} of {len(self.configs)} runs of the batch are at or "
+                                                "above their stability limit:\n" + "\n".join(unstable))
+        if getattr(_GUARD_ONLY, "active", False):
+            raise GuardChecked
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors that make up the training state (checkpointed, restored in place)."""

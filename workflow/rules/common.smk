@@ -65,7 +65,7 @@ def check_cuda_here():
     run here or are submitted by a cluster executor, whose GPU nodes the login node cannot judge.
     """
     keys = PLAN.cuda_keys(
-        (job.rule.name, job.wildcards_dict.get("experiment"))
+        job.rule.name
         for job in workflow.dag.needrun_jobs()
         if workflow.local_exec or job.is_local
     )
@@ -90,8 +90,6 @@ def check_memory_here():
             (
                 (
                     job.rule.name,
-                    job.wildcards_dict.get("experiment"),
-                    job.wildcards_dict.get("run"),
                     job.resources.get("mem_mb"),
                     workflow.local_exec or job.is_local,
                 )

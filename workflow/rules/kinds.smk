@@ -1,7 +1,9 @@
-# The rules of every experiment kind, generated from the registry (daedyn.kinds): per kind
-# <kind>_train (one job per run and seed, or per part), <kind>_aggregate and <kind>_figure. A kind
-# declares its params, inputs, outputs, sources, report entries and resources once; nothing here is
-# specific to a kind. Wildcards: {experiment}, {run}, {seed}.
+# The rules of every experiment kind, generated from the registry (daedyn.kinds): per kind one
+# training rule per experiment and bundle, <kind>_train_<experiment>_<bundle> (its outputs are the
+# bundle's run files, and a rule's outputs cannot vary with a wildcard), and <kind>_aggregate and
+# <kind>_figure (wildcard {experiment}). A kind declares its params, inputs, outputs, sources,
+# report entries and resources once; the Plan groups its runs into bundles (daedyn.bundles);
+# nothing here is specific to a kind.
 
 
 def report_output(kind, step, name, path):
@@ -21,57 +23,55 @@ def report_output(kind, step, name, path):
 
 
 def rule_functions(kind):
-    """The rule's input, params and resource functions for one kind (bound now, not late in a loop)."""
-
-    def seed(wc):
-        return int(wc.seed) if "seed" in wc.keys() else None
-
+    """The aggregate and figure rules' input, params and resource functions for one kind (bound now,
+    not late in a loop)."""
     return {
-        "train_inputs": lambda wc: PLAN.inputs("train", wc.experiment, wc.run),
-        "train_params": lambda wc: PLAN.train_params(wc.experiment, wc.run, seed(wc)),
         "aggregate_inputs": lambda wc: PLAN.inputs("aggregate", wc.experiment),
         "aggregate_params": lambda wc: PLAN.step_params("aggregate", wc.experiment),
         "figure_inputs": lambda wc: PLAN.inputs("figure", wc.experiment),
         "figure_params": lambda wc: PLAN.step_params("figure", wc.experiment),
-        "mem_mb": lambda wc, attempt: PLAN.mem_mb(wc.experiment, wc.run, attempt),
-        "runtime": lambda wc, attempt: PLAN.runtime(wc.experiment, wc.run, attempt),
-        "gpu": lambda wc: PLAN.gpus(wc.experiment),
         "aggregate_mem_mb": lambda wc, attempt: PLAN.aggregate_mem_mb(
             wc.experiment, attempt
         ),
     }
 
 
+def bundle_resources(name, bundle):
+    """A bundle's cluster request: memory and runtime over its members, a GPU when asked for."""
+    return {
+        "mem_mb": lambda wc, attempt: PLAN.bundle_mem_mb(name, bundle, attempt),
+        "runtime": lambda wc, attempt: PLAN.bundle_runtime(name, bundle, attempt),
+        "gpu": PLAN.gpus(name),
+    }
+
+
 for kind in PLAN.kinds.values():
     fn = rule_functions(kind)
     names = "|".join(PLAN.names(kind)) or "(?!)"
-    run_stem = kind.run_file.removeprefix("results/").removesuffix(".nc")
 
-    rule:
-        name:
-            kind.rule("train")
-        input:
-            unpack(fn["train_inputs"]),
-            code=package_sources(*kind.train.sources),
-            lock=LOCK,
-        output:
-            run=kind.run_file,
-        log:
-            f"logs/{run_stem}.log",
-        benchmark:
-            f"benchmarks/runs/{run_stem}.tsv"
-        wildcard_constraints:
-            experiment=names,
-            run=kind.run_pattern,
-        threads: kind.threads
-        resources:
-            mem_mb=fn["mem_mb"],
-            runtime=fn["runtime"],
-            gpu=fn["gpu"],
-        params:
-            spec=fn["train_params"],
-        script:
-            "../scripts/step.py"
+    for name in PLAN.names(kind):
+        for bundle in PLAN.bundles(name):
+
+            rule:
+                name:
+                    PLAN.bundle_rule(name, bundle)
+                input:
+                    **PLAN.bundle_inputs(name, bundle),
+                    code=package_sources(*kind.train.sources, "jobs/bundle"),
+                    lock=LOCK,
+                output:
+                    PLAN.bundle_outputs(name, bundle),
+                log:
+                    f"logs/{name}/bundles/{bundle}.log",
+                benchmark:
+                    f"benchmarks/runs/{name}/bundles/{bundle}.tsv"
+                threads: kind.threads
+                resources:
+                    **bundle_resources(name, bundle),
+                params:
+                    spec=PLAN.bundle_params(name, bundle),
+                script:
+                    "../scripts/step.py"
 
     rule:
         name:

@@ -43,6 +43,9 @@ class Terminated(BaseException):
     so that temporary files are removed, and is logged as such."""
 
 
+_LOGGING = threading.local()  # inside logged(): a nested logged() (a bundle's run) adds nothing
+
+
 @contextlib.contextmanager
 def logged(job: JobInfo) -> Iterator[None]:
     """Send the package's log records to the job's log file and stderr; log failures.
@@ -51,6 +54,9 @@ def logged(job: JobInfo) -> Iterator[None]:
     SIGTERM stops the job with a last log line that says so (exit status 143), after the ``with``
     blocks inside have cleaned up; a checkpoint stays for the rerun.
     """
+    if getattr(_LOGGING, "active", False):  # a run inside a bundle's job: the bundle logs already
+        yield
+        return
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if job.log:
         Path(job.log).parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +76,7 @@ def logged(job: JobInfo) -> Iterator[None]:
     # only the main thread may set handlers (a job run from a thread keeps the default)
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, terminate) if main else None
+    _LOGGING.active = True
     try:
         provenance.check_source()
         yield
@@ -83,6 +90,7 @@ def logged(job: JobInfo) -> Iterator[None]:
     else:
         log.info("rule %s finished in %.1f s", job.rule or "-", time.perf_counter() - start)
     finally:
+        _LOGGING.active = False
         if main:
             signal.signal(signal.SIGTERM, previous)
         for h in handlers:
@@ -155,11 +163,36 @@ def open_spectrum(path: str, n_samples: int | None, needed_by: str):
     return spec
 
 
+_SHARED = threading.local()
+
+
+@contextlib.contextmanager
+def shared_inputs() -> Iterator[None]:
+    """Inside the block :func:`open_problem` reads each spectrum and data set once: the runs of a
+    bundle share them (engines never write to a problem's arrays)."""
+    _SHARED.problems = {}
+    try:
+        yield
+    finally:
+        _SHARED.problems = None
+
+
 def open_problem(spectrum_path: str, n_samples: int | None, needed_by: str, dataset_path: str | None = None,
                  dtype: str = "float64"):
     """What a run trains on (:class:`daedyn.training.Problem`): the spectrum of ``spectrum_path`` (checked
     by :func:`open_spectrum`) and, with ``dataset_path``, the data's first ``n_samples`` rows (as
-    ``dtype``), centred as the spectrum's were."""
+    ``dtype``), centred as the spectrum's were. Read once per :func:`shared_inputs` block."""
+    shared = getattr(_SHARED, "problems", None)
+    key = (spectrum_path, n_samples, dataset_path, dtype)
+    if shared is not None and key in shared:
+        return shared[key]
+    problem = _read_problem(spectrum_path, n_samples, needed_by, dataset_path, dtype)
+    if shared is not None:
+        shared[key] = problem
+    return problem
+
+
+def _read_problem(spectrum_path, n_samples, needed_by, dataset_path, dtype):
     from daedyn import data, store
     from daedyn.training import Problem
 

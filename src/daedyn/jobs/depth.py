@@ -19,29 +19,42 @@ log = logging.getLogger("daedyn")
 
 def train_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: JobInfo = JobInfo(), *,
               threads: int | None = None, checkpoint_every: int = 0) -> None:
-    """Train one run (one condition, one seed) → ``results/depth/{experiment}/{run}/seed{seed}.nc``.
+    """Train one run (one condition, one seed) → ``results/{experiment}/runs/{run}/seed{seed}.nc``.
 
     The engine needs only Σ's spectrum; ``threads`` and ``checkpoint_every`` (0: no checkpoints)
-    do not change the result.
+    do not change the result. A bundle trains its runs with :func:`problem` and :func:`write` the same way.
     """
     from daedyn import depth
     from daedyn.runconfig import DepthConfig
-    from daedyn.training import resolve_device
 
     with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = DepthConfig.from_params(params)
-        problem = open_problem(spectrum_path, config.n_samples, job.rule or "depth_train")
-        result = depth.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
-        c = result.config
-        log.info("%s seed %d: L=%d, widths %s, %s start, eps=%g, gamma=%g%s, lr=%g (eta_max %.4g), %d epochs",
-                 c.label, c.seed, c.depth, c.layer_widths, c.init, c.eps, c.gamma,
-                 f" (gamma_L matched to eps={c.match_eps:g} at mode {c.match_mode})" if c.match_eps else "",
-                 c.lr, float(result.trajectory["eta_max"]), c.epochs)
-        log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
-        store.write_dataset(result.dataset(), output, provenance_attrs=provenance.collect(
-            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path], seed=c.seed,
-            device=str(resolve_device(c.device)), started=started, resumed_from=result.resumed_from))
+        inputs = {"spectrum": spectrum_path}
+        result = depth.train(config, problem(config, inputs, job.rule or "depth_train"), checkpoint=checkpoint(),
+                             threads=threads, progress=True)
+        write(result, params, inputs, output, job, started)
+
+
+def problem(config, inputs: Mapping[str, str], who: str):
+    """A run's training problem: Σ's spectrum (``inputs["spectrum"]``)."""
+    return open_problem(inputs["spectrum"], config.n_samples, who)
+
+
+def write(result, params: Mapping[str, Any], inputs: Mapping[str, str], output: str, job: JobInfo,
+          started: str) -> None:
+    """A trained run's file, with its provenance (its params, seed, inputs and device)."""
+    from daedyn.training import resolve_device
+
+    c = result.config
+    log.info("%s seed %d: L=%d, widths %s, %s start, eps=%g, gamma=%g%s, lr=%g (eta_max %.4g), %d epochs",
+             c.label, c.seed, c.depth, c.layer_widths, c.init, c.eps, c.gamma,
+             f" (gamma_L matched to eps={c.match_eps:g} at mode {c.match_mode})" if c.match_eps else "",
+             c.lr, float(result.trajectory["eta_max"]), c.epochs)
+    log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
+    store.write_dataset(result.dataset(), output, provenance_attrs=provenance.collect(
+        dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[inputs["spectrum"]], seed=c.seed,
+        device=str(resolve_device(c.device)), started=started, resumed_from=result.resumed_from))
 
 
 def learnable_modes(combined) -> int:

@@ -1,4 +1,6 @@
-"""Jobs of the linear-network experiments (paper Fig. 5): train a run, aggregate with theory, draw."""
+"""Jobs of the linear-network experiments (paper Fig. 5): train a run, aggregate with theory, draw.
+
+``problem`` and ``write`` are what a bundle's job (:mod:`daedyn.jobs.bundle`) needs of this kind."""
 
 from __future__ import annotations
 
@@ -17,32 +19,46 @@ log = logging.getLogger("daedyn")
 def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str | None, output: str,
               job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0,
               heldout_path: str | None = None) -> None:
-    """Train one run (one condition, one seed) → ``results/runs/{experiment}/{run}/seed{seed}.nc``.
+    """Train one run (one condition, one seed) → ``results/{experiment}/runs/{run}/seed{seed}.nc``.
 
     ``params`` are the run's settings (:meth:`daedyn.runconfig.LinearConfig.from_params`);
     ``heldout_path`` the held-out moment in the spectrum's eigenbasis (rule heldout_moment) when
     the run names a ``heldout`` set; ``threads`` and ``checkpoint_every`` (0: no checkpoints) do
-    not change the result.
+    not change the result. A bundle trains its runs with :func:`problem` and :func:`write` the same way.
     """
     from daedyn import linear
     from daedyn.runconfig import LinearConfig
-    from daedyn.training import resolve_device
 
     with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = LinearConfig.from_params(params)
-        who = job.rule or "linear_train"
-        problem = _problem(config, spectrum_path, dataset_path if config.engine != "exact" else None,
-                           heldout_path, who)
+        inputs = {"spectrum": spectrum_path, "dataset": dataset_path, "heldout": heldout_path}
+        trained = problem(config, inputs, job.rule or "linear_train")
         log.info("%s seed %d: %s engine, H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
                  config.engine, config.hidden, config.eps, config.gamma, config.lr, config.epochs)
-        result = linear.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
-        out = result.dataset()
-        log.info("final u of modes 0..4: %s", np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
-        inputs = [spectrum_path] + [p for p in (dataset_path, heldout_path) if p]
-        store.write_dataset(out, output, provenance_attrs=provenance.collect(
-            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=inputs, seed=config.seed,
-            device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
+        result = linear.train(config, trained, checkpoint=checkpoint(), threads=threads, progress=True)
+        write(result, params, inputs, output, job, started)
+
+
+def problem(config, inputs: Mapping[str, str | None], who: str):
+    """A run's training problem from its named inputs (``spectrum``; ``dataset``, read only for the
+    engines that pass over data; ``heldout``)."""
+    return _problem(config, inputs["spectrum"], inputs.get("dataset") if config.engine != "exact" else None,
+                    inputs.get("heldout"), who)
+
+
+def write(result, params: Mapping[str, Any], inputs: Mapping[str, str | None], output: str, job: JobInfo,
+          started: str) -> None:
+    """A trained run's file, with its provenance (its params, seed, inputs and device)."""
+    from daedyn.training import resolve_device
+
+    config = result.config
+    log.info("%s seed %d: final u of modes 0..4: %s", config.label, config.seed,
+             np.array2string(result.trajectory["u"].values[-1, :5], precision=4))
+    paths = [inputs["spectrum"]] + [inputs[k] for k in ("dataset", "heldout") if inputs.get(k)]
+    store.write_dataset(result.dataset(), output, provenance_attrs=provenance.collect(
+        dict(params), rule=job.rule, wildcards=job.wildcards, inputs=paths, seed=config.seed,
+        device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
 
 
 def _problem(config, spectrum_path: str, dataset_path: str | None, heldout_path: str | None, who: str):
@@ -61,20 +77,22 @@ def _problem(config, spectrum_path: str, dataset_path: str | None, heldout_path:
 
 
 def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, job: JobInfo = JobInfo(), *,
-                   heldout_path: str | None = None, threads: int | None = None, checkpoint_every: int = 0) -> None:
-    """Train several runs of the exact engine on one spectrum, one after the other, into one file
-    (the runs along ``run``, the layout of a run file): short runs whose job start-up would
-    otherwise cost more than their training.
+                   heldout_path: str | None = None, threads: int | None = None, checkpoint_every: int = 0,
+                   batched: str | None = None) -> None:
+    """Train several runs of the exact engine on one spectrum into one file (the runs along ``run``, the
+    layout of a run file), one after another (:func:`daedyn.jobs.bundle.train_group`).
 
     ``params["settings"]`` are the settings the runs share and ``params["runs"]`` maps each run's
     name to its own settings (:meth:`daedyn.runconfig.LinearConfig.from_params` of the two
-    merged); ``heldout_path`` as for :func:`train_job`. A checkpoint per run
+    merged); ``heldout_path`` as for :func:`train_job`; ``batched`` the exact engine's batched trainer
+    (``"module:function"``), if any, which then trains them together. A checkpoint per run
     (``<output>.<run>.ckpt``) resumes the run a killed job was training; those it had finished resume
     at their final epoch.
     """
     import xarray as xr
 
     from daedyn import linear
+    from daedyn.jobs.bundle import load, train_group
     from daedyn.runconfig import LinearConfig
     from daedyn.training import resolve_device
 
@@ -85,12 +103,17 @@ def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, j
         if any(c.engine != "exact" for c in configs):
             raise ValueError("train_runs_job trains the exact engine only (it reads no data)")
         who = job.rule or "train_runs"
-        problem = _problem(configs[0], spectrum_path, None, heldout_path, who)
+        shared = _problem(configs[0], spectrum_path, None, heldout_path, who)
+
+        def tell(i):
+            c = configs[i]
+            log.info("%s seed %d: H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", c.label, c.seed, c.hidden, c.eps,
+                     c.gamma, c.lr, c.epochs)
+
         datasets, resumed = [], []
-        for config in configs:
-            log.info("%s seed %d: H=%d, eps=%g, gamma=%g, lr=%g, %d epochs", config.label, config.seed,
-                     config.hidden, config.eps, config.gamma, config.lr, config.epochs)
-            result = linear.train(config, problem, checkpoint=checkpoint(config.run), threads=threads, progress=True)
+        for _, result in train_group(linear.train, configs, shared, batched=load(batched) if batched else None,
+                                     threads=threads, progress=True, tell=tell,
+                                     checkpoint=lambda i: checkpoint(configs[i].run if i is not None else "batch")):
             datasets.append(result.dataset())
             resumed += result.resumed_from
         out = xr.concat(datasets, dim="run", data_vars="minimal", coords="minimal", compat="equals",

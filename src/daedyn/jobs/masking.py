@@ -25,32 +25,45 @@ COMPARISONS = {"per_mode": "u_per_mode", "gaussian": "u_gauss"}
 
 def train_job(params: Mapping[str, Any], spectrum_path: str, dataset_path: str | None, output: str,
               job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
-    """Train one run (one condition, one seed) → ``results/masking/{experiment}/{run}/seed{seed}.nc``.
+    """Train one run (one condition, one seed) → ``results/{experiment}/runs/{run}/seed{seed}.nc``.
 
     The marginal engine needs only Σ's spectrum (diag Σ follows from it), the sampled engine also
-    the data (``dataset_path``); ``threads`` and ``checkpoint_every`` do not change the result.
+    the data (``dataset_path``); ``threads`` and ``checkpoint_every`` do not change the result. A
+    bundle trains its runs with :func:`problem` and :func:`write` the same way.
     """
     from daedyn import masking
     from daedyn.runconfig import MaskingConfig
-    from daedyn.training import resolve_device
 
     with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = MaskingConfig.from_params(params)
-        who = job.rule or "masking_train"
-        problem = open_problem(spectrum_path, config.n_samples, who,
-                               dataset_path if config.engine == "sampled" else None)
-        result = masking.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
-        traj = result.trajectory
-        log.info("%s seed %d: %s engine, noise %s, q=%g (%s), H=%d, gamma=%g, lr=%g (eta_max %.4g), matched "
-                 "Gaussian eps=%.4g, %d epochs", config.label, config.seed, config.engine, config.noise, config.q,
-                 config.form, config.hidden, config.gamma, config.lr, float(traj["eta_max"]),
-                 float(traj["eps_matched"]), config.epochs)
-        log.info("final u of modes 0..4: %s", np.array2string(traj["u"].values[-1, :5], precision=4))
-        inputs = [spectrum_path] + ([dataset_path] if problem.X is not None else [])
-        store.write_dataset(result.dataset(), output, provenance_attrs=provenance.collect(
-            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=inputs, seed=config.seed,
-            device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
+        inputs = {"spectrum": spectrum_path, "dataset": dataset_path}
+        result = masking.train(config, problem(config, inputs, job.rule or "masking_train"),
+                               checkpoint=checkpoint(), threads=threads, progress=True)
+        write(result, params, inputs, output, job, started)
+
+
+def problem(config, inputs: Mapping[str, str | None], who: str):
+    """A run's training problem: Σ's spectrum, and the data for the sampled engine."""
+    return open_problem(inputs["spectrum"], config.n_samples, who,
+                        inputs.get("dataset") if config.engine == "sampled" else None)
+
+
+def write(result, params: Mapping[str, Any], inputs: Mapping[str, str | None], output: str, job: JobInfo,
+          started: str) -> None:
+    """A trained run's file, with its provenance (its params, seed, inputs and device)."""
+    from daedyn.training import resolve_device
+
+    config, traj = result.config, result.trajectory
+    log.info("%s seed %d: %s engine, noise %s, q=%g (%s), H=%d, gamma=%g, lr=%g (eta_max %.4g), matched "
+             "Gaussian eps=%.4g, %d epochs", config.label, config.seed, config.engine, config.noise, config.q,
+             config.form, config.hidden, config.gamma, config.lr, float(traj["eta_max"]),
+             float(traj["eps_matched"]), config.epochs)
+    log.info("final u of modes 0..4: %s", np.array2string(traj["u"].values[-1, :5], precision=4))
+    paths = [inputs["spectrum"]] + ([inputs["dataset"]] if config.engine == "sampled" else [])
+    store.write_dataset(result.dataset(), output, provenance_attrs=provenance.collect(
+        dict(params), rule=job.rule, wildcards=job.wildcards, inputs=paths, seed=config.seed,
+        device=str(resolve_device(config.device)), started=started, resumed_from=result.resumed_from))
 
 
 def by_keep_probability(combined: xr.Dataset) -> xr.Dataset:

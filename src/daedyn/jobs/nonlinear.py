@@ -24,34 +24,46 @@ log = logging.getLogger("daedyn")
 
 def train_job(params: Mapping[str, Any], dataset_path: str, spectrum_path: str, output: str,
               job: JobInfo = JobInfo(), *, threads: int | None = None, checkpoint_every: int = 0) -> None:
-    """Train one run (one condition, one seed) → ``results/nonlinear/{experiment}/{run}/seed{seed}.nc``.
+    """Train one run (one condition, one seed) → ``results/{experiment}/runs/{run}/seed{seed}.nc``.
 
     ``params`` are the run's settings (:meth:`daedyn.runconfig.NonlinearConfig.from_params`);
-    ``threads`` and ``checkpoint_every`` (0: no checkpoints) do not change the result.
+    ``threads`` and ``checkpoint_every`` (0: no checkpoints) do not change the result. A bundle
+    trains its runs with :func:`problem` and :func:`write` the same way.
     """
     from daedyn import nonlinear
     from daedyn.runconfig import NonlinearConfig
-    from daedyn.training import resolve_device
 
     with logged(job), checkpoints(output, checkpoint_every, job) as checkpoint:
         started = provenance.now()
         config = NonlinearConfig.from_params(params)
-        who = job.rule or "nonlinear_train"
-        problem = open_problem(spectrum_path, config.n_samples, who, dataset_path, dtype="float32")
-        lam = problem.lam
-        eff = nonlinear.theory_params(config.lr, config.noise_std, config.weight_decay, problem.d)
+        inputs = {"spectrum": spectrum_path, "dataset": dataset_path}
+        trained = problem(config, inputs, job.rule or "nonlinear_train")
+        eff = nonlinear.theory_params(config.lr, config.noise_std, config.weight_decay, trained.d)
         log.info("%s seed %d: %s, H=%d, lr=%g, noise std=%g (variance %g), weight decay=%g; theory units "
                  "eta_eff=%.4g (eta_eff*lam_1=%.3g), eps=%g, gamma_eff=%.4g", config.label, config.seed,
                  config.activation, config.hidden, config.lr, config.noise_std, eff["eps"], config.weight_decay,
-                 eff["lr"], eff["lr"] * lam[0], eff["eps"], eff["gamma"])
-        result = nonlinear.train(config, problem, checkpoint=checkpoint(), threads=threads, progress=True)
-        out = result.dataset()
-        log.info("final mapping of modes 0..%d: %s", config.k_modes - 1,
-                 np.array2string(result.trajectory["mapping"].values[-1], precision=4))
-        store.write_dataset(out, output, provenance_attrs=provenance.collect(
-            dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[spectrum_path, dataset_path],
-            seed=config.seed, device=str(resolve_device(config.device)), started=started,
-            resumed_from=result.resumed_from))
+                 eff["lr"], eff["lr"] * trained.lam[0], eff["eps"], eff["gamma"])
+        result = nonlinear.train(config, trained, checkpoint=checkpoint(), threads=threads, progress=True)
+        write(result, params, inputs, output, job, started)
+
+
+def problem(config, inputs: Mapping[str, str], who: str):
+    """A run's training problem: Σ's spectrum and the data (float32, as the network trains)."""
+    return open_problem(inputs["spectrum"], config.n_samples, who, inputs["dataset"], dtype="float32")
+
+
+def write(result, params: Mapping[str, Any], inputs: Mapping[str, str], output: str, job: JobInfo,
+          started: str) -> None:
+    """A trained run's file, with its provenance (its params, seed, inputs and device)."""
+    from daedyn.training import resolve_device
+
+    config = result.config
+    log.info("%s seed %d: final mapping of modes 0..%d: %s", config.label, config.seed, config.k_modes - 1,
+             np.array2string(result.trajectory["mapping"].values[-1], precision=4))
+    store.write_dataset(result.dataset(), output, provenance_attrs=provenance.collect(
+        dict(params), rule=job.rule, wildcards=job.wildcards, inputs=[inputs["spectrum"], inputs["dataset"]],
+        seed=config.seed, device=str(resolve_device(config.device)), started=started,
+        resumed_from=result.resumed_from))
 
 
 def add_linear_theory(combined: xr.Dataset, d: int) -> xr.Dataset:

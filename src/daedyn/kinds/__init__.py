@@ -10,10 +10,11 @@ A :class:`Kind` says everything the workflow needs to know about one family of e
   params, outputs, report entries and the package modules whose edits change its outputs;
 * its resource estimates (:attr:`Kind.memory`, :attr:`Kind.work`), and its config checks.
 
-``workflow/rules/kinds.smk`` loops over the registry and creates the rules ``<kind>_train``,
+``workflow/rules/kinds.smk`` loops over the registry and creates the rules
+``<kind>_train_<experiment>_<bundle>`` (one per bundle of runs, :mod:`daedyn.bundles`),
 ``<kind>_aggregate`` and ``<kind>_figure``; ``workflow/scripts/step.py`` runs any of them through
-:func:`run_step`. A kind defined outside the package registers itself by being named in the
-config's ``kinds`` list (a module that defines ``KIND``). Nothing here imports torch or Snakemake:
+:func:`run_step`; a bundle's job is :func:`daedyn.jobs.bundle.bundle_job`. A kind defined outside the
+package registers itself by being named in the config's ``kinds`` list (a module that defines ``KIND``). Nothing here imports torch or Snakemake:
 the workflow plans with it, and a notebook can read it.
 """
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-__all__ = ["BUILTIN", "Kind", "Step", "figure_step", "kind_of_rule", "load", "run_step"]
+__all__ = ["BUILTIN", "Kind", "Step", "Trainer", "figure_step", "kind_of_rule", "load", "run_step"]
 
 #: the kinds shipped with daedyn: every module of this package (a new one registers by existing)
 BUILTIN = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
@@ -42,7 +43,9 @@ class Step:
     ``function(spec, inputs, outputs, job, **runtime)`` runs the step in its job: the step's params
     (``spec``), its named input and output paths, a :class:`daedyn.jobs.JobInfo`, and for training
     ``threads`` and ``checkpoint_every`` (they change no result, so they are not params). It adapts
-    those to a job function of :mod:`daedyn.jobs` and imports it only when called.
+    those to a job function of :mod:`daedyn.jobs` and imports it only when called. A train step's
+    function trains one run (``outputs["run"]``); a bundle's job calls it for each of its runs, unless
+    the kind has a :class:`Trainer`.
     ``inputs(plan, name, exp, run)`` gives the named inputs (``run`` is None for the aggregate and
     figure steps); ``params(plan, name, exp, run, seed)`` the params, that is every value that changes
     the step's result and nothing else. ``outputs`` maps output names to file
@@ -77,6 +80,25 @@ def figure_step(job: str, table: str, sources: tuple[str, ...], params: Callable
 
 
 @dataclass(frozen=True)
+class Trainer:
+    """How a bundle's job trains a kind's runs in groups (:func:`daedyn.jobs.bundle.bundle_job`); a kind
+    without one has each run trained by its train step's function, one after another in the job.
+
+    ``train`` (``"module:function"``) trains one run: ``train(config, problem, *, checkpoint, threads,
+    progress) -> Run``. ``jobs`` names the kind's job module, which gives ``problem(config, inputs,
+    who)`` (the :class:`daedyn.training.Problem` of a run's named inputs) and ``write(run, params,
+    inputs, output, job, started)`` (the run file with its provenance). Runs with the same inputs and
+    the same values of the config fields ``together`` (engine, shapes, dtype, device, epochs, ...) form
+    a group, trained by one call of the kind's batched trainer (:attr:`Kind.batched`) where its engine
+    has one, else one run after another.
+    """
+
+    train: str
+    jobs: str
+    together: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Kind:
     """One experiment kind (see the module docstring)."""
 
@@ -104,6 +126,12 @@ class Kind:
     aggregate_memory: Callable[..., float] | None = None
     #: (plan, key, exp) -> None; raises daedyn.configcheck.ConfigError naming the key
     check: Callable[..., None] = lambda plan, key, exp: None
+    #: how a bundle trains its runs in groups (None: one after another through the train step)
+    trainer: Trainer | None = None
+    #: engine (the run config's ``engine``, "" for a kind without that key) -> its batched trainer,
+    #: ``"module:function"`` called as ``train_batch(configs, problem, *, checkpoint, threads, progress)``
+    #: and returning one Run per config, in order; an engine not named trains its group's runs one by one
+    batched: Mapping[str, str] = field(default_factory=dict)
     sweepable: bool = False         # a `sweep:` grid expands into runs (daedyn.sweep)
     beyond: bool = True             # its claims.csv joins results/claims/beyond.csv
     #: "module:function" that writes the kind's paragraph on the findings page (results/findings.md):
@@ -149,11 +177,15 @@ def load(extra: list[str] | tuple[str, ...] = ()) -> dict[str, Kind]:
 
 
 def kind_of_rule(kinds: Mapping[str, Kind], rule: str) -> tuple[Kind, str]:
-    """The kind and step ("train", "aggregate", "figure") of a generated rule's name."""
+    """The kind and step ("train", "aggregate", "figure") of a generated rule's name: ``<kind>_<step>``,
+    or a bundle's ``<kind>_train_<experiment>_<bundle>``."""
     name, _, step = rule.rpartition("_")
-    if name not in kinds or step not in ("train", "aggregate", "figure"):
-        raise KeyError(f"{rule!r} is not a rule of the experiment-kind registry")
-    return kinds[name], step
+    if name in kinds and step in ("train", "aggregate", "figure"):
+        return kinds[name], step
+    for name in sorted(kinds, key=len, reverse=True):
+        if rule.startswith(f"{name}_train_"):
+            return kinds[name], "train"
+    raise KeyError(f"{rule!r} is not a rule of the experiment-kind registry")
 
 
 def run_step(config: Mapping, rule: str, spec: Mapping, inputs: Mapping, outputs: Mapping, job, *,
@@ -162,7 +194,9 @@ def run_step(config: Mapping, rule: str, spec: Mapping, inputs: Mapping, outputs
 
     ``inputs``/``outputs``: the rule's named files (a list where the rule gives several). A training
     step also gets ``threads`` and the experiment's ``checkpoint_every``, read from the config here
-    rather than passed as params: neither changes a result, so changing them reruns nothing. The job
+    rather than passed as params: neither changes a result, so changing them reruns nothing. A
+    bundle's rule (``spec`` names its members, :meth:`daedyn.plan.Plan.bundle_params`) runs
+    :func:`daedyn.jobs.bundle.bundle_job`; ``<kind>_train`` itself trains one run. The job
     learns the modules whose edits rerun it (``job.sources``: the step's sources and any package
     module among its inputs), the same list that makes Snakemake rerun it, so that a checkpoint of
     other code is not resumed.
@@ -171,12 +205,17 @@ def run_step(config: Mapping, rule: str, spec: Mapping, inputs: Mapping, outputs
     kind, step = kind_of_rule(kinds, rule)
     files = lambda named: {k: v if isinstance(v, str) else list(v) for k, v in named.items()}
     runtime = {}
+    bundle = step == "train" and rule != kind.rule("train")
     if step == "train":
-        experiment = config[kind.section][job.wildcards["experiment"]]
+        experiment = config[kind.section][spec["experiment"] if bundle else job.wildcards["experiment"]]
         runtime = {"threads": threads, "checkpoint_every": experiment.get("checkpoint_every", 0)}
     package = Path(__file__).resolve().parents[1]
     named = [Path(p).resolve() for v in inputs.values() for p in ([v] if isinstance(v, str) else v)]
     modules = [str(p.relative_to(package).with_suffix("")) for p in named
                if p.suffix == ".py" and p.is_relative_to(package)]
     job = dataclasses.replace(job, sources=tuple(dict.fromkeys([*kind.sources(step), *modules])))
+    if bundle:
+        from daedyn.jobs.bundle import bundle_job
+        bundle_job(kind, spec, job, **runtime)
+        return
     getattr(kind, step).function(dict(spec), files(inputs), files(outputs), job, **runtime)

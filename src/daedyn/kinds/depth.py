@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step, figure_step
+from daedyn.kinds import Kind, Step, Trainer, figure_step
 from daedyn.plan import config_error, gemm_seconds, network_bytes, records_bytes, spectrum_path
 
 TRAIN_KEYS = ("dataset", "n_samples", "depth", "hidden", "widths", "init", "w0", "init_std", "lr", "epochs",
@@ -68,6 +68,9 @@ KIND = Kind(
     # one thread: the products are small (d x H with H ~ 64-256), a second thread gains little and on a
     # busy CPU costs a lot; two runs side by side use two cores better
     threads=1,
+    trainer=Trainer("daedyn.depth:train", "daedyn.jobs.depth",
+                    ("depth", "hidden", "widths", "init", "n_samples", "dtype", "device",
+                     "epochs", "log_every", "batch_size", "shuffle")),
     memory=memory,
     work=work,
     check=check,

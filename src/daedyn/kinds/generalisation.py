@@ -119,7 +119,7 @@ def aggregate_inputs(plan, name, exp, run):
 def train(spec, inputs, outputs, job, *, threads, checkpoint_every):
     from daedyn.jobs.linear import train_runs_job
     train_runs_job(spec, inputs["spectrum"], outputs["run"], job, heldout_path=inputs["heldout"], threads=threads,
-                   checkpoint_every=checkpoint_every)
+                   checkpoint_every=checkpoint_every, batched=KIND.batched.get("exact"))
 
 
 def aggregate(spec, inputs, outputs, job):
@@ -144,7 +144,7 @@ KIND = Kind(
     check=check,
     # the engines record the held-out errors through daedyn.heldout, not daedyn.generalisation: an edit of
     # the experiment's theory or claims retrains nothing
-    train=Step(train, ("training", "runconfig", "linear", "heldout", "jobs/linear"), train_params,
+    train=Step(train, ("training", "runconfig", "linear", "heldout", "jobs/linear", "jobs/bundle"), train_params,
                lambda plan, name, exp, run: {
                    "spectrum": spectrum_path(exp["dataset"], exp_runs(exp)[run]["n_samples"]),
                    "heldout": heldout_moment_path(exp["dataset"], exp_runs(exp)[run]["n_samples"], exp["heldout"])}),

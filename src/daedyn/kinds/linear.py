@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step, figure_step
+from daedyn.kinds import Kind, Step, Trainer, figure_step
 from daedyn.plan import (check_facets, check_heldout, check_modes, config_error, dataset_path, gemm_seconds,
                          heldout_moment_path, network_bytes, records_bytes, run_key, run_setting, spectrum_path)
 
@@ -103,6 +103,10 @@ KIND = Kind(
     sweepable=True,
     beyond=False,
     threads=2,
+    # a bundle's runs that share these train as one group (one batched call where `batched` names the engine)
+    trainer=Trainer("daedyn.linear:train", "daedyn.jobs.linear",
+                    ("engine", "hidden", "heldout", "sigma2_test", "n_samples", "dtype", "device",
+                     "epochs", "log_every", "batch_size", "shuffle")),
     memory=memory,
     work=work,
     check=check,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step, figure_step
+from daedyn.kinds import Kind, Step, Trainer, figure_step
 from daedyn.plan import (check_modes, config_error, dataset_path, gemm_seconds, network_bytes, records_bytes,
                          spectrum_path)
 
@@ -87,6 +87,9 @@ KIND = Kind(
     config_class="daedyn.runconfig.MaskingConfig",
     engines=("masking.MarginalMaskingEngine", "masking.SampledMaskingEngine"),
     threads=1,  # as depth: small products, two runs side by side use two cores better
+    trainer=Trainer("daedyn.masking:train", "daedyn.jobs.masking",
+                    ("engine", "hidden", "form", "noise", "n_samples", "dtype", "device",
+                     "epochs", "log_every", "batch_size", "shuffle")),
     memory=memory,
     work=work,
     check=check,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daedyn.kinds import Kind, Step, figure_step
+from daedyn.kinds import Kind, Step, Trainer, figure_step
 from daedyn.kinds.linear import figure_layout
 from daedyn.plan import (check_facets, config_error, dataset_path, gemm_seconds, network_bytes, records_bytes,
                          run_setting, spectrum_path)
@@ -68,6 +68,9 @@ KIND = Kind(
     sweepable=True,
     beyond=False,
     threads=2,
+    trainer=Trainer("daedyn.nonlinear:train", "daedyn.jobs.nonlinear",
+                    ("hidden", "activation", "k_modes", "n_samples", "dtype", "device", "epochs", "log_every",
+                     "batch_size", "shuffle")),
     memory=memory,
     work=work,
     check=check,
