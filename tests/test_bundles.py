@@ -10,6 +10,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from test_sweep import BASE
@@ -110,14 +111,21 @@ def test_a_bundles_rule_params_inputs_and_request_cover_its_members():
     assert plan.bundle_of_rule("linear_aggregate") is None
 
 
-def test_a_batched_engine_adds_its_members_memory(monkeypatch):
-    plan = plan_of({**SWEEP, "n_samples": 256, "hidden": 12, "sweep": {"eps": [0.0, 0.5, 1.0]}}, bundle=64)
+@pytest.mark.parametrize("device, policy, together", [("cpu", "auto", False), ("cuda", "auto", True),
+                                                      ("auto", "auto", True), ("cpu", "always", True),
+                                                      ("cuda", "never", False)])
+def test_a_batched_engine_adds_its_members_memory(device, policy, together):
+    """Runs the policy may batch on their device are held together; runs trained one after another need
+    the largest member's memory."""
+    exp = {**SWEEP, "n_samples": 256, "hidden": 12, "device": device, "sweep": {"eps": [0.0, 0.5, 1.0]}}
+    plan = plan_of(exp, bundle=64, batched=policy)
     (b, members), = plan.bundles("grid").items()
     one = sum(plan.memory("grid", members[0][0]).values())
-    assert plan.bundle_memory("grid", b)[0] == plan.memory("grid", members[0][0])
-    plan.kinds["linear"] = dataclasses.replace(KINDS["linear"], batched={"exact": "x:y"})
+    expected = len(members) * one if together else one
+    assert sum(plan.bundle_memory("grid", b)[0].values()) == pytest.approx(expected)
+    plan.kinds["linear"] = dataclasses.replace(KINDS["linear"], batched={})     # no batched trainer
     plan.kind_of["grid"] = plan.kinds["linear"]
-    assert sum(plan.bundle_memory("grid", b)[0].values()) == pytest.approx(len(members) * one)
+    assert plan.bundle_memory("grid", b)[0] == plan.memory("grid", members[0][0])
 
 
 # ---- the bundle job ---------------------------------------------------------------------------
@@ -135,7 +143,7 @@ def spectrum_file(tmp_path):
 RUNS = {"ae/0": {}, "dae/0": {"eps": 0.3}, "dae/1": {"eps": 0.3}, "wide/0": {"hidden": 6, "eps": 0.1}}
 
 
-def spec_of(spectrum: str, tmp_path, runs=RUNS, **shared) -> dict:
+def spec_of(spectrum: str, tmp_path, runs=RUNS, batched="auto", **shared) -> dict:
     base = dict(hidden=4, lr=0.05, epochs=40, log_every=10, device="cpu", dtype="float64", **shared)
     members = {}
     for key, own in runs.items():
@@ -145,7 +153,7 @@ def spec_of(spectrum: str, tmp_path, runs=RUNS, **shared) -> dict:
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in config.to_dict().items()}
         members[key] = {"params": params, "inputs": {"spectrum": spectrum},
                         "output": str(tmp_path / f"runs/{run}/seed{params['seed']}.nc")}
-    return {"experiment": "e", "bundle": "b01", "members": members}
+    return {"experiment": "e", "bundle": "b01", "batched": batched, "members": members}
 
 
 def run_bundle(spec, kind=KINDS["linear"], every=0):
@@ -201,7 +209,7 @@ def batched_calls(monkeypatch):
 def test_a_batched_trainer_gets_each_group_of_runs_that_share_engine_and_shapes(spectrum_file, tmp_path,
                                                                                  monkeypatch):
     calls, kind = batched_calls(monkeypatch)
-    spec = spec_of(spectrum_file, tmp_path)
+    spec = spec_of(spectrum_file, tmp_path, batched="always")
     run_bundle(spec, kind, every=10)
     # hidden 4 (three runs, in order) and hidden 6: two groups, each with its group checkpoint
     assert calls == [(["e/ae/0", "e/dae/0", "e/dae/1"], "seed0.nc.batch.ckpt"), (["e/wide/0"], "seed0.nc.batch.ckpt")]
@@ -210,13 +218,15 @@ def test_a_batched_trainer_gets_each_group_of_runs_that_share_engine_and_shapes(
         np.testing.assert_array_equal(store.open_dataset(member["output"])["u"].values, alone["u"].values)
 
 
-def test_the_batched_linear_engine_plugs_in_with_one_line(spectrum_file, tmp_path, caplog):
-    """Kind.batched naming daedyn.linear:train_batch: each group is one batch, its files equal the one-run
-    files within the batched engine's float64 tolerance (tests/results_check.py: 1e-12 of each array's scale)."""
+def test_the_batched_linear_engine_trains_each_group_as_one_batch(spectrum_file, tmp_path, caplog):
+    """The linear kind's batched trainer (daedyn.linear:train_batch) with `batched: always`: each group is one
+    batch, its files equal the one-run files within the batched engine's float64 tolerance
+    (tests/results_check.py: 1e-12 of each array's scale)."""
     from results_check import RTOL64, assert_same
 
-    kind = dataclasses.replace(KINDS["linear"], batched={"exact": "daedyn.linear:train_batch"})
-    spec = spec_of(spectrum_file, tmp_path)
+    kind = KINDS["linear"]
+    assert kind.batched == {"exact": "daedyn.linear:train_batch"}
+    spec = spec_of(spectrum_file, tmp_path, batched="always")
     caplog.set_level("INFO")
     run_bundle(spec, kind, every=10)
     assert "bundle b01: run 1/4 ae/0 (batched with 2 more)" in caplog.text  # hidden 4: one batch of three
@@ -228,6 +238,19 @@ def test_the_batched_linear_engine_plugs_in_with_one_line(spectrum_file, tmp_pat
             assert_same(got[name].values, alone[name].values, rtol=RTOL64, floor=1.0, where=f"{key}::{name}")
         assert json.loads(got.attrs["config_json"]) == member["params"]
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_the_batched_policy_batches_on_a_gpu_unless_told_otherwise(monkeypatch):
+    from daedyn import linear as linear_module
+    from daedyn.jobs import bundle
+
+    name = "daedyn.linear:train_batch"
+    assert bundle.batched_trainer(name, "auto", "cpu") is None      # a CPU: one run after another
+    assert bundle.batched_trainer(name, "always", "cpu") is linear_module.train_batch
+    assert bundle.batched_trainer(None, "always", "cpu") is None    # the engine has no batched trainer
+    monkeypatch.setattr(training, "resolve_device", lambda device: torch.device("cuda"))
+    assert bundle.batched_trainer(name, "auto", "auto") is linear_module.train_batch
+    assert bundle.batched_trainer(name, "never", "cuda") is None
 
 
 def test_unstable_runs_fail_the_bundle_before_any_training_naming_each(spectrum_file, tmp_path, monkeypatch):

@@ -273,12 +273,13 @@ class Plan:
         return out
 
     def bundle_params(self, name: str, bundle: str) -> dict:
-        """What the bundle's job needs: per member (by key) its params, named inputs and output. A
-        member's params are all that change its result, so editing one run reruns only its bundle."""
+        """What the bundle's job needs: the config's ``batched`` policy and per member (by key) its params,
+        named inputs and output. A member's params are all that change its result, so editing one run
+        reruns only its bundle."""
         # the package's source files among the inputs stay out: where the checkout lies is no param
         files = lambda run: {k: v for k, v in self.inputs("train", name, run).items()
                              if not (isinstance(v, str) and v.startswith(self.package))}
-        return {"experiment": name, "bundle": bundle, "members": {
+        return {"experiment": name, "bundle": bundle, "batched": self.config["batched"], "members": {
             member_key(run, seed): {"params": self.train_params(name, run, seed), "inputs": files(run),
                                     "output": self.run_file(name, run, seed)}
             for run, seed in self.bundles(name)[bundle]}}
@@ -287,14 +288,20 @@ class Plan:
         """Bytes of arrays the bundle's job holds at most, by config key, and the run that needs most.
 
         Members trained one after another (the loop) need the largest member's memory; those of an
-        engine with a batched trainer (:attr:`daedyn.kinds.Kind.batched`) are held together, so their
-        estimates add up (an upper bound: they share the spectrum and data)."""
+        engine with a batched trainer (:attr:`daedyn.kinds.Kind.batched`) that the ``batched`` policy
+        may use on the run's device (all but a CPU under ``auto``, and ``never``) are held together, so
+        their estimates add up (an upper bound: they share the spectrum and data)."""
         kind, members = self.kind_of[name], self.bundles(name)[bundle]
+        policy = self.config["batched"]
         terms = {run: self.memory(name, run) for run in dict.fromkeys(run for run, _ in members)}
         total = lambda run: sum(terms[run].values())
         largest = max(terms, key=total)
-        batched = [run for run, seed in members
-                   if kind.batched and self.train_params(name, run, seed).get("engine", "") in kind.batched]
+        def batches(params) -> bool:
+            if params.get("engine", "") not in kind.batched or policy == "never":
+                return False
+            return policy == "always" or params.get("device") != "cpu"
+
+        batched = [run for run, seed in members if batches(self.train_params(name, run, seed))]
         together = {key: sum(terms[run].get(key, 0.0) for run in batched) for key in terms[largest]}
         if sum(together.values()) > total(largest):
             return together, max(batched, key=total)

@@ -7,7 +7,10 @@ every file is written as its run finishes, with its own params, seed and wildcar
 For a kind with a :class:`daedyn.kinds.Trainer` the job opens the inputs once, checks every run's
 learning rate against its stability limit before any training (an unstable run fails the bundle,
 naming each such run, unless ``allow_unstable``), and trains the runs in groups that share inputs,
-engine and shapes (:func:`train_group`). Every run has its own checkpoint (``<run file>.ckpt``; a
+engine and shapes (:func:`train_group`): as one batched tensor where the engine has a batched
+trainer (:attr:`daedyn.kinds.Kind.batched`) and the config's ``batched`` policy says so for the
+group's device (``auto``: on a GPU; on a CPU batching measured no faster, and one run after another
+keeps every file bit-identical to a run trained alone), else one run after another. Every run has its own checkpoint (``<run file>.ckpt``; a
 batched group's: ``<first run file>.batch.ckpt``), all kept until the bundle's last file is
 written, so a killed bundle resumes where it stopped, also runs that had finished but whose files
 Snakemake removed as outputs of an incomplete job.
@@ -35,6 +38,16 @@ def load(name: str) -> Any:
     """The object a ``"module:name"`` (or dotted ``"module.name"``) string names."""
     module, _, attr = name.partition(":") if ":" in name else name.rpartition(".")
     return getattr(importlib.import_module(module), attr)
+
+
+def batched_trainer(name: str | None, policy: str, device: str) -> Callable | None:
+    """The batched trainer ``name`` ("module:function", None: the engine has none) if the config's
+    ``batched`` policy says to use it on ``device``: ``always``; ``auto`` on a GPU only (module docstring)."""
+    from daedyn.training import resolve_device
+
+    if name is None or policy == "never":
+        return None
+    return load(name) if policy == "always" or resolve_device(device).type == "cuda" else None
 
 
 def train_group(train: Callable, configs: Sequence, problem, *, checkpoint: Callable[[int | None], Any],
@@ -99,11 +112,11 @@ def bundle_job(kind, spec: Mapping[str, Any], job: JobInfo = JobInfo(), *, threa
         with contextlib.ExitStack() as stack:
             named = {key: stack.enter_context(checkpoints(m["output"], checkpoint_every, job))
                      for key, m in members.items()}
-            _train_groups(kind, name, bundle, members, named, job, threads)
+            _train_groups(kind, name, bundle, members, named, job, threads, spec["batched"])
 
 
 def _train_groups(kind, name: str, bundle: str, members: Mapping, named: Mapping, job: JobInfo,
-                  threads: int | None) -> None:
+                  threads: int | None, policy: str) -> None:
     """The groups of a kind with a Trainer: stability first, then each group, writing as runs finish."""
     from daedyn.training import GuardChecked, UnstableLearningRateError, guard_only
 
@@ -137,7 +150,7 @@ def _train_groups(kind, name: str, bundle: str, members: Mapping, named: Mapping
     done, total, started = 0, len(members), {}
     for g, keys in groups.items():
         engine = getattr(configs[keys[0]], "engine", "")
-        batched = load(kind.batched[engine]) if engine in kind.batched else None
+        batched = batched_trainer(kind.batched.get(engine), policy, configs[keys[0]].device)
 
         def tell(i, keys=keys, offset=done):
             started[keys[i]] = provenance.now()

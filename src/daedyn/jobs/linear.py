@@ -85,14 +85,15 @@ def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, j
     ``params["settings"]`` are the settings the runs share and ``params["runs"]`` maps each run's
     name to its own settings (:meth:`daedyn.runconfig.LinearConfig.from_params` of the two
     merged); ``heldout_path`` as for :func:`train_job`; ``batched`` the exact engine's batched trainer
-    (``"module:function"``), if any, which then trains them together. A checkpoint per run
+    (``"module:function"``), if any, which then trains them together where the config's policy
+    ``params["batched"]`` says so (:func:`daedyn.jobs.bundle.batched_trainer`). A checkpoint per run
     (``<output>.<run>.ckpt``) resumes the run a killed job was training; those it had finished resume
     at their final epoch.
     """
     import xarray as xr
 
     from daedyn import linear
-    from daedyn.jobs.bundle import load, train_group
+    from daedyn.jobs.bundle import batched_trainer, train_group
     from daedyn.runconfig import LinearConfig
     from daedyn.training import resolve_device
 
@@ -111,7 +112,8 @@ def train_runs_job(params: Mapping[str, Any], spectrum_path: str, output: str, j
                      c.gamma, c.lr, c.epochs)
 
         datasets, resumed = [], []
-        for _, result in train_group(linear.train, configs, shared, batched=load(batched) if batched else None,
+        trainer = batched_trainer(batched, params["batched"], configs[0].device)
+        for _, result in train_group(linear.train, configs, shared, batched=trainer,
                                      threads=threads, progress=True, tell=tell,
                                      checkpoint=lambda i: checkpoint(configs[i].run if i is not None else "batch")):
             datasets.append(result.dataset())

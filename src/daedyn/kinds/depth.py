@@ -64,7 +64,8 @@ KIND = Kind(
     title="Depth-L linear networks",
     schema_def="depth_experiment",
     config_class="daedyn.runconfig.DepthConfig",
-    engines=("depth.DepthEngine",),
+    engines=("depth.DepthEngine", "depth.BatchedDepthEngine"),
+    batched={"": "daedyn.depth:train_batch"},
     # one thread: the products are small (d x H with H ~ 64-256), a second thread gains little and on a
     # busy CPU costs a lot; two runs side by side use two cores better
     threads=1,

@@ -73,7 +73,8 @@ def train_params(plan, name, exp, run, seed):
     n = exp_runs(exp)[run]["n_samples"]
     settings = {**fixed_settings(), **{k: exp[k] for k in TRAIN_KEYS}, "experiment": name, "seed": int(seed),
                 "n_samples": n}
-    return {"settings": settings, "runs": {f"n{n}_eps{eps_tag(e)}": {"eps": e} for e in run_eps(exp)}}
+    return {"settings": settings, "runs": {f"n{n}_eps{eps_tag(e)}": {"eps": e} for e in run_eps(exp)},
+            "batched": plan.config["batched"]}
 
 
 def exp_runs(exp):
@@ -133,7 +134,8 @@ KIND = Kind(
     title="Generalisation",
     schema_def="generalisation_experiment",
     config_class="daedyn.runconfig.LinearConfig",
-    engines=("linear.ExactEngine",),
+    engines=("linear.ExactEngine", "linear.BatchedExactEngine"),
+    batched={"exact": "daedyn.linear:train_batch"},
     runs=exp_runs,
     seeds=lambda exp: [exp["seed"]],
     run_pattern=r"n\d+",

@@ -85,7 +85,8 @@ KIND = Kind(
     title="Masking (dropout) noise",
     schema_def="masking_experiment",
     config_class="daedyn.runconfig.MaskingConfig",
-    engines=("masking.MarginalMaskingEngine", "masking.SampledMaskingEngine"),
+    engines=("masking.MarginalMaskingEngine", "masking.BatchedMaskingEngine", "masking.SampledMaskingEngine"),
+    batched={"marginal": "daedyn.masking:train_batch"},
     threads=1,  # as depth: small products, two runs side by side use two cores better
     trainer=Trainer("daedyn.masking:train", "daedyn.jobs.masking",
                     ("engine", "hidden", "form", "noise", "n_samples", "dtype", "device",
