@@ -168,3 +168,11 @@ def test_claims_summary_gathers_every_table_with_experiment_and_figure(tmp_path)
     assert "system-message" not in html
     assert "max |Δu| ≤ 1e-8 for u* and η*_DAE" in html and "<strong>refuted</strong>" in html
     assert 'href="javascript:show(\'depth\')">depth_mnist.png</a>' in html
+
+
+def test_every_theory_claim_states_its_tolerance_and_what_its_verdict_judged(rows):
+    """The findings page's audit (daedyn.findings.audit) flags no row of the paper's theory claims."""
+    from daedyn import findings
+
+    flagged = {r["claim"]: findings.audit(r) for r in rows if findings.audit(r)}
+    assert not flagged
