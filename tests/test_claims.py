@@ -176,3 +176,4 @@ def test_every_theory_claim_states_its_tolerance_and_what_its_verdict_judged(row
 
     flagged = {r["claim"]: findings.audit(r) for r in rows if findings.audit(r)}
     assert not flagged
+    assert [r["claim"] for r in rows if not (r["tolerance"] and r["judged_on"])] == []
