@@ -28,7 +28,10 @@ def test_default_and_paper_targets_plan_the_experiment(tmp_path, target, name):
     out = run_snakemake(tmp_path, None, "-n", target).stdout
     jobs = planned_jobs(out)
     exp = load_yaml(REPO / "config.yaml")["nonlinear_theory_experiments"][name]
-    assert jobs["nonlinear_theory_train"] == len(exp["activations"]) + 1      # one per activation, and data
+    # one part per activation, and data: fewer than `bundle` parts, so one bundle trains them all
+    assert len(exp["activations"]) + 1 <= load_yaml(REPO / "src/daedyn/config.schema.yaml")["properties"]["bundle"]["default"]
+    assert {k: v for k, v in jobs.items() if k.startswith("nonlinear_theory_train")} == {
+        f"nonlinear_theory_train_{name}_b": 1}
     assert jobs["nonlinear_theory_aggregate"] == jobs["nonlinear_theory_figure"] == 1
     for path in ("runs/erf.nc", "runs/relu.nc", "runs/data.nc", "combined.nc", "metrics.csv", "claims.csv"):
         assert f"results/{name}/{path}" in out, path

@@ -108,7 +108,7 @@ def combine_runs(runs, eps=None) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
     combined = combined.assign_coords(lr=float(pieces[0].attrs["lr"]),
                                       hidden_units=int(pieces[0].attrs["hidden_units"]))
     combined["test_denoising_search"] = final.sel(n_samples=combined["n_samples"]).assign_attrs(
-        long_name="held-out denoising error at the last epoch: over the search grid of the optimal noise", units="1")
+        long_name="final held-out denoising error: at the last epoch, over the search grid of the optimal noise", units="1")
     for name, long_name in (("n_samples", "number of training samples N"), ("eps", "input noise variance epsilon"),
                             ("eps_search", "input noise variance epsilon: the run grid and the fine grid"),
                             ("lr", "learning rate eta"), ("hidden_units", "number of hidden units H")):
@@ -255,7 +255,7 @@ def add_theory(combined: xr.Dataset, spectra, moments, w1_init, w2_init, *,
     out["test_denoising_theory"] = (("n_samples", "eps", "epoch", "sigma2_test"), den, {
         "long_name": "held-out denoising error, theory: per-mode 1/2 sum [c (1-u)^2 + sigma2_test u^2]", "units": "1"})
     out["test_denoising_search_theory"] = (("n_samples", "eps_search", "sigma2_test"), search_th, {
-        "long_name": "held-out denoising error at the last epoch, theory: per-mode, over the search grid",
+        "long_name": "final held-out denoising error, theory: per-mode, at the last epoch, over the search grid",
         "units": "1"})
     final = combined["test_denoising_search"].transpose("n_samples", "sigma2_test", "eps_search").values
     measured, resolution = grid_argmin(search, final)
