@@ -268,8 +268,8 @@ def add_theory(combined: xr.Dataset, spectra, moments, w1_init, w2_init, *,
                                             "lowest held-out error of the trained networks at the last epoch"),
             ("eps_star_resolution", resolution, "resolution of eps_star_measured: the larger spacing to its grid "
                                                 "neighbours (inf at the top of the grid)"),
-            ("eps_star_search_theory", search_best, "optimal training noise, theory on the search grid: its noise "
-                                                    "with the lowest theory held-out error at the last epoch"),
+            ("eps_star_search_theory", search_best, "optimal training noise, search-grid theory: the search grid's "
+                                                    "noise with the lowest theory held-out error at the last epoch"),
             ("wiener_error", wiener, "per-mode optimum error: held-out error of u = c/(c + sigma2_test) on H modes")):
         out[name] = (("n_samples", "sigma2_test"), values, {"long_name": long_name, "units": "1"})
     out = out.assign_coords(sigma2_curve=("sigma2_curve", s2_curve, {
