@@ -105,10 +105,11 @@ def dry_run_jobs(output: str) -> dict[tuple[str, str], dict[str, str]]:
 
 
 def planned_outputs(output: str) -> dict[str, list[str]]:
-    """Rule -> the output files of its jobs listed by `snakemake -n` (a bundle's rule: its run files)."""
+    """Rule -> the output files of its jobs listed by `snakemake -n` (a bundle's rule: its run files; the
+    jobs of a group job are listed indented)."""
     planned: dict[str, list[str]] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        head = re.match(r"(?:local)?rule (\w+):", block)
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:)", output):
+        head = re.match(r"\s*(?:local)?rule (\w+):", block)
         out = re.search(r"^\s+output: (.*)$", block, re.M)
         if head and out:
             planned.setdefault(head[1], []).extend(out[1].split(", "))
