@@ -346,3 +346,24 @@ def test_a_bundles_rule_name_gives_its_kind():
         assert kind_of_rule(KINDS, rule)[0].name == kind, rule
     with pytest.raises(KeyError, match="not a rule of the experiment-kind registry"):
         kind_of_rule(KINDS, "spectrum")
+
+
+@pytest.mark.parametrize("device, policy, together", [("cpu", "auto", False), ("auto", "auto", True),
+                                                      ("cpu", "always", True), ("cuda", "never", False)])
+def test_a_generalisation_file_asks_for_a_network_per_noise_where_they_may_train_batched(device, policy, together):
+    """Every ε of one N trains as one group: as one tensor where the policy may batch, one network each."""
+    from daedyn.kinds.generalisation import run_eps
+
+    def plan(device, policy):
+        config = load_yaml(REPO / "config.yaml")
+        config["generalisation_experiments"][name]["device"] = device
+        return Plan({**config, "batched": policy})
+
+    name = "generalisation_mnist"
+
+    p = plan(device, policy)
+    expanded = p.experiment(name)
+    run = next(iter(p.kind_of[name].runs(expanded)))
+    alone = p.memory(name, run)
+    one = plan("cpu", "never").memory(name, run)["hidden"]
+    assert alone["hidden"] == one * (len(run_eps(expanded)) if together else 1)

@@ -20,9 +20,7 @@ def findings_command(args) -> int:
             copied = findings.refresh(args.root, args.snapshot, args.readme or "README.md")
             print(f"copied {len(copied)} tables into {args.snapshot}; rewrote {args.readme or 'README.md'}")
         elif args.readme:
-            text = Path(args.readme).read_text(encoding="utf-8")
-            Path(args.readme).write_text(findings.replace_block(text, findings.snapshot_block(args.snapshot),
-                                                                args.readme), encoding="utf-8")
+            findings.rewrite_readme(args.readme, args.snapshot)
             print(f"rewrote the findings block of {args.readme} from {args.snapshot}")
         else:
             root = Path(args.root)

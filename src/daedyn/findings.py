@@ -23,6 +23,7 @@ import csv
 import importlib
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -361,12 +362,27 @@ def refresh(results_root: str | Path, snapshot: str | Path, readme: str | Path |
     for f in files[1:]:
         if not (Path(results_root) / f).exists():
             raise FileNotFoundError(f"{Path(results_root) / f} does not exist: build the default pipeline first")
-    if Path(snapshot, "results").exists():
-        shutil.rmtree(Path(snapshot, "results"))
-    for f in files:
-        Path(snapshot, f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(results_root) / f, Path(snapshot, f))
+    # copied whole into a new folder first, so a failed copy leaves the old snapshot as it was
+    Path(snapshot).mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=".results-", dir=snapshot))
+    try:
+        for f in files:
+            Path(fresh, f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(results_root) / f, Path(fresh, f))
+        if Path(snapshot, "results").exists():
+            shutil.rmtree(Path(snapshot, "results"))
+        Path(fresh, "results").rename(Path(snapshot, "results"))
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     if readme:
-        text = Path(readme).read_text(encoding="utf-8")
-        Path(readme).write_text(replace_block(text, snapshot_block(snapshot, kinds), str(readme)), encoding="utf-8")
+        rewrite_readme(readme, snapshot, kinds)
     return files
+
+
+def rewrite_readme(readme: str | Path, snapshot: str | Path, kinds: Mapping | None = None) -> None:
+    """Replace the findings block of ``readme`` by the one rendered from ``snapshot``, atomically."""
+    from daedyn import store
+
+    text = replace_block(Path(readme).read_text(encoding="utf-8"), snapshot_block(snapshot, kinds), str(readme))
+    with store.atomic_path(readme) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -247,7 +247,7 @@ def train_lr_normalised(config: LrNormalisedConfig, problem: Problem, *, checkpo
 def run_lr_normalised(config: LrNormalisedConfig, problem: Problem, **runtime) -> xr.Dataset:
     """Train every planned run of ``config`` in this process and combine them with the theory.
 
-    For notebooks and tests (the workflow trains each run as its own job); ``runtime``: ``threads``,
+    For notebooks and tests (the workflow trains the runs in bundles); ``runtime``: ``threads``,
     ``progress``.
     """
     runs = [train_lr_normalised(dataclasses.replace(config, run=r.name), problem, **runtime)[0]

@@ -289,7 +289,7 @@ class Plan:
 
         Members trained one after another (the loop) need the largest member's memory; those of an
         engine with a batched trainer (:attr:`daedyn.kinds.Kind.batched`) that the ``batched`` policy
-        may use on the run's device (all but a CPU under ``auto``, and ``never``) are held together, so
+        may use on the run's device (``always``; ``auto`` unless the device is the CPU) are held together, so
         their estimates add up (an upper bound: they share the spectrum and data)."""
         kind, members = self.kind_of[name], self.bundles(name)[bundle]
         policy = self.config["batched"]

@@ -125,7 +125,7 @@ _SUMMARY_META = {
 
 def sampled_summary(config: SampledConfig, problem: Problem, **runtime) -> xr.Dataset:
     """Every part of the experiment in this process, then :func:`summarise_sampled` (for notebooks and
-    tests; the workflow runs each part as its own job). ``runtime``: ``threads``, ``progress``."""
+    tests; the workflow trains the parts in bundles). ``runtime``: ``threads``, ``progress``."""
     parts = [part(config, problem, **runtime)[0] for part in (sampled_trajectories, sampled_variance, fixed_copies)]
     return summarise_sampled(config, problem, *parts)
 

@@ -1,7 +1,7 @@
 """Kind ``generalisation``: held-out errors of linear DAEs trained on N samples, over the grid N x ε.
 
-One training job per N trains every ε of that N into one run file (short runs: a job's start-up
-would cost more than they do); its run is named ``n{N}``. The ε of a job are the run grid ``eps``
+Every ε of one N is trained together into one run file, named ``n{N}`` (short runs, one group: batched
+on a GPU); a bundle's job trains the files of several N. The ε of a file are the run grid ``eps``
 and the fine grid ``eps_fine`` around each test-noise variance (:func:`fine_eps`), whose runs
 serve only the measurement of the optimal training noise.
 """
@@ -44,7 +44,7 @@ def fine_eps(exp) -> list[float]:
 
 
 def run_eps(exp) -> list[float]:
-    """Every training noise one job trains: the run grid, then the fine grid."""
+    """Every training noise of one N's run file: the run grid, then the fine grid."""
     return [float(e) for e in exp["eps"]] + fine_eps(exp)
 
 
@@ -82,12 +82,15 @@ def exp_runs(exp):
 
 
 def memory(plan, exp, run):
-    """Spectrum, held-out moment and their copies (d x d float64); the network; the records of every ε
-    run (one job trains them all and keeps them for its one file), with the held-out errors."""
+    """Spectrum, held-out moment and their copies (d x d float64); the network, once per ε where the
+    ``batched`` policy may train them as one tensor (``always``; ``auto`` unless the device is the CPU); the
+    records of every ε run (trained together and kept in one file), with the held-out errors."""
     _, d = plan.dataset_shape(exp["dataset"])
     h = exp["hidden"]
     width = d + min(h, d) + 17 + len(exp["sigma2_test"])
-    return {"dataset": 5 * d * d * 8, "hidden": network_bytes(d, h),
+    policy = plan.config["batched"]
+    together = policy == "always" or (policy == "auto" and exp["device"] != "cpu")
+    return {"dataset": 5 * d * d * 8, "hidden": network_bytes(d, h) * (len(run_eps(exp)) if together else 1),
             "epochs": len(run_eps(exp)) * records_bytes(exp["epochs"], exp["log_every"], width)}
 
 
