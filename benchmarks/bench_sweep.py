@@ -8,7 +8,7 @@ sweep_mnist experiment) that differ in lr, eps, gamma and seed, trained three wa
   beyond them the time is their mean per process times R, an extrapolation (the output says so);
 * bundled: one process, the one-run engine in a loop (``linear.train`` for each run). At most
   ``--max-bundled`` runs are timed (once); beyond them the time is extrapolated from their mean;
-* batched: ``linear.train_batch`` of all R runs, one tensor, timed whole.
+* batched: ``linear_batched.train_batch`` of all R runs, one tensor, timed whole.
 
 It also reports the GEMM rate of the batched engine's step (8·R·d·H² flops: two Gram matrices and
 two H×H-by-H×d products per run) against a bare ``torch.bmm`` of the same shapes on the same device,
@@ -42,7 +42,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from daedyn import linear, training  # noqa: E402
+from daedyn import linear, linear_batched, training  # noqa: E402
 from daedyn.runconfig import LinearConfig  # noqa: E402
 
 EPS = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -101,7 +101,7 @@ ONE_RUN = """
 import sys, numpy as np, torch
 torch.set_num_threads({threads})
 sys.path.insert(0, {src!r})
-from daedyn import linear, training
+from daedyn import linear, linear_batched, training
 from daedyn.runconfig import LinearConfig
 z = np.load({npz!r})
 config = LinearConfig.from_params({params!r})
@@ -138,7 +138,7 @@ def bundled(configs, problem, device: str) -> dict:
 
 def batched(configs, problem, device: str) -> dict:
     """``train_batch`` of all ``configs``, timed whole."""
-    t = timed(lambda: linear.train_batch(configs, problem), device)
+    t = timed(lambda: linear_batched.train_batch(configs, problem), device)
     return {"seconds": t, "per_run_s": t / len(configs), "measured_runs": len(configs), "extrapolated": False}
 
 
@@ -161,7 +161,7 @@ def gemm_ratio(configs, problem, device: str, repeats: int, n1: int = 20, n2: in
             torch.bmm(Q, B2, out=N2)
 
     def engine(epochs):
-        linear.train_batch([dataclasses.replace(c, epochs=epochs, log_every=epochs) for c in configs], problem)
+        linear_batched.train_batch([dataclasses.replace(c, epochs=epochs, log_every=epochs) for c in configs], problem)
 
     bare(3)
     best = {}
@@ -204,7 +204,7 @@ def main(argv=None) -> dict:
           f"MNIST spectrum ({source}), H = 64, {args.epochs} epochs, float32")
     warm = sweep(2, 2, args.device)  # first calls pay for lazy imports and kernel set-up: not timed
     linear.train(warm[0], problem)
-    linear.train_batch(warm, problem)
+    linear_batched.train_batch(warm, problem)
     print(f"{'runs':>6} {'mode':>8} {'seconds':>10} {'runs/s':>10}  note")
     largest = sweep(max(args.runs), args.epochs, args.device)
     per_run = {}  # the one-at-a-time and bundled modes, measured once on the first runs of the sweep

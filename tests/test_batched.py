@@ -1,4 +1,4 @@
-"""The batched exact engine (linear.train_batch): every run of a batch equals the same run trained
+"""The batched exact engine (linear_batched.train_batch): every run of a batch equals the same run trained
 alone by linear.train, array by array; the batch resumes bit-identically; guard, divergence and
 grouping are per run."""
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import xarray as xr
 
-from daedyn import linear, theory, training
+from daedyn import linear, linear_batched, theory, training
 from daedyn.runconfig import LinearConfig
 from test_depth import interrupted_and_resumed
 
@@ -57,7 +57,7 @@ def _worst_relative(a: xr.Dataset, b: xr.Dataset) -> dict[str, float]:
 
 
 def _check_batch_equals_runs(configs, problem, rtol):
-    runs = linear.train_batch(configs, problem)
+    runs = linear_batched.train_batch(configs, problem)
     assert [r.config for r in runs] == configs
     for config, run in zip(configs, runs):
         worst = _worst_relative(linear.train(config, problem).dataset(), run.dataset())
@@ -84,7 +84,7 @@ def test_batched_cuda_runs_equal_the_runs_alone(problem, dtype, rtol):
 def test_a_batched_run_follows_plain_gradient_descent(problem):
     """Independent of the engines: numpy GD on W1, W2 in the data basis with Σ = VΛVᵀ."""
     configs = _configs()
-    runs = linear.train_batch(configs, problem)
+    runs = linear_batched.train_batch(configs, problem)
     Sigma = problem.V @ np.diag(problem.lam) @ problem.V.T
     for c, run in zip(configs, runs):
         W1, W2 = training.init_weights(D, H, init_std=c.init_std, seed=c.seed)
@@ -99,8 +99,8 @@ def test_a_batched_run_follows_plain_gradient_descent(problem):
 
 def test_a_killed_batch_resumes_bit_identically(problem, tmp_path, monkeypatch):
     configs = _configs(heldout="test", sigma2_test=[0.5])
-    reference = linear.train_batch(configs, problem)
-    resumed = interrupted_and_resumed(lambda ckpt: linear.train_batch(configs, problem, checkpoint=ckpt),
+    reference = linear_batched.train_batch(configs, problem)
+    resumed = interrupted_and_resumed(lambda ckpt: linear_batched.train_batch(configs, problem, checkpoint=ckpt),
                                       tmp_path / "batch.ckpt", every=30, killed_at=60, monkeypatch=monkeypatch)
     for got, want in zip(resumed, reference, strict=True):
         xr.testing.assert_identical(got.dataset(), want.dataset())
@@ -108,7 +108,7 @@ def test_a_killed_batch_resumes_bit_identically(problem, tmp_path, monkeypatch):
     # the checkpoint left (the final state) belongs to this batch only: one lr changed trains afresh
     other = [dataclasses.replace(configs[0], lr=0.04), *configs[1:]]
     assert all(r.resumed_from == [] for r in
-               linear.train_batch(other, problem, checkpoint=training.Checkpoint(tmp_path / "batch.ckpt", 30)))
+               linear_batched.train_batch(other, problem, checkpoint=training.Checkpoint(tmp_path / "batch.ckpt", 30)))
 
 
 def test_the_guard_names_every_run_above_its_own_limit(problem):
@@ -117,14 +117,14 @@ def test_the_guard_names_every_run_above_its_own_limit(problem):
     too_fast = [dataclasses.replace(c, lr=1.5 * m) for c, m in zip(configs, lims)]
     batch = [configs[0], too_fast[1], configs[2], too_fast[3]]
     with pytest.raises(training.UnstableLearningRateError, match="2 of 4 runs") as err:
-        linear.train_batch(batch, problem)
+        linear_batched.train_batch(batch, problem)
     assert "batch/r1" in str(err.value) and "batch/r3" in str(err.value) and "batch/r0" not in str(err.value)
     assert f"{lims[1]:.6g}" in str(err.value) and f"{lims[3]:.6g}" in str(err.value)
     # allow_unstable holds per run: only the other run is named
     batch[1] = dataclasses.replace(batch[1], allow_unstable=True, epochs=2)
     batch = [dataclasses.replace(c, epochs=2) for c in batch]
     with pytest.raises(training.UnstableLearningRateError, match="1 of 4 runs") as err:
-        linear.train_batch(batch, problem)
+        linear_batched.train_batch(batch, problem)
     assert "batch/r3" in str(err.value) and "batch/r1" not in str(err.value)
 
 
@@ -134,7 +134,7 @@ def test_a_diverging_run_is_named_with_its_epoch_and_why(problem, tmp_path):
     configs[2] = dataclasses.replace(configs[2], lr=3 * lim, allow_unstable=True)
     ckpt = training.Checkpoint(tmp_path / "batch.ckpt", 10)
     with pytest.raises(training.DivergenceError, match=r"diverged by epoch \d+ in 1 of 4 runs") as err:
-        linear.train_batch(configs, problem, checkpoint=ckpt)
+        linear_batched.train_batch(configs, problem, checkpoint=ckpt)
     message = str(err.value)
     assert err.value.runs == [2]
     assert "run 2 (batch/r2, seed 3)" in message and f"eta_max={lim:.6g}" in message
@@ -146,32 +146,32 @@ def test_runs_that_cannot_batch_are_named_and_grouped(problem):
     configs = _configs()
     wider = dataclasses.replace(configs[1], hidden=H + 1)
     with pytest.raises(ValueError, match=r"differ in hidden \(3 vs 4\)"):
-        linear.train_batch([configs[0], wider], problem)
+        linear_batched.train_batch([configs[0], wider], problem)
     with pytest.raises(ValueError, match="differ in epochs"):
-        linear.train_batch([configs[0], dataclasses.replace(configs[1], epochs=5)], problem)
+        linear_batched.train_batch([configs[0], dataclasses.replace(configs[1], epochs=5)], problem)
     datapass = dataclasses.replace(configs[0], engine="datapass")
     mixed = [configs[0], wider, datapass, configs[2], dataclasses.replace(wider, lr=0.01), configs[3]]
-    assert linear.batch_groups(mixed) == [[0, 3, 5], [1, 4], [2]]
+    assert linear_batched.batch_groups(mixed) == [[0, 3, 5], [1, 4], [2]]
     with pytest.raises(ValueError, match="differ in engine"):
-        linear.train_batch([configs[0], datapass], problem)
+        linear_batched.train_batch([configs[0], datapass], problem)
     with pytest.raises(ValueError, match="only runs of the exact engine"):
-        linear.train_batch([datapass, dataclasses.replace(datapass, lr=0.01)], problem)
+        linear_batched.train_batch([datapass, dataclasses.replace(datapass, lr=0.01)], problem)
     with pytest.raises(ValueError, match="at least one"):
-        linear.train_batch([], problem)
+        linear_batched.train_batch([], problem)
     # a group of one run of another engine (batch_groups makes them) is trained alone
     rng = np.random.default_rng(1)
     X = rng.standard_normal((30, D)) * np.linspace(1.2, 0.3, D)
     lam, V = np.linalg.eigh(X.T @ X / 30)
     data = training.Problem(lam[::-1].copy(), V[:, ::-1].copy(), X)
     alone = dataclasses.replace(datapass, n_samples=30, epochs=10)
-    (run,) = linear.train_batch([alone], data)
+    (run,) = linear_batched.train_batch([alone], data)
     xr.testing.assert_identical(run.dataset(), linear.train(alone, data).dataset())
 
 
 def test_progress_lines_show_the_batch(problem, caplog):
     configs = _configs()
     with caplog.at_level("INFO", logger="daedyn.training"):
-        runs = linear.train_batch(configs, problem, progress=True)
+        runs = linear_batched.train_batch(configs, problem, progress=True)
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
     assert lines and all("4 runs from batch/r0" in line for line in lines)
     final = np.array([float(r.trajectory["loss"][-1]) for r in runs])

@@ -1,4 +1,4 @@
-"""Batched depth-L and masking engines (depth.train_batch, masking.train_batch) against the one-run
+"""Batched depth-L and masking engines (depth_batched.train_batch, masking_batched.train_batch) against the one-run
 engines: every run of a batch must be the run its configuration gives alone.
 
 The batched engines have their own step (per-run rates as tensors, batched products), while the
@@ -16,7 +16,7 @@ import pytest
 import torch
 import xarray as xr
 
-from daedyn import depth, masking, training
+from daedyn import depth, depth_batched, masking, masking_batched, training
 from daedyn.runconfig import DepthConfig, MaskingConfig
 from test_depth import interrupted_and_resumed
 
@@ -91,7 +91,7 @@ TOLERANCES = [("float64", 1e-12, 300), ("float32", 1e-6, 30)]
 @pytest.mark.parametrize("L", [2, 3, 4])
 def test_every_batched_depth_run_equals_the_run_trained_alone(problem, dtype, rtol, epochs, L):
     configs = depth_configs(dtype, epochs, L)
-    runs = depth.train_batch(configs, problem)
+    runs = depth_batched.train_batch(configs, problem)
     assert [r.config.run for r in runs] == [c.run for c in configs]
     for config, run in zip(configs, runs):
         alone = depth.train(config, problem)
@@ -106,7 +106,7 @@ def test_every_batched_depth_run_equals_the_run_trained_alone(problem, dtype, rt
 def test_every_batched_masking_run_equals_the_run_trained_alone(problem, dtype, rtol, epochs, subset):
     """Every noise variant and both forms in one batch, and a batch without masks (no VᵀDV product)."""
     configs = [masking_configs(dtype, epochs)[i] for i in subset]
-    runs = masking.train_batch(configs, problem)
+    runs = masking_batched.train_batch(configs, problem)
     for config, run in zip(configs, runs):
         assert_close(run.dataset(), masking.train(config, problem).dataset(), rtol)
     assert len({float(r.trajectory["loss"][-1]) for r in runs}) == len(runs)
@@ -115,9 +115,9 @@ def test_every_batched_masking_run_equals_the_run_trained_alone(problem, dtype, 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype, rtol, epochs", TOLERANCES)
 def test_batched_cuda_runs_equal_the_runs_alone(problem, dtype, rtol, epochs):
-    for configs, module in [(depth_configs(dtype, epochs, 3, "cuda"), depth),
-                            (masking_configs(dtype, epochs, "cuda"), masking)]:
-        for config, run in zip(configs, module.train_batch(configs, problem)):
+    for configs, module, batched in [(depth_configs(dtype, epochs, 3, "cuda"), depth, depth_batched),
+                                     (masking_configs(dtype, epochs, "cuda"), masking, masking_batched)]:
+        for config, run in zip(configs, batched.train_batch(configs, problem)):
             assert_close(run.dataset(), module.train(config, problem).dataset(), rtol)
 
 
@@ -139,7 +139,7 @@ def test_a_batched_depth_run_follows_plain_gradient_descent(problem, L):
     ∇W_l = −(W_L⋯W_{l+1})ᵀ M (W_{l−1}⋯W₁)ᵀ + γW_l with M = Σ − W(Σ + εI)."""
     configs = depth_configs("float64", 200, L)
     Sigma = problem.V @ np.diag(problem.lam) @ problem.V.T
-    for c, run in zip(configs, depth.train_batch(configs, problem)):
+    for c, run in zip(configs, depth_batched.train_batch(configs, problem)):
         c = run.config                                     # match_eps resolved to its gamma
         Ws = _layers_in_data_basis(c, problem.V)
         chain = lambda mats: np.linalg.multi_dot(mats[::-1]) if len(mats) > 1 else (mats[0] if mats else None)
@@ -164,7 +164,7 @@ def test_a_batched_masking_run_follows_plain_gradient_descent(problem):
     configs = masking_configs("float64", 200)
     X = np.asarray(problem.X)
     Sigma, D_sigma = X.T @ X / N, np.diag(np.mean(X**2, axis=0))
-    for c, run in zip(configs, masking.train_batch(configs, problem)):
+    for c, run in zip(configs, masking_batched.train_batch(configs, problem)):
         kappa, rho = (c.q if c.form == "unscaled" else 1.0), (1 - c.q) / c.q
         noise = {"masking": rho * D_sigma,
                  "per_mode": problem.V @ np.diag(rho * np.diag(problem.V.T @ D_sigma @ problem.V)) @ problem.V.T,
@@ -179,7 +179,7 @@ def test_a_batched_masking_run_follows_plain_gradient_descent(problem):
 
 @pytest.mark.parametrize("family", ["depth", "masking"])
 def test_a_killed_batch_resumes_bit_identically(problem, family, tmp_path, monkeypatch):
-    module = {"depth": depth, "masking": masking}[family]
+    module = {"depth": depth_batched, "masking": masking_batched}[family]
     configs = depth_configs("float64", 60, 3) if family == "depth" else masking_configs("float64", 60)
     reference = module.train_batch(configs, problem)
     resumed = interrupted_and_resumed(lambda ckpt: module.train_batch(configs, problem, checkpoint=ckpt),
@@ -197,7 +197,7 @@ def test_a_divergent_run_is_named_with_its_epoch_and_why(problem):
         depth.train(unstable, problem)
     epoch = alone.value.args[0].split("by epoch ")[1].split(" ")[0]
     with pytest.raises(training.DivergenceError, match=f"by epoch {epoch} in 1 of 2 runs") as batch:
-        depth.train_batch([stable, unstable], problem)
+        depth_batched.train_batch([stable, unstable], problem)
     message = str(batch.value)
     assert "run 1 (e/too_fast, seed 2)" in message and "e/dae" not in message and batch.value.runs == [1]
     assert f"learning rate eta={unstable.lr:g}" in message and "eta_max=" in message
@@ -205,15 +205,15 @@ def test_a_divergent_run_is_named_with_its_epoch_and_why(problem):
 
 def test_the_guard_names_every_run_above_its_limit(problem):
     configs = masking_configs("float64", 10)
-    limits = [run.trajectory["eta_max"].item() for run in masking.train_batch(configs, problem)]
+    limits = [run.trajectory["eta_max"].item() for run in masking_batched.train_batch(configs, problem)]
     fast = [dataclasses.replace(c, lr=2 * eta) for c, eta in zip(configs, limits)]
     batch = [configs[0], fast[1], fast[2]]
     with pytest.raises(training.UnstableLearningRateError, match="2 of 3 runs") as err:
-        masking.train_batch(batch, problem)
+        masking_batched.train_batch(batch, problem)
     assert "e/unscaled" in str(err.value) and "e/per_mode" in str(err.value) and "e/inverted" not in str(err.value)
     batch[1] = dataclasses.replace(batch[1], allow_unstable=True)   # allowed per run: only the other is named
     with pytest.raises(training.UnstableLearningRateError, match="1 of 3 runs") as err:
-        masking.train_batch(batch, problem)
+        masking_batched.train_batch(batch, problem)
     assert "e/per_mode" in str(err.value) and "e/unscaled" not in str(err.value)
 
 
@@ -226,7 +226,7 @@ def test_the_guard_names_every_run_above_its_limit(problem):
     ("masking", "hidden", dict(hidden=3)),
 ])
 def test_runs_that_cannot_share_a_batch_are_refused_naming_the_key(problem, family, key, change):
-    module = {"depth": depth, "masking": masking}[family]
+    module = {"depth": depth_batched, "masking": masking_batched}[family]
     first = depth_configs("float64", 10, 2)[0] if family == "depth" else masking_configs("float64", 10)[0]
     other = dataclasses.replace(first, run="other", **change)
     with pytest.raises(ValueError, match=f"cannot train as one batch: they differ in {key} "):
@@ -237,13 +237,13 @@ def test_runs_that_cannot_share_a_batch_are_refused_naming_the_key(problem, fami
 def test_the_sampled_masking_engine_is_not_batched(problem):
     config = dataclasses.replace(masking_configs("float64", 10)[0], engine="sampled", batch_size=8)
     with pytest.raises(ValueError, match="engine is 'sampled'; a batch trains the marginal engine"):
-        masking.train_batch([config], problem)
+        masking_batched.train_batch([config], problem)
 
 
 def test_the_batch_logs_progress_lines(problem, caplog):
     configs = depth_configs("float64", 50, 2)
     with caplog.at_level(logging.INFO, logger="daedyn.training"):
-        depth.train_batch(configs, problem, progress=True)
+        depth_batched.train_batch(configs, problem, progress=True)
     lines = [r.getMessage() for r in caplog.records if "BatchedDepthEngine 4 runs from e/dae" in r.getMessage()]
     assert any("epoch 50/50" in line and "(mean of 4 runs" in line for line in lines)
     assert any("done, 50 epochs" in line for line in lines)
@@ -252,4 +252,4 @@ def test_the_batch_logs_progress_lines(problem, caplog):
 def test_batch_groups_keep_order_and_split_by_every_shared_key():
     base = depth_configs("float64", 10, 2)
     configs = [base[0], dataclasses.replace(base[1], dtype="float32"), base[2], dataclasses.replace(base[3], depth=3)]
-    assert depth.batch_groups(configs) == [[0, 2], [1], [3]]
+    assert depth_batched.batch_groups(configs) == [[0, 2], [1], [3]]

@@ -16,7 +16,7 @@ import xarray as xr
 from test_sweep import BASE
 
 from conftest import REPO, dry_run_jobs, load_yaml, planned_outputs, run_snakemake
-from daedyn import data, linear, provenance, store, training
+from daedyn import data, linear, linear_batched, provenance, store, training
 from daedyn.bundles import member_key, split
 from daedyn.jobs import JobInfo
 from daedyn.kinds import load as load_kinds
@@ -219,13 +219,13 @@ def test_a_batched_trainer_gets_each_group_of_runs_that_share_engine_and_shapes(
 
 
 def test_the_batched_linear_engine_trains_each_group_as_one_batch(spectrum_file, tmp_path, caplog):
-    """The linear kind's batched trainer (daedyn.linear:train_batch) with `batched: always`: each group is one
+    """The linear kind's batched trainer (daedyn.linear_batched:train_batch) with `batched: always`: each group is one
     batch, its files equal the one-run files within the batched engine's float64 tolerance
     (tests/results_check.py: 1e-12 of each array's scale)."""
     from results_check import RTOL64, assert_same
 
     kind = KINDS["linear"]
-    assert kind.batched == {"exact": "daedyn.linear:train_batch"}
+    assert kind.batched == {"exact": "daedyn.linear_batched:train_batch"}
     spec = spec_of(spectrum_file, tmp_path, batched="always")
     caplog.set_level("INFO")
     run_bundle(spec, kind, every=10)
@@ -241,15 +241,14 @@ def test_the_batched_linear_engine_trains_each_group_as_one_batch(spectrum_file,
 
 
 def test_the_batched_policy_batches_on_a_gpu_unless_told_otherwise(monkeypatch):
-    from daedyn import linear as linear_module
     from daedyn.jobs import bundle
 
-    name = "daedyn.linear:train_batch"
+    name = "daedyn.linear_batched:train_batch"
     assert bundle.batched_trainer(name, "auto", "cpu") is None      # a CPU: one run after another
-    assert bundle.batched_trainer(name, "always", "cpu") is linear_module.train_batch
+    assert bundle.batched_trainer(name, "always", "cpu") is linear_batched.train_batch
     assert bundle.batched_trainer(None, "always", "cpu") is None    # the engine has no batched trainer
     monkeypatch.setattr(training, "resolve_device", lambda device: torch.device("cuda"))
-    assert bundle.batched_trainer(name, "auto", "auto") is linear_module.train_batch
+    assert bundle.batched_trainer(name, "auto", "auto") is linear_batched.train_batch
     assert bundle.batched_trainer(name, "never", "cuda") is None
 
 

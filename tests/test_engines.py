@@ -10,7 +10,8 @@ import pytest
 import torch
 import xarray as xr
 
-from daedyn import depth, linear, masking, nonlinear, nonlinear_online, nonlinear_theory, sampled_engines, training
+from daedyn import (depth, depth_batched, linear, linear_batched, masking, masking_batched, nonlinear, nonlinear_online,
+                    nonlinear_theory, sampled_engines, training)
 from daedyn.runconfig import DepthConfig, LinearConfig, MaskingConfig, NonlinearConfig
 from test_depth import interrupted_and_resumed
 
@@ -27,7 +28,7 @@ def _linear(engine: str, **kw) -> LinearConfig:
 def _second_of_a_batch(config, problem, **runtime):
     """The batched exact engine's run of ``config``, trained beside a run of other lr, eps and seed."""
     other = dataclasses.replace(config, lr=0.03, eps=0.0, seed=2, run="other")
-    return linear.train_batch([other, config], problem, **runtime)[1]
+    return linear_batched.train_batch([other, config], problem, **runtime)[1]
 
 
 def _batched(train_batch, **other):
@@ -42,7 +43,7 @@ def _batched(train_batch, **other):
 #: engines shuffle (batch 7 of 24 rows), so resuming must also continue their generators
 ENGINES = {
     linear.ExactEngine: (_linear("exact"), linear.train),
-    linear.BatchedExactEngine: (_linear("exact"), _second_of_a_batch),
+    linear_batched.BatchedExactEngine: (_linear("exact"), _second_of_a_batch),
     linear.DatapassEngine: (_linear("datapass"), linear.train),
     linear.SampledEngine: (_linear("sampled", batch_size=7), linear.train),
     nonlinear.NonlinearEngine: (NonlinearConfig.make(noise_std=0.3, weight_decay=0.01, k_modes=3, batch_size=7,
@@ -51,10 +52,10 @@ ENGINES = {
                         depth.train),
     masking.MarginalMaskingEngine: (MaskingConfig.make(engine="marginal", q=0.7, gamma=0.05, **COMMON),
                                     masking.train),
-    depth.BatchedDepthEngine: (DepthConfig.make(depth=3, eps=0.3, gamma=0.05, init="random", init_std=0.3, **COMMON),
-                               _batched(depth.train_batch, lr=0.03, seed=2)),
-    masking.BatchedMaskingEngine: (MaskingConfig.make(engine="marginal", q=0.7, gamma=0.05, **COMMON),
-                                   _batched(masking.train_batch, q=0.5, seed=2)),
+    depth_batched.BatchedDepthEngine: (DepthConfig.make(depth=3, eps=0.3, gamma=0.05, init="random", init_std=0.3, **COMMON),
+                               _batched(depth_batched.train_batch, lr=0.03, seed=2)),
+    masking_batched.BatchedMaskingEngine: (MaskingConfig.make(engine="marginal", q=0.7, gamma=0.05, **COMMON),
+                                   _batched(masking_batched.train_batch, q=0.5, seed=2)),
     masking.SampledMaskingEngine: (MaskingConfig.make(engine="sampled", q=0.7, gamma=0.05, batch_size=7, n_samples=N,
                                                       **COMMON), masking.train),
     sampled_engines.SeedBatchSampledEngine: (_linear("sampled", batch_size=7),

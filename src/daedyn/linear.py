@@ -17,7 +17,8 @@ learning rate η is one "epoch" (τ = 1/η); with M = Σ − W(Σ + εI) (E3)
 Engines
 -------
 Every engine is a class that holds its state and takes one step
-(:class:`ExactEngine`, :class:`BatchedExactEngine`, :class:`DatapassEngine`, :class:`SampledEngine`);
+(:class:`ExactEngine`, :class:`daedyn.linear_batched.BatchedExactEngine`, :class:`DatapassEngine`,
+:class:`SampledEngine`);
 the epoch loop, checkpoints, recording cadence, divergence detection and progress belong to
 :func:`daedyn.training.drive`.
 The functions :func:`train_exact`, :func:`train_datapass` and :func:`train_sampled` (or
@@ -33,10 +34,10 @@ The functions :func:`train_exact`, :func:`train_datapass` and :func:`train_sampl
 
   i.e. four O(d·H²) matrix products per step and never a d×d product. It is the same
   trajectory as the data pass (exactly, rounding aside), because V is orthogonal.
-* :func:`train_batch` runs this recurrence for many configurations at once
-  (:class:`BatchedExactEngine`): the runs along a leading dimension, four batched products per
+* :func:`daedyn.linear_batched.train_batch` runs this recurrence for many configurations at once
+  (:class:`daedyn.linear_batched.BatchedExactEngine`): the runs along a leading dimension, four batched products per
   step, lr, ε, γ, seed and init_std per run; each run's file is :func:`train_exact`'s to
-  rounding. :func:`batch_groups` sorts a sweep's configurations into batches.
+  rounding. :func:`daedyn.linear_batched.batch_groups` sorts a sweep's configurations into batches.
 * :func:`train_datapass` is the reference: each step forms the full-batch gradient from
   X·W₁ᵀ·W₂ᵀ (O(N·d·H)), as the paper's own code does, with the noise marginalised.
 * :func:`train_sampled` is a real DAE: fresh Gaussian noise N(0, εI) for every
@@ -89,6 +90,10 @@ CPU intra-op threads for the run (None: leave as is; on a CPU shared with other 
 one thread can beat two, because multithreaded BLAS waits for descheduled threads);
 ``progress`` writes progress lines to the log (and a bar on a terminal); ``checkpoint`` is a
 :class:`daedyn.training.Checkpoint`.
+
+Why one module: its three one-run engines share their base, records and run layout (the linear
+records are also the base of :class:`daedyn.tracking.ProductTracker`), and most of its length is this
+derivation. The batched exact engine lives in :mod:`daedyn.linear_batched`.
 """
 
 from __future__ import annotations
@@ -109,8 +114,8 @@ from daedyn.runconfig import LinearConfig
 from daedyn.training import (Checkpoint, Engine, Problem, Records, as_tensor, initial_weights, minibatches, noise_seed,
                              num_threads, run_engine)
 
-__all__ = ["BATCH_PER_RUN", "BatchedExactEngine", "DatapassEngine", "ExactEngine", "Run", "SampledEngine",
-           "batch_groups", "corrupted_batch_step", "train", "train_batch", "train_datapass", "train_exact",
+__all__ = ["DatapassEngine", "ExactEngine", "Run", "SampledEngine",
+           "corrupted_batch_step", "train", "train_datapass", "train_exact",
            "train_sampled"]
 
 log = logging.getLogger(__name__)
@@ -153,8 +158,6 @@ _TEST_META = {
 }
 
 
-
-
 class _Tracker(Records):
     """Records the tracked quantities into preallocated device buffers, in Σ's eigenbasis.
 
@@ -163,7 +166,7 @@ class _Tracker(Records):
     ``C`` = VᵀΣ_testV (d×d, same dtype and device) it also records the held-out errors, the
     denoising one for each test-noise variance of ``sigma2_test``.
 
-    With ``runs`` it records a batch of runs at once (:class:`BatchedExactEngine`): the states are
+    With ``runs`` it records a batch of runs at once (:class:`daedyn.linear_batched.BatchedExactEngine`): the states are
     (runs, H, d), ``eps`` and ``gamma`` one value per run, the same formulas batched (batched QR and
     SVD), every buffer gets a run dimension after the record's, and ``run(i)`` gives run i's dataset.
     """
@@ -372,7 +375,7 @@ class _LinearEngine(Engine):
     basis V, the initial weights, the two-layer tracker and its guard, all set up before the first
     step. ``C`` (d×d) is the held-out moment VᵀΣ_testV in the basis V, needed when the config names a
     held-out set (``heldout``) or test-noise variances (``sigma2_test``). ``config`` may be a list of
-    configurations (a batch, :class:`BatchedExactEngine`): then the initial weights, the stability
+    configurations (a batch, :class:`daedyn.linear_batched.BatchedExactEngine`): then the initial weights, the stability
     limits and the tracker's ε, γ are per run."""
 
     def __init__(self, config: LinearConfig | list[LinearConfig], lam, V, W1, W2, X=None, C=None):
@@ -471,75 +474,6 @@ class ExactEngine(_LinearEngine):
 
     def final_weights(self):
         return self.A1 @ self.V.T, (self.B2 @ self.V.T).T
-
-
-class BatchedExactEngine(_LinearEngine):
-    """:class:`ExactEngine` for R runs at once: the runs along the leading dimension of every state
-    tensor (A1, B2: (R, H, d)), one step four batched products (``torch.bmm``/``baddbmm``) for the
-    whole batch.
-
-    The runs share the spectrum and every configuration key but :data:`BATCH_PER_RUN` (lr, eps,
-    gamma, seed, init_std, allow_unstable and the run's name), which the step carries as (R, 1, 1)
-    and (R, 1, d) tensors: A1' = c A1 + ηB2Λ − ηP A1 diag(λ+ε) and A2'ᵀ = c B2 + ηA1Λ − ηQ B2 with
-    c = 1 − ηγ, each run with its own η, ε, γ. The records (:class:`_Tracker` with ``runs``), the
-    stability guard and the divergence check are per run; :func:`daedyn.training.run_batch` splits
-    the result into one run per configuration.
-
-    A run follows :class:`ExactEngine`'s recurrence, but not its exact operations: the per-run rate
-    is folded into the H×H Gram matrices (−ηP) instead of a GEMM's scalar alpha, c·A1 is a product
-    instead of a fused add, and a batched product or reduction may add in another order. So a run of
-    a batch equals the run alone to rounding, not bit for bit (``tests/test_batched.py``): within
-    1e-12 (float64) and 1e-6 (float32) of each array's largest magnitude, balancedness (a difference
-    of two Gram matrices) of theirs.
-    """
-
-    def __init__(self, configs: list[LinearConfig], lam, V, C=None):
-        super().__init__(list(configs), lam, V, None, None, C=C)
-        _check_orthogonal(self.V)
-        R, H = len(self.configs), self.config.hidden
-        self.A1 = torch.matmul(self.W1_0, self.V).contiguous()           # (R, H, d)
-        self.B2 = torch.matmul(self.W2_0.mT, self.V).contiguous()
-        self.N1, self.N2 = torch.empty_like(self.A1), torch.empty_like(self.B2)
-        self.A1s = torch.empty_like(self.A1)
-        self.P = torch.empty(R, H, H, dtype=self.dtype, device=self.device)
-        self.Q, self.Pe, self.Qe = torch.empty_like(self.P), torch.empty_like(self.P), torch.empty_like(self.P)
-
-        def per_run(values):  # (R, 1, 1): broadcast over each run's matrices
-            return as_tensor(np.asarray(values, dtype=np.float64), self.dtype, self.device)[:, None, None]
-
-        self.neg_eta = per_run([-c.lr for c in self.configs])
-        self.c = per_run([1.0 - c.lr * c.gamma for c in self.configs])
-        self.s = self.lam_t + per_run([c.eps for c in self.configs])    # (R, 1, d): diag(λ+ε) per run
-        self.eta_lam = self.lam_t * per_run([c.lr for c in self.configs])  # (R, 1, d): ηΛ per run
-        self.fresh = False                                              # P, Q belong to the current state
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {"A1": self.A1, "B2": self.B2}
-
-    def _grams(self) -> None:
-        if not self.fresh:
-            torch.mul(self.A1, self.s, out=self.A1s)
-            torch.bmm(self.B2, self.B2.mT, out=self.P)       # P = A2ᵀA2 per run
-            torch.bmm(self.A1s, self.A1.mT, out=self.Q)      # Q = A1 diag(λ+ε) A1ᵀ per run
-            self.fresh = True
-
-    def record(self, row: int, epoch: int) -> np.ndarray:
-        self._grams()
-        return self.tracker.record(row, self.A1, self.B2, self.P, self.Q)
-
-    def step(self, epoch: int) -> None:
-        self._grams()
-        A1, B2 = self.A1, self.B2
-        # −ηP and −ηQ (H×H, cheap): each product is then one baddbmm with the run's rate folded in
-        torch.mul(self.P, self.neg_eta, out=self.Pe)
-        torch.mul(self.Q, self.neg_eta, out=self.Qe)
-        torch.mul(B2, self.eta_lam, out=self.N1).addcmul_(A1, self.c).baddbmm_(self.Pe, self.A1s)
-        torch.mul(A1, self.eta_lam, out=self.N2).addcmul_(B2, self.c).baddbmm_(self.Qe, B2)
-        self.A1, self.N1, self.B2, self.N2 = self.N1, A1, self.N2, B2
-        self.fresh = False
-
-    def final_weights(self):
-        return torch.matmul(self.A1, self.V.T), torch.matmul(self.B2, self.V.T).mT
 
 
 class DatapassEngine(_LinearEngine):
@@ -695,46 +629,6 @@ def train_sampled(X, config: LinearConfig | None = None, *, lam=None, V=None, W1
     config = _config(config, "sampled", int(np.shape(X)[0]), overrides)
     return run_engine(SampledEngine(config, X, lam, V, W1, W2, C), Run, checkpoint=checkpoint, threads=threads,
                       progress=progress)
-
-
-#: the configuration keys in which runs of one batch may differ (:func:`train_batch`); every other key,
-#: and the spectrum, they share. batch_size and shuffle do not enter the exact engine.
-BATCH_PER_RUN = frozenset({"experiment", "run", "lr", "eps", "gamma", "seed", "init_std", "allow_unstable",
-                           "batch_size", "shuffle"})
-
-
-def batch_groups(configs: list[LinearConfig]) -> list[list[int]]:
-    """Indices of ``configs`` in groups that :func:`train_batch` trains as one batch, in order of first
-    appearance: exact-engine runs equal in every key but :data:`BATCH_PER_RUN`; a run of another
-    engine is a group of its own."""
-    exact = [i for i, c in enumerate(configs) if c.engine == "exact"]
-    groups = [[exact[j] for j in group] for group in training.batch_groups([configs[i] for i in exact], BATCH_PER_RUN)]
-    groups += [[i] for i, c in enumerate(configs) if c.engine != "exact"]
-    return sorted(groups)
-
-
-def train_batch(configs: list[LinearConfig], problem: Problem, *, checkpoint: Checkpoint | None = None,
-                threads: int | None = None, progress: bool = False) -> list[Run]:
-    """Train exact-engine runs that share a spectrum as one batch (:class:`BatchedExactEngine`, one
-    :func:`daedyn.training.drive` loop and one ``checkpoint`` for all) and return one :class:`Run` per
-    configuration, in order, whose ``dataset()`` is :func:`train`'s for that configuration to rounding
-    (:class:`BatchedExactEngine`: float64 within 1e-12, float32 within 1e-6 of each array's scale).
-
-    The runs may differ only in :data:`BATCH_PER_RUN` (a ValueError names the first other key that
-    differs; :func:`batch_groups` splits a list into batches); ``problem.C`` gives every run its
-    held-out records. The guard checks each run's lr against its own stability limit before the
-    first step and names every run above it; a diverging run stops the batch with an error naming it,
-    its epoch and why. A single configuration of another engine is trained by :func:`train`.
-    """
-    configs = list(configs)
-    if len(configs) == 1 and configs[0].engine != "exact":
-        return [train(configs[0], problem, checkpoint=checkpoint, threads=threads, progress=progress)]
-    training.check_batch(configs, BATCH_PER_RUN)
-    if configs[0].engine != "exact":
-        raise ValueError(f"{configs[0].label}: engine is {configs[0].engine!r}; only runs of the exact engine train "
-                         "as one batch (train the others one by one with daedyn.linear.train)")
-    engine = BatchedExactEngine(configs, problem.lam, problem.V, problem.C)
-    return training.run_batch(engine, Run, checkpoint=checkpoint, threads=threads, progress=progress)
 
 
 def train(config: LinearConfig, problem: Problem, **runtime) -> Run:

@@ -35,7 +35,7 @@ class ProductTracker(_Tracker):
     dimension of ``layer_norm``). ``meta`` overrides the descriptions (long_name, units) of
     recorded variables whose meaning differs from the two-layer model's; ``per_mode`` holds
     variables along "mode" (name → (values, attrs)) added to the trajectory. With ``runs`` it records
-    a batch (:class:`daedyn.depth.BatchedDepthEngine`, :class:`daedyn.masking.BatchedMaskingEngine`):
+    a batch (:class:`daedyn.depth_batched.BatchedDepthEngine`, :class:`daedyn.masking_batched.BatchedMaskingEngine`):
     ``eps`` and ``gamma`` hold one value per run, ``per_mode`` is one dict per run, and ``run(i)``
     has run i's ``dataset(epochs, lam)``; without, the one-run records keep their own operations.
     """

@@ -28,6 +28,10 @@ Seed conventions shared by every engine: :func:`init_weights` draws the initial 
 CPU generator seeded with the run's seed, and :func:`noise_seed` derives the seed of the noise /
 shuffling generator, so the same seed gives the same initial weights in every engine, dtype and
 device.
+
+Why one module: the loop, the engine contract, checkpoints, the stability guard and the batch
+helpers are one mechanism, and a checkpoint records the SHA-256 of this file as the code of that
+mechanism (:func:`code_sha256`); split, every checkpoint would have to name each part.
 """
 
 from __future__ import annotations

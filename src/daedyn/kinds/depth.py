@@ -64,8 +64,8 @@ KIND = Kind(
     title="Depth-L linear networks",
     schema_def="depth_experiment",
     config_class="daedyn.runconfig.DepthConfig",
-    engines=("depth.DepthEngine", "depth.BatchedDepthEngine"),
-    batched={"": "daedyn.depth:train_batch"},
+    engines=("depth.DepthEngine", "depth_batched.BatchedDepthEngine"),
+    batched={"": "daedyn.depth_batched:train_batch"},
     # one thread: the products are small (d x H with H ~ 64-256), a second thread gains little and on a
     # busy CPU costs a lot; two runs side by side use two cores better
     threads=1,
@@ -75,7 +75,7 @@ KIND = Kind(
     memory=memory,
     work=work,
     check=check,
-    train=Step(train, ("training", "runconfig", "depth", "tracking", "linear", "jobs/depth"),
+    train=Step(train, ("training", "runconfig", "depth", "depth_batched", "tracking", "linear", "jobs/depth"),
                lambda plan, name, exp, run, seed: {"experiment": name, "run": run, "seed": int(seed),
                                                    **{k: exp[k] for k in TRAIN_KEYS}, **exp["runs"][run]},
                lambda plan, name, exp, run: {"spectrum": spectrum_path(exp["dataset"], exp["n_samples"])}),

@@ -137,8 +137,8 @@ KIND = Kind(
     title="Generalisation",
     schema_def="generalisation_experiment",
     config_class="daedyn.runconfig.LinearConfig",
-    engines=("linear.ExactEngine", "linear.BatchedExactEngine"),
-    batched={"exact": "daedyn.linear:train_batch"},
+    engines=("linear.ExactEngine", "linear_batched.BatchedExactEngine"),
+    batched={"exact": "daedyn.linear_batched:train_batch"},
     runs=exp_runs,
     seeds=lambda exp: [exp["seed"]],
     run_pattern=r"n\d+",
@@ -149,7 +149,8 @@ KIND = Kind(
     check=check,
     # the engines record the held-out errors through daedyn.heldout, not daedyn.generalisation: an edit of
     # the experiment's theory or claims retrains nothing
-    train=Step(train, ("training", "runconfig", "linear", "heldout", "jobs/linear", "jobs/bundle"), train_params,
+    train=Step(train, ("training", "runconfig", "linear", "linear_batched", "heldout", "jobs/linear",
+                      "jobs/bundle"), train_params,
                lambda plan, name, exp, run: {
                    "spectrum": spectrum_path(exp["dataset"], exp_runs(exp)[run]["n_samples"]),
                    "heldout": heldout_moment_path(exp["dataset"], exp_runs(exp)[run]["n_samples"], exp["heldout"])}),
